@@ -1,0 +1,95 @@
+"""Benchmark stage: benchmark images on disk, timed Keras inference, latency summaries.
+
+The TFLite variants are timed by the device runner (:mod:`pruneflow.device`); the Keras model,
+which needs TensorFlow, is timed here in-process with the same per-image protocol and the same
+image decoder.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from pruneflow.device_runner import load_image, read_images
+from pruneflow.stats import MEASURES, latency_stats
+
+
+def write_images(
+    x: np.ndarray, y: np.ndarray, class_names: list[str], n: int, out_dir: str | Path, seed: int = 0
+) -> Path:
+    """Save ``n`` images drawn from ``x`` (seeded) as ``out_dir/<class>/<i>.png``.
+
+    Also writes ``manifest.json`` fixing their order and labels. Returns ``out_dir``.
+    """
+    from PIL import Image
+
+    out = Path(out_dir)
+    idx = np.random.default_rng(seed).permutation(len(x))[: min(n, len(x))]
+    entries = []
+    for i, j in enumerate(idx):
+        label = int(y[j])
+        rel = Path(class_names[label]) / f"{i:05d}.png"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        img = x[j][..., 0] if x.shape[-1] == 1 else x[j]
+        Image.fromarray(img).save(out / rel)
+        entries.append([str(rel), label])
+    (out / "manifest.json").write_text(json.dumps({"classes": class_names, "images": entries}))
+    return out
+
+
+def time_keras(model_path: str | Path, images_dir: str | Path) -> dict:
+    """Per-image timing of a saved Keras model, in the device runner's result format."""
+    import tensorflow as tf
+
+    from pruneflow.train import load_model
+
+    _, images = read_images(str(images_dir))
+    t0 = time.perf_counter()
+    model = load_model(model_path)
+    # A traced function costs ~0.6 ms a call against ~32 ms for predict (shared/STACK.md); its
+    # tracing falls in the first image, which is reported apart.
+    infer = tf.function(lambda x: model(x, training=False))
+    load_ms = (time.perf_counter() - t0) * 1e3
+    _, height, width, channels = model.input_shape
+    times, preds = [], []
+    for path, _ in images:
+        start = time.perf_counter()
+        x = load_image(path, height, width, channels).astype(np.float32)
+        pred = int(np.argmax(infer(tf.constant(x)).numpy()[0]))
+        times.append((time.perf_counter() - start) * 1e3)
+        preds.append(pred)
+    return {
+        "model": Path(model_path).name,
+        "kernels": "tensorflow",
+        "note": "",
+        "load_ms": load_ms,
+        "times_ms": times,
+        "predictions": preds,
+        "labels": [lbl for _, lbl in images],
+    }
+
+
+def summarize(result: dict) -> dict[str, float]:
+    """MLflow measures (``latency_<m>_ms``, ``load_ms``) of one runner result."""
+    stats = latency_stats(result["times_ms"])
+    out = {f"latency_{m}_ms": stats[m] for m in MEASURES}
+    out["load_ms"] = float(result["load_ms"])
+    return out
+
+
+def write_latency_csv(results: dict[str, dict], images: list[str], path: str | Path) -> Path:
+    """One row per (variant, image): the per-image table behind every latency statistic."""
+    path = Path(path)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["variant", "index", "image", "label", "prediction", "latency_ms", "first"])
+        for variant, r in results.items():
+            for i, (t, p, lbl) in enumerate(
+                zip(r["times_ms"], r["predictions"], r["labels"], strict=True)
+            ):
+                w.writerow([variant, i, images[i], lbl, p, f"{t:.6f}", int(i == 0)])
+    return path

@@ -1,0 +1,161 @@
+"""Prune stage: magnitude pruning with tfmot, fine-tuning, stripping, and measured sparsity."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pruneflow.data import ImageDataset
+from pruneflow.train import fit, load_model
+
+SCHEDULES = ("constant", "polynomial")
+# Framework fact: the Keras layer types whose kernels tfmot's magnitude pruning zeroes.
+# DepthwiseConv2D is registered by tfmot with no prunable weight, so it stays dense.
+PRUNABLE_LAYER_TYPES = frozenset(
+    {
+        "Conv1D",
+        "Conv2D",
+        "Conv3D",
+        "Conv2DTranspose",
+        "Conv3DTranspose",
+        "SeparableConv1D",
+        "SeparableConv2D",
+        "Dense",
+        "Embedding",
+    }
+)
+
+
+@dataclass
+class Pruned:
+    """A pruned (and stripped) model with what was measured on its weights."""
+
+    model: object
+    history: dict[str, list[float]] = field(default_factory=dict)
+    sparsity: float = 0.0
+    params_total: int = 0
+    params_nonzero: int = 0
+
+
+def kernel_arrays(model) -> list[np.ndarray]:
+    """The kernels of every layer that holds one (Conv, Dense, Depthwise...), as numpy arrays.
+
+    This is where pruning acts; sparsity is measured here, whatever tfmot says it pruned.
+    """
+    return [
+        w.numpy() for w in model.weights if w.name.split("/")[-1].split(":")[0].endswith("kernel")
+    ]
+
+
+def sparsity_of(arrays: list[np.ndarray]) -> float:
+    """Fraction of exact zeros over all elements of ``arrays`` (0.0 for no elements)."""
+    total = sum(a.size for a in arrays)
+    if total == 0:
+        return 0.0
+    return sum(int(a.size - np.count_nonzero(a)) for a in arrays) / total
+
+
+def count_params(arrays: list[np.ndarray]) -> tuple[int, int]:
+    """(total, nonzero) element counts over ``arrays``."""
+    return sum(a.size for a in arrays), sum(int(np.count_nonzero(a)) for a in arrays)
+
+
+def schedule_steps(total_steps: int, frequency: int) -> tuple[int, int]:
+    """(end_step, frequency) for a polynomial schedule over ``total_steps`` training steps.
+
+    The final sparsity is applied only on a step that is a multiple of ``frequency`` and not
+    after ``end_step``, so ``end_step`` is the last such step that training reaches; the
+    frequency shrinks for short runs so that the ramp has more than one step.
+    Returns end_step 0 when the run is too short for a ramp (use a constant schedule).
+    """
+    if total_steps < 1 or frequency < 1:
+        raise ValueError("total_steps and frequency must be >= 1")
+    last = total_steps - 1
+    freq = max(1, min(frequency, last // 2))
+    return freq * (last // freq), freq
+
+
+def make_schedule(kind: str, sparsity: float, total_steps: int, frequency: int):
+    """A tfmot pruning schedule reaching ``sparsity`` within ``total_steps`` steps."""
+    import tensorflow_model_optimization as tfmot
+
+    sparsity_keras = tfmot.sparsity.keras
+    if kind not in SCHEDULES:
+        raise ValueError(f"prune.schedule={kind!r}: valid values are {list(SCHEDULES)}")
+    end_step, freq = schedule_steps(total_steps, frequency)
+    if kind == "constant" or end_step == 0:
+        return sparsity_keras.ConstantSparsity(sparsity, begin_step=0, frequency=freq)
+    return sparsity_keras.PolynomialDecay(
+        initial_sparsity=0.0,
+        final_sparsity=sparsity,
+        begin_step=0,
+        end_step=end_step,
+        frequency=freq,
+    )
+
+
+def _policy():
+    """A tfmot PruningPolicy wrapping only layers that hold prunable kernels.
+
+    tfmot's own default refuses whole models that contain layers outside its registry (such as
+    the Rescaling layer every pruneflow model starts with); this policy leaves those alone.
+    """
+    import tensorflow_model_optimization as tfmot
+
+    class KernelLayers(tfmot.sparsity.keras.PruningPolicy):
+        def allow_pruning(self, layer):
+            return type(layer).__name__ in PRUNABLE_LAYER_TYPES
+
+        def ensure_model_supports_pruning(self, model):
+            pass
+
+    return KernelLayers()
+
+
+def prune_model(
+    baseline_path,
+    data: ImageDataset,
+    *,
+    sparsity: float,
+    schedule: str,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    frequency: int,
+    seed: int,
+) -> Pruned:
+    """Prune a fresh copy of the baseline to ``sparsity`` and fine-tune it for ``epochs``.
+
+    ``sparsity == 0`` means no pruning: the baseline itself is returned. The returned model has
+    its pruning wrappers stripped. Writes nothing.
+    """
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    sparsity_keras = tfmot.sparsity.keras
+    model = load_model(baseline_path)  # fresh copy: pruning overwrites the source's weights
+    history: dict[str, list[float]] = {}
+    if sparsity > 0:
+        if epochs < 1:
+            raise ValueError("prune.epochs must be >= 1 when prune.sparsity > 0")
+        keras.utils.set_random_seed(seed)
+        steps = epochs * math.ceil(len(data.x_train) / batch_size)
+        pruned = sparsity_keras.prune_low_magnitude(
+            model,
+            pruning_schedule=make_schedule(schedule, sparsity, steps, frequency),
+            pruning_policy=_policy(),
+        )
+        history = fit(
+            pruned,
+            data,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=learning_rate,
+            callbacks=[sparsity_keras.UpdatePruningStep()],
+        )
+        model = sparsity_keras.strip_pruning(pruned)
+    kernels = kernel_arrays(model)
+    total, nonzero = count_params([w.numpy() for w in model.weights])
+    return Pruned(model, history, sparsity_of(kernels), total, nonzero)

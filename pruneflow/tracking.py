@@ -1,0 +1,166 @@
+"""Tracking stage: one MLflow run per job, written through an explicit client (no global state).
+
+Default store: ``sqlite:///<tracking.dir>/mlflow.db`` with artifacts in ``<tracking.dir>/artifacts``
+(mlflow 3 refuses the old file store). ``tracking.uri`` or ``$MLFLOW_TRACKING_URI`` override it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+# MLflow's limits for one log_batch call and for one param value.
+_MAX_PARAMS, _MAX_METRICS, _MAX_PARAM_LEN = 100, 1000, 6000
+
+
+def resolve_uri(uri: str | None, store_dir: str | os.PathLike) -> str:
+    """The tracking URI: explicit ``uri``, else ``$MLFLOW_TRACKING_URI``, else local sqlite."""
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(store_dir).resolve() / 'mlflow.db'}"
+
+
+def prepare_store(uri: str, experiment: str, store_dir: str | os.PathLike) -> str:
+    """Create the store and the experiment if needed; returns the experiment id.
+
+    Call once before parallel jobs start: sqlite schema creation and experiment creation race.
+    """
+    from mlflow.exceptions import MlflowException
+    from mlflow.tracking import MlflowClient
+
+    artifacts = None
+    if uri.startswith("sqlite:///"):
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
+        if Path(uri[len("sqlite:///") :]).parent == Path(store_dir).resolve():
+            artifacts = (Path(store_dir).resolve() / "artifacts").as_uri()
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return client.create_experiment(experiment, artifact_location=artifacts)
+    except MlflowException:  # another job created it between our two calls
+        return client.get_experiment_by_name(experiment).experiment_id
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, str]:
+    """Nested dicts/lists to ``{"a.b.0": "value"}`` strings, as MLflow params."""
+    if isinstance(node, Mapping):
+        items = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = enumerate(node)
+    else:
+        return {prefix: str(node)}
+    out: dict[str, str] = {}
+    for k, v in items:
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, (Mapping, list, tuple)) and len(v) > 0:
+            out.update(flatten(v, key))
+        else:
+            out[key] = str(v)
+    return out
+
+
+def git_commit(path: str | os.PathLike) -> str | None:
+    """The commit of the git checkout holding ``path`` (``+dirty`` if modified), or None."""
+    try:
+        cwd = str(Path(path).resolve().parent)
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class Tracker:
+    """Logs to one MLflow run through an explicit client."""
+
+    def __init__(self, uri: str, experiment_id: str, run_id: str):
+        from mlflow.tracking import MlflowClient
+
+        self.client = MlflowClient(tracking_uri=uri)
+        self.experiment_id = experiment_id
+        self.run_id = run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:_MAX_PARAM_LEN]) for k, v in params.items()]
+        for i in range(0, len(items), _MAX_PARAMS):
+            self.client.log_batch(self.run_id, params=items[i : i + _MAX_PARAMS])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        import time
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        for i in range(0, len(items), _MAX_METRICS):
+            self.client.log_batch(self.run_id, metrics=items[i : i + _MAX_METRICS])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in tags.items() if v is not None]
+        if items:
+            self.client.log_batch(self.run_id, tags=items)
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+
+@contextlib.contextmanager
+def start_run(
+    uri: str,
+    experiment: str,
+    store_dir: str | os.PathLike,
+    run_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+) -> Iterator[Tracker]:
+    """Create a run, yield its :class:`Tracker`, and end it FINISHED, FAILED or KILLED.
+
+    A failing job leaves its run FAILED with everything logged so far; the error is re-raised.
+    """
+    from mlflow.tracking import MlflowClient
+
+    experiment_id = prepare_store(uri, experiment, store_dir)
+    client = MlflowClient(tracking_uri=uri)
+    # An explicit create_run ignores an inherited MLFLOW_RUN_ID and any active fluent run.
+    run = client.create_run(
+        experiment_id,
+        run_name=run_name,
+        tags={k: str(v) for k, v in (tags or {}).items() if v is not None},
+    )
+    tracker = Tracker(uri, experiment_id, run.info.run_id)
+    status = "FAILED"
+    try:
+        yield tracker
+        status = "FINISHED"
+    except KeyboardInterrupt:
+        status = "KILLED"
+        raise
+    finally:
+        client.set_terminated(run.info.run_id, status)

@@ -1,0 +1,143 @@
+"""Train stage: fit the baseline model once and cache it on disk by a hash of its inputs.
+
+A sweep over sparsities shares one baseline: the cache key covers everything that determines it
+(dataset and backbone options, training settings, seed and the code that builds and trains it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pruneflow import __version__
+from pruneflow.data import ImageDataset
+from pruneflow.evaluate import keras_accuracy
+
+MODEL_FILE = "model.keras"
+META_FILE = "meta.json"
+# Source files whose code decides what the baseline is; editing one invalidates the cache.
+_BASELINE_SOURCES = ("data.py", "model.py", "train.py")
+
+
+@dataclass
+class Baseline:
+    """A trained baseline: where its model lives and how it was obtained."""
+
+    model_path: Path
+    key: str
+    accuracy: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    cache_hit: bool = False
+
+
+def code_fingerprint() -> str:
+    """Hash of the pruneflow version and of the sources that build and train the baseline."""
+    h = hashlib.sha256(__version__.encode())
+    here = Path(__file__).parent
+    for name in _BASELINE_SOURCES:
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(spec: dict) -> str:
+    """Stable hash of a JSON-serialisable description of everything that determines a model."""
+    payload = json.dumps(spec, sort_keys=True, default=str).encode()
+    return hashlib.sha256(payload).hexdigest()[:24]
+
+
+def fit(
+    model, data: ImageDataset, *, epochs: int, batch_size: int, learning_rate: float, callbacks=()
+) -> dict[str, list[float]]:
+    """Compile ``model`` and fit it on the training split, validating on the whole validation
+    split after every epoch. Returns the Keras history (loss, accuracy, val_loss, val_accuracy)."""
+    import tf_keras as keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    if epochs <= 0:
+        return {}
+    hist = model.fit(
+        data.x_train,
+        data.y_train,
+        validation_data=(data.x_val, data.y_val),
+        epochs=epochs,
+        batch_size=batch_size,
+        shuffle=True,
+        verbose=0,
+        callbacks=list(callbacks),
+    )
+    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # parallel sweep jobs wait for one trainer
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def train_baseline(
+    data: ImageDataset,
+    build_model: Callable[[], object],
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    seed: int,
+    cache_dir: str | os.PathLike,
+    key_spec: dict,
+) -> Baseline:
+    """Return the baseline for ``key_spec``, training it only when the cache has none.
+
+    Writes ``<cache_dir>/baselines/<key>/{model.keras,meta.json}`` atomically (a crashed run
+    leaves no half-written entry).
+    """
+    import tf_keras as keras
+
+    key = cache_key({**key_spec, "code": code_fingerprint()})
+    entry = Path(cache_dir) / "baselines" / key
+    with _locked(Path(cache_dir) / "baselines" / f"{key}.lock"):
+        if (entry / META_FILE).exists():
+            meta = json.loads((entry / META_FILE).read_text())
+            return Baseline(entry / MODEL_FILE, key, meta["accuracy"], meta["history"], True)
+
+        keras.utils.set_random_seed(seed)
+        model = build_model()
+        history = fit(
+            model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate
+        )
+        accuracy = keras_accuracy(model, data.x_val, data.y_val)
+
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
+        try:
+            model.save(tmp / MODEL_FILE)
+            meta = {"accuracy": accuracy, "history": history, "spec": key_spec}
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+            os.replace(tmp, entry)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+    return Baseline(entry / MODEL_FILE, key, accuracy, history, False)
+
+
+def load_model(path: str | os.PathLike):
+    """Load a fresh copy of a saved tf_keras model (pruning wraps layers in place, so every
+    pruned variant must start from its own copy)."""
+    import tf_keras as keras
+
+    return keras.models.load_model(path)

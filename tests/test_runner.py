@@ -1,0 +1,150 @@
+"""The device runner: self-contained, the paper's protocol, delegates and their fallback."""
+
+import ast
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pruneflow.benchmark import write_images
+from pruneflow.convert import export_models
+from pruneflow.device import RUNNER, DeviceError, run_local
+from pruneflow.device_runner import read_images
+from pruneflow.train import load_model
+
+ALLOWED = {
+    "argparse",
+    "json",
+    "os",
+    "platform",
+    "resource",
+    "sys",
+    "time",
+    "__future__",
+    "numpy",
+    "PIL",
+    "ai_edge_litert",
+    "tflite_runtime",
+}
+
+
+def test_runner_imports_nothing_beyond_the_device_stack():
+    tree = ast.parse(RUNNER.read_text())
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            imported |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            imported.add(node.module.split(".")[0])
+    assert imported <= ALLOWED, imported - ALLOWED
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory, trained_model_path, digits):
+    out = tmp_path_factory.mktemp("bench")
+    paths = export_models(
+        load_model(trained_model_path),
+        ["tflite_fp32", "tflite_int8"],
+        out / "models",
+        digits.x_train[:16],
+    )
+    images = write_images(digits.x_val, digits.y_val, digits.class_names, 12, out / "images")
+    return paths, images, out
+
+
+def test_images_are_real_files_in_class_folders(bench, digits):
+    _, images, _ = bench
+    classes, items = read_images(str(images))
+    assert classes == digits.class_names and len(items) == 12
+    for path, label in items:
+        assert path.endswith(".png") and f"/{classes[label]}/" in path
+    # the manifest-free layout (a user's folder) reads the same labels by folder name
+    (images / "manifest.json").rename(images / "manifest.bak")
+    try:
+        classes2, items2 = read_images(str(images))
+        present = sorted({label for _, label in items})
+        assert classes2 == [digits.class_names[i] for i in present]
+        assert sorted(classes2[lbl] for _, lbl in items2) == sorted(
+            classes[lbl] for _, lbl in items
+        )
+    finally:
+        (images / "manifest.bak").rename(images / "manifest.json")
+
+
+def test_runner_times_every_image_and_predicts_like_the_evaluator(bench, digits):
+    from pruneflow.evaluate import tflite_predict
+
+    paths, images, out = bench
+    models = [paths["tflite_fp32"], paths["tflite_int8"]]
+    doc = run_local(models, images, out / "r.json", {"name": "xnnpack", "threads": 1})
+    assert set(doc["results"]) == {"tflite_fp32", "tflite_int8"}
+    assert doc["device"]["machine"] and doc["device"]["cores"] >= 1
+    assert doc["device"]["runtime"] == "ai_edge_litert" and doc["peak_rss_kb"] > 0
+    _, items = read_images(str(images))
+    from pruneflow.device_runner import load_image
+
+    x = np.concatenate([load_image(p, 28, 28, 1) for p, _ in items])
+    for variant, r in doc["results"].items():
+        assert r["kernels"] == "xnnpack" and r["note"] == ""
+        assert len(r["times_ms"]) == 12 and all(t > 0 for t in r["times_ms"])
+        assert r["load_ms"] > 0
+        assert r["labels"] == [lbl for _, lbl in items]
+        assert r["predictions"] == tflite_predict(paths[variant], x).tolist()
+
+
+def test_delegate_none_runs_builtin_kernels(bench):
+    paths, images, out = bench
+    doc = run_local([paths["tflite_int8"]], images, out / "n.json", {"name": "none"})
+    assert doc["results"]["tflite_int8"]["kernels"] == "builtin"
+
+
+def test_missing_delegate_library_falls_back_and_says_why(bench, tmp_path):
+    paths, images, _ = bench
+    delegate = {
+        "name": "external",
+        "library": str(tmp_path / "libnothere.so"),
+        "fallback": "builtin",
+    }
+    doc = run_local([paths["tflite_fp32"]], images, tmp_path / "f.json", delegate)
+    r = doc["results"]["tflite_fp32"]
+    assert r["kernels"] == "builtin"
+    assert "external failed" in r["note"] and "libnothere.so" in r["note"]
+
+
+def test_without_fallback_a_missing_delegate_is_an_error(bench, tmp_path):
+    paths, images, _ = bench
+    delegate = {"name": "external", "library": str(tmp_path / "libnothere.so"), "fallback": "error"}
+    with pytest.raises(DeviceError, match="libnothere.so"):
+        run_local([paths["tflite_fp32"]], images, tmp_path / "e.json", delegate)
+
+
+def test_runner_is_a_plain_script(bench, tmp_path):
+    """What a device runs: `python3 device_runner.py ...`, outside the pruneflow package."""
+    paths, images, _ = bench
+    script = tmp_path / "device_runner.py"
+    script.write_text(RUNNER.read_text())
+    out = tmp_path / "plain.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            "--images",
+            str(images),
+            "--out",
+            str(out),
+            str(paths["tflite_fp32"]),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(json.loads(out.read_text())["results"]["tflite_fp32"]["times_ms"]) == 12
+
+
+def test_runner_failure_names_the_device(bench, tmp_path):
+    paths, images, _ = bench
+    with pytest.raises(DeviceError, match="device local: runner exited"):
+        run_local([tmp_path / "missing.tflite"], images, tmp_path / "x.json", {"name": "none"})

@@ -1,0 +1,42 @@
+import json
+
+from pruneflow.train import cache_key, code_fingerprint, train_baseline
+
+
+def test_cache_key_is_stable_and_sensitive():
+    spec = {"dataset": {"a": 1}, "train": {"epochs": 2}, "seed": 1}
+    assert cache_key(spec) == cache_key(json.loads(json.dumps(spec)))
+    assert cache_key(spec) != cache_key({**spec, "seed": 2})
+    assert cache_key(spec) != cache_key({**spec, "train": {"epochs": 3}})
+    assert len(code_fingerprint()) == 16
+
+
+def test_baseline_trains_once_then_hits_the_cache(tmp_path, digits):
+    from pruneflow.model import build_cnn
+
+    calls = []
+
+    def build():
+        calls.append(1)
+        return build_cnn(digits.image_shape, digits.num_classes, filters=[4], dense_units=8)
+
+    kwargs = dict(
+        epochs=1,
+        batch_size=64,
+        learning_rate=1e-3,
+        seed=0,
+        cache_dir=tmp_path,
+        key_spec={"test": 1},
+    )
+    first = train_baseline(digits, build, **kwargs)
+    second = train_baseline(digits, build, **kwargs)
+    assert (first.cache_hit, second.cache_hit) == (False, True)
+    assert len(calls) == 1
+    assert first.model_path == second.model_path and first.model_path.exists()
+    assert first.accuracy == second.accuracy and 0.1 < first.accuracy <= 1.0
+    assert second.history == first.history and len(first.history["loss"]) == 1
+    other = train_baseline(digits, build, **{**kwargs, "key_spec": {"test": 2}})
+    assert not other.cache_hit and other.key != first.key
+    # no temporary or partial entries are left behind
+    entries = sorted(p.name for p in (tmp_path / "baselines").iterdir() if p.is_dir())
+    assert entries == sorted([first.key, other.key])
