@@ -20,9 +20,13 @@ VARIANTS = ("tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8")
 
 
 def file_sizes(path: str | Path) -> tuple[int, int]:
-    """(raw bytes, gzip -9 bytes) of a file: gzip shows what pruning's zeros save in transit."""
+    """(raw bytes, gzip bytes) of a file: gzip shows what pruning's zeros save in transit.
+
+    gzip's default level 6, as `gzip FILE` ships it: level 9 saves a few percent more on very
+    sparse files but costs 5-15x the time (bench: 0.2 s against 16 ms for a 420 KB model).
+    """
     data = Path(path).read_bytes()
-    return len(data), len(gzip.compress(data, compresslevel=9, mtime=0))
+    return len(data), len(gzip.compress(data, compresslevel=6, mtime=0))
 
 
 def _converter(model, variant: str, representative: np.ndarray):

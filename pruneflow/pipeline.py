@@ -110,8 +110,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         )
         metrics["baseline/accuracy"] = baseline.accuracy
         tr.log_metrics({"baseline/accuracy": baseline.accuracy})
-        for step, values in _curves(baseline.history, 0).items():
-            tr.log_metrics(values, step=step)
+        tr.log_steps(_curves(baseline.history, 0))
         log.info(
             "baseline %s (cache %s): val accuracy %.4f",
             baseline.key,
@@ -133,8 +132,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
             )
         tr.set_tags({"mlflow.runName": f"{data.name}-{pruned.model.name}-s{cfg.prune.sparsity:g}"})
         offset = len(baseline.history.get("loss", []))
-        for step, values in _curves(pruned.history, offset).items():
-            tr.log_metrics(values, step=step)
+        tr.log_steps(_curves(pruned.history, offset))
         step_metrics = {
             "sparsity": pruned.sparsity,
             "params_total": pruned.params_total,

@@ -109,12 +109,18 @@ class Tracker:
             self.client.log_batch(self.run_id, params=items[i : i + _MAX_PARAMS])
 
     def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        self.log_steps({step: metrics})
+
+    def log_steps(self, steps: Mapping[int, Mapping[str, float]]) -> None:
+        """Log ``{step: {name: value}}`` (e.g. training curves) in as few calls as possible."""
         import time
 
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        items = [Metric(k, float(v), now, step) for k, v in metrics.items()]
+        items = [
+            Metric(k, float(v), now, step) for step, ms in steps.items() for k, v in ms.items()
+        ]
         for i in range(0, len(items), _MAX_METRICS):
             self.client.log_batch(self.run_id, metrics=items[i : i + _MAX_METRICS])
 
