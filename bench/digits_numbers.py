@@ -31,9 +31,14 @@ def main() -> int:
 
     with tempfile.TemporaryDirectory() as tmp:
         env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        subprocess.run([sys.executable, "-m", "pruneflow", "-m",
-                        f"prune.sparsity={','.join(SPARSITIES)}"],
-                       cwd=tmp, env=env, check=True, capture_output=True, text=True)
+        subprocess.run(
+            [sys.executable, "-m", "pruneflow", "-m", f"prune.sparsity={','.join(SPARSITIES)}"],
+            cwd=tmp,
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
         client = MlflowClient(tracking_uri=f"sqlite:///{tmp}/mlruns/mlflow.db")
         exp = client.get_experiment_by_name("pruneflow")
         runs = client.search_runs([exp.experiment_id])
@@ -43,30 +48,40 @@ def main() -> int:
     dense, half, ninety = rows[0.0], rows[0.5], rows[0.9]
     checks = {
         "baseline accuracy >= 0.97": dense["baseline/accuracy"] >= 0.97,
-        "keras accuracy at 0.5 within 1 point of baseline":
-            abs(half["keras/accuracy"] - half["baseline/accuracy"]) <= 0.01,
+        "keras accuracy at 0.5 within 1 point of baseline": abs(
+            half["keras/accuracy"] - half["baseline/accuracy"]
+        )
+        <= 0.01,
         "tflite_int8 within 1 point of tflite_fp32 (S <= 0.9)": all(
             abs(m["tflite_int8/accuracy"] - m["tflite_fp32/accuracy"]) <= 0.01
-            for s, m in rows.items() if s <= 0.9),
-        "fp32 gzip at 0.9 <= 25% of dense":
-            ninety["tflite_fp32/gzip_bytes"] <= 0.25 * dense["tflite_fp32/gzip_bytes"],
+            for s, m in rows.items()
+            if s <= 0.9
+        ),
+        "fp32 gzip at 0.9 <= 25% of dense": ninety["tflite_fp32/gzip_bytes"]
+        <= 0.25 * dense["tflite_fp32/gzip_bytes"],
     }
     print(f"baseline accuracy {dense['baseline/accuracy']:.4f}")
-    print(f"{'S':>5} {'measured':>8} " + " ".join(f"{v:>15}" for v in VARIANTS)
-          + f" {'fp32 KB':>8} {'fp32 gz KB':>10} {'gz/dense':>8} {'int8 gz KB':>10}")
+    print(
+        f"{'S':>5} {'measured':>8} "
+        + " ".join(f"{v:>15}" for v in VARIANTS)
+        + f" {'fp32 KB':>8} {'fp32 gz KB':>10} {'gz/dense':>8} {'int8 gz KB':>10}"
+    )
     for s, m in rows.items():
-        print(f"{s:>5g} {m['sparsity']:>8.4f} "
-              + " ".join(f"{m[f'{v}/accuracy']:>15.4f}" for v in VARIANTS)
-              + f" {m['tflite_fp32/size_bytes'] / 1024:>8.1f}"
-              f" {m['tflite_fp32/gzip_bytes'] / 1024:>10.1f}"
-              f" {m['tflite_fp32/gzip_bytes'] / dense['tflite_fp32/gzip_bytes']:>8.2f}"
-              f" {m['tflite_int8/gzip_bytes'] / 1024:>10.1f}")
+        print(
+            f"{s:>5g} {m['sparsity']:>8.4f} "
+            + " ".join(f"{m[f'{v}/accuracy']:>15.4f}" for v in VARIANTS)
+            + f" {m['tflite_fp32/size_bytes'] / 1024:>8.1f}"
+            f" {m['tflite_fp32/gzip_bytes'] / 1024:>10.1f}"
+            f" {m['tflite_fp32/gzip_bytes'] / dense['tflite_fp32/gzip_bytes']:>8.2f}"
+            f" {m['tflite_int8/gzip_bytes'] / 1024:>10.1f}"
+        )
     for name, ok in checks.items():
         print(f"{'PASS' if ok else 'FAIL'}  {name}")
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "digits_numbers.json").write_text(
-        json.dumps({"runs": {str(s): m for s, m in rows.items()}, "checks": checks}, indent=2))
+        json.dumps({"runs": {str(s): m for s, m in rows.items()}, "checks": checks}, indent=2)
+    )
     return 0 if all(checks.values()) else 1
 
 

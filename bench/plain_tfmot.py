@@ -60,8 +60,15 @@ def build():
 
 def compile_fit(model, epochs, callbacks=()):
     model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy", ["accuracy"])
-    model.fit(x_tr, y_tr, validation_data=(x_va, y_va), epochs=epochs, batch_size=32,
-              verbose=0, callbacks=list(callbacks))
+    model.fit(
+        x_tr,
+        y_tr,
+        validation_data=(x_va, y_va),
+        epochs=epochs,
+        batch_size=32,
+        verbose=0,
+        callbacks=list(callbacks),
+    )
 
 
 t = time.perf_counter()
@@ -116,8 +123,9 @@ for s in SPARSITIES:
         def ensure_model_supports_pruning(self, model):
             pass
 
-    pruned = tfmot.sparsity.keras.prune_low_magnitude(model, pruning_schedule=sched,
-                                                      pruning_policy=Policy())
+    pruned = tfmot.sparsity.keras.prune_low_magnitude(
+        model, pruning_schedule=sched, pruning_policy=Policy()
+    )
     compile_fit(pruned, 3, [tfmot.sparsity.keras.UpdatePruningStep()])
     model = tfmot.sparsity.keras.strip_pruning(pruned)
     tick("prune", t)
@@ -156,7 +164,7 @@ for s in SPARSITIES:
             int(np.argmax(it.get_tensor(o["index"])[0]))
             ts.append(time.perf_counter() - t1)
         lat[v] = float(np.mean(ts[1:]) * 1e3)
-    fn = tf.function(lambda x: model(x, training=False))
+    fn = tf.function(lambda x, m=model: m(x, training=False))
     for p in paths:
         x = np.asarray(Image.open(p).convert("L"), dtype=np.float32)[None, ..., None]
         int(np.argmax(fn(tf.constant(x)).numpy()[0]))

@@ -31,17 +31,28 @@ def _env() -> dict[str, str]:
 
 def run_plain(work: Path) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, str(HERE / "plain_tfmot.py"), *SPARSITIES],
-                          cwd=work, env=_env(), capture_output=True, text=True, check=True)
+    proc = subprocess.run(
+        [sys.executable, str(HERE / "plain_tfmot.py"), *SPARSITIES],
+        cwd=work,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall = time.perf_counter() - t0
     return wall, json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
 
 
 def run_pruneflow(work: Path) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pruneflow", "-m",
-                    f"prune.sparsity={','.join(SPARSITIES)}"],
-                   cwd=work, env=_env(), capture_output=True, text=True, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pruneflow", "-m", f"prune.sparsity={','.join(SPARSITIES)}"],
+        cwd=work,
+        env=_env(),
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     wall = time.perf_counter() - t0
     from mlflow.tracking import MlflowClient
 
@@ -70,8 +81,7 @@ def main() -> None:
     # per-stage medians; what no stage timer covers is start-up (imports, Hydra, store set-up)
     f_stages = {k: statistics.median(s[k] for _, s in flow) for k in flow[0][1]}
     p_stages = {k: statistics.median(s.get(k, 0.0) for _, s in plain) for k in plain[0][1]}
-    f_stages["outside runs (imports, Hydra, MLflow store set-up)"] = f_wall - sum(
-        f_stages.values())
+    f_stages["outside runs (imports, Hydra, MLflow store set-up)"] = f_wall - sum(f_stages.values())
     p_stages["outside stages (process start)"] = p_wall - sum(p_stages.values())
     result = {
         "rounds": rounds,
@@ -85,8 +95,10 @@ def main() -> None:
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "sweep_overhead.json").write_text(json.dumps(result, indent=2))
-    print(f"\nplain tfmot script {p_wall:.1f} s, pruneflow sweep {f_wall:.1f} s: "
-          f"ratio {f_wall / p_wall:.2f} (median of {rounds})")
+    print(
+        f"\nplain tfmot script {p_wall:.1f} s, pruneflow sweep {f_wall:.1f} s: "
+        f"ratio {f_wall / p_wall:.2f} (median of {rounds})"
+    )
     print(f"{'stage':<55}{'plain s':>9}{'pruneflow s':>12}")
     for k in sorted(set(f_stages) | set(p_stages), key=lambda k: (k not in STAGES, k)):
         print(f"{k:<55}{p_stages.get(k, float('nan')):>9.2f}{f_stages.get(k, float('nan')):>12.2f}")

@@ -17,10 +17,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import MISSING, DictConfig, OmegaConf
 
 from pruneflow.convert import VARIANTS
+from pruneflow.device import KINDS
 from pruneflow.device_runner import DELEGATES
 from pruneflow.prune import SCHEDULES
 
-DEVICES = ("local",)
 FALLBACKS = ("builtin", "error")
 
 
@@ -58,9 +58,20 @@ class BenchmarkConfig:
 
 @dataclass
 class DeviceConfig:
-    name: str = "local"
-    python: str | None = None  # interpreter for the runner; null = the one running pruneflow
-    timeout_s: float = 600.0
+    name: str = "local"  # a label: tags the run's numbers
+    kind: str = "local"  # local | ssh
+    python: str | None = None  # the runner's interpreter; null: this Python (local), python3
+    timeout_s: float = 600.0  # the runner's time limit
+    # ssh only
+    host: str | None = None
+    port: int = 22
+    user: str | None = None  # null: the local user name (or ~/.ssh/config with use_ssh_config)
+    key_file: str | None = None  # null: default keys and the agent
+    known_hosts: str = "~/.ssh/known_hosts"
+    accept_new_host: bool = False  # add an unknown host's key instead of refusing it
+    use_ssh_config: bool = False  # read ~/.ssh/config (host aliases, users, keys)
+    workdir: str | None = None  # parent of the remote work folder; null: the device's $TMPDIR
+    connect_timeout_s: float = 10.0
 
 
 @dataclass
@@ -151,8 +162,22 @@ def validate(cfg: DictConfig) -> None:
         b.images,
         "integers >= 3 (the first image is reported apart; a deviation needs two more)",
     )
-    _check(dev.name in DEVICES, "device.name", dev.name, str(list(DEVICES)))
+    _check(bool(dev.name), "device.name", dev.name, "a non-empty label")
+    _check(dev.kind in KINDS, "device.kind", dev.kind, str(list(KINDS)))
     _check(dev.timeout_s > 0, "device.timeout_s", dev.timeout_s, "seconds > 0")
+    if dev.kind == "ssh":
+        if not dev.host:
+            raise ConfigError(
+                "device.host is required for an SSH device: give a host name or address, "
+                "e.g. device.host=raspberrypi.local"
+            )
+        _check(1 <= dev.port <= 65535, "device.port", dev.port, "integers in [1, 65535]")
+        _check(
+            dev.connect_timeout_s > 0,
+            "device.connect_timeout_s",
+            dev.connect_timeout_s,
+            "seconds > 0",
+        )
     _check(d.name in DELEGATES, "delegate.name", d.name, str(list(DELEGATES)))
     _check(
         d.threads is None or d.threads >= 1,
@@ -161,6 +186,12 @@ def validate(cfg: DictConfig) -> None:
         "null (runtime default) or integers >= 1",
     )
     _check(d.fallback in FALLBACKS, "delegate.fallback", d.fallback, str(list(FALLBACKS)))
+    if d.name in ("armnn", "external"):
+        if not d.library:
+            raise ConfigError(
+                f"delegate.library is required for delegate={d.name}: give the path of the "
+                "delegate's shared library on the device"
+            )
     for group in ("dataset", "backbone"):
         node = cfg.get(group)
         _check(

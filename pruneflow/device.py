@@ -39,8 +39,9 @@ def _runner_args(images: str, out: str, delegate: dict, models: list[str]) -> li
 class LocalDevice:
     """This machine: the runner runs in a subprocess of ``python`` (default: this Python)."""
 
-    def __init__(self, name: str = "local", python: str | None = None,
-                 timeout_s: float = 600.0, **_ssh_keys):
+    def __init__(
+        self, name: str = "local", python: str | None = None, timeout_s: float = 600.0, **_ssh_keys
+    ):
         self.name, self.python, self.timeout_s = name, python, timeout_s
         self.timings: dict[str, float] = {}
 
@@ -50,29 +51,36 @@ class LocalDevice:
     def __exit__(self, *exc) -> None:
         return None
 
-    def benchmark(self, models: list[Path], images_dir: Path, out_json: Path,
-                  delegate: dict) -> dict:
+    def benchmark(
+        self, models: list[Path], images_dir: Path, out_json: Path, delegate: dict
+    ) -> dict:
         """Time ``models`` on this machine; returns the runner's JSON document.
 
         Writes the runner's result to ``out_json``.
         """
         python = shlex.split(self.python) if self.python else [sys.executable]
-        cmd = [*python, str(RUNNER),
-               *_runner_args(str(images_dir), str(out_json), delegate, [str(m) for m in models])]
+        cmd = [
+            *python,
+            str(RUNNER),
+            *_runner_args(str(images_dir), str(out_json), delegate, [str(m) for m in models]),
+        ]
         t0 = time.perf_counter()
         try:
             proc = subprocess.run(cmd, capture_output=True, text=True, timeout=self.timeout_s)
         except subprocess.TimeoutExpired as exc:
-            raise DeviceError(f"device {self.name}: run failed: runner timed out after "
-                              f"{self.timeout_s} s") from exc
+            raise DeviceError(
+                f"device {self.name}: run failed: runner timed out after {self.timeout_s} s"
+            ) from exc
         except OSError as exc:
-            raise DeviceError(f"device {self.name}: run failed: cannot start the runner with "
-                              f"{cmd[0]!r}: {exc}") from exc
+            raise DeviceError(
+                f"device {self.name}: run failed: cannot start the runner with {cmd[0]!r}: {exc}"
+            ) from exc
         self.timings["run_s"] = time.perf_counter() - t0
         if proc.returncode != 0:
             tail = (proc.stderr or proc.stdout).strip()[-2000:]
-            raise DeviceError(f"device {self.name}: run failed: runner exited "
-                              f"{proc.returncode}:\n{tail}")
+            raise DeviceError(
+                f"device {self.name}: run failed: runner exited {proc.returncode}:\n{tail}"
+            )
         return json.loads(Path(out_json).read_text())
 
 
@@ -92,12 +100,22 @@ class SSHDevice:
     Only key (or agent) authentication is used; no secret is ever logged.
     """
 
-    def __init__(self, name: str = "ssh", host: str | None = None, port: int = 22,
-                 user: str | None = None, key_file: str | None = None,
-                 known_hosts: str = "~/.ssh/known_hosts", accept_new_host: bool = False,
-                 use_ssh_config: bool = False, python: str | None = "python3",
-                 workdir: str | None = None, timeout_s: float = 600.0,
-                 connect_timeout_s: float = 10.0, **_ignored):
+    def __init__(
+        self,
+        name: str = "ssh",
+        host: str | None = None,
+        port: int = 22,
+        user: str | None = None,
+        key_file: str | None = None,
+        known_hosts: str = "~/.ssh/known_hosts",
+        accept_new_host: bool = False,
+        use_ssh_config: bool = False,
+        python: str | None = "python3",
+        workdir: str | None = None,
+        timeout_s: float = 600.0,
+        connect_timeout_s: float = 10.0,
+        **_ignored,
+    ):
         if not host:
             raise DeviceError(f"device {name}: device.host is required for an SSH device")
         self.name, self.host, self.port = name, host, int(port)
@@ -130,11 +148,19 @@ class SSHDevice:
         if self.key_file:
             if not os.path.exists(self.key_file):
                 raise self._fail("connect", f"device.key_file {self.key_file} does not exist")
-            connect_kwargs = {"key_filename": self.key_file, "look_for_keys": False,
-                              "allow_agent": False}
-        conn = Connection(self.host, user=self.user, port=self.port, config=config,
-                          connect_timeout=max(1, int(self.connect_timeout_s)),
-                          connect_kwargs=connect_kwargs)
+            connect_kwargs = {
+                "key_filename": self.key_file,
+                "look_for_keys": False,
+                "allow_agent": False,
+            }
+        conn = Connection(
+            self.host,
+            user=self.user,
+            port=self.port,
+            config=config,
+            connect_timeout=max(1, int(self.connect_timeout_s)),
+            connect_kwargs=connect_kwargs,
+        )
         # Fabric accepts any host key by default; verify against known_hosts instead.
         if self.known_hosts and os.path.exists(self.known_hosts):
             conn.client.load_host_keys(self.known_hosts)
@@ -148,16 +174,24 @@ class SSHDevice:
         try:
             conn.open()
         except paramiko.BadHostKeyException as exc:
-            raise self._fail("connect", f"the host key does not match the one in "
-                             f"{self.known_hosts} (a changed or impersonated host): {exc}") from exc
+            raise self._fail(
+                "connect",
+                f"the host key does not match the one in "
+                f"{self.known_hosts} (a changed or impersonated host): {exc}",
+            ) from exc
         except paramiko.AuthenticationException as exc:
-            raise self._fail("connect", f"authentication refused for user {self.user!r} "
-                             f"with key {self.key_file or '(default keys/agent)'}: {exc}") from exc
+            raise self._fail(
+                "connect",
+                f"authentication refused for user {self.user!r} "
+                f"with key {self.key_file or '(default keys/agent)'}: {exc}",
+            ) from exc
         except paramiko.SSHException as exc:
             if "not found in known_hosts" in str(exc):
-                raise self._fail("connect", f"unknown host: no key for it in {self.known_hosts}; "
-                                 "add it (ssh-keyscan) or set device.accept_new_host=true"
-                                 ) from exc
+                raise self._fail(
+                    "connect",
+                    f"unknown host: no key for it in {self.known_hosts}; "
+                    "add it (ssh-keyscan) or set device.accept_new_host=true",
+                ) from exc
             raise self._fail("connect", f"{type(exc).__name__}: {exc}") from exc
         except OSError as exc:  # refused, unreachable, timed out, unknown name
             raise self._fail("connect", f"cannot reach the host: {exc}") from exc
@@ -174,25 +208,34 @@ class SSHDevice:
         from invoke.exceptions import CommandTimedOut
 
         try:
-            result = self.conn.run(command, hide=True, warn=True, in_stream=False,
-                                   timeout=timeout)
+            result = self.conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
         except CommandTimedOut as exc:
             raise self._fail(step, f"timed out after {timeout} s") from exc
         except Exception as exc:  # noqa: BLE001 - a dropped connection, mostly
             raise self._fail(step, f"{type(exc).__name__}: {exc}") from exc
         if result.exited != 0:
             tail = (result.stderr or result.stdout).strip()[-2000:]
+            if result.exited == 124 and step == "run":  # coreutils' timeout ended the runner
+                raise self._fail(step, f"the runner timed out after {int(self.timeout_s)} s")
+            if result.exited in (137, -9):
+                tail = f"the runner was killed (SIGKILL: out of memory?) {tail}"
             raise self._fail(step, f"exit status {result.exited}: {tail}")
         return result
 
     # -- the benchmark ------------------------------------------------------------------
-    def benchmark(self, models: list[Path], images_dir: Path, out_json: Path,
-                  delegate: dict) -> dict:
+    def benchmark(
+        self, models: list[Path], images_dir: Path, out_json: Path, delegate: dict
+    ) -> dict:
         """Ship, verify, run, fetch, clean up. Writes the fetched result to ``out_json``."""
         q = shlex.quote
-        base = q(self.workdir.rstrip("/") + "/pruneflow.XXXXXX") if self.workdir else \
-            "-t pruneflow.XXXXXX"
+        base = (
+            q(self.workdir.rstrip("/") + "/pruneflow.XXXXXX")
+            if self.workdir
+            else "-t pruneflow.XXXXXX"
+        )
+        t0 = time.perf_counter()
         remote = self._run("prepare", f"mktemp -d {base}").stdout.strip()
+        self.timings["prepare_s"] = time.perf_counter() - t0
         try:
             bundle = self._bundle(models, images_dir)
             t0 = time.perf_counter()
@@ -200,17 +243,27 @@ class SSHDevice:
             self.timings["upload_s"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
-            self._run("verify", f"cd {q(remote)} && tar -xf bundle.tar && "
-                      "sha256sum -c --quiet --strict SHA256SUMS")
+            self._run(
+                "verify",
+                f"cd {q(remote)} && tar -xf bundle.tar && sha256sum -c --quiet --strict SHA256SUMS",
+            )
             self.timings["verify_s"] = time.perf_counter() - t0
 
             python = " ".join(q(p) for p in shlex.split(self.python))
-            args = " ".join(q(a) for a in _runner_args(
-                "images", "result.json", delegate, [f"models/{m.name}" for m in models]))
+            args = " ".join(
+                q(a)
+                for a in _runner_args(
+                    "images", "result.json", delegate, [f"models/{m.name}" for m in models]
+                )
+            )
             # coreutils' timeout ends the runner on the device even if the session drops
             t0 = time.perf_counter()
-            self._run("run", f"cd {q(remote)} && timeout -k 5 {int(self.timeout_s)} "
-                      f"{python} device_runner.py {args}", timeout=self.timeout_s + 10)
+            self._run(
+                "run",
+                f"cd {q(remote)} && timeout -k 5 {int(self.timeout_s)} "
+                f"{python} device_runner.py {args}",
+                timeout=self.timeout_s + 10,
+            )
             self.timings["run_s"] = time.perf_counter() - t0
 
             t0 = time.perf_counter()
@@ -236,8 +289,11 @@ class SSHDevice:
         with tarfile.open(fileobj=buf, mode="w") as tar:
             entries = [(RUNNER, "device_runner.py")]
             entries += [(m, f"models/{m.name}") for m in models]
-            entries += [(p, f"images/{p.relative_to(images_dir)}")
-                        for p in sorted(Path(images_dir).rglob("*")) if p.is_file()]
+            entries += [
+                (p, f"images/{p.relative_to(images_dir)}")
+                for p in sorted(Path(images_dir).rglob("*"))
+                if p.is_file()
+            ]
             for path, arcname in entries:
                 tar.add(path, arcname=arcname)
                 sums.append(f"{_sha256(path)}  {arcname}")

@@ -76,6 +76,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
         "runtime": f"{runtime} {runtime_version}",
         "delegate": delegate["name"],
         "device": cfg.device.name,
+        "device.kind": cfg.device.kind,
+        "device.address": cfg.device.host if cfg.device.kind == "ssh" else None,
         "host": socket.gethostname(),
     }
     with tracking.start_run(uri, cfg.tracking.experiment, cfg.tracking.dir, tags=tags) as tr:
@@ -178,14 +180,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 seed=cfg.benchmark.seed,
             )
             tflite = [p for v, p in paths.items() if v != convert.KERAS]
-            doc = device.run_local(
-                tflite,
-                images,
-                out / "runner.json",
-                delegate,
-                python=cfg.device.python,
-                timeout_s=cfg.device.timeout_s,
-            )
+            with device.open_device(**OmegaConf.to_container(cfg.device, resolve=True)) as dev:
+                doc = dev.benchmark(tflite, images, out / "runner.json", delegate)
             results = {
                 convert.KERAS: benchmark.time_keras(paths[convert.KERAS], images),
                 **doc["results"],
@@ -204,6 +200,7 @@ def run(cfg: DictConfig) -> dict[str, float]:
         tr.set_tags({f"kernels/{v}": r["kernels"] for v, r in results.items()})
         tr.set_tags({f"fallback/{v}": r["note"] for v, r in results.items() if r["note"]})
         tr.set_tags({f"device.{k}": v for k, v in doc["device"].items()})
+        tr.log_metrics({f"device/{k}": v for k, v in dev.timings.items()})
 
         metrics.update(timer.seconds)
         tr.log_metrics(timer.seconds)

@@ -11,6 +11,11 @@ from omegaconf.errors import ValidationError
 from pruneflow.config import ConfigError, validate
 
 GROUPS = ("dataset", "backbone", "stage", "device", "delegate")
+# Options with a value only the user can give.
+REQUIRED = {
+    ("device", "ssh"): ["device.host=board.example"],
+    ("delegate", "external"): ["delegate.library=/opt/lib/libdelegate.so"],
+}
 
 
 def options(group: str) -> list[str]:
@@ -24,7 +29,7 @@ def test_every_group_has_options():
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
 def test_every_option_composes_and_validates(group, option):
-    cfg = compose([f"{group}={option}"])
+    cfg = compose([f"{group}={option}", *REQUIRED.get((group, option), [])])
     validate(cfg)
     assert OmegaConf.to_container(cfg[group], resolve=True)
 
@@ -81,6 +86,27 @@ def test_validate_names_key_and_valid_values(override, key, valid):
     with pytest.raises(ConfigError) as err:
         validate(cfg)
     assert key in str(err.value) and valid in str(err.value)
+
+
+@pytest.mark.parametrize("group,option", sorted(REQUIRED))
+def test_a_missing_required_value_is_named(group, option):
+    key = REQUIRED[(group, option)][0].split("=")[0]
+    with pytest.raises(ConfigError, match=f"{key} is required"):
+        validate(compose([f"{group}={option}"]))
+
+
+@pytest.mark.parametrize(
+    "overrides,key",
+    [
+        (["device=ssh", "device.host=null"], "device.host"),
+        (["device=ssh", "device.host=h", "device.port=70000"], "device.port"),
+        (["device.kind=telnet"], "device.kind"),
+        (["delegate=armnn", "delegate.library=null"], "delegate.library"),
+    ],
+)
+def test_device_and_delegate_keys_are_checked(overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        validate(compose(overrides))
 
 
 def test_sparsity_zero_needs_no_fine_tuning():

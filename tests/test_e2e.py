@@ -101,7 +101,7 @@ def test_a_run_failing_midway_is_failed_and_keeps_its_artifacts(tmp_path):
         [*TINY, *outputs_to(tmp_path), "device.python=/nonexistent/python3"], cwd=tmp_path
     )
     assert proc.returncode != 0
-    assert "device local" in proc.stderr and "/nonexistent/python3" in proc.stderr
+    assert "device local: run failed" in proc.stderr and "/nonexistent/python3" in proc.stderr
     client, (run,) = _runs(tmp_path)
     assert run.info.status == "FAILED"
     assert "tflite_int8/accuracy" in run.data.metrics

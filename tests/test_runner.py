@@ -10,9 +10,15 @@ import pytest
 
 from pruneflow.benchmark import write_images
 from pruneflow.convert import export_models
-from pruneflow.device import RUNNER, DeviceError, run_local
+from pruneflow.device import RUNNER, DeviceError, LocalDevice
 from pruneflow.device_runner import read_images
 from pruneflow.train import load_model
+
+
+def run_local(models, images, out, delegate):
+    with LocalDevice() as dev:
+        return dev.benchmark(models, images, out, delegate)
+
 
 ALLOWED = {
     "argparse",
@@ -146,5 +152,5 @@ def test_runner_is_a_plain_script(bench, tmp_path):
 
 def test_runner_failure_names_the_device(bench, tmp_path):
     paths, images, _ = bench
-    with pytest.raises(DeviceError, match="device local: runner exited"):
+    with pytest.raises(DeviceError, match="device local: run failed: runner exited"):
         run_local([tmp_path / "missing.tflite"], images, tmp_path / "x.json", {"name": "none"})
