@@ -1,18 +1,32 @@
 # One entry point for what a developer or CI runs. `make test` is what .ci/run runs.
 PYTHON ?= python3
 
-.PHONY: install test test-slow lint bench
+# Debian packages the tests use: a private sshd for the SSH device tests; qemu and debootstrap
+# for the emulated Raspberry Pi (slow tests only).
+TEST_DEBS = openssh-server
+SLOW_DEBS = qemu-user-static binfmt-support debootstrap
+
+.PHONY: install system-deps slow-system-deps test test-slow lint bench
+
+# Installs only what is missing (apt-get needs root, as on CI machines).
+system-deps:
+	@dpkg -s $(TEST_DEBS) >/dev/null 2>&1 || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_DEBS); }
+
+slow-system-deps:
+	@dpkg -s $(SLOW_DEBS) >/dev/null 2>&1 || { apt-get update -q && \
+	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SLOW_DEBS); }
 
 # Python packages of the project and of its tests.
 install:
 	$(PYTHON) -m pip install -q -e ".[test]"
 
 # The default test run: everything but the `slow` marker.
-test: install lint
+test: system-deps install lint
 	$(PYTHON) -m pytest -m "not slow"
 
 # Long end-to-end runs, kept out of CI.
-test-slow: install
+test-slow: system-deps slow-system-deps install
 	$(PYTHON) -m pytest -m slow
 
 lint:

@@ -217,8 +217,8 @@ class SSHDevice:
             tail = (result.stderr or result.stdout).strip()[-2000:]
             if result.exited == 124 and step == "run":  # coreutils' timeout ended the runner
                 raise self._fail(step, f"the runner timed out after {int(self.timeout_s)} s")
-            if result.exited in (137, -9):
-                tail = f"the runner was killed (SIGKILL: out of memory?) {tail}"
+            if result.exited in (137, -1):  # -1: the session ended by a signal, no status
+                tail = f"the runner was killed by a signal (out of memory?) {tail}"
             raise self._fail(step, f"exit status {result.exited}: {tail}")
         return result
 
@@ -303,10 +303,19 @@ class SSHDevice:
         try:
             for name, data in files.items():
                 self.conn.put(io.BytesIO(data), f"{remote}/{name}")
-        except Exception as exc:  # noqa: BLE001 - e.g. "No space left on device"
+        except Exception as exc:  # noqa: BLE001 - a full disk shows as a short write
             why = str(exc) or type(exc).__name__
-            if "Failure" in why or "No space" in why:
-                why += " (is the device's disk full?)"
+            need = sum(len(d) for d in files.values())
+            df = self.conn.run(
+                f"df -Pk {shlex.quote(remote)}", hide=True, warn=True, in_stream=False
+            )
+            fields = df.stdout.strip().splitlines()[-1].split() if df.ok else []
+            if len(fields) >= 4 and fields[3].isdigit():
+                free = int(fields[3])
+                why += (
+                    f" ({free} KiB free on the device's disk at {remote}, {need // 1024} "
+                    "KiB needed" + (": the disk is full)" if free * 1024 < need else ")")
+                )
             raise self._fail("upload", why) from exc
 
 

@@ -133,5 +133,9 @@ class PrivateSSHD:
         """The same as command-line overrides: ``device=ssh device.host=...``."""
         return [
             "device=ssh",
-            *(f"device.{k}={v}" for k, v in self.device_options(**extra).items() if k != "kind"),
+            *(
+                f"device.{k}={v}"
+                for k, v in self.device_options(**extra).items()
+                if k not in ("kind", "name")
+            ),
         ]

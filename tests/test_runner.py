@@ -154,3 +154,54 @@ def test_runner_failure_names_the_device(bench, tmp_path):
     paths, images, _ = bench
     with pytest.raises(DeviceError, match="device local: run failed: runner exited"):
         run_local([tmp_path / "missing.tflite"], images, tmp_path / "x.json", {"name": "none"})
+
+
+def test_a_library_that_is_not_a_delegate_falls_back_with_the_loader_error(bench, tmp_path):
+    paths, images, _ = bench
+    delegate = {"name": "armnn", "library": "libc.so.6", "fallback": "builtin"}
+    doc = run_local([paths["tflite_fp32"]], images, tmp_path / "c.json", delegate)
+    r = doc["results"]["tflite_fp32"]
+    assert r["kernels"] == "builtin"
+    assert "armnn failed" in r["note"] and "tflite_plugin_create_delegate" in r["note"]
+
+
+def test_xnnpack_rejecting_a_sparse_int8_model_falls_back_to_builtin(
+    trained_model_path, digits, bench, tmp_path
+):
+    """shared/STACK.md: XNNPACK fails in allocate_tensors() on int8 models stored in the sparse
+    format; the runner must survive it and say which kernels produced the numbers."""
+    import tensorflow as tf
+
+    from pruneflow.prune import prune_model
+
+    _, images, _ = bench
+    pruned = prune_model(
+        trained_model_path,
+        digits,
+        sparsity=0.8,
+        schedule="constant",
+        epochs=1,
+        batch_size=64,
+        learning_rate=1e-3,
+        frequency=5,
+        seed=0,
+    )
+    conv = tf.lite.TFLiteConverter.from_keras_model(pruned.model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+    rep = digits.x_train[:16].astype(np.float32)
+    conv.representative_dataset = lambda: ([rep[i : i + 1]] for i in range(len(rep)))
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = conv.inference_output_type = tf.int8
+    model = tmp_path / "sparse_int8.tflite"
+    model.write_bytes(conv.convert())
+    doc = run_local([model], images, tmp_path / "s.json", {"name": "xnnpack", "threads": 1})
+    r = doc["results"]["sparse_int8"]
+    assert r["kernels"] == "builtin", r
+    assert r["note"].startswith("xnnpack failed") and len(r["times_ms"]) == 12
+    with pytest.raises(DeviceError, match="run failed"):
+        run_local(
+            [model],
+            images,
+            tmp_path / "e.json",
+            {"name": "xnnpack", "threads": 1, "fallback": "error"},
+        )

@@ -1,0 +1,230 @@
+"""The SSH device against a real OpenSSH server started by the test on 127.0.0.1.
+
+The "device" is this machine reached through that sshd: the runner runs under this Python,
+which has numpy, Pillow and LiteRT, as a Raspberry Pi would (the emulated arm64 Pi is the slow
+test in test_emulated_pi.py).
+"""
+
+from __future__ import annotations
+
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import TINY, outputs_to, run_cli
+from mlflow.tracking import MlflowClient
+
+from pruneflow.benchmark import write_images
+from pruneflow.convert import export_models
+from pruneflow.device import DeviceError, open_device
+from pruneflow.testing import PrivateSSHD, free_port, keygen
+from pruneflow.train import load_model
+
+DELEGATE = {"name": "xnnpack", "threads": 1, "fallback": "builtin"}
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    with PrivateSSHD(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory, trained_model_path, digits):
+    out = tmp_path_factory.mktemp("bench")
+    paths = export_models(
+        load_model(trained_model_path),
+        ["tflite_fp32", "tflite_int8"],
+        out / "models",
+        digits.x_train[:16],
+    )
+    images = write_images(digits.x_val, digits.y_val, digits.class_names, 10, out / "images")
+    return [paths["tflite_fp32"], paths["tflite_int8"]], images
+
+
+def remote(sshd, **extra):
+    return open_device(**sshd.device_options(**{"python": sys.executable, **extra}))
+
+
+def test_remote_benchmark_ships_verifies_runs_fetches_and_cleans_up(sshd, bench, tmp_path):
+    models, images = bench
+    workdir = tmp_path / "device-tmp"
+    workdir.mkdir()
+    with remote(sshd, workdir=str(workdir)) as dev:
+        doc = dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
+        doc2 = dev.benchmark(models, images, tmp_path / "r2.json", DELEGATE)  # same Connection
+    assert set(doc["results"]) == {"tflite_fp32", "tflite_int8"}
+    for r in doc["results"].values():
+        assert len(r["times_ms"]) == 10 and r["kernels"] == "xnnpack"
+    assert (
+        doc["results"]["tflite_int8"]["predictions"]
+        == doc2["results"]["tflite_int8"]["predictions"]
+    )
+    assert doc["device"]["machine"] and doc["device"]["runtime"] == "ai_edge_litert"
+    for step in ("connect_s", "prepare_s", "upload_s", "verify_s", "run_s", "fetch_s", "cleanup_s"):
+        assert dev.timings[step] > 0, step
+    assert list(workdir.iterdir()) == []  # the remote work folder is gone
+
+
+def test_a_corrupted_upload_is_caught_by_the_checksum(sshd, bench, tmp_path, monkeypatch):
+    models, images = bench
+    dev = remote(sshd)
+    original = dev._bundle
+
+    def corrupt(*args):
+        files = original(*args)
+        files["SHA256SUMS"] = files["SHA256SUMS"].replace(b"a", b"b", 1)
+        return files
+
+    monkeypatch.setattr(dev, "_bundle", corrupt)
+    with dev, pytest.raises(DeviceError, match=r"device ssh \(.*\): verify failed"):
+        dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
+
+
+def test_wrong_client_key_is_refused(sshd, tmp_path):
+    other = keygen(tmp_path / "other_key")
+    with pytest.raises(DeviceError, match="connect failed: authentication refused"):
+        with remote(sshd, key_file=str(other)):
+            pass
+
+
+def test_changed_host_key_is_refused(sshd, tmp_path):
+    impostor = keygen(tmp_path / "impostor")
+    algo, key = impostor.with_suffix(".pub").read_text().split()[:2]
+    known = tmp_path / "known_hosts"
+    known.write_text(f"[127.0.0.1]:{sshd.port} {algo} {key}\n")
+    # accepting new hosts never accepts a changed one
+    for accept in (False, True):
+        with pytest.raises(DeviceError, match="connect failed: the host key does not match"):
+            with remote(sshd, known_hosts=str(known), accept_new_host=accept):
+                pass
+
+
+def test_unknown_host_is_refused_unless_accepted_explicitly(sshd, bench, tmp_path):
+    known = tmp_path / "ssh" / "known_hosts"
+    with pytest.raises(DeviceError, match="unknown host.*accept_new_host=true"):
+        with remote(sshd, known_hosts=str(known)):
+            pass
+    with remote(sshd, known_hosts=str(known), accept_new_host=True):
+        pass
+    assert f"[127.0.0.1]:{sshd.port}" in known.read_text()
+    with remote(sshd, known_hosts=str(known)):  # now known
+        pass
+
+
+def test_host_down_names_the_device_and_the_step(tmp_path, sshd):
+    opts = sshd.device_options(port=free_port(), connect_timeout_s=3)
+    with pytest.raises(DeviceError, match=r"device ssh \(.*\): connect failed: cannot reach"):
+        with open_device(**opts):
+            pass
+
+
+def _fake_python(tmp_path: Path, body: str) -> str:
+    script = tmp_path / "python3"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(script.stat().st_mode | stat.S_IEXEC)
+    return str(script)
+
+
+def test_runner_killed_on_the_device(sshd, bench, tmp_path):
+    models, images = bench
+    python = _fake_python(tmp_path, "kill -9 $$")
+    with remote(sshd, python=python) as dev:
+        with pytest.raises(
+            DeviceError, match="run failed: exit status .*: the runner was killed by a signal"
+        ):
+            dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
+
+
+def test_runner_crash_reports_its_error(sshd, bench, tmp_path):
+    models, images = bench
+    python = _fake_python(tmp_path, 'echo "Traceback: boom" >&2; exit 3')
+    with remote(sshd, python=python) as dev:
+        with pytest.raises(DeviceError, match="run failed: exit status 3: Traceback: boom"):
+            dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
+
+
+def test_runner_timeout_on_the_device(sshd, bench, tmp_path):
+    models, images = bench
+    python = _fake_python(tmp_path, "sleep 30")
+    with remote(sshd, python=python, timeout_s=1) as dev:
+        with pytest.raises(DeviceError, match="run failed: the runner timed out after 1 s"):
+            dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
+
+
+def test_full_remote_disk(sshd, bench, tmp_path):
+    models, images = bench
+    small = tmp_path / "small"
+    small.mkdir()
+    # A 64 KiB tmpfs as the device's work folder. Needs root (as CI runs); says so otherwise.
+    mounted = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True
+    )
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        with remote(sshd, workdir=str(small)) as dev:
+            with pytest.raises(DeviceError, match="upload failed: .*the disk is full"):
+                dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
+        assert list(small.iterdir()) == []  # cleaned up even after the failure
+    finally:
+        subprocess.run(["umount", str(small)], check=True)
+
+
+def _runs(tmp_path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("pruneflow")
+    return client, client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_cli_run_on_an_ssh_device_with_the_armnn_delegate(sshd, tmp_path):
+    """device=ssh end to end; Arm NN's delegate does not exist on x86, so every variant falls
+    back to builtin kernels and the run records that."""
+    args = [
+        *TINY,
+        *outputs_to(tmp_path),
+        *sshd.device_overrides(python=sys.executable),
+        "delegate=armnn",
+    ]
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client, (run,) = _runs(tmp_path)
+    m, tags, params = run.data.metrics, run.data.tags, run.data.params
+    assert run.info.status == "FINISHED"
+    assert tags["device"] == "ssh" and tags["device.kind"] == "ssh"
+    assert tags["device.address"] == "127.0.0.1" and tags["delegate"] == "armnn"
+    for variant in ("tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"):
+        assert tags[f"kernels/{variant}"] == "builtin"
+        assert "libarmnnDelegate.so" in tags[f"fallback/{variant}"]
+        assert m[f"{variant}/fell_back"] == 1.0
+        assert m[f"{variant}/latency_p50_ms"] > 0
+    assert params["delegate.options.backends"] == "CpuAcc,CpuRef"
+    for step in ("connect_s", "upload_s", "run_s", "fetch_s"):
+        assert m[f"device/{step}"] > 0
+    # no secret reaches MLflow: the key file's path may, its contents never
+    private = sshd.client_key.read_text().splitlines()[1]
+    logged = " ".join([*params.values(), *tags.values()])
+    assert private not in logged and "PRIVATE KEY" not in logged
+
+
+def test_sweep_over_devices_one_down_the_other_still_reports(sshd, tmp_path):
+    args = [
+        "-m",
+        "device=ssh,local",
+        *TINY,
+        *outputs_to(tmp_path),
+        *sshd.device_overrides(port=free_port(), connect_timeout_s=3)[1:],
+    ]
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode != 0
+    assert "device ssh (" in proc.stderr and "connect failed: cannot reach" in proc.stderr
+    client, runs = _runs(tmp_path)
+    status = {r.data.tags["device"]: r.info.status for r in runs}
+    assert status == {"ssh": "FAILED", "local": "FINISHED"}
+    failed = next(r for r in runs if r.data.tags["device"] == "ssh")
+    # what was done before the device step is kept
+    models = {a.path for a in client.list_artifacts(failed.info.run_id, "models")}
+    assert "models/tflite_int8.tflite" in models
+    assert "tflite_int8/accuracy" in failed.data.metrics
