@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import CONF, TINY, compose, outputs_to, run_cli
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
 from omegaconf.errors import ValidationError
 
+from conftest import CONF, TINY, compose, outputs_to, run_cli
 from pruneflow.config import ConfigError, validate
 
 GROUPS = ("dataset", "backbone", "stage", "device", "delegate")

@@ -6,9 +6,9 @@ import csv
 import json
 
 import pytest
-from conftest import TINY, outputs_to, run_cli
 from mlflow.tracking import MlflowClient
 
+from conftest import TINY, outputs_to, run_cli
 from pruneflow.convert import VARIANTS
 from pruneflow.stats import MEASURES
 

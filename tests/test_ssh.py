@@ -13,9 +13,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import TINY, outputs_to, run_cli
 from mlflow.tracking import MlflowClient
 
+from conftest import TINY, outputs_to, run_cli
 from pruneflow.benchmark import write_images
 from pruneflow.convert import export_models
 from pruneflow.device import DeviceError, open_device

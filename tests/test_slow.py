@@ -1,0 +1,71 @@
+"""Long checks, run by `make test-slow` (not in CI): the default run's accuracy on real digits,
+and the SSH device path on an emulated arm64 Raspberry Pi."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from conftest import ROOT, TINY, outputs_to, run_cli
+from pruneflow.testing import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _runs(tmp_path):
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    exp = client.get_experiment_by_name("pruneflow")
+    return client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+
+
+def test_default_settings_reach_the_accuracy_targets(tmp_path):
+    proc = run_cli(["-m", "prune.sparsity=0,0.5", *outputs_to(tmp_path)], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    dense, half = (r.data.metrics for r in _runs(tmp_path))
+    assert dense["baseline/accuracy"] >= 0.97
+    assert abs(half["keras/accuracy"] - half["baseline/accuracy"]) <= 0.01
+    for m in (dense, half):
+        assert abs(m["tflite_int8/accuracy"] - m["tflite_fp32/accuracy"]) <= 0.01
+    assert half["sparsity"] == pytest.approx(0.5, abs=0.005)
+
+
+@pytest.fixture(scope="module")
+def emulated_pi():
+    """scripts/make-emulated-pi: an arm64 Debian root under qemu-user with its own sshd.
+
+    The root is built once into $PRUNEFLOW_PI_ROOT (default .emulated-pi/ in the checkout)."""
+    root = os.environ.get("PRUNEFLOW_PI_ROOT", str(ROOT / ".emulated-pi"))
+    port = free_port()
+    script = ROOT / "scripts" / "make-emulated-pi"
+    up = subprocess.run(
+        [str(script), "up", root, str(port)], capture_output=True, text=True, timeout=1800
+    )
+    assert up.returncode == 0, up.stderr[-3000:]
+    try:
+        yield up.stdout.split()
+    finally:
+        subprocess.run([str(script), "down", root], check=False, timeout=60)
+
+
+def test_the_runner_runs_on_an_emulated_arm64_pi(emulated_pi, tmp_path):
+    args = [
+        *TINY,
+        *outputs_to(tmp_path),
+        *emulated_pi,
+        "device.timeout_s=1200",
+        "delegate.threads=4",
+    ]
+    proc = run_cli(args, cwd=tmp_path, timeout=1800)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (run,) = _runs(tmp_path)
+    tags, m = run.data.tags, run.data.metrics
+    assert run.info.status == "FINISHED"
+    assert tags["device"] == "rpi4" and tags["device.machine"] == "aarch64"
+    assert tags["device.os"].startswith("Debian GNU/Linux 12")
+    assert tags["device.runtime"] == "ai_edge_litert"
+    for variant in ("tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"):
+        assert m[f"{variant}/latency_p50_ms"] > 0
+        assert tags[f"kernels/{variant}"] in ("xnnpack", "builtin")
