@@ -2,6 +2,7 @@
 
 import ast
 import json
+import os
 import subprocess
 import sys
 
@@ -205,3 +206,46 @@ def test_xnnpack_rejecting_a_sparse_int8_model_falls_back_to_builtin(
             tmp_path / "e.json",
             {"name": "xnnpack", "threads": 1, "fallback": "error"},
         )
+
+
+def test_a_device_with_tflite_runtime_instead_of_ai_edge_litert(bench, tmp_path):
+    """Older Raspberry Pi images ship tflite_runtime. Simulated here with import shims (this
+    machine has no tflite_runtime wheel): ai_edge_litert fails to import, and tflite_runtime
+    is served by the real LiteRT interpreter."""
+    paths, images, _ = bench
+    shims = tmp_path / "shims"
+    (shims / "ai_edge_litert").mkdir(parents=True)
+    (shims / "ai_edge_litert" / "__init__.py").write_text(
+        "raise ImportError('simulated device without ai_edge_litert')\n"
+    )
+    (shims / "tflite_runtime").mkdir()
+    (shims / "tflite_runtime" / "__init__.py").write_text("__version__ = '2.14.0-shim'\n")
+    (shims / "tflite_runtime" / "interpreter.py").write_text(
+        "import os, sys\n"
+        "shims = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))\n"
+        "sys.path.remove(shims)\n"
+        "sys.modules.pop('ai_edge_litert', None)\n"
+        "from ai_edge_litert.interpreter import Interpreter, OpResolverType, load_delegate\n"
+        "sys.path.insert(0, shims)\n"
+        "sys.modules.pop('ai_edge_litert', None)\n"
+    )
+    out = tmp_path / "t.json"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            str(RUNNER),
+            "--images",
+            str(images),
+            "--out",
+            str(out),
+            str(paths["tflite_int8"]),
+        ],
+        env={**os.environ, "PYTHONPATH": str(shims)},
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    doc = json.loads(out.read_text())
+    assert doc["device"]["runtime"] == "tflite_runtime"
+    assert doc["device"]["runtime_version"] == "2.14.0-shim"
+    assert len(doc["results"]["tflite_int8"]["times_ms"]) == 12

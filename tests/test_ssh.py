@@ -50,7 +50,7 @@ def remote(sshd, **extra):
 
 def test_remote_benchmark_ships_verifies_runs_fetches_and_cleans_up(sshd, bench, tmp_path):
     models, images = bench
-    workdir = tmp_path / "device-tmp"
+    workdir = tmp_path / "device tmp; it's quoted"  # remote paths and arguments are quoted
     workdir.mkdir()
     with remote(sshd, workdir=str(workdir)) as dev:
         doc = dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
