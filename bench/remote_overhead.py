@@ -41,7 +41,7 @@ def main() -> None:
         keras.utils.set_random_seed(0)
         model = build_cnn(data.image_shape, data.num_classes)
         fit(model, data, epochs=2, batch_size=32, learning_rate=1e-3)
-        paths = export_models(model, VARIANTS, tmp / "models", data.x_train[:100])
+        paths = export_models(model, VARIANTS, tmp / "models", data.train_sample(100))
         models = [paths[v] for v in VARIANTS]
         images = write_images(data.x_val, data.y_val, data.class_names, 100, tmp / "images")
 

@@ -19,7 +19,7 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from pruneflow.convert import VARIANTS
 from pruneflow.device import KINDS
 from pruneflow.device_runner import DELEGATES
-from pruneflow.prune import SCHEDULES
+from pruneflow.prune import PATTERNS, PRUNABLE_LAYER_TYPES, SCHEDULES
 
 FALLBACKS = ("builtin", "error")
 
@@ -35,6 +35,10 @@ class PruneConfig:
     epochs: int = 3  # fine-tuning epochs
     learning_rate: float = 1e-3
     frequency: int = 10  # steps between mask updates
+    pattern: str = "unstructured"  # unstructured | 2:4 (two zeros in every block of four)
+    layer_types: list[str] | None = None  # null: every prunable type (Conv2D, Dense, ...)
+    exclude_layers: list[str] = field(default_factory=list)  # layer names kept dense
+    keep_first_last: bool = False  # keep the first and last prunable layers dense
 
 
 @dataclass
@@ -42,12 +46,16 @@ class TrainConfig:
     epochs: int = 12
     batch_size: int = 32
     learning_rate: float = 1e-3
+    frozen_epochs: int = 0  # transfer backbones: epochs of head training on a frozen base first
+    fine_tune_learning_rate: float | None = None  # after the frozen phase; null: learning_rate
 
 
 @dataclass
 class StageConfig:
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     representative_samples: int = 100  # training images used to calibrate int8
+    qat_epochs: int = 2  # tflite_int8_qat: quantization-aware fine-tuning epochs
+    qat_learning_rate: float = 1e-4
 
 
 @dataclass
@@ -139,9 +147,31 @@ def validate(cfg: DictConfig) -> None:
     )
     _check(p.learning_rate > 0, "prune.learning_rate", p.learning_rate, "floats > 0")
     _check(p.frequency >= 1, "prune.frequency", p.frequency, "integers >= 1")
+    _check(p.pattern in PATTERNS, "prune.pattern", p.pattern, str(list(PATTERNS)))
+    if p.pattern == "2:4":
+        _check(
+            p.sparsity in (0.0, 0.5),
+            "prune.sparsity",
+            p.sparsity,
+            "0.5 with prune.pattern=2:4 (two of every four weights are zeroed)",
+        )
+    for t_ in p.layer_types or []:
+        _check(
+            t_ in PRUNABLE_LAYER_TYPES,
+            "prune.layer_types",
+            t_,
+            f"a list drawn from {sorted(PRUNABLE_LAYER_TYPES)}",
+        )
     _check(t.epochs >= 1, "train.epochs", t.epochs, "integers >= 1")
     _check(t.batch_size >= 1, "train.batch_size", t.batch_size, "integers >= 1")
     _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate, "floats > 0")
+    _check(t.frozen_epochs >= 0, "train.frozen_epochs", t.frozen_epochs, "integers >= 0")
+    _check(
+        t.fine_tune_learning_rate is None or t.fine_tune_learning_rate > 0,
+        "train.fine_tune_learning_rate",
+        t.fine_tune_learning_rate,
+        "null or floats > 0",
+    )
     for v in s.variants:
         _check(v in VARIANTS, "stage.variants", v, f"a list drawn from {list(VARIANTS)}")
     _check(
@@ -150,6 +180,16 @@ def validate(cfg: DictConfig) -> None:
         list(s.variants),
         "a list without repeats",
     )
+    if "tflite_int8_qat" in s.variants:
+        _check(
+            s.qat_epochs >= 1,
+            "stage.qat_epochs",
+            s.qat_epochs,
+            "integers >= 1 (a quantization-aware model is untrained before it)",
+        )
+        _check(
+            s.qat_learning_rate > 0, "stage.qat_learning_rate", s.qat_learning_rate, "floats > 0"
+        )
     _check(
         s.representative_samples >= 1,
         "stage.representative_samples",

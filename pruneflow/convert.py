@@ -5,6 +5,8 @@ Variants:
 - ``tflite_dynamic``: dynamic-range quantization (int8 weights, float activations).
 - ``tflite_float16``: float16 weights.
 - ``tflite_int8``: full integer quantization calibrated on training images, int8 input and output.
+- ``tflite_int8_qat``: the same from the prune-preserving quantization-aware model
+  (:mod:`pruneflow.quantize`), which keeps pruning's zeros.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 KERAS = "keras"
-VARIANTS = ("tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8")
+VARIANTS = ("tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8", "tflite_int8_qat")
 
 
 def file_sizes(path: str | Path) -> tuple[int, int]:
@@ -38,7 +40,7 @@ def _converter(model, variant: str, representative: np.ndarray):
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "tflite_float16":
         conv.target_spec.supported_types = [tf.float16]
-    elif variant == "tflite_int8":
+    elif variant in ("tflite_int8", "tflite_int8_qat"):
         samples = representative.astype(np.float32)
 
         def gen():
@@ -53,11 +55,16 @@ def _converter(model, variant: str, representative: np.ndarray):
 
 
 def export_models(
-    model, variants: Iterable[str], out_dir: str | Path, representative: np.ndarray
+    model,
+    variants: Iterable[str],
+    out_dir: str | Path,
+    representative: np.ndarray,
+    qat_model=None,
 ) -> dict[str, Path]:
     """Write ``keras.keras`` and ``<variant>.tflite`` for each variant into ``out_dir``.
 
-    ``representative`` holds training images (uint8 NHWC) for int8 calibration.
+    ``representative`` holds training images (uint8 NHWC) for int8 calibration;
+    ``qat_model`` is the quantization-aware model that ``tflite_int8_qat`` is converted from.
     Returns {variant name: path}, the Keras model under ``keras``.
     """
     out = Path(out_dir)
@@ -67,7 +74,42 @@ def export_models(
     for variant in variants:
         if variant not in VARIANTS:
             raise ValueError(f"unknown variant {variant!r}: valid values are {list(VARIANTS)}")
+        source = model
+        if variant == "tflite_int8_qat":
+            if qat_model is None:
+                raise ValueError("variant tflite_int8_qat needs the quantization-aware model")
+            source = qat_model
         path = out / f"{variant}.tflite"
-        path.write_bytes(_converter(model, variant, representative).convert())
+        path.write_bytes(_converter(source, variant, representative).convert())
         paths[variant] = path
     return paths
+
+
+def weight_sparsity(path: str | Path) -> float:
+    """Fraction of exact zeros over the constant weight tensors (rank >= 2) of a .tflite file.
+
+    What the deployed file really holds: int8 weights keep pruning's zeros only if quantization
+    preserved them.
+    """
+    from tensorflow.lite.python import schema_py_generated as fb
+
+    dtypes = {
+        fb.TensorType.FLOAT32: np.float32,
+        fb.TensorType.FLOAT16: np.float16,
+        fb.TensorType.INT8: np.int8,
+    }
+    buf = Path(path).read_bytes()
+    model = fb.Model.GetRootAsModel(buf, 0)
+    zeros = total = 0
+    for g in range(model.SubgraphsLength()):
+        graph = model.Subgraphs(g)
+        for t in range(graph.TensorsLength()):
+            tensor = graph.Tensors(t)
+            data = model.Buffers(tensor.Buffer())
+            dtype = dtypes.get(tensor.Type())
+            if dtype is None or tensor.ShapeLength() < 2 or data is None or not data.DataLength():
+                continue
+            values = np.frombuffer(data.DataAsNumpy().tobytes(), dtype=dtype)
+            zeros += int(values.size - np.count_nonzero(values))
+            total += values.size
+    return zeros / total if total else 0.0

@@ -1,34 +1,132 @@
-"""Data stage: load a dataset into uint8 image arrays with a train/validation split.
+"""Data stage: load a dataset as a tf.data training stream and an in-memory validation split.
 
-Images stay uint8 in [0, 255] (NHWC); every model carries its own preprocessing layers, so the
-.tflite files take raw pixels and the device runner needs nothing but an image decoder.
+Images are uint8 in [0, 255], NHWC, at the dataset option's ``image_size`` and ``channels``;
+every model carries its own preprocessing layers, so the .tflite files take raw pixels and the
+device runner needs nothing but an image decoder. The training split is a cached,
+prefetched tf.data pipeline; the validation split is held as numpy arrays because every stage
+uses all of it (accuracy on the whole split, benchmark images).
+
+Options: ``load_digits`` (embedded, offline), ``load_tfds`` (tensorflow-datasets: mnist,
+svhn_cropped, horses_or_humans, cats_vs_dogs, tf_flowers, ...), ``load_folder`` (your own
+``ROOT/<class>/*.jpg|png``).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+
+SHUFFLE_BUFFER = 10_000
+
+
+class DatasetUnavailable(RuntimeError):
+    """The data cannot be had here (offline, missing folder); the message says what to do."""
 
 
 @dataclass
 class ImageDataset:
-    """A classification dataset held in memory as uint8 NHWC arrays."""
+    """A classification dataset: a tf.data training stream and an in-memory validation split."""
 
     name: str
-    x_train: np.ndarray
-    y_train: np.ndarray
+    train: Any  # tf.data.Dataset of (uint8 HWC image, int64 label), unbatched, cached
+    train_size: int
     x_val: np.ndarray
     y_val: np.ndarray
     class_names: list[str]
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        return tuple(int(d) for d in self.x_train.shape[1:])
+        return tuple(int(d) for d in self.x_val.shape[1:])
 
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+    def train_batches(self, batch_size: int, seed: int = 0):
+        """The training split shuffled (reshuffled every epoch), batched and prefetched."""
+        import tensorflow as tf
+
+        buffer = max(1, min(self.train_size, SHUFFLE_BUFFER))
+        return (
+            self.train.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+            .batch(batch_size)
+            .prefetch(tf.data.AUTOTUNE)
+        )
+
+    def train_sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """``n`` training images (seeded draw) as a uint8 array, e.g. to calibrate int8."""
+        buffer = max(1, min(self.train_size, SHUFFLE_BUFFER))
+        ds = self.train.shuffle(buffer, seed=seed, reshuffle_each_iteration=False).take(n)
+        return np.stack([img for img, _ in ds.as_numpy_iterator()])
+
+
+def _from_arrays(name, x_train, y_train, x_val, y_val, class_names) -> ImageDataset:
+    import tensorflow as tf
+
+    train = tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.int64)))
+    return ImageDataset(name, train, len(x_train), x_val, y_val.astype(np.int64), list(class_names))
+
+
+def _prepare(image_size: int, channels: int):
+    """A tf.data map: any image to uint8 ``image_size`` x ``image_size`` x ``channels``."""
+    import tensorflow as tf
+
+    def prep(image, label):
+        if image.shape[-1] == 1 and channels == 3:
+            image = tf.image.grayscale_to_rgb(image)
+        elif image.shape[-1] in (3, 4) and channels == 1:
+            image = tf.image.rgb_to_grayscale(image[..., :3])
+        elif image.shape[-1] == 4:
+            image = image[..., :3]
+        image = tf.image.resize(image, (image_size, image_size), antialias=True)
+        image = tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+        return image, tf.cast(label, tf.int64)
+
+    return prep
+
+
+def _materialize(ds, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
+    if limit is not None:
+        ds = ds.take(limit)
+    xs, ys = [], []
+    for x, y in ds.batch(256).as_numpy_iterator():
+        xs.append(x)
+        ys.append(y)
+    if not xs:
+        raise DatasetUnavailable("the validation split is empty")
+    return np.concatenate(xs), np.concatenate(ys)
+
+
+def _stream(
+    name,
+    train,
+    val,
+    class_names,
+    image_size,
+    channels,
+    *,
+    cache: bool,
+    train_limit: int | None,
+    val_limit: int | None,
+) -> ImageDataset:
+    import tensorflow as tf
+
+    prep = _prepare(image_size, channels)
+    train = train.map(prep, num_parallel_calls=tf.data.AUTOTUNE)
+    if train_limit is not None:
+        train = train.take(train_limit)
+    if cache:
+        train = train.cache()
+    size = int(train.cardinality())
+    if size < 0:  # unknown (filtered or mocked splits): count once, which also fills the cache
+        size = int(train.reduce(0, lambda n, _: n + 1))
+    if size == 0:
+        raise DatasetUnavailable(f"dataset {name}: the training split is empty")
+    x_val, y_val = _materialize(val.map(prep, num_parallel_calls=tf.data.AUTOTUNE), val_limit)
+    return ImageDataset(name, train, size, x_val, y_val, list(class_names))
 
 
 def load_digits(image_size: int = 28, val_fraction: float = 0.3, seed: int = 0) -> ImageDataset:
@@ -55,11 +153,112 @@ def load_digits(image_size: int = 28, val_fraction: float = 0.3, seed: int = 0) 
     x_train, x_val, y_train, y_val = train_test_split(
         images, labels, test_size=val_fraction, stratify=labels, random_state=seed
     )
-    return ImageDataset(
-        name="digits",
-        x_train=x_train,
-        y_train=y_train,
-        x_val=x_val,
-        y_val=y_val,
-        class_names=[str(i) for i in range(10)],
+    return _from_arrays("digits", x_train, y_train, x_val, y_val, [str(i) for i in range(10)])
+
+
+def load_tfds(
+    name: str,
+    image_size: int,
+    channels: int = 3,
+    train_split: str = "train[:70%]",
+    val_split: str = "train[70%:]",
+    data_dir: str | None = None,
+    download: bool = True,
+    cache: bool = True,
+    train_limit: int | None = None,
+    val_limit: int | None = None,
+    seed: int = 0,
+) -> ImageDataset:
+    """A tensorflow-datasets image classification dataset, e.g. ``mnist`` or ``tf_flowers``.
+
+    ``data_dir`` is where tfds keeps prepared datasets (null: ``~/tensorflow_datasets``). When the
+    dataset is not prepared there it is downloaded (``download``), with no retries: offline
+    this fails within seconds with :class:`DatasetUnavailable`, where a default tfds download
+    would retry for minutes. Writes the prepared dataset into ``data_dir`` when downloading.
+    """
+    import tensorflow_datasets as tfds
+    from tensorflow_datasets.core.download import downloader
+
+    data_dir = os.path.expanduser(data_dir) if data_dir else None
+    retries = downloader.MAX_RETRIES
+    downloader.MAX_RETRIES = 0
+    try:
+        (train, val), info = tfds.load(
+            name,
+            split=[train_split, val_split],
+            as_supervised=True,
+            with_info=True,
+            data_dir=data_dir,
+            download=download,
+            shuffle_files=True,
+            read_config=tfds.ReadConfig(shuffle_seed=seed),
+        )
+    except Exception as exc:  # noqa: BLE001 - network, missing files, bad split names
+        where = data_dir or "~/tensorflow_datasets"
+        raise DatasetUnavailable(
+            f"dataset {name!r} is not prepared in {where} and could not be "
+            f"{'downloaded' if download else 'loaded (dataset.download=false)'}: "
+            f"{type(exc).__name__}: {str(exc)[:300]}\n"
+            f"It needs a download. On a machine with internet run `tfds build {name} "
+            f"--data_dir DIR` (or any pruneflow run with dataset.data_dir=DIR), copy DIR here "
+            f"and set dataset.data_dir=DIR."
+        ) from exc
+    finally:
+        downloader.MAX_RETRIES = retries
+    names = info.features["label"].names
+    return _stream(
+        name,
+        train,
+        val,
+        names,
+        image_size,
+        channels,
+        cache=cache,
+        train_limit=train_limit,
+        val_limit=val_limit,
+    )
+
+
+def load_folder(
+    root: str,
+    image_size: int = 96,
+    channels: int = 3,
+    val_fraction: float = 0.3,
+    seed: int = 0,
+    cache: bool = True,
+) -> ImageDataset:
+    """Your own images in ``root/<class>/*.{jpg,png,...}``, split by ``val_fraction`` (seeded).
+
+    Class names are the sub-folder names, sorted.
+    """
+    import tf_keras as keras
+
+    if not root or not os.path.isdir(os.path.expanduser(root)):
+        raise DatasetUnavailable(
+            f"dataset.root={root!r} is not a folder: give a folder of <class>/<image> files"
+        )
+    if not 0.0 < val_fraction < 1.0:
+        raise ValueError(f"dataset.val_fraction={val_fraction}: valid values are in (0, 1)")
+    train, val = keras.utils.image_dataset_from_directory(
+        os.path.expanduser(root),
+        labels="inferred",
+        label_mode="int",
+        color_mode="grayscale" if channels == 1 else "rgb",
+        batch_size=None,
+        image_size=(image_size, image_size),
+        shuffle=True,
+        seed=seed,
+        validation_split=val_fraction,
+        subset="both",
+    )
+    return _stream(
+        os.path.basename(os.path.normpath(root)),
+        train,
+        val,
+        train.class_names,
+        image_size,
+        channels,
+        cache=cache,
+        train_limit=None,
+        val_limit=None,
     )

@@ -34,3 +34,80 @@ def build_cnn(
         x = layers.Dropout(float(dropout), name="dropout")(x)
     outputs = layers.Dense(int(num_classes), activation="softmax", name="probs")(x)
     return keras.Model(inputs, outputs, name="cnn")
+
+
+# Framework facts about keras.applications backbones: constructor name, the preprocessing its
+# ImageNet weights expect, and the first convolution (whose input channels caffe-mode weights
+# expect in BGR order).
+ARCHS = {
+    "mobilenetv2": ("MobileNetV2", "tf", None),
+    "vgg16": ("VGG16", "caffe", "block1_conv1"),
+    "resnet50": ("ResNet50", "caffe", "conv1_conv"),
+}
+# caffe mode: BGR input minus these ImageNet means (given here in RGB order), no scaling.
+CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
+BASE_LAYER = "base"
+
+
+class WeightsUnavailable(RuntimeError):
+    """Pretrained weights could not be obtained; the message names the offline choice."""
+
+
+def build_transfer(
+    input_shape: Sequence[int],
+    num_classes: int,
+    arch: str,
+    weights: str | None = "imagenet",
+    input_size: int | None = None,
+    dropout: float = 0.2,
+):
+    """A keras.applications base (``arch``) with its preprocessing and a new classifier head.
+
+    The model takes raw 0..255 pixels of ``input_shape`` (grayscale is repeated to RGB,
+    other sizes are resized to ``input_size``); the nested base is named ``base`` so training
+    can freeze it. ``weights``: ``imagenet`` (downloaded by Keras on first use, then cached in
+    ~/.keras/models), null (random initialisation, offline), or a weights file path.
+    """
+    import tf_keras as keras
+
+    if arch not in ARCHS:
+        raise ValueError(f"backbone.arch={arch!r}: valid values are {sorted(ARCHS)}")
+    constructor, mode, first_conv = ARCHS[arch]
+    height, width, channels = (int(d) for d in input_shape)
+    size = int(input_size or height)
+    layers = keras.layers
+    inputs = keras.Input(shape=(height, width, channels), name="image")
+    x = inputs
+    if (height, width) != (size, size):
+        x = layers.Resizing(size, size, name="resize")(x)
+    if channels == 1:
+        x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
+    if mode == "tf":  # scale to [-1, 1]
+        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(x)
+    else:  # subtract the ImageNet mean; the BGR order is folded into the first conv below
+        x = layers.Normalization(mean=CAFFE_MEAN_RGB, variance=(1.0, 1.0, 1.0), name="preprocess")(
+            x
+        )
+    try:
+        base = getattr(keras.applications, constructor)(
+            input_shape=(size, size, 3), include_top=False, weights=weights
+        )
+    except Exception as exc:  # noqa: BLE001 - keras raises plain Exception for URL failures
+        if weights == "imagenet":
+            raise WeightsUnavailable(
+                f"backbone={arch}: the ImageNet weights could not be downloaded ({exc}). "
+                "Offline, use backbone.weights=null (random initialisation), or give the path "
+                "of a weights file as backbone.weights."
+            ) from exc
+        raise
+    base._name = BASE_LAYER
+    if mode == "caffe" and weights is not None:
+        conv = base.get_layer(first_conv)
+        kernel, *rest = conv.get_weights()
+        conv.set_weights([kernel[:, :, ::-1, :], *rest])  # RGB input for BGR-trained weights
+    x = base(x)
+    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    if dropout:
+        x = layers.Dropout(float(dropout), name="dropout")(x)
+    outputs = layers.Dense(int(num_classes), activation="softmax", name="probs")(x)
+    return keras.Model(inputs, outputs, name=arch)

@@ -14,7 +14,6 @@ import socket
 import time
 from pathlib import Path
 
-import numpy as np
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -61,7 +60,16 @@ def run(cfg: DictConfig) -> dict[str, float]:
     baseline under ``cfg.paths.cache_dir``, and one MLflow run to the configured store.
     """
     validate(cfg)  # before anything expensive: a bad value costs seconds, not a training run
-    from pruneflow import benchmark, convert, device, evaluate, prune, tracking, train
+    from pruneflow import (
+        benchmark,
+        convert,
+        device,
+        evaluate,
+        prune,
+        quantize,
+        tracking,
+        train,
+    )
     from pruneflow.device_runner import _runtime
 
     timer = _Timer()
@@ -103,6 +111,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 seed=cfg.seed,
                 cache_dir=cfg.paths.cache_dir,
                 key_spec={k: container[k] for k in ("dataset", "backbone", "train", "seed")},
+                frozen_epochs=cfg.train.frozen_epochs,
+                fine_tune_learning_rate=cfg.train.fine_tune_learning_rate,
             )
         tr.set_tags(
             {
@@ -131,6 +141,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 learning_rate=cfg.prune.learning_rate,
                 frequency=cfg.prune.frequency,
                 seed=cfg.seed,
+                pattern=cfg.prune.pattern,
+                layer_types=cfg.prune.layer_types,
+                exclude_layers=list(cfg.prune.exclude_layers),
+                keep_first_last=cfg.prune.keep_first_last,
             )
         tr.set_tags({"mlflow.runName": f"{data.name}-{pruned.model.name}-s{cfg.prune.sparsity:g}"})
         offset = len(baseline.history.get("loss", []))
@@ -146,16 +160,30 @@ def run(cfg: DictConfig) -> dict[str, float]:
             "pruned to measured sparsity %.4f (target %g)", pruned.sparsity, cfg.prune.sparsity
         )
 
+        tr.log_artifact(_write_csv(pruned.layers, out / "layers.csv"), "prune")
+
+        qat = None
+        if "tflite_int8_qat" in cfg.stage.variants:
+            with timer("qat"):
+                qat = quantize.quantize_aware(
+                    pruned.model,
+                    data,
+                    epochs=cfg.stage.qat_epochs,
+                    batch_size=cfg.train.batch_size,
+                    learning_rate=cfg.stage.qat_learning_rate,
+                    seed=cfg.seed,
+                )
         with timer("convert"):
-            rng = np.random.default_rng(cfg.seed)
-            rep = data.x_train[
-                rng.permutation(len(data.x_train))[: cfg.stage.representative_samples]
-            ]
-            paths = convert.export_models(pruned.model, cfg.stage.variants, out / "models", rep)
+            rep = data.train_sample(cfg.stage.representative_samples, seed=cfg.seed)
+            paths = convert.export_models(
+                pruned.model, cfg.stage.variants, out / "models", rep, qat_model=qat
+            )
         sizes = {}
         for variant, path in paths.items():
             raw, gz = convert.file_sizes(path)
             sizes[f"{variant}/size_bytes"], sizes[f"{variant}/gzip_bytes"] = raw, gz
+            if variant != convert.KERAS:
+                sizes[f"{variant}/sparsity"] = convert.weight_sparsity(path)
             tr.log_artifact(path, "models")
         metrics.update(sizes)
         tr.log_metrics(sizes)
@@ -206,6 +234,17 @@ def run(cfg: DictConfig) -> dict[str, float]:
         tr.log_metrics(timer.seconds)
         log.info("results\n%s", format_table(metrics, [convert.KERAS, *cfg.stage.variants]))
     return metrics
+
+
+def _write_csv(rows: list[dict], path: Path) -> Path:
+    import csv
+
+    with open(path, "w", newline="") as fh:
+        if rows:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
 
 
 def format_table(metrics: dict[str, float], variants: list[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -11,6 +12,7 @@ from pruneflow.data import ImageDataset
 from pruneflow.train import fit, load_model
 
 SCHEDULES = ("constant", "polynomial")
+PATTERNS = ("unstructured", "2:4")
 # Framework fact: the Keras layer types whose kernels tfmot's magnitude pruning zeroes.
 # DepthwiseConv2D is registered by tfmot with no prunable weight, so it stays dense.
 PRUNABLE_LAYER_TYPES = frozenset(
@@ -37,6 +39,7 @@ class Pruned:
     sparsity: float = 0.0
     params_total: int = 0
     params_nonzero: int = 0
+    layers: list[dict] = field(default_factory=list)
 
 
 def kernel_arrays(model) -> list[np.ndarray]:
@@ -96,22 +99,87 @@ def make_schedule(kind: str, sparsity: float, total_steps: int, frequency: int):
     )
 
 
-def _policy():
-    """A tfmot PruningPolicy wrapping only layers that hold prunable kernels.
+def leaf_layers(model) -> list:
+    """Every layer of ``model`` in order, nested models (a transfer backbone) expanded."""
+    out = []
+    for layer in model.layers:
+        out.extend(leaf_layers(layer) if hasattr(layer, "layers") and layer.layers else [layer])
+    return out
+
+
+def select_layers(
+    model,
+    layer_types: Sequence[str] | None = None,
+    exclude: Sequence[str] = (),
+    keep_first_last: bool = False,
+) -> list[str]:
+    """Names of the layers to prune: prunable types (optionally only ``layer_types``), minus
+    the ``exclude``d names, minus the first and last prunable layers with ``keep_first_last``."""
+    if layer_types is not None:
+        unknown = sorted(set(layer_types) - PRUNABLE_LAYER_TYPES)
+        if unknown:
+            raise ValueError(
+                f"prune.layer_types={unknown}: valid values are {sorted(PRUNABLE_LAYER_TYPES)}"
+            )
+    types = PRUNABLE_LAYER_TYPES if layer_types is None else set(layer_types)
+    prunable = [la.name for la in leaf_layers(model) if type(la).__name__ in PRUNABLE_LAYER_TYPES]
+    missing = sorted(set(exclude) - {la.name for la in leaf_layers(model)})
+    if missing:
+        raise ValueError(
+            f"prune.exclude_layers={missing}: no such layer in {model.name}; "
+            f"its prunable layers are {prunable}"
+        )
+    skip = set(exclude)
+    if keep_first_last and prunable:
+        skip |= {prunable[0], prunable[-1]}
+    return [
+        la.name
+        for la in leaf_layers(model)
+        if type(la).__name__ in types and la.name in prunable and la.name not in skip
+    ]
+
+
+def layer_table(model, selected: Sequence[str]) -> list[dict]:
+    """Per kernel: layer, type, whether it was selected for pruning, size and measured zeros.
+
+    Shows where tfmot left kernels dense (DepthwiseConv2D; 2:4 blocks of 1-channel convs)."""
+    rows = []
+    for layer in leaf_layers(model):
+        for w in layer.weights:
+            if w.name.split("/")[-1].split(":")[0].endswith("kernel"):
+                a = w.numpy()
+                rows.append(
+                    {
+                        "layer": layer.name,
+                        "type": type(layer).__name__,
+                        "weight": w.name,
+                        "selected": layer.name in selected,
+                        "size": int(a.size),
+                        "zeros": int(a.size - np.count_nonzero(a)),
+                        "sparsity": sparsity_of([a]),
+                    }
+                )
+    return rows
+
+
+def _policy(selected: Sequence[str]):
+    """A tfmot PruningPolicy wrapping exactly the ``selected`` layers.
 
     tfmot's own default refuses whole models that contain layers outside its registry (such as
     the Rescaling layer every pruneflow model starts with); this policy leaves those alone.
     """
     import tensorflow_model_optimization as tfmot
 
-    class KernelLayers(tfmot.sparsity.keras.PruningPolicy):
+    chosen = set(selected)
+
+    class Selected(tfmot.sparsity.keras.PruningPolicy):
         def allow_pruning(self, layer):
-            return type(layer).__name__ in PRUNABLE_LAYER_TYPES
+            return layer.name in chosen
 
         def ensure_model_supports_pruning(self, model):
             pass
 
-    return KernelLayers()
+    return Selected()
 
 
 def prune_model(
@@ -125,27 +193,38 @@ def prune_model(
     learning_rate: float,
     frequency: int,
     seed: int,
+    pattern: str = "unstructured",
+    layer_types: Sequence[str] | None = None,
+    exclude_layers: Sequence[str] = (),
+    keep_first_last: bool = False,
 ) -> Pruned:
     """Prune a fresh copy of the baseline to ``sparsity`` and fine-tune it for ``epochs``.
 
+    ``pattern``: ``unstructured`` (magnitude pruning to ``sparsity``) or ``2:4`` (two zeros in
+    every block of four weights, for sparse kernels; ``sparsity`` must then be 0.5).
     ``sparsity == 0`` means no pruning: the baseline itself is returned. The returned model has
-    its pruning wrappers stripped. Writes nothing.
+    its pruning wrappers stripped; sparsity is measured from its weights. Writes nothing.
     """
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
+    if pattern not in PATTERNS:
+        raise ValueError(f"prune.pattern={pattern!r}: valid values are {list(PATTERNS)}")
     sparsity_keras = tfmot.sparsity.keras
     model = load_model(baseline_path)  # fresh copy: pruning overwrites the source's weights
     history: dict[str, list[float]] = {}
+    selected: list[str] = []
     if sparsity > 0:
         if epochs < 1:
             raise ValueError("prune.epochs must be >= 1 when prune.sparsity > 0")
+        selected = select_layers(model, layer_types, exclude_layers, keep_first_last)
         keras.utils.set_random_seed(seed)
-        steps = epochs * math.ceil(len(data.x_train) / batch_size)
+        steps = epochs * math.ceil(data.train_size / batch_size)
         pruned = sparsity_keras.prune_low_magnitude(
             model,
             pruning_schedule=make_schedule(schedule, sparsity, steps, frequency),
-            pruning_policy=_policy(),
+            pruning_policy=_policy(selected),
+            sparsity_m_by_n=(2, 4) if pattern == "2:4" else None,
         )
         history = fit(
             pruned,
@@ -154,8 +233,11 @@ def prune_model(
             batch_size=batch_size,
             learning_rate=learning_rate,
             callbacks=[sparsity_keras.UpdatePruningStep()],
+            seed=seed,
         )
         model = sparsity_keras.strip_pruning(pruned)
     kernels = kernel_arrays(model)
     total, nonzero = count_params([w.numpy() for w in model.weights])
-    return Pruned(model, history, sparsity_of(kernels), total, nonzero)
+    return Pruned(
+        model, history, sparsity_of(kernels), total, nonzero, layer_table(model, selected)
+    )

@@ -20,6 +20,7 @@ from pathlib import Path
 from pruneflow import __version__
 from pruneflow.data import ImageDataset
 from pruneflow.evaluate import keras_accuracy
+from pruneflow.model import BASE_LAYER
 
 MODEL_FILE = "model.keras"
 META_FILE = "meta.json"
@@ -54,7 +55,14 @@ def cache_key(spec: dict) -> str:
 
 
 def fit(
-    model, data: ImageDataset, *, epochs: int, batch_size: int, learning_rate: float, callbacks=()
+    model,
+    data: ImageDataset,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    callbacks=(),
+    seed: int = 0,
 ) -> dict[str, list[float]]:
     """Compile ``model`` and fit it on the training split, validating on the whole validation
     split after every epoch. Returns the Keras history (loss, accuracy, val_loss, val_accuracy)."""
@@ -68,16 +76,24 @@ def fit(
     if epochs <= 0:
         return {}
     hist = model.fit(
-        data.x_train,
-        data.y_train,
+        data.train_batches(batch_size, seed),
         validation_data=(data.x_val, data.y_val),
+        validation_batch_size=max(batch_size, 256),
         epochs=epochs,
-        batch_size=batch_size,
-        shuffle=True,
         verbose=0,
         callbacks=list(callbacks),
     )
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+
+
+def _set_base_trainable(model, trainable: bool) -> None:
+    try:
+        model.get_layer(BASE_LAYER).trainable = trainable
+    except ValueError as exc:
+        raise ValueError(
+            f"train.frozen_epochs > 0 needs a backbone with a pretrained base layer named "
+            f"{BASE_LAYER!r} (mobilenetv2, vgg16, resnet50); {model.name} has none"
+        ) from exc
 
 
 @contextlib.contextmanager
@@ -101,8 +117,13 @@ def train_baseline(
     seed: int,
     cache_dir: str | os.PathLike,
     key_spec: dict,
+    frozen_epochs: int = 0,
+    fine_tune_learning_rate: float | None = None,
 ) -> Baseline:
     """Return the baseline for ``key_spec``, training it only when the cache has none.
+
+    With ``frozen_epochs``, the backbone's pretrained base is frozen for that many epochs of
+    head training, then everything trains for ``epochs`` at ``fine_tune_learning_rate``.
 
     Writes ``<cache_dir>/baselines/<key>/{model.keras,meta.json}`` atomically (a crashed run
     leaves no half-written entry).
@@ -118,9 +139,27 @@ def train_baseline(
 
         keras.utils.set_random_seed(seed)
         model = build_model()
-        history = fit(
-            model, data, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate
+        history: dict[str, list[float]] = {}
+        if frozen_epochs > 0:  # train the new head on a frozen base first
+            _set_base_trainable(model, False)
+            history = fit(
+                model,
+                data,
+                epochs=frozen_epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+            )
+            _set_base_trainable(model, True)
+        tuned = fit(
+            model,
+            data,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=fine_tune_learning_rate or learning_rate,
+            seed=seed + 1,
         )
+        history = {k: history.get(k, []) + tuned.get(k, []) for k in {*history, *tuned}}
         accuracy = keras_accuracy(model, data.x_val, data.y_val)
 
         entry.parent.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from hydra.errors import ConfigCompositionException
 from omegaconf import OmegaConf
@@ -39,8 +40,9 @@ def test_every_dataset_instantiates(option):
     from hydra.utils import instantiate
 
     data = instantiate(compose([f"dataset={option}"]).dataset)
-    assert data.x_train.dtype.name == "uint8" and data.x_train.ndim == 4
-    assert len(data.x_train) == len(data.y_train) and len(data.x_val) == len(data.y_val)
+    sample = data.train_sample(4)
+    assert sample.dtype.name == "uint8" and sample.shape[1:] == data.image_shape
+    assert data.train_size > 0 and len(data.x_val) == len(data.y_val) > 0
     assert set(data.y_val) <= set(range(data.num_classes))
 
 
@@ -49,10 +51,11 @@ def test_digits_split_is_stratified_and_seeded():
 
     a = instantiate(compose().dataset)
     b = instantiate(compose().dataset)
-    assert a.x_train.shape == (1257, 28, 28, 1) and a.x_val.shape == (540, 28, 28, 1)
+    assert a.train_size == 1257 and a.x_val.shape == (540, 28, 28, 1)
+    y_train = np.array([int(y) for _, y in a.train.as_numpy_iterator()])
     assert (a.y_val == b.y_val).all() and (a.x_val == b.x_val).all()
     for c in range(10):  # stratified: each class keeps its 30% share, to within rounding
-        total = int((a.y_val == c).sum() + (a.y_train == c).sum())
+        total = int((a.y_val == c).sum() + (y_train == c).sum())
         assert abs(int((a.y_val == c).sum()) - 0.3 * total) <= 1
 
 

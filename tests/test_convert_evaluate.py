@@ -1,16 +1,19 @@
 import numpy as np
 import pytest
 
-from pruneflow.convert import VARIANTS, export_models, file_sizes
+from pruneflow.convert import export_models, file_sizes
 from pruneflow.evaluate import evaluate, keras_accuracy, tflite_predict
 from pruneflow.train import load_model
+
+# post-training variants (tflite_int8_qat needs a quantization-aware model: test_quantize.py)
+VARIANTS = ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory, trained_model_path, digits):
     model = load_model(trained_model_path)
     out = tmp_path_factory.mktemp("models")
-    return model, export_models(model, VARIANTS, out, digits.x_train[:32])
+    return model, export_models(model, VARIANTS, out, digits.train_sample(32))
 
 
 def test_every_variant_is_written_with_its_io_types(exported):

@@ -9,9 +9,10 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY, outputs_to, run_cli
-from pruneflow.convert import VARIANTS
 from pruneflow.stats import MEASURES
 
+# the default stage (stage=full)
+VARIANTS = ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
 MEASURE_NAMES = [
     "accuracy",
     "size_bytes",
@@ -72,7 +73,7 @@ def test_every_metric_param_tag_and_artifact(sweep):
             steps = [h.step for h in client.get_metric_history(run.info.run_id, name)]
             assert sorted(steps) == [0, 1], name
         top = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert top == {"benchmark", "models", "config.yaml"}
+        assert top == {"benchmark", "models", "prune", "config.yaml"}
         models = {a.path for a in client.list_artifacts(run.info.run_id, "models")}
         assert models == {"models/keras.keras", *(f"models/{v}.tflite" for v in VARIANTS)}
         bench = {a.path for a in client.list_artifacts(run.info.run_id, "benchmark")}

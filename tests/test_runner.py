@@ -55,7 +55,7 @@ def bench(tmp_path_factory, trained_model_path, digits):
         load_model(trained_model_path),
         ["tflite_fp32", "tflite_int8"],
         out / "models",
-        digits.x_train[:16],
+        digits.train_sample(16),
     )
     images = write_images(digits.x_val, digits.y_val, digits.class_names, 12, out / "images")
     return paths, images, out
@@ -189,7 +189,7 @@ def test_xnnpack_rejecting_a_sparse_int8_model_falls_back_to_builtin(
     )
     conv = tf.lite.TFLiteConverter.from_keras_model(pruned.model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
-    rep = digits.x_train[:16].astype(np.float32)
+    rep = digits.train_sample(16).astype(np.float32)
     conv.representative_dataset = lambda: ([rep[i : i + 1]] for i in range(len(rep)))
     conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     conv.inference_input_type = conv.inference_output_type = tf.int8

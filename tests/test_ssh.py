@@ -38,7 +38,7 @@ def bench(tmp_path_factory, trained_model_path, digits):
         load_model(trained_model_path),
         ["tflite_fp32", "tflite_int8"],
         out / "models",
-        digits.x_train[:16],
+        digits.train_sample(16),
     )
     images = write_images(digits.x_val, digits.y_val, digits.class_names, 10, out / "images")
     return [paths["tflite_fp32"], paths["tflite_int8"]], images
