@@ -63,7 +63,8 @@ class ImageDataset:
         return np.stack([img for img, _ in ds.as_numpy_iterator()])
 
 
-def _from_arrays(name, x_train, y_train, x_val, y_val, class_names) -> ImageDataset:
+def from_arrays(name, x_train, y_train, x_val, y_val, class_names) -> ImageDataset:
+    """An :class:`ImageDataset` from in-memory uint8 NHWC arrays and integer labels."""
     import tensorflow as tf
 
     train = tf.data.Dataset.from_tensor_slices((x_train, y_train.astype(np.int64)))
@@ -153,7 +154,7 @@ def load_digits(image_size: int = 28, val_fraction: float = 0.3, seed: int = 0) 
     x_train, x_val, y_train, y_val = train_test_split(
         images, labels, test_size=val_fraction, stratify=labels, random_state=seed
     )
-    return _from_arrays("digits", x_train, y_train, x_val, y_val, [str(i) for i in range(10)])
+    return from_arrays("digits", x_train, y_train, x_val, y_val, [str(i) for i in range(10)])
 
 
 def load_tfds(

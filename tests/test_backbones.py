@@ -1,0 +1,125 @@
+"""Transfer backbones with weights=null at a small input size: one training step, then prune,
+strip and every post-training TFLite variant. ImageNet weights cannot be downloaded here; their
+code path is tested for its offline failure."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pytest
+
+from pruneflow.convert import export_models, weight_sparsity
+from pruneflow.data import from_arrays
+from pruneflow.evaluate import evaluate
+from pruneflow.model import WeightsUnavailable, build_transfer
+from pruneflow.prune import prune_model
+from pruneflow.train import load_model, train_baseline
+
+VARIANTS = ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
+
+
+@pytest.fixture(scope="module")
+def tiny(digits):
+    """32 training and 16 validation digits: grayscale 28x28, so the backbones also exercise
+    the gray-to-RGB and resize layers."""
+    return from_arrays(
+        "tiny",
+        digits.train_sample(32),
+        np.arange(32) % 10,
+        digits.x_val[:16],
+        digits.y_val[:16],
+        digits.class_names,
+    )
+
+
+def _digest(path) -> str:
+    model = load_model(path)
+    return hashlib.sha256(b"".join(w.numpy().tobytes() for w in model.weights)).hexdigest()
+
+
+def _through_the_pipeline(arch, tiny, tmp_path, frozen_epochs=0):
+    baseline = train_baseline(
+        tiny,
+        lambda: build_transfer(
+            tiny.image_shape, tiny.num_classes, arch, weights=None, input_size=32
+        ),
+        epochs=1,
+        batch_size=32,
+        learning_rate=1e-3,
+        seed=0,
+        cache_dir=tmp_path,
+        key_spec={"arch": arch},
+        frozen_epochs=frozen_epochs,
+    )
+    before = _digest(baseline.model_path)
+    pruned = prune_model(
+        baseline.model_path,
+        tiny,
+        sparsity=0.5,
+        schedule="constant",
+        epochs=1,
+        batch_size=32,
+        learning_rate=1e-3,
+        frequency=1,
+        seed=0,
+    )
+    assert _digest(baseline.model_path) == before  # the cached baseline is never altered
+    selected = [row for row in pruned.layers if row["selected"]]
+    assert len(selected) > 5  # pruning reached into the nested backbone
+    for row in selected:
+        assert row["sparsity"] == pytest.approx(0.5, abs=0.01), row
+    paths = export_models(pruned.model, VARIANTS, tmp_path / "models", tiny.train_sample(8))
+    acc = evaluate({v: paths[v] for v in VARIANTS}, tiny.x_val, tiny.y_val)
+    assert all(0.0 <= a <= 1.0 for a in acc.values())
+    assert weight_sparsity(paths["tflite_fp32"]) == pytest.approx(pruned.sparsity, abs=0.02)
+    return baseline, pruned
+
+
+def test_mobilenetv2_through_prune_strip_and_every_variant(tiny, tmp_path):
+    baseline, pruned = _through_the_pipeline("mobilenetv2", tiny, tmp_path, frozen_epochs=1)
+    assert len(baseline.history["loss"]) == 2  # one frozen epoch, one fine-tuning epoch
+    # DepthwiseConv2D is never pruned: reported dense, and the overall figure says so
+    depthwise = [row for row in pruned.layers if row["type"] == "DepthwiseConv2D"]
+    assert depthwise and all(not r["selected"] and r["sparsity"] == 0.0 for r in depthwise)
+    assert 0.3 < pruned.sparsity < 0.5
+
+
+def test_vgg16_through_prune_strip_and_every_variant(tiny, tmp_path):
+    _, pruned = _through_the_pipeline("vgg16", tiny, tmp_path)
+    assert pruned.sparsity == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.slow
+def test_resnet50_through_prune_strip_and_every_variant(tiny, tmp_path):
+    _, pruned = _through_the_pipeline("resnet50", tiny, tmp_path)
+    assert pruned.sparsity == pytest.approx(0.5, abs=0.01)
+
+
+@pytest.mark.parametrize("arch", ["mobilenetv2", "vgg16", "resnet50"])
+def test_imagenet_weights_offline_fail_fast_naming_the_offline_choice(arch, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))  # no cached weights in ~/.keras
+    with pytest.raises(WeightsUnavailable, match=r"backbone.weights=null"):
+        build_transfer((32, 32, 3), 2, arch, weights="imagenet")
+
+
+def test_frozen_phase_needs_a_pretrained_base(tiny, tmp_path):
+    from pruneflow.model import build_cnn
+
+    with pytest.raises(ValueError, match="frozen_epochs > 0 needs a backbone"):
+        train_baseline(
+            tiny,
+            lambda: build_cnn(tiny.image_shape, tiny.num_classes),
+            epochs=1,
+            batch_size=32,
+            learning_rate=1e-3,
+            seed=0,
+            cache_dir=tmp_path,
+            key_spec={},
+            frozen_epochs=1,
+        )
+
+
+def test_unknown_arch_is_rejected():
+    with pytest.raises(ValueError, match="valid values are"):
+        build_transfer((32, 32, 3), 2, "alexnet", weights=None)

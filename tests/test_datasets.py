@@ -1,0 +1,124 @@
+"""tensorflow-datasets options (real loading code, offline with tfds.testing.mock_data), user
+image folders, and fast clear failures when a dataset needs a download."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from conftest import CONF, TINY, compose, outputs_to, run_cli
+from pruneflow.data import DatasetUnavailable, load_folder, load_tfds
+
+TFDS_OPTIONS = sorted(
+    p.stem for p in (CONF / "dataset").glob("*.yaml") if "load_tfds" in p.read_text()
+)
+SMALL = ["dataset.image_size=24"]  # keep the paper's large images small in tests
+
+
+def test_the_papers_datasets_are_options():
+    assert TFDS_OPTIONS == ["cats_vs_dogs", "horses_or_humans", "mnist", "svhn", "tf_flowers"]
+
+
+@pytest.mark.parametrize("option", TFDS_OPTIONS)
+def test_tfds_option_loads_offline_under_mock_data(option):
+    from hydra.utils import instantiate
+
+    cfg = compose([f"dataset={option}", *SMALL])
+    with tfds.testing.mock_data(num_examples=20):
+        data = instantiate(cfg.dataset)
+    channels = cfg.dataset.channels
+    assert data.image_shape == (24, 24, channels)
+    assert data.x_val.dtype == np.uint8 and len(data.x_val) == 20 == len(data.y_val)
+    assert data.train_size == 20
+    assert data.num_classes >= 2 and set(data.y_val) <= set(range(data.num_classes))
+    batch_x, batch_y = next(iter(data.train_batches(8)))
+    assert tuple(batch_x.shape) == (8, 24, 24, channels) and batch_x.dtype.name == "uint8"
+
+
+@pytest.mark.parametrize("option", TFDS_OPTIONS)
+def test_tfds_option_runs_end_to_end(option, tmp_path):
+    from pruneflow.pipeline import run
+
+    overrides = [
+        f"dataset={option}",
+        *SMALL,
+        "dataset.image_size=24",
+        *TINY,
+        "stage=int8",
+        "benchmark.images=4",
+    ]
+    cfg = compose(overrides + [o for o in outputs_to(tmp_path) if not o.startswith("hydra.")])
+    with tfds.testing.mock_data(num_examples=16):
+        metrics = run(cfg)
+    for variant in ("keras", "tflite_fp32", "tflite_int8"):
+        assert 0.0 <= metrics[f"{variant}/accuracy"] <= 1.0
+        assert metrics[f"{variant}/latency_p50_ms"] > 0
+    assert metrics["sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_offline_tfds_download_fails_fast_with_what_to_do(tmp_path):
+    with pytest.raises(DatasetUnavailable) as err:
+        load_tfds("mnist", image_size=28, channels=1, data_dir=str(tmp_path / "tfds"))
+    message = str(err.value)
+    assert "needs a download" in message and "dataset.data_dir" in message
+    assert "tfds build mnist" in message
+    with pytest.raises(DatasetUnavailable, match="dataset.download=false"):
+        load_tfds("mnist", image_size=28, data_dir=str(tmp_path / "tfds"), download=False)
+
+
+def test_cli_offline_dataset_fails_the_run_cleanly(tmp_path):
+    args = ["dataset=mnist", f"dataset.data_dir={tmp_path / 'tfds'}", *TINY, *outputs_to(tmp_path)]
+    proc = run_cli(args, cwd=tmp_path, timeout=300)
+    assert proc.returncode != 0 and "needs a download" in proc.stderr
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("pruneflow").experiment_id])
+    assert run.info.status == "FAILED"
+
+
+@pytest.fixture
+def image_folder(tmp_path, digits):
+    """A folder of real image files in the paper's layout: <class>/<image>, mixed formats."""
+    root = tmp_path / "my_images"
+    for label, name in enumerate(["cat", "dog", "owl"]):
+        (root / name).mkdir(parents=True)
+        for i, img in enumerate(digits.x_val[digits.y_val == label][:20]):
+            rgb = np.repeat(img, 3, axis=-1)
+            suffix = "jpg" if i % 2 else "png"
+            Image.fromarray(rgb).resize((40, 40)).save(root / name / f"{i}.{suffix}")
+    return root
+
+
+def test_folder_dataset_reads_classes_and_splits(image_folder):
+    data = load_folder(str(image_folder), image_size=32, channels=3, val_fraction=0.25, seed=1)
+    assert data.class_names == ["cat", "dog", "owl"]
+    assert data.train_size + len(data.x_val) == 60
+    assert len(data.x_val) == 15 and data.image_shape == (32, 32, 3)
+    gray = load_folder(str(image_folder), image_size=16, channels=1, val_fraction=0.25, seed=1)
+    assert gray.image_shape == (16, 16, 1)
+
+
+def test_folder_dataset_end_to_end_from_the_command_line(image_folder, tmp_path):
+    args = [
+        "dataset=folder",
+        f"dataset.root={image_folder}",
+        "dataset.image_size=32",
+        *TINY,
+        "stage=float",
+        *outputs_to(tmp_path),
+    ]
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("pruneflow").experiment_id])
+    assert run.info.status == "FINISHED" and run.data.tags["mlflow.runName"].startswith(
+        "my_images-cnn"
+    )
+    assert run.data.metrics["tflite_fp32/accuracy"] >= 0.0
+
+
+def test_folder_dataset_without_a_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(DatasetUnavailable, match="dataset.root='/nope' is not a folder"):
+        load_folder("/nope")
