@@ -1,9 +1,14 @@
 """Command line: ``python -m pruneflow [overrides]`` or the ``pruneflow`` console script."""
 
+import sys
+
 import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from pruneflow.config import ConfigError, exit_on_config_error, register
+from pruneflow.config import exit_on_config_error, register
+from pruneflow.errors import ConfigError, PruneflowError
 
 register()
 
@@ -14,9 +19,15 @@ def main(cfg: DictConfig) -> dict:
 
     try:
         return run(cfg)
-    except ConfigError as exc:  # a bad value: a one-line message, not a traceback
-        exit_on_config_error(str(exc))
-
+    except PruneflowError as exc:
+        # Errors the user can act on read better without a traceback. In a sweep the other
+        # jobs must still run, so there Hydra reports the error after them.
+        if HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise
+        if isinstance(exc, ConfigError):  # a bad value: status 2, like a bad argument
+            exit_on_config_error(str(exc))
+        print(f"pruneflow: error: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 if __name__ == "__main__":
     main()

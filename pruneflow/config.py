@@ -19,13 +19,10 @@ from omegaconf import MISSING, DictConfig, OmegaConf
 from pruneflow.convert import VARIANTS
 from pruneflow.device import KINDS
 from pruneflow.device_runner import DELEGATES
+from pruneflow.errors import ConfigError
 from pruneflow.prune import PATTERNS, PRUNABLE_LAYER_TYPES, SCHEDULES
 
 FALLBACKS = ("builtin", "error")
-
-
-class ConfigError(ValueError):
-    """A config value outside its valid values; the message names the key and those values."""
 
 
 @dataclass
@@ -54,8 +51,8 @@ class TrainConfig:
 class StageConfig:
     variants: list[str] = field(default_factory=lambda: list(VARIANTS))
     representative_samples: int = 100  # training images used to calibrate int8
-    qat_epochs: int = 2  # tflite_int8_qat: quantization-aware fine-tuning epochs
-    qat_learning_rate: float = 1e-4
+    qat_epochs: int = 4  # tflite_int8_qat: quantization-aware fine-tuning epochs
+    qat_learning_rate: float = 3e-5
 
 
 @dataclass

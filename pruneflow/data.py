@@ -19,10 +19,12 @@ from typing import Any
 
 import numpy as np
 
+from pruneflow.errors import ConfigError, PruneflowError
+
 SHUFFLE_BUFFER = 10_000
 
 
-class DatasetUnavailable(RuntimeError):
+class DatasetUnavailable(PruneflowError, RuntimeError):
     """The data cannot be had here (offline, missing folder); the message says what to do."""
 
 
@@ -140,9 +142,9 @@ def load_digits(image_size: int = 28, val_fraction: float = 0.3, seed: int = 0) 
     from sklearn.model_selection import train_test_split
 
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"dataset.val_fraction={val_fraction}: valid values are in (0, 1)")
+        raise ConfigError(f"dataset.val_fraction={val_fraction}: valid values are in (0, 1)")
     if image_size < 8:
-        raise ValueError(f"dataset.image_size={image_size}: valid values are integers >= 8")
+        raise ConfigError(f"dataset.image_size={image_size}: valid values are integers >= 8")
     digits = sk_load_digits()
     # Pixel values are 0..16 in the source; scale to the 0..255 of an ordinary image file.
     small = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
@@ -199,7 +201,7 @@ def load_tfds(
         raise DatasetUnavailable(
             f"dataset {name!r} is not prepared in {where} and could not be "
             f"{'downloaded' if download else 'loaded (dataset.download=false)'}: "
-            f"{type(exc).__name__}: {str(exc)[:300]}\n"
+            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}\n"
             f"It needs a download. On a machine with internet run `tfds build {name} "
             f"--data_dir DIR` (or any pruneflow run with dataset.data_dir=DIR), copy DIR here "
             f"and set dataset.data_dir=DIR."
@@ -239,7 +241,7 @@ def load_folder(
             f"dataset.root={root!r} is not a folder: give a folder of <class>/<image> files"
         )
     if not 0.0 < val_fraction < 1.0:
-        raise ValueError(f"dataset.val_fraction={val_fraction}: valid values are in (0, 1)")
+        raise ConfigError(f"dataset.val_fraction={val_fraction}: valid values are in (0, 1)")
     train, val = keras.utils.image_dataset_from_directory(
         os.path.expanduser(root),
         labels="inferred",

@@ -24,11 +24,13 @@ import tarfile
 import time
 from pathlib import Path
 
+from pruneflow.errors import PruneflowError
+
 RUNNER = Path(__file__).with_name("device_runner.py")
 KINDS = ("local", "ssh")
 
 
-class DeviceError(RuntimeError):
+class DeviceError(PruneflowError, RuntimeError):
     """A device step failed; the message names the device and the step."""
 
 

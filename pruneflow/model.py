@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from pruneflow.errors import ConfigError, PruneflowError
+
 
 def build_cnn(
     input_shape: Sequence[int],
@@ -21,7 +23,7 @@ def build_cnn(
     import tf_keras as keras
 
     if not filters:
-        raise ValueError("backbone.filters: valid values are a non-empty list of positive ints")
+        raise ConfigError("backbone.filters: valid values are a non-empty list of positive ints")
     layers = keras.layers
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
@@ -49,7 +51,7 @@ CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 BASE_LAYER = "base"
 
 
-class WeightsUnavailable(RuntimeError):
+class WeightsUnavailable(PruneflowError, RuntimeError):
     """Pretrained weights could not be obtained; the message names the offline choice."""
 
 
@@ -71,7 +73,7 @@ def build_transfer(
     import tf_keras as keras
 
     if arch not in ARCHS:
-        raise ValueError(f"backbone.arch={arch!r}: valid values are {sorted(ARCHS)}")
+        raise ConfigError(f"backbone.arch={arch!r}: valid values are {sorted(ARCHS)}")
     constructor, mode, first_conv = ARCHS[arch]
     height, width, channels = (int(d) for d in input_shape)
     size = int(input_size or height)
@@ -88,12 +90,17 @@ def build_transfer(
         x = layers.Normalization(mean=CAFFE_MEAN_RGB, variance=(1.0, 1.0, 1.0), name="preprocess")(
             x
         )
+    if size < 32:
+        raise ConfigError(
+            f"backbone={arch} needs inputs of at least 32x32, got {size}x{size}: set "
+            "backbone.input_size (images are resized inside the model) or dataset.image_size"
+        )
     try:
         base = getattr(keras.applications, constructor)(
             input_shape=(size, size, 3), include_top=False, weights=weights
         )
     except Exception as exc:  # noqa: BLE001 - keras raises plain Exception for URL failures
-        if weights == "imagenet":
+        if weights == "imagenet" and "URL fetch failure" in str(exc):
             raise WeightsUnavailable(
                 f"backbone={arch}: the ImageNet weights could not be downloaded ({exc}). "
                 "Offline, use backbone.weights=null (random initialisation), or give the path "

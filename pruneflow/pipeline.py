@@ -19,8 +19,22 @@ from omegaconf import DictConfig, OmegaConf
 
 from pruneflow import __version__
 from pruneflow.config import validate
+from pruneflow.errors import PruneflowError
 
 log = logging.getLogger(__name__)
+
+
+def _instantiate(node, **kwargs):
+    """``hydra.utils.instantiate``, but an error the user can act on (offline data or weights,
+    a bad option value) surfaces as itself rather than wrapped in Hydra's exception."""
+    from hydra.errors import InstantiationException
+
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as exc:
+        if isinstance(exc.__cause__, PruneflowError):
+            raise exc.__cause__ from None
+        raise
 
 
 class _Timer:
@@ -98,11 +112,11 @@ def run(cfg: DictConfig) -> dict[str, float]:
 
         keras.backend.clear_session()  # jobs of one sweep share this process
         with timer("data"):
-            data = instantiate(cfg.dataset)
+            data = _instantiate(cfg.dataset)
         with timer("train"):
             baseline = train.train_baseline(
                 data,
-                lambda: instantiate(
+                lambda: _instantiate(
                     cfg.backbone, input_shape=data.image_shape, num_classes=data.num_classes
                 ),
                 epochs=cfg.train.epochs,

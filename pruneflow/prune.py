@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pruneflow.data import ImageDataset
+from pruneflow.errors import ConfigError
 from pruneflow.train import fit, load_model
 
 SCHEDULES = ("constant", "polynomial")
@@ -86,7 +87,7 @@ def make_schedule(kind: str, sparsity: float, total_steps: int, frequency: int):
 
     sparsity_keras = tfmot.sparsity.keras
     if kind not in SCHEDULES:
-        raise ValueError(f"prune.schedule={kind!r}: valid values are {list(SCHEDULES)}")
+        raise ConfigError(f"prune.schedule={kind!r}: valid values are {list(SCHEDULES)}")
     end_step, freq = schedule_steps(total_steps, frequency)
     if kind == "constant" or end_step == 0:
         return sparsity_keras.ConstantSparsity(sparsity, begin_step=0, frequency=freq)
@@ -118,14 +119,14 @@ def select_layers(
     if layer_types is not None:
         unknown = sorted(set(layer_types) - PRUNABLE_LAYER_TYPES)
         if unknown:
-            raise ValueError(
+            raise ConfigError(
                 f"prune.layer_types={unknown}: valid values are {sorted(PRUNABLE_LAYER_TYPES)}"
             )
     types = PRUNABLE_LAYER_TYPES if layer_types is None else set(layer_types)
     prunable = [la.name for la in leaf_layers(model) if type(la).__name__ in PRUNABLE_LAYER_TYPES]
     missing = sorted(set(exclude) - {la.name for la in leaf_layers(model)})
     if missing:
-        raise ValueError(
+        raise ConfigError(
             f"prune.exclude_layers={missing}: no such layer in {model.name}; "
             f"its prunable layers are {prunable}"
         )
@@ -209,14 +210,14 @@ def prune_model(
     import tf_keras as keras
 
     if pattern not in PATTERNS:
-        raise ValueError(f"prune.pattern={pattern!r}: valid values are {list(PATTERNS)}")
+        raise ConfigError(f"prune.pattern={pattern!r}: valid values are {list(PATTERNS)}")
     sparsity_keras = tfmot.sparsity.keras
     model = load_model(baseline_path)  # fresh copy: pruning overwrites the source's weights
     history: dict[str, list[float]] = {}
     selected: list[str] = []
     if sparsity > 0:
         if epochs < 1:
-            raise ValueError("prune.epochs must be >= 1 when prune.sparsity > 0")
+            raise ConfigError("prune.epochs must be >= 1 when prune.sparsity > 0")
         selected = select_layers(model, layer_types, exclude_layers, keep_first_last)
         keras.utils.set_random_seed(seed)
         steps = epochs * math.ceil(data.train_size / batch_size)

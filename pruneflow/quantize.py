@@ -8,6 +8,7 @@ is converted to full-integer TFLite by :mod:`pruneflow.convert`.
 from __future__ import annotations
 
 from pruneflow.data import ImageDataset
+from pruneflow.errors import ConfigError
 from pruneflow.train import fit
 
 # Layers that get weight and activation fake-quantization (the prune-preserve scheme covers
@@ -61,9 +62,9 @@ def quantize_aware(
     import tf_keras as keras
 
     if epochs < 1:
-        raise ValueError("stage.qat_epochs must be >= 1 (a QAT model is untrained before it)")
+        raise ConfigError("stage.qat_epochs must be >= 1 (a QAT model is untrained before it)")
     if any(isinstance(layer, keras.Model) for layer in model.layers):
-        raise ValueError(
+        raise ConfigError(
             f"variant tflite_int8_qat: tfmot cannot quantize a model nested in another "
             f"({model.name} has a backbone model inside); use tflite_int8 (post-training) "
             "for transfer backbones"

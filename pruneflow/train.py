@@ -19,6 +19,7 @@ from pathlib import Path
 
 from pruneflow import __version__
 from pruneflow.data import ImageDataset
+from pruneflow.errors import ConfigError
 from pruneflow.evaluate import keras_accuracy
 from pruneflow.model import BASE_LAYER
 
@@ -90,7 +91,7 @@ def _set_base_trainable(model, trainable: bool) -> None:
     try:
         model.get_layer(BASE_LAYER).trainable = trainable
     except ValueError as exc:
-        raise ValueError(
+        raise ConfigError(
             f"train.frozen_epochs > 0 needs a backbone with a pretrained base layer named "
             f"{BASE_LAYER!r} (mobilenetv2, vgg16, resnet50); {model.name} has none"
         ) from exc

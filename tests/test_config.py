@@ -157,3 +157,10 @@ def test_cli_rejects_bad_input_before_any_work(tmp_path, args, expect):
     assert not (tmp_path / "cache").exists()
     assert not (tmp_path / "mlruns").exists()
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("preset", sorted(p.stem for p in (CONF / "experiment").glob("*.yaml")))
+def test_every_experiment_preset_composes_and_validates(preset):
+    cfg = compose([f"+experiment={preset}"])
+    validate(cfg)
+    assert cfg.prune.sparsity > 0
