@@ -34,6 +34,9 @@ lint:
 	$(PYTHON) -m ruff format --check .
 
 # The figures in BENCHMARKS.md.
-bench: install
+bench: system-deps install
 	$(PYTHON) bench/sweep_overhead.py
 	$(PYTHON) bench/digits_numbers.py
+	$(PYTHON) bench/remote_overhead.py
+	$(PYTHON) bench/pruning_quantization.py
+	$(PYTHON) bench/mobilenet_int8.py

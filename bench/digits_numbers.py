@@ -15,11 +15,11 @@ Writes bench/results/digits_numbers.json.   python bench/digits_numbers.py
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from sweeps import read_runs, run_pruneflow
 
 HERE = Path(__file__).resolve().parent
 SPARSITIES = ["0", "0.25", "0.5", "0.6", "0.7", "0.8", "0.9", "0.95", "0.97", "0.99"]
@@ -27,22 +27,9 @@ VARIANTS = ["keras", "tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_
 
 
 def main() -> int:
-    from mlflow.tracking import MlflowClient
-
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        subprocess.run(
-            [sys.executable, "-m", "pruneflow", "-m", f"prune.sparsity={','.join(SPARSITIES)}"],
-            cwd=tmp,
-            env=env,
-            check=True,
-            capture_output=True,
-            text=True,
-        )
-        client = MlflowClient(tracking_uri=f"sqlite:///{tmp}/mlruns/mlflow.db")
-        exp = client.get_experiment_by_name("pruneflow")
-        runs = client.search_runs([exp.experiment_id])
-        by_s = {float(r.data.params["prune.sparsity"]): r.data.metrics for r in runs}
+        run_pruneflow(tmp, "-m", f"prune.sparsity={','.join(SPARSITIES)}")
+        by_s = {float(r.data.params["prune.sparsity"]): r.data.metrics for r in read_runs(tmp)}
 
     rows = {s: by_s[s] for s in sorted(by_s)}
     dense, half, ninety = rows[0.0], rows[0.5], rows[0.9]

@@ -12,11 +12,11 @@ Writes bench/results/pruning_quantization.json.     python bench/pruning_quantiz
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
+
+from sweeps import read_runs, run_pruneflow
 
 HERE = Path(__file__).resolve().parent
 SWEEPS = [
@@ -27,29 +27,18 @@ VARIANTS = ["tflite_fp32", "tflite_int8", "tflite_int8_qat"]
 
 
 def main() -> int:
-    from mlflow.tracking import MlflowClient
-
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
         for sweep in SWEEPS:
-            subprocess.run(
-                [sys.executable, "-m", "pruneflow", "-m", *sweep],
-                cwd=tmp,
-                env=env,
-                check=True,
-                capture_output=True,
-                text=True,
-            )
-        client = MlflowClient(tracking_uri=f"sqlite:///{tmp}/mlruns/mlflow.db")
-        exp = client.get_experiment_by_name("pruneflow")
-        for r in client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"]):
+            run_pruneflow(tmp, "-m", *sweep)
+        for r in read_runs(tmp):
             m, p = r.data.metrics, r.data.params
+            skip = ("time/", "train/", "val/")
             rows.append(
                 {
                     "pattern": p["prune.pattern"],
                     "target": float(p["prune.sparsity"]),
-                    **{k: v for k, v in m.items() if not k.startswith(("time/", "train/", "val/"))},
+                    **{k: v for k, v in m.items() if not k.startswith(skip)},
                 }
             )
     dense_gz = next(r for r in rows if r["target"] == 0)["tflite_fp32/gzip_bytes"]

@@ -12,7 +12,6 @@ MLflow; the rest is start-up, Hydra, and MLflow logging). Writes bench/results/s
 from __future__ import annotations
 
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -20,13 +19,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from sweeps import clean_env, read_runs, run_pruneflow
+
 HERE = Path(__file__).resolve().parent
 SPARSITIES = ["0.25", "0.5", "0.9"]
 STAGES = ["data", "train", "prune", "convert", "evaluate", "benchmark"]
-
-
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
 
 
 def run_plain(work: Path) -> tuple[float, dict]:
@@ -34,7 +31,7 @@ def run_plain(work: Path) -> tuple[float, dict]:
     proc = subprocess.run(
         [sys.executable, str(HERE / "plain_tfmot.py"), *SPARSITIES],
         cwd=work,
-        env=_env(),
+        env=clean_env(),
         capture_output=True,
         text=True,
         check=True,
@@ -43,22 +40,11 @@ def run_plain(work: Path) -> tuple[float, dict]:
     return wall, json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
 
 
-def run_pruneflow(work: Path) -> tuple[float, dict]:
+def run_flow(work: Path) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    subprocess.run(
-        [sys.executable, "-m", "pruneflow", "-m", f"prune.sparsity={','.join(SPARSITIES)}"],
-        cwd=work,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    run_pruneflow(work, "-m", f"prune.sparsity={','.join(SPARSITIES)}")
     wall = time.perf_counter() - t0
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{work / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("pruneflow")
-    runs = client.search_runs([exp.experiment_id])
+    runs = read_runs(work)
     assert len(runs) == len(SPARSITIES) and all(r.info.status == "FINISHED" for r in runs)
     stages = {s: sum(r.data.metrics[f"time/{s}_s"] for r in runs) for s in STAGES}
     stages["in runs, untimed (MLflow logging, artifact copies)"] = sum(
@@ -71,7 +57,7 @@ def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     plain, flow = [], []
     for i in range(rounds):
-        for name, fn, sink in (("plain", run_plain, plain), ("pruneflow", run_pruneflow, flow)):
+        for name, fn, sink in (("plain", run_plain, plain), ("pruneflow", run_flow, flow)):
             with tempfile.TemporaryDirectory() as tmp:
                 wall, stages = fn(Path(tmp))
             sink.append((wall, stages))

@@ -29,5 +29,6 @@ def main(cfg: DictConfig) -> dict:
         print(f"pruneflow: error: {exc}", file=sys.stderr)
         raise SystemExit(1) from None
 
+
 if __name__ == "__main__":
     main()

@@ -47,6 +47,17 @@ class ImageDataset:
     def num_classes(self) -> int:
         return len(self.class_names)
 
+    def fingerprint(self) -> str:
+        """A hash of the data as loaded (class names, split sizes, every validation image and
+        label), so that a cached baseline is not reused after a dataset's files changed."""
+        import hashlib
+
+        h = hashlib.blake2b(digest_size=16)
+        h.update(repr((self.class_names, self.train_size, self.x_val.shape)).encode())
+        h.update(np.ascontiguousarray(self.x_val).data)
+        h.update(np.ascontiguousarray(self.y_val).data)
+        return h.hexdigest()
+
     def train_batches(self, batch_size: int, seed: int = 0):
         """The training split shuffled (reshuffled every epoch), batched and prefetched."""
         import tensorflow as tf

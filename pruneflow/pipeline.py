@@ -124,7 +124,10 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 learning_rate=cfg.train.learning_rate,
                 seed=cfg.seed,
                 cache_dir=cfg.paths.cache_dir,
-                key_spec={k: container[k] for k in ("dataset", "backbone", "train", "seed")},
+                key_spec={
+                    **{k: container[k] for k in ("dataset", "backbone", "train", "seed")},
+                    "data": data.fingerprint(),
+                },
                 frozen_epochs=cfg.train.frozen_epochs,
                 fine_tune_learning_rate=cfg.train.fine_tune_learning_rate,
             )

@@ -96,3 +96,38 @@ def trained_model_path(tmp_path_factory, digits):
     path = tmp_path_factory.mktemp("model") / "model.keras"
     model.save(path)
     return path
+
+
+def prune_quick(path, data, **overrides):
+    """``prune_model`` with the tests' smallest budget: one epoch, a constant schedule."""
+    from pruneflow.prune import prune_model
+
+    args = dict(
+        sparsity=0.5,
+        schedule="constant",
+        epochs=1,
+        batch_size=64,
+        learning_rate=1e-3,
+        frequency=5,
+        seed=0,
+    )
+    return prune_model(path, data, **{**args, **overrides})
+
+
+@pytest.fixture(scope="session")
+def tflite_bench(tmp_path_factory, trained_model_path, digits):
+    """({variant: path} for tflite_fp32 and tflite_int8 of the trained digits CNN, a folder of
+    12 benchmark image files), built once for the session."""
+    from pruneflow.benchmark import write_images
+    from pruneflow.convert import export_models
+    from pruneflow.train import load_model
+
+    out = tmp_path_factory.mktemp("bench")
+    paths = export_models(
+        load_model(trained_model_path),
+        ["tflite_fp32", "tflite_int8"],
+        out / "models",
+        digits.train_sample(16),
+    )
+    images = write_images(digits.x_val, digits.y_val, digits.class_names, 12, out / "images")
+    return paths, images

@@ -122,3 +122,10 @@ def test_folder_dataset_end_to_end_from_the_command_line(image_folder, tmp_path)
 def test_folder_dataset_without_a_folder_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetUnavailable, match="dataset.root='/nope' is not a folder"):
         load_folder("/nope")
+
+
+def test_changed_folder_contents_change_the_fingerprint(image_folder):
+    before = load_folder(str(image_folder), image_size=32, seed=1).fingerprint()
+    assert load_folder(str(image_folder), image_size=32, seed=1).fingerprint() == before
+    Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(image_folder / "cat" / "new.png")
+    assert load_folder(str(image_folder), image_size=32, seed=1).fingerprint() != before

@@ -4,6 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from conftest import prune_quick
 from pruneflow.prune import count_params, kernel_arrays, prune_model, schedule_steps, sparsity_of
 
 
@@ -84,25 +85,12 @@ def test_sparsity_zero_is_the_baseline(trained_model_path, digits):
     assert pruned.params_nonzero > 0.95 * pruned.params_total
 
 
-def _prune(path, data, **kw):
-    args = dict(
-        sparsity=0.5,
-        schedule="constant",
-        epochs=1,
-        batch_size=64,
-        learning_rate=1e-3,
-        frequency=5,
-        seed=0,
-    )
-    return prune_model(path, data, **{**args, **kw})
-
-
 def _by_layer(pruned):
     return {row["layer"]: row for row in pruned.layers}
 
 
 def test_two_of_four_is_measured_truthfully(trained_model_path, digits):
-    pruned = _prune(trained_model_path, digits, pattern="2:4")
+    pruned = prune_quick(trained_model_path, digits, pattern="2:4")
     rows = _by_layer(pruned)
     # tfmot reports conv1 (one input channel) pruned, but leaves it dense: we say so
     assert rows["conv1"]["selected"] and rows["conv1"]["sparsity"] == 0.0
@@ -116,19 +104,19 @@ def test_two_of_four_is_measured_truthfully(trained_model_path, digits):
 
 
 def test_layer_selection_by_type_name_and_position(trained_model_path, digits):
-    only_conv = _by_layer(_prune(trained_model_path, digits, layer_types=["Conv2D"]))
+    only_conv = _by_layer(prune_quick(trained_model_path, digits, layer_types=["Conv2D"]))
     assert only_conv["dense"]["sparsity"] == 0.0 and only_conv["probs"]["sparsity"] == 0.0
     assert only_conv["conv2"]["sparsity"] == pytest.approx(0.5, abs=0.01)
-    named = _by_layer(_prune(trained_model_path, digits, exclude_layers=["dense"]))
+    named = _by_layer(prune_quick(trained_model_path, digits, exclude_layers=["dense"]))
     assert named["dense"]["sparsity"] == 0.0 and not named["dense"]["selected"]
     assert named["probs"]["sparsity"] == pytest.approx(0.5, abs=0.01)
-    ends = _by_layer(_prune(trained_model_path, digits, keep_first_last=True))
+    ends = _by_layer(prune_quick(trained_model_path, digits, keep_first_last=True))
     assert ends["conv1"]["sparsity"] == 0.0 and ends["probs"]["sparsity"] == 0.0
     assert ends["conv2"]["sparsity"] == pytest.approx(0.5, abs=0.01)
 
 
 def test_layer_selection_rejects_unknown_names_and_types(trained_model_path, digits):
     with pytest.raises(ValueError, match=r"no such layer.*prunable layers are \['conv1'"):
-        _prune(trained_model_path, digits, exclude_layers=["conv9"])
+        prune_quick(trained_model_path, digits, exclude_layers=["conv9"])
     with pytest.raises(ValueError, match="prune.layer_types"):
-        _prune(trained_model_path, digits, layer_types=["Conv4D"])
+        prune_quick(trained_model_path, digits, layer_types=["Conv4D"])

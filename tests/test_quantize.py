@@ -2,25 +2,16 @@
 
 import pytest
 
+from conftest import prune_quick
 from pruneflow.convert import export_models, weight_sparsity
 from pruneflow.evaluate import tflite_accuracy
-from pruneflow.prune import kernel_arrays, prune_model, sparsity_of
+from pruneflow.prune import kernel_arrays, sparsity_of
 from pruneflow.quantize import quantize_aware
 
 
 @pytest.fixture(scope="module")
 def pruned(trained_model_path, digits):
-    return prune_model(
-        trained_model_path,
-        digits,
-        sparsity=0.5,
-        schedule="constant",
-        epochs=1,
-        batch_size=64,
-        learning_rate=1e-3,
-        frequency=5,
-        seed=0,
-    )
+    return prune_quick(trained_model_path, digits)
 
 
 def test_pqat_keeps_the_zeros_into_the_int8_file(pruned, digits, tmp_path):

@@ -9,11 +9,9 @@ import sys
 import numpy as np
 import pytest
 
-from pruneflow.benchmark import write_images
-from pruneflow.convert import export_models
+from conftest import prune_quick
 from pruneflow.device import RUNNER, DeviceError, LocalDevice
 from pruneflow.device_runner import read_images
-from pruneflow.train import load_model
 
 
 def run_local(models, images, out, delegate):
@@ -48,21 +46,8 @@ def test_runner_imports_nothing_beyond_the_device_stack():
     assert imported <= ALLOWED, imported - ALLOWED
 
 
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory, trained_model_path, digits):
-    out = tmp_path_factory.mktemp("bench")
-    paths = export_models(
-        load_model(trained_model_path),
-        ["tflite_fp32", "tflite_int8"],
-        out / "models",
-        digits.train_sample(16),
-    )
-    images = write_images(digits.x_val, digits.y_val, digits.class_names, 12, out / "images")
-    return paths, images, out
-
-
-def test_images_are_real_files_in_class_folders(bench, digits):
-    _, images, _ = bench
+def test_images_are_real_files_in_class_folders(tflite_bench, digits):
+    _, images = tflite_bench
     classes, items = read_images(str(images))
     assert classes == digits.class_names and len(items) == 12
     for path, label in items:
@@ -80,12 +65,12 @@ def test_images_are_real_files_in_class_folders(bench, digits):
         (images / "manifest.bak").rename(images / "manifest.json")
 
 
-def test_runner_times_every_image_and_predicts_like_the_evaluator(bench, digits):
+def test_runner_times_every_image_and_predicts_like_the_evaluator(tflite_bench, tmp_path):
     from pruneflow.evaluate import tflite_predict
 
-    paths, images, out = bench
+    paths, images = tflite_bench
     models = [paths["tflite_fp32"], paths["tflite_int8"]]
-    doc = run_local(models, images, out / "r.json", {"name": "xnnpack", "threads": 1})
+    doc = run_local(models, images, tmp_path / "r.json", {"name": "xnnpack", "threads": 1})
     assert set(doc["results"]) == {"tflite_fp32", "tflite_int8"}
     assert doc["device"]["machine"] and doc["device"]["cores"] >= 1
     assert doc["device"]["runtime"] == "ai_edge_litert" and doc["peak_rss_kb"] > 0
@@ -101,14 +86,14 @@ def test_runner_times_every_image_and_predicts_like_the_evaluator(bench, digits)
         assert r["predictions"] == tflite_predict(paths[variant], x).tolist()
 
 
-def test_delegate_none_runs_builtin_kernels(bench):
-    paths, images, out = bench
-    doc = run_local([paths["tflite_int8"]], images, out / "n.json", {"name": "none"})
+def test_delegate_none_runs_builtin_kernels(tflite_bench, tmp_path):
+    paths, images = tflite_bench
+    doc = run_local([paths["tflite_int8"]], images, tmp_path / "n.json", {"name": "none"})
     assert doc["results"]["tflite_int8"]["kernels"] == "builtin"
 
 
-def test_missing_delegate_library_falls_back_and_says_why(bench, tmp_path):
-    paths, images, _ = bench
+def test_missing_delegate_library_falls_back_and_says_why(tflite_bench, tmp_path):
+    paths, images = tflite_bench
     delegate = {
         "name": "external",
         "library": str(tmp_path / "libnothere.so"),
@@ -120,16 +105,16 @@ def test_missing_delegate_library_falls_back_and_says_why(bench, tmp_path):
     assert "external failed" in r["note"] and "libnothere.so" in r["note"]
 
 
-def test_without_fallback_a_missing_delegate_is_an_error(bench, tmp_path):
-    paths, images, _ = bench
+def test_without_fallback_a_missing_delegate_is_an_error(tflite_bench, tmp_path):
+    paths, images = tflite_bench
     delegate = {"name": "external", "library": str(tmp_path / "libnothere.so"), "fallback": "error"}
     with pytest.raises(DeviceError, match="libnothere.so"):
         run_local([paths["tflite_fp32"]], images, tmp_path / "e.json", delegate)
 
 
-def test_runner_is_a_plain_script(bench, tmp_path):
+def test_runner_is_a_plain_script(tflite_bench, tmp_path):
     """What a device runs: `python3 device_runner.py ...`, outside the pruneflow package."""
-    paths, images, _ = bench
+    paths, images = tflite_bench
     script = tmp_path / "device_runner.py"
     script.write_text(RUNNER.read_text())
     out = tmp_path / "plain.json"
@@ -151,14 +136,14 @@ def test_runner_is_a_plain_script(bench, tmp_path):
     assert len(json.loads(out.read_text())["results"]["tflite_fp32"]["times_ms"]) == 12
 
 
-def test_runner_failure_names_the_device(bench, tmp_path):
-    paths, images, _ = bench
+def test_runner_failure_names_the_device(tflite_bench, tmp_path):
+    paths, images = tflite_bench
     with pytest.raises(DeviceError, match="device local: run failed: runner exited"):
         run_local([tmp_path / "missing.tflite"], images, tmp_path / "x.json", {"name": "none"})
 
 
-def test_a_library_that_is_not_a_delegate_falls_back_with_the_loader_error(bench, tmp_path):
-    paths, images, _ = bench
+def test_a_library_that_is_not_a_delegate_falls_back_with_the_loader_error(tflite_bench, tmp_path):
+    paths, images = tflite_bench
     delegate = {"name": "armnn", "library": "libc.so.6", "fallback": "builtin"}
     doc = run_local([paths["tflite_fp32"]], images, tmp_path / "c.json", delegate)
     r = doc["results"]["tflite_fp32"]
@@ -167,26 +152,14 @@ def test_a_library_that_is_not_a_delegate_falls_back_with_the_loader_error(bench
 
 
 def test_xnnpack_rejecting_a_sparse_int8_model_falls_back_to_builtin(
-    trained_model_path, digits, bench, tmp_path
+    trained_model_path, digits, tflite_bench, tmp_path
 ):
     """shared/STACK.md: XNNPACK fails in allocate_tensors() on int8 models stored in the sparse
     format; the runner must survive it and say which kernels produced the numbers."""
     import tensorflow as tf
 
-    from pruneflow.prune import prune_model
-
-    _, images, _ = bench
-    pruned = prune_model(
-        trained_model_path,
-        digits,
-        sparsity=0.8,
-        schedule="constant",
-        epochs=1,
-        batch_size=64,
-        learning_rate=1e-3,
-        frequency=5,
-        seed=0,
-    )
+    _, images = tflite_bench
+    pruned = prune_quick(trained_model_path, digits, sparsity=0.8)
     conv = tf.lite.TFLiteConverter.from_keras_model(pruned.model)
     conv.optimizations = [tf.lite.Optimize.DEFAULT, tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     rep = digits.train_sample(16).astype(np.float32)
@@ -208,11 +181,11 @@ def test_xnnpack_rejecting_a_sparse_int8_model_falls_back_to_builtin(
         )
 
 
-def test_a_device_with_tflite_runtime_instead_of_ai_edge_litert(bench, tmp_path):
+def test_a_device_with_tflite_runtime_instead_of_ai_edge_litert(tflite_bench, tmp_path):
     """Older Raspberry Pi images ship tflite_runtime. Simulated here with import shims (this
     machine has no tflite_runtime wheel): ai_edge_litert fails to import, and tflite_runtime
     is served by the real LiteRT interpreter."""
-    paths, images, _ = bench
+    paths, images = tflite_bench
     shims = tmp_path / "shims"
     (shims / "ai_edge_litert").mkdir(parents=True)
     (shims / "ai_edge_litert" / "__init__.py").write_text(

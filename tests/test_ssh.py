@@ -16,11 +16,8 @@ import pytest
 from mlflow.tracking import MlflowClient
 
 from conftest import TINY, outputs_to, run_cli
-from pruneflow.benchmark import write_images
-from pruneflow.convert import export_models
 from pruneflow.device import DeviceError, open_device
 from pruneflow.testing import PrivateSSHD, free_port, keygen
-from pruneflow.train import load_model
 
 DELEGATE = {"name": "xnnpack", "threads": 1, "fallback": "builtin"}
 
@@ -31,25 +28,13 @@ def sshd(tmp_path_factory):
         yield server
 
 
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory, trained_model_path, digits):
-    out = tmp_path_factory.mktemp("bench")
-    paths = export_models(
-        load_model(trained_model_path),
-        ["tflite_fp32", "tflite_int8"],
-        out / "models",
-        digits.train_sample(16),
-    )
-    images = write_images(digits.x_val, digits.y_val, digits.class_names, 10, out / "images")
-    return [paths["tflite_fp32"], paths["tflite_int8"]], images
-
-
 def remote(sshd, **extra):
     return open_device(**sshd.device_options(**{"python": sys.executable, **extra}))
 
 
-def test_remote_benchmark_ships_verifies_runs_fetches_and_cleans_up(sshd, bench, tmp_path):
-    models, images = bench
+def test_remote_benchmark_ships_verifies_runs_fetches_and_cleans_up(sshd, tflite_bench, tmp_path):
+    paths, images = tflite_bench
+    models = list(paths.values())
     workdir = tmp_path / "device tmp; it's quoted"  # remote paths and arguments are quoted
     workdir.mkdir()
     with remote(sshd, workdir=str(workdir)) as dev:
@@ -57,7 +42,7 @@ def test_remote_benchmark_ships_verifies_runs_fetches_and_cleans_up(sshd, bench,
         doc2 = dev.benchmark(models, images, tmp_path / "r2.json", DELEGATE)  # same Connection
     assert set(doc["results"]) == {"tflite_fp32", "tflite_int8"}
     for r in doc["results"].values():
-        assert len(r["times_ms"]) == 10 and r["kernels"] == "xnnpack"
+        assert len(r["times_ms"]) == 12 and r["kernels"] == "xnnpack"
     assert (
         doc["results"]["tflite_int8"]["predictions"]
         == doc2["results"]["tflite_int8"]["predictions"]
@@ -68,8 +53,9 @@ def test_remote_benchmark_ships_verifies_runs_fetches_and_cleans_up(sshd, bench,
     assert list(workdir.iterdir()) == []  # the remote work folder is gone
 
 
-def test_a_corrupted_upload_is_caught_by_the_checksum(sshd, bench, tmp_path, monkeypatch):
-    models, images = bench
+def test_a_corrupted_upload_is_caught_by_the_checksum(sshd, tflite_bench, tmp_path, monkeypatch):
+    paths, images = tflite_bench
+    models = list(paths.values())
     dev = remote(sshd)
     original = dev._bundle
 
@@ -102,7 +88,7 @@ def test_changed_host_key_is_refused(sshd, tmp_path):
                 pass
 
 
-def test_unknown_host_is_refused_unless_accepted_explicitly(sshd, bench, tmp_path):
+def test_unknown_host_is_refused_unless_accepted_explicitly(sshd, tflite_bench, tmp_path):
     known = tmp_path / "ssh" / "known_hosts"
     with pytest.raises(DeviceError, match="unknown host.*accept_new_host=true"):
         with remote(sshd, known_hosts=str(known)):
@@ -128,8 +114,9 @@ def _fake_python(tmp_path: Path, body: str) -> str:
     return str(script)
 
 
-def test_runner_killed_on_the_device(sshd, bench, tmp_path):
-    models, images = bench
+def test_runner_killed_on_the_device(sshd, tflite_bench, tmp_path):
+    paths, images = tflite_bench
+    models = list(paths.values())
     python = _fake_python(tmp_path, "kill -9 $$")
     with remote(sshd, python=python) as dev:
         with pytest.raises(
@@ -138,24 +125,27 @@ def test_runner_killed_on_the_device(sshd, bench, tmp_path):
             dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
 
 
-def test_runner_crash_reports_its_error(sshd, bench, tmp_path):
-    models, images = bench
+def test_runner_crash_reports_its_error(sshd, tflite_bench, tmp_path):
+    paths, images = tflite_bench
+    models = list(paths.values())
     python = _fake_python(tmp_path, 'echo "Traceback: boom" >&2; exit 3')
     with remote(sshd, python=python) as dev:
         with pytest.raises(DeviceError, match="run failed: exit status 3: Traceback: boom"):
             dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
 
 
-def test_runner_timeout_on_the_device(sshd, bench, tmp_path):
-    models, images = bench
+def test_runner_timeout_on_the_device(sshd, tflite_bench, tmp_path):
+    paths, images = tflite_bench
+    models = list(paths.values())
     python = _fake_python(tmp_path, "sleep 30")
     with remote(sshd, python=python, timeout_s=1) as dev:
         with pytest.raises(DeviceError, match="run failed: the runner timed out after 1 s"):
             dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
 
 
-def test_full_remote_disk(sshd, bench, tmp_path):
-    models, images = bench
+def test_full_remote_disk(sshd, tflite_bench, tmp_path):
+    paths, images = tflite_bench
+    models = list(paths.values())
     small = tmp_path / "small"
     small.mkdir()
     # A 64 KiB tmpfs as the device's work folder. Needs root (as CI runs); says so otherwise.
