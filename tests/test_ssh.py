@@ -34,7 +34,7 @@ def remote(sshd, **extra):
 
 def test_remote_benchmark_ships_verifies_runs_fetches_and_cleans_up(sshd, tflite_bench, tmp_path):
     paths, images = tflite_bench
-    models = list(paths.values())
+    models = [paths["tflite_fp32"], paths["tflite_int8"]]
     workdir = tmp_path / "device tmp; it's quoted"  # remote paths and arguments are quoted
     workdir.mkdir()
     with remote(sshd, workdir=str(workdir)) as dev:
@@ -55,7 +55,7 @@ def test_remote_benchmark_ships_verifies_runs_fetches_and_cleans_up(sshd, tflite
 
 def test_a_corrupted_upload_is_caught_by_the_checksum(sshd, tflite_bench, tmp_path, monkeypatch):
     paths, images = tflite_bench
-    models = list(paths.values())
+    models = [paths["tflite_fp32"], paths["tflite_int8"]]
     dev = remote(sshd)
     original = dev._bundle
 
@@ -116,7 +116,7 @@ def _fake_python(tmp_path: Path, body: str) -> str:
 
 def test_runner_killed_on_the_device(sshd, tflite_bench, tmp_path):
     paths, images = tflite_bench
-    models = list(paths.values())
+    models = [paths["tflite_fp32"], paths["tflite_int8"]]
     python = _fake_python(tmp_path, "kill -9 $$")
     with remote(sshd, python=python) as dev:
         with pytest.raises(
@@ -127,7 +127,7 @@ def test_runner_killed_on_the_device(sshd, tflite_bench, tmp_path):
 
 def test_runner_crash_reports_its_error(sshd, tflite_bench, tmp_path):
     paths, images = tflite_bench
-    models = list(paths.values())
+    models = [paths["tflite_fp32"], paths["tflite_int8"]]
     python = _fake_python(tmp_path, 'echo "Traceback: boom" >&2; exit 3')
     with remote(sshd, python=python) as dev:
         with pytest.raises(DeviceError, match="run failed: exit status 3: Traceback: boom"):
@@ -136,7 +136,7 @@ def test_runner_crash_reports_its_error(sshd, tflite_bench, tmp_path):
 
 def test_runner_timeout_on_the_device(sshd, tflite_bench, tmp_path):
     paths, images = tflite_bench
-    models = list(paths.values())
+    models = [paths["tflite_fp32"], paths["tflite_int8"]]
     python = _fake_python(tmp_path, "sleep 30")
     with remote(sshd, python=python, timeout_s=1) as dev:
         with pytest.raises(DeviceError, match="run failed: the runner timed out after 1 s"):
@@ -145,7 +145,7 @@ def test_runner_timeout_on_the_device(sshd, tflite_bench, tmp_path):
 
 def test_full_remote_disk(sshd, tflite_bench, tmp_path):
     paths, images = tflite_bench
-    models = list(paths.values())
+    models = [paths["tflite_fp32"], paths["tflite_int8"]]
     small = tmp_path / "small"
     small.mkdir()
     # A 64 KiB tmpfs as the device's work folder. Needs root (as CI runs); says so otherwise.
