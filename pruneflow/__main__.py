@@ -1,5 +1,6 @@
 """Command line: ``python -m pruneflow [overrides]`` or the ``pruneflow`` console script."""
 
+import signal
 import sys
 
 import hydra
@@ -11,6 +12,11 @@ from pruneflow.config import exit_on_config_error, register
 from pruneflow.errors import ConfigError, PruneflowError
 
 register()
+
+
+def _terminated(signum, frame):
+    # `kill` (SIGTERM) ends a run like Ctrl-C: its MLflow run is marked KILLED, not left RUNNING.
+    raise KeyboardInterrupt(f"terminated by signal {signum}")
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
@@ -30,5 +36,11 @@ def main(cfg: DictConfig) -> dict:
         raise SystemExit(1) from None
 
 
-if __name__ == "__main__":
+def cli() -> None:
+    """The console script and `python -m pruneflow`."""
+    signal.signal(signal.SIGTERM, _terminated)
     main()
+
+
+if __name__ == "__main__":
+    cli()

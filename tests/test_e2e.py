@@ -110,3 +110,33 @@ def test_a_run_failing_midway_is_failed_and_keeps_its_artifacts(tmp_path):
     assert "models/tflite_int8.tflite" in models
     # the baseline survived in the cache for the next attempt
     assert json.loads(next((tmp_path / "cache" / "baselines").glob("*/meta.json")).read_text())
+
+
+def test_a_terminated_run_is_marked_killed_not_left_running(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "pruneflow", *TINY, *outputs_to(tmp_path)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not (tmp_path / "cache").exists():
+            time.sleep(0.1)  # the run exists once training has started
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode != 0
+    _, (run,) = _runs(tmp_path)
+    assert run.info.status == "KILLED"
