@@ -16,6 +16,9 @@ register()
 
 def _terminated(signum, frame):
     # `kill` (SIGTERM) ends a run like Ctrl-C: its MLflow run is marked KILLED, not left RUNNING.
+    from pruneflow.tracking import TERMINATION_REQUESTED
+
+    TERMINATION_REQUESTED.set()
     raise KeyboardInterrupt(f"terminated by signal {signum}")
 
 

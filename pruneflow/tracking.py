@@ -9,10 +9,13 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+# Set by the command line's SIGTERM handler: runs that end after it are KILLED, not FAILED.
+TERMINATION_REQUESTED = threading.Event()
 # MLflow's limits for one log_batch call and for one param value.
 _MAX_PARAMS, _MAX_METRICS, _MAX_PARAM_LEN = 100, 1000, 6000
 
@@ -165,8 +168,11 @@ def start_run(
     try:
         yield tracker
         status = "FINISHED"
-    except KeyboardInterrupt:
-        status = "KILLED"
+    except BaseException as exc:
+        # A signal landing inside TensorFlow's C++ code can surface as a TF error instead of
+        # the KeyboardInterrupt the handler raised; the event says what really happened.
+        if isinstance(exc, KeyboardInterrupt) or TERMINATION_REQUESTED.is_set():
+            status = "KILLED"
         raise
     finally:
         client.set_terminated(run.info.run_id, status)

@@ -51,3 +51,17 @@ def test_inherited_run_id_does_not_hijack_the_run(tmp_path, monkeypatch):
     client = MlflowClient(tracking_uri=uri)
     assert len(client.get_run(second.run_id).data.params) == 250
     assert client.get_run(first.run_id).info.status == "FINISHED"
+
+
+def test_a_run_ending_after_a_termination_request_is_killed(tmp_path):
+    from pruneflow.tracking import TERMINATION_REQUESTED
+
+    uri = resolve_uri(None, tmp_path)
+    TERMINATION_REQUESTED.set()
+    try:
+        with pytest.raises(RuntimeError):
+            with start_run(uri, "exp", tmp_path) as tr:
+                raise RuntimeError("a TF error raised where the signal landed")
+    finally:
+        TERMINATION_REQUESTED.clear()
+    assert MlflowClient(tracking_uri=uri).get_run(tr.run_id).info.status == "KILLED"
