@@ -93,6 +93,7 @@ class TrackingConfig:
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite in `dir`
     dir: str = "mlruns"
     experiment: str = "pruneflow"
+    run_name: str | None = None  # null: <dataset>-<backbone>-s<sparsity>
 
 
 @dataclass

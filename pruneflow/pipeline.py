@@ -163,7 +163,8 @@ def run(cfg: DictConfig) -> dict[str, float]:
                 exclude_layers=list(cfg.prune.exclude_layers),
                 keep_first_last=cfg.prune.keep_first_last,
             )
-        tr.set_tags({"mlflow.runName": f"{data.name}-{pruned.model.name}-s{cfg.prune.sparsity:g}"})
+        name = cfg.tracking.run_name or f"{data.name}-{pruned.model.name}-s{cfg.prune.sparsity:g}"
+        tr.set_tags({"mlflow.runName": name})
         offset = len(baseline.history.get("loss", []))
         tr.log_steps(_curves(pruned.history, offset))
         step_metrics = {

@@ -45,6 +45,7 @@ def test_sweep_logs_one_finished_run_per_sparsity(sweep):
     assert [float(r.data.params["prune.sparsity"]) for r in runs] == [0.5, 0.8]
     # the baseline is trained by the first job and reused by the second
     assert [r.data.tags["baseline_cache"] for r in runs] == ["miss", "hit"]
+    assert [r.info.run_name for r in runs] == ["digits-cnn-s0.5", "digits-cnn-s0.8"]
     assert len({r.data.tags["baseline_key"] for r in runs}) == 1
     assert (tmp / "multirun" / "0").is_dir() and (tmp / "multirun" / "1").is_dir()
 
