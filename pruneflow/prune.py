@@ -43,14 +43,17 @@ class Pruned:
     layers: list[dict] = field(default_factory=list)
 
 
+def _is_kernel(weight) -> bool:
+    """A kernel weight (``kernel``, ``depthwise_kernel``, ``pointwise_kernel``), not a bias."""
+    return weight.name.split("/")[-1].split(":")[0].endswith("kernel")
+
+
 def kernel_arrays(model) -> list[np.ndarray]:
     """The kernels of every layer that holds one (Conv, Dense, Depthwise...), as numpy arrays.
 
     This is where pruning acts; sparsity is measured here, whatever tfmot says it pruned.
     """
-    return [
-        w.numpy() for w in model.weights if w.name.split("/")[-1].split(":")[0].endswith("kernel")
-    ]
+    return [w.numpy() for w in model.weights if _is_kernel(w)]
 
 
 def sparsity_of(arrays: list[np.ndarray]) -> float:
@@ -147,7 +150,7 @@ def layer_table(model, selected: Sequence[str]) -> list[dict]:
     rows = []
     for layer in leaf_layers(model):
         for w in layer.weights:
-            if w.name.split("/")[-1].split(":")[0].endswith("kernel"):
+            if _is_kernel(w):
                 a = w.numpy()
                 rows.append(
                     {

@@ -41,13 +41,10 @@ class PrivateSSHD:
     ``sshd.device_overrides()`` gives the pruneflow overrides that reach it as ``device=ssh``.
     """
 
-    def __init__(
-        self, folder: str | os.PathLike, port: int | None = None, chroot: str | None = None
-    ):
+    def __init__(self, folder: str | os.PathLike, port: int | None = None):
         self.dir = Path(folder)
         self.port = port or free_port()
         self.user = getpass.getuser()
-        self.chroot = chroot
         self.proc: subprocess.Popen | None = None
 
     @property
@@ -87,8 +84,6 @@ class PrivateSSHD:
             "Subsystem sftp internal-sftp",
             "LogLevel ERROR",
         ]
-        if self.chroot:
-            lines.append(f"ChrootDirectory {self.chroot}")
         config.write_text("\n".join(lines) + "\n")
         Path("/run/sshd").mkdir(parents=True, exist_ok=True)  # privilege separation folder
         self.proc = subprocess.Popen(

@@ -14,6 +14,12 @@ from pruneflow.device import RUNNER, DeviceError, LocalDevice
 from pruneflow.device_runner import read_images
 
 
+def _run_script(script, images, out, model, **kwargs) -> subprocess.CompletedProcess:
+    """`python3 device_runner.py --images IMAGES --out OUT MODEL`, as a device runs it."""
+    cmd = [sys.executable, str(script), "--images", str(images), "--out", str(out), str(model)]
+    return subprocess.run(cmd, capture_output=True, text=True, **kwargs)
+
+
 def run_local(models, images, out, delegate):
     with LocalDevice() as dev:
         return dev.benchmark(models, images, out, delegate)
@@ -118,20 +124,7 @@ def test_runner_is_a_plain_script(tflite_bench, tmp_path):
     script = tmp_path / "device_runner.py"
     script.write_text(RUNNER.read_text())
     out = tmp_path / "plain.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(script),
-            "--images",
-            str(images),
-            "--out",
-            str(out),
-            str(paths["tflite_fp32"]),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-    )
+    proc = _run_script(script, images, out, paths["tflite_fp32"], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert len(json.loads(out.read_text())["results"]["tflite_fp32"]["times_ms"]) == 12
 
@@ -203,19 +196,8 @@ def test_a_device_with_tflite_runtime_instead_of_ai_edge_litert(tflite_bench, tm
         "sys.modules.pop('ai_edge_litert', None)\n"
     )
     out = tmp_path / "t.json"
-    proc = subprocess.run(
-        [
-            sys.executable,
-            str(RUNNER),
-            "--images",
-            str(images),
-            "--out",
-            str(out),
-            str(paths["tflite_int8"]),
-        ],
-        env={**os.environ, "PYTHONPATH": str(shims)},
-        capture_output=True,
-        text=True,
+    proc = _run_script(
+        RUNNER, images, out, paths["tflite_int8"], env={**os.environ, "PYTHONPATH": str(shims)}
     )
     assert proc.returncode == 0, proc.stderr
     doc = json.loads(out.read_text())
