@@ -1,0 +1,1 @@
+"""pruneflow's packaged configs (installed as ``pruneflow.conf``; Hydra: pkg://pruneflow.conf)."""
