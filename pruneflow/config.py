@@ -1,41 +1,267 @@
-"""Typed config schemas, validation, and the Hydra hook that checks a whole sweep up front.
+"""Typed config: one schema per option, registered in Hydra's ConfigStore, checked once.
 
-The schemas make OmegaConf reject wrong types at compose time (``prune.sparsity=abc``); ranges
-and choices are checked by :func:`validate`, which imports nothing heavy, so a bad value stops a
-run within seconds and before any training.
+Each YAML option under ``conf/<group>/`` extends its schema here (Hydra's structured-configs
+pattern): defaults live in these dataclasses, the YAML files hold only what differs, and a key
+that an option does not have (``device=local device.host=x``) is refused at compose time.
+
+:func:`check` turns a composed config into typed objects. Each schema's ``__post_init__`` calls
+the argument checks of the stage that uses it (``prune.check_pruning`` ...), which speak in their
+own terms (``sparsity=1.5 ...``); :func:`check` is the one place that names the config key
+(``prune.sparsity=1.5 ...``). Rules across keys live in :meth:`Config.__post_init__`. Nothing
+here imports TensorFlow, so a bad value stops a run or a whole sweep within seconds.
 """
 
 from __future__ import annotations
 
-import math
+import contextlib
+import dataclasses
+import hashlib
+import itertools
+import json
+import logging
 import sys
 from dataclasses import dataclass, field
-from typing import Any, NoReturn
+from typing import Any, ClassVar, NoReturn
 
 from hydra.core.config_store import ConfigStore
 from hydra.experimental.callback import Callback
-from omegaconf import MISSING, DictConfig, OmegaConf
+from omegaconf import MISSING, SI, DictConfig, OmegaConf
+from omegaconf.errors import MissingMandatoryValue
 
-from pruneflow.convert import VARIANTS
-from pruneflow.device import KINDS
-from pruneflow.device_runner import DELEGATES
-from pruneflow.errors import ConfigError
-from pruneflow.prune import PATTERNS, PRUNABLE_LAYER_TYPES, SCHEDULES
+from pruneflow import benchmark, convert, data, device, model, prune, quantize, tracking, train
+from pruneflow.device_runner import check_delegate
+from pruneflow.errors import ArgumentError, ConfigError
 
-FALLBACKS = ("builtin", "error")
+log = logging.getLogger(__name__)
+
+
+# -- datasets (group `dataset`) ----------------------------------------------------------------
+@dataclass
+class DatasetConfig:
+    _target_: str = MISSING
+    image_size: int = MISSING
+    seed: int = SI("${seed}")
+
+    @property
+    def label(self) -> str:
+        """A short name for run names: ``digits``, ``mnist``, the folder's name."""
+        raise NotImplementedError
+
+
+@dataclass
+class DigitsConfig(DatasetConfig):
+    """scikit-learn's 1797 digits, embedded (offline)."""
+
+    _target_: str = "pruneflow.data.load_digits"
+    image_size: int = 28
+    val_fraction: float = 0.3
+
+    def __post_init__(self) -> None:
+        data.check_image(self.image_size, minimum=8)
+        data.check_fraction(self.val_fraction)
+
+    @property
+    def label(self) -> str:
+        return "digits"
+
+
+@dataclass
+class TfdsConfig(DatasetConfig):
+    """A tensorflow-datasets dataset (downloaded on first use)."""
+
+    _target_: str = "pruneflow.data.load_tfds"
+    name: str = MISSING
+    channels: int = 3
+    train_split: str = "train[:70%]"  # the paper's 70/30 split of the training split
+    val_split: str = "train[70%:]"
+    data_dir: str | None = None  # null: ~/tensorflow_datasets
+    download: bool = True
+    cache: bool = True  # keep decoded, resized training images in memory across epochs
+    train_limit: int | None = None  # null: the whole split; N: the first N examples
+    val_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        data.check_image(self.image_size, self.channels)
+        data.check_limit("train_limit", self.train_limit)
+        data.check_limit("val_limit", self.val_limit)
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass
+class FolderConfig(DatasetConfig):
+    """Your own images in ``root/<class>/*.{jpg,png,...}``."""
+
+    _target_: str = "pruneflow.data.load_folder"
+    root: str | None = None  # required
+    image_size: int = 96
+    channels: int = 3
+    val_fraction: float = 0.3
+    cache: bool = True
+
+    def __post_init__(self) -> None:
+        data.check_folder(self.root)
+        data.check_image(self.image_size, self.channels)
+        data.check_fraction(self.val_fraction)
+
+    @property
+    def label(self) -> str:
+        import os
+
+        return os.path.basename(os.path.normpath(self.root))
+
+
+# -- backbones (group `backbone`) --------------------------------------------------------------
+@dataclass
+class BackboneConfig:
+    _target_: str = MISSING
+    dropout: float = 0.2
+    # A model nested inside the classifier (a keras.applications base): tfmot's QAT refuses it.
+    nests_a_model: ClassVar[bool] = False
+
+    @property
+    def label(self) -> str:
+        raise NotImplementedError
+
+
+@dataclass
+class CNNConfig(BackboneConfig):
+    """A small custom CNN like the paper's MNIST model."""
+
+    _target_: str = "pruneflow.model.build_cnn"
+    filters: list[int] = field(default_factory=lambda: [16, 32])
+    dense_units: int = 64
+    dropout: float = 0.25
+
+    def __post_init__(self) -> None:
+        model.check_cnn(self.filters, self.dense_units, self.dropout)
+
+    @property
+    def label(self) -> str:
+        return "cnn"
+
+
+@dataclass
+class TransferConfig(BackboneConfig):
+    """A keras.applications base with its preprocessing and a new classification head."""
+
+    _target_: str = "pruneflow.model.build_transfer"
+    arch: str = MISSING
+    weights: str | None = "imagenet"  # imagenet | null (random init, offline) | a file path
+    input_size: int | None = None  # null: the dataset's image size; else resized in the model
+    nests_a_model: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        model.check_transfer(self.arch, self.input_size, self.dropout)
+
+    @property
+    def label(self) -> str:
+        return self.arch
+
+
+# -- devices (group `device`) ------------------------------------------------------------------
+@dataclass
+class DeviceConfig:
+    name: str = MISSING  # a label: tags the run's numbers
+    kind: str = MISSING
+    timeout_s: float = 600.0  # the runner's time limit
+
+
+@dataclass
+class LocalDeviceConfig(DeviceConfig):
+    """This machine: the runner runs in a subprocess."""
+
+    name: str = "local"
+    kind: str = "local"
+    python: str | None = None  # the runner's interpreter; null: pruneflow's own Python
+
+    def __post_init__(self) -> None:
+        device.check_device(self.kind, self.name, self.timeout_s, "local")
+
+
+@dataclass
+class SSHDeviceConfig(DeviceConfig):
+    """A machine reached over SSH (Fabric), e.g. a Raspberry Pi."""
+
+    name: str = "ssh"
+    kind: str = "ssh"
+    python: str = "python3"  # interpreter (or command) that runs the runner on the device
+    host: str | None = None  # required
+    port: int = 22
+    user: str | None = None  # null: your local user name (or ~/.ssh/config)
+    key_file: str | None = None  # null: your default keys and ssh-agent
+    known_hosts: str = "~/.ssh/known_hosts"  # host keys are verified against it
+    accept_new_host: bool = False  # true: trust and record a host seen for the first time
+    use_ssh_config: bool = False  # true: also read ~/.ssh/config
+    workdir: str | None = None  # parent of the remote work folder; null: the device's /tmp
+    connect_timeout_s: float = 10.0
+
+    def __post_init__(self) -> None:
+        device.check_device(self.kind, self.name, self.timeout_s, "ssh")
+        device.check_ssh(self.host, self.port, self.connect_timeout_s)
+
+
+# -- the other groups and sections -------------------------------------------------------------
+@dataclass
+class DelegateConfig:
+    """Which kernels LiteRT runs the .tflite variants with (group `delegate`)."""
+
+    name: str = "xnnpack"  # none | xnnpack | armnn | external
+    threads: int | None = 1  # null: the runtime's default
+    fallback: str = "builtin"  # when the delegate cannot run a model: builtin | error
+    library: str | None = None  # armnn, external: the delegate's library on the device
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_delegate(self.name, self.threads, self.fallback, self.library)
+
+
+@dataclass
+class StageConfig:
+    """Which TFLite variants are built (group `stage`)."""
+
+    variants: list[str] = field(
+        default_factory=lambda: ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
+    )
+    representative_samples: int = 100  # training images calibrating int8
+    qat_epochs: int = 4  # tflite_int8_qat: quantization-aware fine-tuning epochs
+    qat_learning_rate: float = 3e-5
+
+    def __post_init__(self) -> None:
+        convert.check_variants(self.variants)
+        if self.representative_samples < 1:
+            raise ArgumentError("representative_samples", self.representative_samples, ">= 1")
+        if convert.QAT_VARIANT in self.variants:
+            try:
+                quantize.check_qat(self.qat_epochs, self.qat_learning_rate)
+            except ArgumentError as exc:  # quantize_aware's `epochs` is this stage's qat_epochs
+                raise ArgumentError(f"qat_{exc.name}", exc.value, exc.valid) from None
 
 
 @dataclass
 class PruneConfig:
-    sparsity: float = 0.5  # target fraction of zero weights; 0 = no pruning
-    schedule: str = "polynomial"
-    epochs: int = 3  # fine-tuning epochs
+    sparsity: float = 0.5  # target fraction of zero weights, [0, 1); 0 = no pruning
+    schedule: str = "polynomial"  # polynomial (ramps 0 -> target while fine-tuning) | constant
+    epochs: int = 3  # fine-tuning epochs with pruning
     learning_rate: float = 1e-3
-    frequency: int = 10  # steps between mask updates
+    frequency: int = 10  # training steps between mask updates
     pattern: str = "unstructured"  # unstructured | 2:4 (two zeros in every block of four)
-    layer_types: list[str] | None = None  # null: every prunable type (Conv2D, Dense, ...)
+    layer_types: list[str] | None = None  # null: every prunable type; e.g. [Conv2D]
     exclude_layers: list[str] = field(default_factory=list)  # layer names kept dense
     keep_first_last: bool = False  # keep the first and last prunable layers dense
+
+    def __post_init__(self) -> None:
+        prune.check_pruning(
+            self.sparsity,
+            self.schedule,
+            self.epochs,
+            self.learning_rate,
+            self.frequency,
+            self.pattern,
+            self.layer_types,
+        )
 
 
 @dataclass
@@ -43,49 +269,26 @@ class TrainConfig:
     epochs: int = 12
     batch_size: int = 32
     learning_rate: float = 1e-3
-    frozen_epochs: int = 0  # transfer backbones: epochs of head training on a frozen base first
+    frozen_epochs: int = 0  # transfer backbones: head-only epochs on a frozen base first
     fine_tune_learning_rate: float | None = None  # after the frozen phase; null: learning_rate
 
-
-@dataclass
-class StageConfig:
-    variants: list[str] = field(default_factory=lambda: list(VARIANTS))
-    representative_samples: int = 100  # training images used to calibrate int8
-    qat_epochs: int = 4  # tflite_int8_qat: quantization-aware fine-tuning epochs
-    qat_learning_rate: float = 3e-5
+    def __post_init__(self) -> None:
+        train.check_training(
+            self.epochs,
+            self.batch_size,
+            self.learning_rate,
+            self.frozen_epochs,
+            self.fine_tune_learning_rate,
+        )
 
 
 @dataclass
 class BenchmarkConfig:
-    images: int = 100  # images timed one by one; the first is reported apart
+    images: int = 100  # validation images saved as files and timed one by one
     seed: int = 0
 
-
-@dataclass
-class DeviceConfig:
-    name: str = "local"  # a label: tags the run's numbers
-    kind: str = "local"  # local | ssh
-    python: str | None = None  # the runner's interpreter; null: this Python (local), python3
-    timeout_s: float = 600.0  # the runner's time limit
-    # ssh only
-    host: str | None = None
-    port: int = 22
-    user: str | None = None  # null: the local user name (or ~/.ssh/config with use_ssh_config)
-    key_file: str | None = None  # null: default keys and the agent
-    known_hosts: str = "~/.ssh/known_hosts"
-    accept_new_host: bool = False  # add an unknown host's key instead of refusing it
-    use_ssh_config: bool = False  # read ~/.ssh/config (host aliases, users, keys)
-    workdir: str | None = None  # parent of the remote work folder; null: the device's $TMPDIR
-    connect_timeout_s: float = 10.0
-
-
-@dataclass
-class DelegateConfig:
-    name: str = "xnnpack"
-    threads: int | None = 1
-    fallback: str = "builtin"  # what to do when the delegate cannot run a model
-    library: str | None = None  # external delegates only
-    options: dict[str, Any] = field(default_factory=dict)
+    def __post_init__(self) -> None:
+        benchmark.check_images(self.images)
 
 
 @dataclass
@@ -95,20 +298,27 @@ class TrackingConfig:
     experiment: str = "pruneflow"
     run_name: str | None = None  # null: <dataset>-<backbone>-s<sparsity>
 
+    def __post_init__(self) -> None:
+        tracking.check_tracking(self.uri, self.dir, self.experiment)
+
 
 @dataclass
 class PathsConfig:
-    cache_dir: str = ".pruneflow_cache"
-    output_dir: str = MISSING
+    cache_dir: str = ".pruneflow_cache"  # trained baselines, keyed by what determines them
+    output_dir: str | None = None  # null: the Hydra job's folder (the current one outside Hydra)
+
+
+# Sections that say where things go, not what is computed: not part of a job's identity.
+NOT_IN_JOB_KEY = ("paths", "tracking")
 
 
 @dataclass
 class Config:
     seed: int = 42
-    dataset: Any = MISSING
-    backbone: Any = MISSING
+    dataset: DatasetConfig = MISSING
+    backbone: BackboneConfig = MISSING
     stage: StageConfig = field(default_factory=StageConfig)
-    device: DeviceConfig = field(default_factory=DeviceConfig)
+    device: DeviceConfig = MISSING
     delegate: DelegateConfig = field(default_factory=DelegateConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
@@ -116,128 +326,102 @@ class Config:
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
 
+    def __post_init__(self) -> None:
+        """Rules across keys: a config that breaks one would fail after training."""
+        if convert.QAT_VARIANT in self.stage.variants and self.backbone.nests_a_model:
+            raise ConfigError(
+                f"stage.variants has {convert.QAT_VARIANT}, which needs a model without a nested "
+                f"backbone (backbone=cnn); backbone={self.backbone.label} nests one. Use "
+                "tflite_int8 (post-training) for transfer backbones, e.g. stage=int8"
+            )
+        if self.train.frozen_epochs > 0 and not self.backbone.nests_a_model:
+            raise ConfigError(
+                f"train.frozen_epochs={self.train.frozen_epochs} is invalid for "
+                f"backbone={self.backbone.label}: valid values are 0 (freezing needs a "
+                "pretrained base: backbone=mobilenetv2|vgg16|resnet50)"
+            )
+        if isinstance(self.backbone, TransferConfig) and self.backbone.input_size is None:
+            if self.dataset.image_size < model.MIN_TRANSFER_INPUT:
+                raise ConfigError(
+                    f"dataset.image_size={self.dataset.image_size} is too small for "
+                    f"backbone={self.backbone.label}: set backbone.input_size to at least "
+                    f"{model.MIN_TRANSFER_INPUT} (images are resized inside the model) or "
+                    f"dataset.image_size >= {model.MIN_TRANSFER_INPUT}"
+                )
+
+    @property
+    def run_name(self) -> str:
+        """The MLflow run's name: ``tracking.run_name``, else <dataset>-<backbone>-s<sparsity>."""
+        return (
+            self.tracking.run_name
+            or f"{self.dataset.label}-{self.backbone.label}-s{self.prune.sparsity:g}"
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The whole config as plain dicts and lists (MLflow params, config.yaml)."""
+        return dataclasses.asdict(self)
+
+    @property
+    def job_key(self) -> str:
+        """Identity of the work a job does: a hash of everything but where outputs go."""
+        spec = {k: v for k, v in self.as_dict().items() if k not in NOT_IN_JOB_KEY}
+        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[
+            :16
+        ]
+
+
+SCHEMAS = {
+    "dataset": {
+        "digits_schema": DigitsConfig,
+        "tfds_schema": TfdsConfig,
+        "folder_schema": FolderConfig,
+    },
+    "backbone": {"cnn_schema": CNNConfig, "transfer_schema": TransferConfig},
+    "device": {"local_schema": LocalDeviceConfig, "ssh_schema": SSHDeviceConfig},
+}
+
 
 def register() -> None:
-    """Make the schema available to the root config's defaults list as ``pruneflow_schema``."""
-    ConfigStore.instance().store(name="pruneflow_schema", node=Config)
+    """Put the schemas in Hydra's ConfigStore: ``pruneflow_schema`` (the root config's first
+    default) and, per group, the schemas its YAML options extend (``defaults: [tfds_schema]``)."""
+    store = ConfigStore.instance()
+    store.store(name="pruneflow_schema", node=Config)
+    for group, schemas in SCHEMAS.items():
+        for name, node in schemas.items():
+            store.store(group=group, name=name, node=node)
 
 
-def _check(ok: bool, key: str, value: Any, valid: str) -> None:
-    if not ok:
-        raise ConfigError(f"{key}={value!r} is invalid: valid values are {valid}")
+@contextlib.contextmanager
+def keys_under(prefix: str):
+    """Turn a stage's :class:`ArgumentError` into a :class:`ConfigError` naming the config key;
+    the one place where stage terms become config keys."""
+    try:
+        yield
+    except ArgumentError as exc:
+        raise ConfigError(exc.describe(prefix)) from None
+    except MissingMandatoryValue as exc:
+        raise ConfigError(f"{exc.full_key} is required: it has no value") from None
 
 
-def validate(cfg: DictConfig) -> None:
-    """Raise :class:`ConfigError` naming the first bad key and its valid values."""
-    p, t, s, b, d, dev = cfg.prune, cfg.train, cfg.stage, cfg.benchmark, cfg.delegate, cfg.device
-    _check(
-        isinstance(p.sparsity, float) and math.isfinite(p.sparsity) and 0.0 <= p.sparsity < 1.0,
-        "prune.sparsity",
-        p.sparsity,
-        "floats in [0, 1) (0 = no pruning)",
-    )
-    _check(p.schedule in SCHEDULES, "prune.schedule", p.schedule, str(list(SCHEDULES)))
-    _check(
-        p.epochs >= (1 if p.sparsity > 0 else 0),
-        "prune.epochs",
-        p.epochs,
-        "integers >= 1 when prune.sparsity > 0",
-    )
-    _check(p.learning_rate > 0, "prune.learning_rate", p.learning_rate, "floats > 0")
-    _check(p.frequency >= 1, "prune.frequency", p.frequency, "integers >= 1")
-    _check(p.pattern in PATTERNS, "prune.pattern", p.pattern, str(list(PATTERNS)))
-    if p.pattern == "2:4":
-        _check(
-            p.sparsity in (0.0, 0.5),
-            "prune.sparsity",
-            p.sparsity,
-            "0.5 with prune.pattern=2:4 (two of every four weights are zeroed)",
-        )
-    for t_ in p.layer_types or []:
-        _check(
-            t_ in PRUNABLE_LAYER_TYPES,
-            "prune.layer_types",
-            t_,
-            f"a list drawn from {sorted(PRUNABLE_LAYER_TYPES)}",
-        )
-    _check(t.epochs >= 1, "train.epochs", t.epochs, "integers >= 1")
-    _check(t.batch_size >= 1, "train.batch_size", t.batch_size, "integers >= 1")
-    _check(t.learning_rate > 0, "train.learning_rate", t.learning_rate, "floats > 0")
-    _check(t.frozen_epochs >= 0, "train.frozen_epochs", t.frozen_epochs, "integers >= 0")
-    _check(
-        t.fine_tune_learning_rate is None or t.fine_tune_learning_rate > 0,
-        "train.fine_tune_learning_rate",
-        t.fine_tune_learning_rate,
-        "null or floats > 0",
-    )
-    for v in s.variants:
-        _check(v in VARIANTS, "stage.variants", v, f"a list drawn from {list(VARIANTS)}")
-    _check(
-        len(set(s.variants)) == len(s.variants),
-        "stage.variants",
-        list(s.variants),
-        "a list without repeats",
-    )
-    if "tflite_int8_qat" in s.variants:
-        _check(
-            s.qat_epochs >= 1,
-            "stage.qat_epochs",
-            s.qat_epochs,
-            "integers >= 1 (a quantization-aware model is untrained before it)",
-        )
-        _check(
-            s.qat_learning_rate > 0, "stage.qat_learning_rate", s.qat_learning_rate, "floats > 0"
-        )
-    _check(
-        s.representative_samples >= 1,
-        "stage.representative_samples",
-        s.representative_samples,
-        "integers >= 1",
-    )
-    _check(
-        b.images >= 3,
-        "benchmark.images",
-        b.images,
-        "integers >= 3 (the first image is reported apart; a deviation needs two more)",
-    )
-    _check(bool(dev.name), "device.name", dev.name, "a non-empty label")
-    _check(dev.kind in KINDS, "device.kind", dev.kind, str(list(KINDS)))
-    _check(dev.timeout_s > 0, "device.timeout_s", dev.timeout_s, "seconds > 0")
-    if dev.kind == "ssh":
-        if not dev.host:
-            raise ConfigError(
-                "device.host is required for an SSH device: give a host name or address, "
-                "e.g. device.host=raspberrypi.local"
-            )
-        _check(1 <= dev.port <= 65535, "device.port", dev.port, "integers in [1, 65535]")
-        _check(
-            dev.connect_timeout_s > 0,
-            "device.connect_timeout_s",
-            dev.connect_timeout_s,
-            "seconds > 0",
-        )
-    _check(d.name in DELEGATES, "delegate.name", d.name, str(list(DELEGATES)))
-    _check(
-        d.threads is None or d.threads >= 1,
-        "delegate.threads",
-        d.threads,
-        "null (runtime default) or integers >= 1",
-    )
-    _check(d.fallback in FALLBACKS, "delegate.fallback", d.fallback, str(list(FALLBACKS)))
-    if d.name in ("armnn", "external"):
-        if not d.library:
-            raise ConfigError(
-                f"delegate.library is required for delegate={d.name}: give the path of the "
-                "delegate's shared library on the device"
-            )
-    for group in ("dataset", "backbone"):
-        node = cfg.get(group)
-        _check(
-            isinstance(node, DictConfig) and "_target_" in node,
-            group,
-            OmegaConf.to_container(node) if isinstance(node, DictConfig) else node,
-            f"an option of the `{group}` config group (see conf/{group}/)",
-        )
+def check(cfg: DictConfig) -> Config:
+    """The typed, checked :class:`Config` of a composed config; raises :class:`ConfigError`
+    naming the first bad key and its valid values. Imports nothing heavy."""
+    nodes: dict[str, Any] = {}
+    for f in dataclasses.fields(Config):
+        node = cfg.get(f.name)
+        with keys_under(f"{f.name}."):
+            if isinstance(node, DictConfig):
+                if OmegaConf.get_type(node) is dict:  # e.g. `dataset: {}` instead of an option
+                    raise ConfigError(
+                        f"{f.name} must be an option of the `{f.name}` group, e.g. "
+                        f"{f.name}=<option>; got {OmegaConf.to_container(node)}"
+                    )
+                nodes[f.name] = OmegaConf.to_object(node)
+            elif OmegaConf.is_missing(cfg, f.name):
+                raise ConfigError(f"{f.name} is required: choose an option of the `{f.name}` group")
+            else:
+                nodes[f.name] = node
+    return Config(**nodes)
 
 
 def exit_on_config_error(message: str) -> NoReturn:
@@ -246,33 +430,49 @@ def exit_on_config_error(message: str) -> NoReturn:
     raise SystemExit(2)
 
 
-def _sweep_jobs(config: DictConfig) -> list[list[str]]:
-    """The override list of every job of the sweep described by ``config``."""
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+def sweep_jobs(task_overrides: list[str], config_loader=None) -> list[list[str]]:
+    """The override list of every job of a sweep, through Hydra's public override parser.
+
+    Sweeps that cannot be listed ahead (a sweeper's ``interval(...)``) are left out of the
+    lists; every other key, group choices included, is expanded.
+    """
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
-    parsed = OverridesParser.create().parse_overrides(list(config.hydra.overrides.task))
-    batches = BasicSweeper.split_arguments(parsed, max_batch_size=None)
-    return [list(job) for batch in batches for job in batch]
+    axes: list[list[str]] = []
+    for override in OverridesParser.create().parse_overrides(task_overrides):
+        if not override.is_sweep_override():
+            axes.append([override.input_line])
+        elif override.is_discrete_sweep():
+            override.config_loader = config_loader  # glob(...) lists the group's options
+            key = override.get_key_element()
+            axes.append([f"{key}={v}" for v in override.sweep_string_iterator()])
+        else:
+            log.info("sweep check: %s is chosen by the sweeper; not checked ahead", override)
+    return [list(job) for job in itertools.product(*axes)]
 
 
 class SweepCheck(Callback):
-    """Hydra callback: before a multirun starts any job, compose and validate every job's
+    """Hydra callback: before a multirun starts any job, compose and check every job's whole
     config (so ``prune.sparsity=0.5,1.5`` fails before the first training, not after it), and
-    create the MLflow store and experiment once (parallel launchers race on them otherwise)."""
+    create the MLflow store and experiment once (parallel launchers race on them otherwise).
+    Runs for any sweeper or launcher."""
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         from hydra.core.global_hydra import GlobalHydra
 
-        from pruneflow import tracking
-
         loader = GlobalHydra.instance().config_loader()
-        for job in _sweep_jobs(config):
+        stores = set()
+        for job in sweep_jobs(list(config.hydra.overrides.task), loader):
             try:
-                validate(loader.load_sweep_config(config, job))
+                t = check(loader.load_sweep_config(config, job)).tracking
             except Exception as exc:  # noqa: BLE001 - any job that cannot compose stops all
                 # Hydra turns a callback's exceptions into warnings; only an exit stops it.
                 cause = f"{exc}\n{exc.__cause__}" if exc.__cause__ else str(exc)
                 exit_on_config_error(f"in sweep job [{' '.join(job)}]: {cause}")
-        uri = tracking.resolve_uri(config.tracking.uri, config.tracking.dir)
-        tracking.prepare_store(uri, config.tracking.experiment, config.tracking.dir)
+            stores.add((tracking.resolve_uri(t.uri, t.dir), t.experiment, t.dir))
+        for uri, experiment, store_dir in sorted(stores):
+            try:
+                tracking.prepare_store(uri, experiment, store_dir)
+            except tracking.TrackingError as exc:
+                print(f"pruneflow: error: {exc}", file=sys.stderr)
+                raise SystemExit(1) from None

@@ -19,9 +19,11 @@ from typing import Any
 
 import numpy as np
 
-from pruneflow.errors import ConfigError, PruneflowError
+from pruneflow.errors import ArgumentError, PruneflowError, require
 
 SHUFFLE_BUFFER = 10_000
+# What keras.utils.image_dataset_from_directory reads (dataset=folder).
+FOLDER_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 
 
 class DatasetUnavailable(PruneflowError, RuntimeError):
@@ -76,6 +78,58 @@ class ImageDataset:
         return np.stack([img for img, _ in ds.as_numpy_iterator()])
 
 
+# -- argument checks (the loaders' own; the config layer names them as config keys) ------------
+def check_image(image_size: int, channels: int | None = None, minimum: int = 1) -> None:
+    require(
+        isinstance(image_size, int) and image_size >= minimum,
+        "image_size",
+        image_size,
+        f"integers >= {minimum}",
+    )
+    if channels is not None:
+        require(channels in (1, 3), "channels", channels, "1 (grayscale) or 3 (RGB)")
+
+
+def check_fraction(val_fraction: float) -> None:
+    require(0.0 < val_fraction < 1.0, "val_fraction", val_fraction, "floats in (0, 1)")
+
+
+def check_limit(name: str, limit: int | None) -> None:
+    require(limit is None or limit >= 1, name, limit, "null (the whole split) or integers >= 1")
+
+
+def folder_classes(root: str) -> dict[str, int]:
+    """{class sub-folder: number of image files in it} of a ``dataset=folder`` root."""
+    root = os.path.expanduser(root)
+    counts = {}
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.is_dir():
+            counts[entry.name] = sum(
+                1 for f in os.scandir(entry.path) if f.name.lower().endswith(FOLDER_SUFFIXES)
+            )
+    return counts
+
+
+def check_folder(root: str | None) -> None:
+    """A folder dataset needs an existing root with at least two classes of images."""
+    require(bool(root), "root", root, "a folder of <class>/<image> files", required=True)
+    require(
+        os.path.isdir(os.path.expanduser(root)),
+        "root",
+        root,
+        "an existing folder of <class>/<image> files (it does not exist)",
+    )
+    classes = folder_classes(root)
+    found = {c: n for c, n in classes.items() if n}
+    if len(found) < 2:
+        raise ArgumentError(
+            "root",
+            root,
+            "a folder with at least two class sub-folders of images (a classifier needs two "
+            f"classes); found {len(found)}: {found or classes or 'no sub-folders'}",
+        )
+
+
 def from_arrays(name, x_train, y_train, x_val, y_val, class_names) -> ImageDataset:
     """An :class:`ImageDataset` from in-memory uint8 NHWC arrays and integer labels."""
     import tensorflow as tf
@@ -125,7 +179,10 @@ def _stream(
     cache: bool,
     train_limit: int | None,
     val_limit: int | None,
+    count: bool = False,
 ) -> ImageDataset:
+    """``count``: read the training split once now (filling the cache), so that an unreadable
+    file fails here, before any training, rather than in the first epoch."""
     import tensorflow as tf
 
     prep = _prepare(image_size, channels)
@@ -135,7 +192,7 @@ def _stream(
     if cache:
         train = train.cache()
     size = int(train.cardinality())
-    if size < 0:  # unknown (filtered or mocked splits): count once, which also fills the cache
+    if size < 0 or count:  # unknown (filtered or mocked splits): count once, fills the cache
         size = int(train.reduce(0, lambda n, _: n + 1))
     if size == 0:
         raise DatasetUnavailable(f"dataset {name}: the training split is empty")
@@ -152,10 +209,8 @@ def load_digits(image_size: int = 28, val_fraction: float = 0.3, seed: int = 0) 
     from sklearn.datasets import load_digits as sk_load_digits
     from sklearn.model_selection import train_test_split
 
-    if not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"dataset.val_fraction={val_fraction}: valid values are in (0, 1)")
-    if image_size < 8:
-        raise ConfigError(f"dataset.image_size={image_size}: valid values are integers >= 8")
+    check_image(image_size, minimum=8)
+    check_fraction(val_fraction)
     digits = sk_load_digits()
     # Pixel values are 0..16 in the source; scale to the 0..255 of an ordinary image file.
     small = np.round(digits.images * (255.0 / 16.0)).astype(np.uint8)
@@ -193,6 +248,9 @@ def load_tfds(
     import tensorflow_datasets as tfds
     from tensorflow_datasets.core.download import downloader
 
+    check_image(image_size, channels)
+    check_limit("train_limit", train_limit)
+    check_limit("val_limit", val_limit)
     data_dir = os.path.expanduser(data_dir) if data_dir else None
     retries = downloader.MAX_RETRIES
     downloader.MAX_RETRIES = 0
@@ -243,16 +301,14 @@ def load_folder(
 ) -> ImageDataset:
     """Your own images in ``root/<class>/*.{jpg,png,...}``, split by ``val_fraction`` (seeded).
 
-    Class names are the sub-folder names, sorted.
+    Class names are the sub-folder names, sorted. An image that cannot be decoded stops the
+    load before any training, naming the file (:class:`DatasetUnavailable`).
     """
     import tf_keras as keras
 
-    if not root or not os.path.isdir(os.path.expanduser(root)):
-        raise DatasetUnavailable(
-            f"dataset.root={root!r} is not a folder: give a folder of <class>/<image> files"
-        )
-    if not 0.0 < val_fraction < 1.0:
-        raise ConfigError(f"dataset.val_fraction={val_fraction}: valid values are in (0, 1)")
+    check_folder(root)
+    check_image(image_size, channels)
+    check_fraction(val_fraction)
     train, val = keras.utils.image_dataset_from_directory(
         os.path.expanduser(root),
         labels="inferred",
@@ -265,14 +321,48 @@ def load_folder(
         validation_split=val_fraction,
         subset="both",
     )
-    return _stream(
-        os.path.basename(os.path.normpath(root)),
-        train,
-        val,
-        train.class_names,
-        image_size,
-        channels,
-        cache=cache,
-        train_limit=None,
-        val_limit=None,
-    )
+    import tensorflow as tf
+
+    try:
+        return _stream(
+            os.path.basename(os.path.normpath(root)),
+            train,
+            val,
+            train.class_names,
+            image_size,
+            channels,
+            cache=cache,
+            train_limit=None,
+            val_limit=None,
+            count=True,
+        )
+    except tf.errors.InvalidArgumentError as exc:  # TensorFlow's decoders name no file
+        bad = undecodable_images(root)
+        if not bad:
+            raise
+        shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+        raise DatasetUnavailable(
+            f"dataset {root}: {len(bad)} image file(s) cannot be decoded: {shown}. "
+            "Remove or replace them."
+        ) from exc
+
+
+def undecodable_images(root: str) -> list[str]:
+    """Image files under ``root/<class>/`` that Pillow cannot decode (checked only after
+    TensorFlow failed to decode one, so a good folder pays nothing)."""
+    from PIL import Image
+
+    root = os.path.expanduser(root)
+    bad = []
+    for cls in folder_classes(root):
+        folder = os.path.join(root, cls)
+        for name in sorted(os.listdir(folder)):
+            if not name.lower().endswith(FOLDER_SUFFIXES):
+                continue
+            path = os.path.join(folder, name)
+            try:
+                with Image.open(path) as img:
+                    img.load()
+            except Exception:  # noqa: BLE001 - any decoder error marks the file
+                bad.append(path)
+    return bad

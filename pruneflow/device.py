@@ -24,7 +24,7 @@ import tarfile
 import time
 from pathlib import Path
 
-from pruneflow.errors import PruneflowError
+from pruneflow.errors import PruneflowError, require
 
 RUNNER = Path(__file__).with_name("device_runner.py")
 KINDS = ("local", "ssh")
@@ -34,6 +34,30 @@ class DeviceError(PruneflowError, RuntimeError):
     """A device step failed; the message names the device and the step."""
 
 
+def check_device(kind: str, name: str, timeout_s: float, expected_kind: str) -> None:
+    """Arguments every device has."""
+    require(
+        kind == expected_kind,
+        "kind",
+        kind,
+        f"{expected_kind!r} for this device (pick the device option of the other kind instead)",
+    )
+    require(bool(name), "name", name, "a non-empty label")
+    require(timeout_s > 0, "timeout_s", timeout_s, "seconds > 0")
+
+
+def check_ssh(host: str | None, port: int, connect_timeout_s: float) -> None:
+    require(
+        bool(host),
+        "host",
+        host,
+        "an SSH device needs a host name or address, e.g. device.host=raspberrypi.local",
+        required=True,
+    )
+    require(1 <= port <= 65535, "port", port, "integers in [1, 65535]")
+    require(connect_timeout_s > 0, "connect_timeout_s", connect_timeout_s, "seconds > 0")
+
+
 def _runner_args(images: str, out: str, delegate: dict, models: list[str]) -> list[str]:
     return ["--images", images, "--out", out, "--delegate", json.dumps(delegate), *models]
 
@@ -41,9 +65,8 @@ def _runner_args(images: str, out: str, delegate: dict, models: list[str]) -> li
 class LocalDevice:
     """This machine: the runner runs in a subprocess of ``python`` (default: this Python)."""
 
-    def __init__(
-        self, name: str = "local", python: str | None = None, timeout_s: float = 600.0, **_ssh_keys
-    ):
+    def __init__(self, name: str = "local", python: str | None = None, timeout_s: float = 600.0):
+        check_device("local", name, timeout_s, "local")
         self.name, self.python, self.timeout_s = name, python, timeout_s
         self.timings: dict[str, float] = {}
 
@@ -112,21 +135,20 @@ class SSHDevice:
         known_hosts: str = "~/.ssh/known_hosts",
         accept_new_host: bool = False,
         use_ssh_config: bool = False,
-        python: str | None = "python3",
+        python: str = "python3",
         workdir: str | None = None,
         timeout_s: float = 600.0,
         connect_timeout_s: float = 10.0,
-        **_ignored,
     ):
-        if not host:
-            raise DeviceError(f"device {name}: device.host is required for an SSH device")
+        check_device("ssh", name, timeout_s, "ssh")
+        check_ssh(host, port, connect_timeout_s)
         self.name, self.host, self.port = name, host, int(port)
         self.user = user
         self.key_file = os.path.expanduser(key_file) if key_file else None
         self.known_hosts = os.path.expanduser(known_hosts) if known_hosts else None
         self.accept_new_host = accept_new_host
         self.use_ssh_config = use_ssh_config
-        self.python = python or "python3"
+        self.python = python
         self.workdir = workdir
         self.timeout_s, self.connect_timeout_s = timeout_s, connect_timeout_s
         self.conn = None
@@ -322,9 +344,8 @@ class SSHDevice:
 
 
 def open_device(kind: str = "local", **options) -> LocalDevice | SSHDevice:
-    """The device of ``kind`` configured by ``options`` (the ``device`` config node)."""
-    if kind == "local":
-        return LocalDevice(**options)
-    if kind == "ssh":
-        return SSHDevice(**options)
-    raise DeviceError(f"device.kind={kind!r}: valid values are {list(KINDS)}")
+    """The device of ``kind`` configured by ``options`` (the ``device`` config node's keys).
+
+    Building it does not connect; ``with`` opens and closes the connection."""
+    require(kind in KINDS, "kind", kind, str(list(KINDS)))
+    return (LocalDevice if kind == "local" else SSHDevice)(**options)

@@ -35,6 +35,47 @@ from PIL import Image
 RUNNER_VERSION = 1
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 DELEGATES = ("none", "xnnpack", "armnn", "external")
+FALLBACKS = ("builtin", "error")  # when a delegate cannot run a model: builtin kernels, or fail
+NEEDS_LIBRARY = ("armnn", "external")  # delegates loaded from a shared library on the device
+
+
+class ArgumentError(ValueError):
+    """A bad argument, named with its valid values (``threads=0 is invalid: valid values ...``).
+
+    pruneflow re-exports it as ``pruneflow.errors.ArgumentError`` and prefixes config keys to
+    ``name``; it lives here because this file must not import pruneflow.
+    """
+
+    def __init__(self, name: str, value, valid: str, required: bool = False):
+        self.name, self.value, self.valid, self.required = name, value, valid, required
+        super().__init__(self.describe())
+
+    def describe(self, prefix: str = "") -> str:
+        """The message, with ``prefix`` (e.g. ``"delegate."``) before the argument's name."""
+        if self.required:
+            return f"{prefix}{self.name} is required: {self.valid}"
+        return f"{prefix}{self.name}={self.value!r} is invalid: valid values are {self.valid}"
+
+
+def check_delegate(
+    name: str, threads: int | None = 1, fallback: str = "builtin", library: str | None = None
+) -> None:
+    """Raise :class:`ArgumentError` for a delegate this runner cannot be asked for."""
+    if name not in DELEGATES:
+        raise ArgumentError("name", name, str(list(DELEGATES)))
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
+        raise ArgumentError("threads", threads, "null (the runtime's default) or integers >= 1")
+    if threads is not None and threads < 1:
+        raise ArgumentError("threads", threads, "null (the runtime's default) or integers >= 1")
+    if fallback not in FALLBACKS:
+        raise ArgumentError("fallback", fallback, str(list(FALLBACKS)))
+    if name in NEEDS_LIBRARY and not library:
+        raise ArgumentError(
+            "library",
+            library,
+            f"delegate={name} loads a shared library on the device: give its path",
+            required=True,
+        )
 
 
 def _runtime():
@@ -63,6 +104,8 @@ def make_interpreter(model_path: str, delegate: dict):
     name = delegate.get("name", "xnnpack")
     threads = delegate.get("threads")
     fallback = delegate.get("fallback", "builtin")
+    lib = delegate.get("library")
+    check_delegate(name, threads, fallback, lib)
     builtin = lite.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES
 
     def build(**kwargs):
@@ -70,16 +113,11 @@ def make_interpreter(model_path: str, delegate: dict):
         interp.allocate_tensors()
         return interp
 
-    if name not in DELEGATES:
-        raise ValueError(f"delegate.name={name!r}: valid values are {list(DELEGATES)}")
     if name == "none":
         return build(experimental_op_resolver_type=builtin), "builtin", ""
     try:
         if name == "xnnpack":
             return build(), "xnnpack", ""
-        lib = delegate.get("library")
-        if not lib:
-            raise ValueError(f"delegate.library is required for delegate={name}")
         options = {k: str(v) for k, v in (delegate.get("options") or {}).items()}
         interp = build(
             experimental_delegates=[lite.load_delegate(lib, options)],

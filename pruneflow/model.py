@@ -9,7 +9,35 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from pruneflow.errors import ConfigError, PruneflowError
+from pruneflow.errors import PruneflowError, require
+
+MIN_TRANSFER_INPUT = 32  # keras.applications bases refuse smaller inputs
+
+
+def check_cnn(filters: Sequence[int], dense_units: int, dropout: float) -> None:
+    require(
+        len(filters) > 0 and all(isinstance(f, int) and f >= 1 for f in filters),
+        "filters",
+        list(filters),
+        "a non-empty list of integers >= 1",
+    )
+    require(dense_units >= 1, "dense_units", dense_units, "integers >= 1")
+    check_dropout(dropout)
+
+
+def check_dropout(dropout: float) -> None:
+    require(0.0 <= dropout < 1.0, "dropout", dropout, "floats in [0, 1)")
+
+
+def check_transfer(arch: str, input_size: int | None, dropout: float) -> None:
+    require(arch in ARCHS, "arch", arch, str(sorted(ARCHS)))
+    require(
+        input_size is None or input_size >= MIN_TRANSFER_INPUT,
+        "input_size",
+        input_size,
+        f"null (the dataset's image size) or integers >= {MIN_TRANSFER_INPUT}",
+    )
+    check_dropout(dropout)
 
 
 def build_cnn(
@@ -22,8 +50,7 @@ def build_cnn(
     """A small custom CNN like the paper's MNIST model: conv/pool blocks, one dense layer."""
     import tf_keras as keras
 
-    if not filters:
-        raise ConfigError("backbone.filters: valid values are a non-empty list of positive ints")
+    check_cnn(filters, dense_units, dropout)
     layers = keras.layers
     inputs = keras.Input(shape=tuple(input_shape), name="image")
     x = layers.Rescaling(1.0 / 255.0, name="rescale")(inputs)
@@ -72,8 +99,7 @@ def build_transfer(
     """
     import tf_keras as keras
 
-    if arch not in ARCHS:
-        raise ConfigError(f"backbone.arch={arch!r}: valid values are {sorted(ARCHS)}")
+    check_transfer(arch, input_size, dropout)
     constructor, mode, first_conv = ARCHS[arch]
     height, width, channels = (int(d) for d in input_shape)
     size = int(input_size or height)
@@ -90,11 +116,13 @@ def build_transfer(
         x = layers.Normalization(mean=CAFFE_MEAN_RGB, variance=(1.0, 1.0, 1.0), name="preprocess")(
             x
         )
-    if size < 32:
-        raise ConfigError(
-            f"backbone={arch} needs inputs of at least 32x32, got {size}x{size}: set "
-            "backbone.input_size (images are resized inside the model) or dataset.image_size"
-        )
+    require(
+        size >= MIN_TRANSFER_INPUT,
+        "input_shape",
+        tuple(input_shape),
+        f"images of at least {MIN_TRANSFER_INPUT}x{MIN_TRANSFER_INPUT} for {arch}, or an "
+        "input_size to resize them to inside the model",
+    )
     try:
         base = getattr(keras.applications, constructor)(
             input_shape=(size, size, 3), include_top=False, weights=weights

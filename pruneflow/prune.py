@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -9,8 +10,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from pruneflow.data import ImageDataset
-from pruneflow.errors import ConfigError
+from pruneflow.errors import ArgumentError, require
 from pruneflow.train import fit, load_model
+
+log = logging.getLogger(__name__)
 
 SCHEDULES = ("constant", "polynomial")
 PATTERNS = ("unstructured", "2:4")
@@ -31,6 +34,48 @@ PRUNABLE_LAYER_TYPES = frozenset(
 )
 
 
+def check_pruning(
+    sparsity: float,
+    schedule: str = "polynomial",
+    epochs: int = 1,
+    learning_rate: float = 1e-3,
+    frequency: int = 10,
+    pattern: str = "unstructured",
+    layer_types: Sequence[str] | None = None,
+) -> None:
+    """Raise :class:`ArgumentError` for arguments :func:`prune_model` cannot work with."""
+    require(
+        isinstance(sparsity, float) and math.isfinite(sparsity) and 0.0 <= sparsity < 1.0,
+        "sparsity",
+        sparsity,
+        "floats in [0, 1) (0 = no pruning)",
+    )
+    require(schedule in SCHEDULES, "schedule", schedule, str(list(SCHEDULES)))
+    require(
+        epochs >= (1 if sparsity > 0 else 0),
+        "epochs",
+        epochs,
+        "integers >= 1 when sparsity > 0 (fine-tuning with pruning)",
+    )
+    require(learning_rate > 0, "learning_rate", learning_rate, "floats > 0")
+    require(frequency >= 1, "frequency", frequency, "integers >= 1")
+    require(pattern in PATTERNS, "pattern", pattern, str(list(PATTERNS)))
+    if pattern == "2:4":
+        require(
+            sparsity in (0.0, 0.5),
+            "sparsity",
+            sparsity,
+            "0.5 with pattern 2:4 (two of every four weights are zeroed)",
+        )
+    unknown = sorted(set(layer_types or ()) - PRUNABLE_LAYER_TYPES)
+    require(
+        not unknown,
+        "layer_types",
+        list(layer_types or ()),
+        f"null or a list drawn from {sorted(PRUNABLE_LAYER_TYPES)}",
+    )
+
+
 @dataclass
 class Pruned:
     """A pruned (and stripped) model with what was measured on its weights."""
@@ -41,6 +86,14 @@ class Pruned:
     params_total: int = 0
     params_nonzero: int = 0
     layers: list[dict] = field(default_factory=list)
+    # Selected layers the target leaves without a single weight (tfmot then keeps just one).
+    layers_without_weights: list[str] = field(default_factory=list)
+
+
+def layers_without_weights(rows: list[dict], sparsity: float) -> list[str]:
+    """Selected layers (rows of :func:`layer_table`) where ``sparsity`` keeps no weight at all:
+    fewer than half a weight, which magnitude pruning rounds to none."""
+    return [r["layer"] for r in rows if r["selected"] and round(r["size"] * (1 - sparsity)) < 1]
 
 
 def _is_kernel(weight) -> bool:
@@ -89,8 +142,7 @@ def make_schedule(kind: str, sparsity: float, total_steps: int, frequency: int):
     import tensorflow_model_optimization as tfmot
 
     sparsity_keras = tfmot.sparsity.keras
-    if kind not in SCHEDULES:
-        raise ConfigError(f"prune.schedule={kind!r}: valid values are {list(SCHEDULES)}")
+    require(kind in SCHEDULES, "schedule", kind, str(list(SCHEDULES)))
     end_step, freq = schedule_steps(total_steps, frequency)
     if kind == "constant" or end_step == 0:
         return sparsity_keras.ConstantSparsity(sparsity, begin_step=0, frequency=freq)
@@ -119,19 +171,12 @@ def select_layers(
 ) -> list[str]:
     """Names of the layers to prune: prunable types (optionally only ``layer_types``), minus
     the ``exclude``d names, minus the first and last prunable layers with ``keep_first_last``."""
-    if layer_types is not None:
-        unknown = sorted(set(layer_types) - PRUNABLE_LAYER_TYPES)
-        if unknown:
-            raise ConfigError(
-                f"prune.layer_types={unknown}: valid values are {sorted(PRUNABLE_LAYER_TYPES)}"
-            )
     types = PRUNABLE_LAYER_TYPES if layer_types is None else set(layer_types)
     prunable = [la.name for la in leaf_layers(model) if type(la).__name__ in PRUNABLE_LAYER_TYPES]
     missing = sorted(set(exclude) - {la.name for la in leaf_layers(model)})
     if missing:
-        raise ConfigError(
-            f"prune.exclude_layers={missing}: no such layer in {model.name}; "
-            f"its prunable layers are {prunable}"
+        raise ArgumentError(
+            "exclude_layers", missing, f"names of layers of {model.name}: {prunable}"
         )
     skip = set(exclude)
     if keep_first_last and prunable:
@@ -212,16 +257,23 @@ def prune_model(
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    if pattern not in PATTERNS:
-        raise ConfigError(f"prune.pattern={pattern!r}: valid values are {list(PATTERNS)}")
+    check_pruning(sparsity, schedule, epochs, learning_rate, frequency, pattern, layer_types)
     sparsity_keras = tfmot.sparsity.keras
     model = load_model(baseline_path)  # fresh copy: pruning overwrites the source's weights
     history: dict[str, list[float]] = {}
     selected: list[str] = []
+    starved: list[str] = []
     if sparsity > 0:
-        if epochs < 1:
-            raise ConfigError("prune.epochs must be >= 1 when prune.sparsity > 0")
         selected = select_layers(model, layer_types, exclude_layers, keep_first_last)
+        starved = layers_without_weights(layer_table(model, selected), sparsity)
+        if starved:
+            log.warning(
+                "sparsity %g leaves these layers without a single weight: %s (tfmot keeps one; "
+                "the model will not classify: lower the sparsity or exclude them with "
+                "prune.exclude_layers)",
+                sparsity,
+                ", ".join(starved),
+            )
         keras.utils.set_random_seed(seed)
         steps = epochs * math.ceil(data.train_size / batch_size)
         pruned = sparsity_keras.prune_low_magnitude(
@@ -242,6 +294,6 @@ def prune_model(
         model = sparsity_keras.strip_pruning(pruned)
     kernels = kernel_arrays(model)
     total, nonzero = count_params([w.numpy() for w in model.weights])
-    return Pruned(
-        model, history, sparsity_of(kernels), total, nonzero, layer_table(model, selected)
-    )
+    table = layer_table(model, selected)
+    log.info("pruned to measured sparsity %.4f (target %g)", sparsity_of(kernels), sparsity)
+    return Pruned(model, history, sparsity_of(kernels), total, nonzero, table, starved)

@@ -8,7 +8,7 @@ is converted to full-integer TFLite by :mod:`pruneflow.convert`.
 from __future__ import annotations
 
 from pruneflow.data import ImageDataset
-from pruneflow.errors import ConfigError
+from pruneflow.errors import require
 from pruneflow.train import fit
 
 # Layers that get weight and activation fake-quantization (the prune-preserve scheme covers
@@ -50,6 +50,23 @@ def _output_only_config():
     return OutputOnlyQuantizeConfig
 
 
+def check_qat(epochs: int, learning_rate: float) -> None:
+    require(
+        epochs >= 1,
+        "epochs",
+        epochs,
+        "integers >= 1 (a quantization-aware model is untrained before its first epoch)",
+    )
+    require(learning_rate > 0, "learning_rate", learning_rate, "floats > 0")
+
+
+def nests_a_model(model) -> bool:
+    """True when ``model`` holds another model as a layer (a transfer backbone's base)."""
+    import tf_keras as keras
+
+    return any(isinstance(layer, keras.Model) for layer in model.layers)
+
+
 def quantize_aware(
     model, data: ImageDataset, *, epochs: int, batch_size: int, learning_rate: float, seed: int = 0
 ):
@@ -61,14 +78,14 @@ def quantize_aware(
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
-    if epochs < 1:
-        raise ConfigError("stage.qat_epochs must be >= 1 (a QAT model is untrained before it)")
-    if any(isinstance(layer, keras.Model) for layer in model.layers):
-        raise ConfigError(
-            f"variant tflite_int8_qat: tfmot cannot quantize a model nested in another "
-            f"({model.name} has a backbone model inside); use tflite_int8 (post-training) "
-            "for transfer backbones"
-        )
+    check_qat(epochs, learning_rate)
+    require(
+        not nests_a_model(model),
+        "model",
+        model.name,
+        "a model without a nested model inside (tfmot cannot quantize one); use tflite_int8 "
+        "(post-training) for transfer backbones",
+    )
     q = tfmot.quantization.keras
     config_cls = _output_only_config()
 

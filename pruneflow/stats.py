@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 MEASURES = ("first", "mean", "std", "ste", "p50", "p90", "p99")
+MIN_TIMES = 3  # the first image, and two more for a sample deviation
 
 
 def latency_stats(times_ms: Sequence[float]) -> dict[str, float]:
@@ -23,8 +24,8 @@ def latency_stats(times_ms: Sequence[float]) -> dict[str, float]:
     Percentiles interpolate linearly between order statistics (numpy's default).
     """
     t = np.asarray(times_ms, dtype=np.float64)
-    if t.ndim != 1 or len(t) < 3:
-        raise ValueError(f"need at least 3 per-image times, got {len(t)}")
+    if t.ndim != 1 or len(t) < MIN_TIMES:
+        raise ValueError(f"need at least {MIN_TIMES} per-image times, got {len(t)}")
     rest = t[1:]
     n = len(rest)
     std = float(np.std(rest, ddof=1))

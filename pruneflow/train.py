@@ -10,6 +10,7 @@ import contextlib
 import fcntl
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -19,14 +20,35 @@ from pathlib import Path
 
 from pruneflow import __version__
 from pruneflow.data import ImageDataset
-from pruneflow.errors import ConfigError
+from pruneflow.errors import require
 from pruneflow.evaluate import keras_accuracy
 from pruneflow.model import BASE_LAYER
+
+log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 META_FILE = "meta.json"
 # Source files whose code decides what the baseline is; editing one invalidates the cache.
 _BASELINE_SOURCES = ("data.py", "model.py", "train.py")
+
+
+def check_training(
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    frozen_epochs: int = 0,
+    fine_tune_learning_rate: float | None = None,
+) -> None:
+    require(epochs >= 1, "epochs", epochs, "integers >= 1")
+    require(batch_size >= 1, "batch_size", batch_size, "integers >= 1")
+    require(learning_rate > 0, "learning_rate", learning_rate, "floats > 0")
+    require(frozen_epochs >= 0, "frozen_epochs", frozen_epochs, "integers >= 0")
+    require(
+        fine_tune_learning_rate is None or fine_tune_learning_rate > 0,
+        "fine_tune_learning_rate",
+        fine_tune_learning_rate,
+        "null (learning_rate) or floats > 0",
+    )
 
 
 @dataclass
@@ -88,13 +110,14 @@ def fit(
 
 
 def _set_base_trainable(model, trainable: bool) -> None:
-    try:
-        model.get_layer(BASE_LAYER).trainable = trainable
-    except ValueError as exc:
-        raise ConfigError(
-            f"train.frozen_epochs > 0 needs a backbone with a pretrained base layer named "
-            f"{BASE_LAYER!r} (mobilenetv2, vgg16, resnet50); {model.name} has none"
-        ) from exc
+    names = [layer.name for layer in model.layers]
+    require(
+        BASE_LAYER in names,
+        "frozen_epochs",
+        "> 0",
+        f"0 for {model.name}: freezing needs a pretrained base layer named {BASE_LAYER!r}",
+    )
+    model.get_layer(BASE_LAYER).trainable = trainable
 
 
 @contextlib.contextmanager
@@ -131,11 +154,13 @@ def train_baseline(
     """
     import tf_keras as keras
 
+    check_training(epochs, batch_size, learning_rate, frozen_epochs, fine_tune_learning_rate)
     key = cache_key({**key_spec, "code": code_fingerprint()})
     entry = Path(cache_dir) / "baselines" / key
     with _locked(Path(cache_dir) / "baselines" / f"{key}.lock"):
         if (entry / META_FILE).exists():
             meta = json.loads((entry / META_FILE).read_text())
+            log.info("baseline %s (cache hit): val accuracy %.4f", key, meta["accuracy"])
             return Baseline(entry / MODEL_FILE, key, meta["accuracy"], meta["history"], True)
 
         keras.utils.set_random_seed(seed)
@@ -172,6 +197,7 @@ def train_baseline(
             os.replace(tmp, entry)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+    log.info("baseline %s (cache miss, trained): val accuracy %.4f", key, accuracy)
     return Baseline(entry / MODEL_FILE, key, accuracy, history, False)
 
 
