@@ -1,4 +1,5 @@
-"""Benchmark stage: benchmark images on disk, timed Keras inference, latency summaries.
+"""Benchmark stage: benchmark images on disk, the device runner for the .tflite variants,
+timed Keras inference.
 
 The TFLite variants are timed by the device runner (:mod:`pruneflow.device`); the Keras model,
 which needs TensorFlow, is timed here in-process with the same per-image protocol and the same
@@ -10,12 +11,58 @@ from __future__ import annotations
 import csv
 import json
 import time
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pruneflow.convert import KERAS
 from pruneflow.device_runner import load_image, read_images
-from pruneflow.stats import MEASURES, latency_stats
+from pruneflow.errors import require
+from pruneflow.stats import MIN_TIMES
+
+
+def check_images(images: int) -> None:
+    require(
+        images >= MIN_TIMES,
+        "images",
+        images,
+        f"integers >= {MIN_TIMES} (the first image is reported apart; a deviation needs two more)",
+    )
+
+
+@dataclass
+class Timing:
+    """Per-image timings of every variant, and where they were measured."""
+
+    results: dict[str, dict]  # {variant: the runner's result (times_ms, kernels, note ...)}
+    device: dict[str, str]  # the device's facts as the runner saw them
+    steps: dict[str, float]  # the device's step timings (connect_s, run_s ...)
+    runner_json: Path  # the runner's raw result
+    latency_csv: Path  # one row per variant and image
+
+
+def run_benchmark(
+    keras_model: Path,
+    tflite_models: Mapping[str, Path],
+    images_dir: Path,
+    device: Mapping,
+    delegate: Mapping,
+    out_dir: Path,
+) -> Timing:
+    """Time the .tflite models on ``device`` (the ``device`` options: kind, name, ...) with
+    ``delegate``, and the Keras model here. Writes ``runner.json`` and ``latency.csv`` into
+    ``out_dir``."""
+    from pruneflow.device import open_device
+
+    out_dir = Path(out_dir)
+    runner_json = out_dir / "runner.json"
+    with open_device(**device) as dev:
+        doc = dev.benchmark(list(tflite_models.values()), images_dir, runner_json, dict(delegate))
+    results = {KERAS: time_keras(keras_model, images_dir), **doc["results"]}
+    csv_path = write_latency_csv(results, doc["images"], out_dir / "latency.csv")
+    return Timing(results, doc["device"], dict(dev.timings), runner_json, csv_path)
 
 
 def write_images(
@@ -71,14 +118,6 @@ def time_keras(model_path: str | Path, images_dir: str | Path) -> dict:
         "predictions": preds,
         "labels": [lbl for _, lbl in images],
     }
-
-
-def summarize(result: dict) -> dict[str, float]:
-    """MLflow measures (``latency_<m>_ms``, ``load_ms``) of one runner result."""
-    stats = latency_stats(result["times_ms"])
-    out = {f"latency_{m}_ms": stats[m] for m in MEASURES}
-    out["load_ms"] = float(result["load_ms"])
-    return out
 
 
 def write_latency_csv(results: dict[str, dict], images: list[str], path: str | Path) -> Path:

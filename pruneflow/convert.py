@@ -12,13 +12,48 @@ Variants:
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from pruneflow.errors import require
+
 KERAS = "keras"
 VARIANTS = ("tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8", "tflite_int8_qat")
+QAT_VARIANT = "tflite_int8_qat"  # converted from the quantization-aware model
+
+
+def check_variants(variants: Iterable[str]) -> None:
+    variants = list(variants)
+    require(
+        all(v in VARIANTS for v in variants),
+        "variants",
+        variants,
+        f"a list drawn from {list(VARIANTS)}",
+    )
+    require(len(set(variants)) == len(variants), "variants", variants, "a list without repeats")
+
+
+@dataclass
+class ModelFile:
+    """One exported model file and what it holds."""
+
+    path: Path
+    size_bytes: int
+    gzip_bytes: int
+    sparsity: float | None  # zeros stored in a .tflite file's weights; None for Keras
+
+
+def describe(paths: Mapping[str, Path]) -> dict[str, ModelFile]:
+    """{variant: ModelFile} for the files :func:`export_models` wrote."""
+    files = {}
+    for variant, path in paths.items():
+        raw, gz = file_sizes(path)
+        zeros = None if variant == KERAS else weight_sparsity(path)
+        files[variant] = ModelFile(Path(path), raw, gz, zeros)
+    return files
 
 
 def file_sizes(path: str | Path) -> tuple[int, int]:
@@ -40,7 +75,7 @@ def _converter(model, variant: str, representative: np.ndarray):
     conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant == "tflite_float16":
         conv.target_spec.supported_types = [tf.float16]
-    elif variant in ("tflite_int8", "tflite_int8_qat"):
+    elif variant in ("tflite_int8", QAT_VARIANT):
         samples = representative.astype(np.float32)
 
         def gen():
@@ -67,17 +102,21 @@ def export_models(
     ``qat_model`` is the quantization-aware model that ``tflite_int8_qat`` is converted from.
     Returns {variant name: path}, the Keras model under ``keras``.
     """
+    check_variants(variants)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {KERAS: out / "keras.keras"}
     model.save(paths[KERAS])
     for variant in variants:
-        if variant not in VARIANTS:
-            raise ValueError(f"unknown variant {variant!r}: valid values are {list(VARIANTS)}")
         source = model
-        if variant == "tflite_int8_qat":
-            if qat_model is None:
-                raise ValueError("variant tflite_int8_qat needs the quantization-aware model")
+        if variant == QAT_VARIANT:
+            require(
+                qat_model is not None,
+                "qat_model",
+                None,
+                f"the quantization-aware model that {QAT_VARIANT} is converted from",
+                required=True,
+            )
             source = qat_model
         path = out / f"{variant}.tflite"
         path.write_bytes(_converter(source, variant, representative).convert())

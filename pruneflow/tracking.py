@@ -9,15 +9,26 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
-import threading
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-# Set by the command line's SIGTERM handler: runs that end after it are KILLED, not FAILED.
-TERMINATION_REQUESTED = threading.Event()
-# MLflow's limits for one log_batch call and for one param value.
-_MAX_PARAMS, _MAX_METRICS, _MAX_PARAM_LEN = 100, 1000, 6000
+from pruneflow.errors import PruneflowError, require
+
+# MLflow's limits for one log_batch call, for one param value and for one tag value.
+_MAX_PARAMS, _MAX_METRICS, _MAX_PARAM_LEN, _MAX_TAG_LEN = 100, 1000, 6000, 8000
+# Tags of a run that failed: why, in the run itself (its log artifact has the traceback).
+ERROR_TYPE_TAG, ERROR_MESSAGE_TAG = "pruneflow.error.type", "pruneflow.error.message"
+
+
+class TrackingError(PruneflowError, RuntimeError):
+    """The MLflow store cannot be used; the message names it."""
+
+
+def check_tracking(uri: str | None, store_dir: str, experiment: str) -> None:
+    require(uri is None or bool(uri.strip()), "uri", uri, "null (the local store) or a URI")
+    require(bool(str(store_dir).strip()), "dir", store_dir, "a folder for the local store")
+    require(bool(experiment and experiment.strip()), "experiment", experiment, "a non-empty name")
 
 
 def resolve_uri(uri: str | None, store_dir: str | os.PathLike) -> str:
@@ -38,18 +49,31 @@ def prepare_store(uri: str, experiment: str, store_dir: str | os.PathLike) -> st
     from mlflow.tracking import MlflowClient
 
     artifacts = None
-    if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
-        if Path(uri[len("sqlite:///") :]).parent == Path(store_dir).resolve():
-            artifacts = (Path(store_dir).resolve() / "artifacts").as_uri()
-    client = MlflowClient(tracking_uri=uri)
-    found = client.get_experiment_by_name(experiment)
-    if found is not None:
-        return found.experiment_id
+    where = uri
     try:
-        return client.create_experiment(experiment, artifact_location=artifacts)
-    except MlflowException:  # another job created it between our two calls
-        return client.get_experiment_by_name(experiment).experiment_id
+        if uri.startswith("sqlite:///"):
+            db = Path(uri[len("sqlite:///") :])
+            where = str(db)
+            db.parent.mkdir(parents=True, exist_ok=True)
+            if db.parent == Path(store_dir).resolve():
+                artifacts = (Path(store_dir).resolve() / "artifacts").as_uri()
+        client = MlflowClient(tracking_uri=uri)
+        found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(experiment, artifact_location=artifacts)
+        except MlflowException:  # another job created it between our two calls
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+            return found.experiment_id
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy, HTTP and OS errors alike
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise TrackingError(
+            f"the MLflow store {where} cannot be used for experiment {experiment!r}: {first} "
+            "(check that it exists and is writable, or set tracking.dir / tracking.uri)"
+        ) from None
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, str]:
@@ -140,6 +164,17 @@ class Tracker:
     def log_text(self, text: str, artifact_file: str) -> None:
         self.client.log_text(self.run_id, text, artifact_file)
 
+    def log(self, record) -> None:
+        """Log a :class:`pruneflow.results.Record`: its metrics, curves, tags and artifacts."""
+        if record.metrics:
+            self.log_metrics(record.metrics)
+        if record.steps:
+            self.log_steps(record.steps)
+        if record.tags:
+            self.set_tags(record.tags)
+        for path, folder in record.artifacts:
+            self.log_artifact(path, folder)
+
 
 @contextlib.contextmanager
 def start_run(
@@ -151,7 +186,8 @@ def start_run(
 ) -> Iterator[Tracker]:
     """Create a run, yield its :class:`Tracker`, and end it FINISHED, FAILED or KILLED.
 
-    A failing job leaves its run FAILED with everything logged so far; the error is re-raised.
+    A failing job leaves its run FAILED (KILLED for a KeyboardInterrupt) with everything logged
+    so far and its error's type and message as tags; the error is re-raised.
     """
     from mlflow.tracking import MlflowClient
 
@@ -169,10 +205,14 @@ def start_run(
         yield tracker
         status = "FINISHED"
     except BaseException as exc:
-        # A signal landing inside TensorFlow's C++ code can surface as a TF error instead of
-        # the KeyboardInterrupt the handler raised; the event says what really happened.
-        if isinstance(exc, KeyboardInterrupt) or TERMINATION_REQUESTED.is_set():
-            status = "KILLED"
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        with contextlib.suppress(Exception):  # the store may be what failed
+            tracker.set_tags(
+                {
+                    ERROR_TYPE_TAG: type(exc).__name__,
+                    ERROR_MESSAGE_TAG: (str(exc) or type(exc).__name__)[:_MAX_TAG_LEN],
+                }
+            )
         raise
     finally:
         client.set_terminated(run.info.run_id, status)

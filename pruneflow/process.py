@@ -1,0 +1,112 @@
+"""What a job needs from the process it runs in, installed per job so that it works in any
+Hydra launcher's worker: its log file (libraries' output captured into it) and SIGTERM handling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
+
+
+@contextlib.contextmanager
+def job_log(out_dir: Path, name: str = "pruneflow.log") -> Iterator[Path]:
+    """The job's log file, with everything libraries print captured into it.
+
+    It is the file Hydra's job logging writes (``<job folder>/pruneflow.log``) when there is
+    one, else ``out_dir/name``. While the job runs, the process's standard error (file
+    descriptor 2: TensorFlow's C++ start-up lines, the converter's output, Python warnings)
+    goes into it too, and console handlers pass only pruneflow's own log records, so the
+    console shows pruneflow's lines and the file has everything.
+    """
+    root = logging.getLogger()
+    consoles = [
+        h
+        for h in root.handlers
+        if type(h) is logging.StreamHandler and h.stream in (sys.stdout, sys.stderr)
+    ]
+    files = [h for h in root.handlers if isinstance(h, logging.FileHandler)]
+    added = None
+    if files:
+        path = Path(files[0].baseFilename)
+    else:
+        path = Path(out_dir) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        added = logging.FileHandler(path)
+        added.setFormatter(logging.Formatter(LOG_FORMAT))
+        root.addHandler(added)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    os.dup2(fd, 2)
+    os.close(fd)
+    for handler in consoles:
+        handler.addFilter(_own_records)
+    try:
+        yield path
+    finally:
+        for handler in consoles:
+            handler.removeFilter(_own_records)
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+        for handler in root.handlers:
+            handler.flush()
+        if added is not None:
+            root.removeHandler(added)
+            added.close()
+
+
+def _own_records(record: logging.LogRecord) -> bool:
+    return record.name == "pruneflow" or record.name.startswith("pruneflow.")
+
+
+class Interrupted(KeyboardInterrupt):
+    """The job was interrupted (Ctrl-C, SIGTERM); its run ends KILLED."""
+
+
+class Termination:
+    """``with Termination() as term:`` makes SIGTERM end the job like Ctrl-C, and remembers it.
+
+    The handler is installed for the job's duration in whatever process runs it (the main
+    thread only: Python delivers signals there), and the previous one is restored after.
+    ``term.guard()`` turns any error raised after a termination request into
+    :class:`Interrupted`: a signal landing inside TensorFlow's C++ code can surface as a
+    TensorFlow error instead of the KeyboardInterrupt the handler raised.
+    """
+
+    def __init__(self) -> None:
+        self.requested: str | None = None
+        self._previous = None
+
+    def _handle(self, signum, frame) -> None:
+        self.requested = signal.Signals(signum).name
+        raise Interrupted(f"terminated by {self.requested}")
+
+    def __enter__(self) -> Termination:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
+            self._previous = None
+
+    @contextlib.contextmanager
+    def guard(self) -> Iterator[None]:
+        try:
+            yield
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:
+            if self.requested:
+                raise Interrupted(f"terminated by {self.requested}") from exc
+            raise

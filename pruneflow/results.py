@@ -1,0 +1,220 @@
+"""The metric contract: how a job's results become MLflow metric, tag and artifact names.
+
+Every name a run writes is made here, from the stages' typed results, and the job log's table
+is drawn here; the README's tables, the tests (and any report) read these definitions.
+
+Per model variant (``keras`` and each ``tflite_*``): ``<variant>/<measure>`` for the measures
+in :data:`VARIANT_MEASURES`, plus :data:`TFLITE_MEASURES` for the .tflite files.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import socket
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pruneflow import __version__
+from pruneflow.convert import KERAS  # the stripped Keras model, beside the .tflite variants
+from pruneflow.stats import MEASURES, latency_stats
+
+# -- per-variant measures ----------------------------------------------------------------------
+ACCURACY, SIZE, GZIP, LOAD = "accuracy", "size_bytes", "gzip_bytes", "load_ms"
+
+
+def latency(statistic: str) -> str:
+    """``latency_<statistic>_ms`` for a statistic of :data:`pruneflow.stats.MEASURES`."""
+    return f"latency_{statistic}_ms"
+
+
+LATENCY = tuple(latency(m) for m in MEASURES)  # first, mean, std, ste, p50, p90, p99
+VARIANT_MEASURES = (ACCURACY, SIZE, GZIP, LOAD, *LATENCY)  # every variant, keras included
+FILE_SPARSITY, FELL_BACK = "sparsity", "fell_back"
+TFLITE_MEASURES = (FILE_SPARSITY, FELL_BACK)  # .tflite variants only
+
+
+def metric(variant: str, measure: str) -> str:
+    """``<variant>/<measure>``, e.g. ``tflite_int8/latency_p50_ms``."""
+    return f"{variant}/{measure}"
+
+
+# -- run-level metrics -------------------------------------------------------------------------
+BASELINE_ACCURACY = "baseline/accuracy"
+SPARSITY, PARAMS_TOTAL, PARAMS_NONZERO = "sparsity", "params_total", "params_nonzero"
+CURVES = {  # Keras history key -> stepped metric (baseline epochs, then fine-tuning epochs)
+    "loss": "train/loss",
+    "accuracy": "train/accuracy",
+    "val_loss": "val/loss",
+    "val_accuracy": "val/accuracy",
+}
+STAGES = ("data", "train", "prune", "qat", "convert", "evaluate", "benchmark")
+
+
+def stage_time(stage: str) -> str:
+    """``time/<stage>_s``: where the run's time went."""
+    return f"time/{stage}_s"
+
+
+def device_time(step: str) -> str:
+    """``device/<step>_s`` for an SSH device's steps (connect, upload, run ...)."""
+    return f"device/{step}_s"
+
+
+# -- tags --------------------------------------------------------------------------------------
+JOB_KEY_TAG = "pruneflow.job_key"  # identity of the work (config minus paths and tracking)
+VERSION_TAG, PID_TAG, HOST_TAG = "pruneflow.version", "pruneflow.pid", "host"
+BASELINE_CACHE_TAG, BASELINE_KEY_TAG = "baseline_cache", "baseline_key"
+# selected layers the target sparsity leaves without a single weight (a warning)
+LAYERS_WITHOUT_WEIGHTS_TAG = "prune.layers_without_weights"
+
+
+def kernels_tag(variant: str) -> str:
+    """What really ran a variant: ``xnnpack``, ``builtin``, a delegate, ``tensorflow``."""
+    return f"kernels/{variant}"
+
+
+def fallback_tag(variant: str) -> str:
+    """Why a variant fell back to builtin kernels (only when it did)."""
+    return f"fallback/{variant}"
+
+
+# -- artifacts ---------------------------------------------------------------------------------
+CONFIG_FILE = "config.yaml"
+MODELS_DIR = "models"
+LAYERS_DIR, LAYERS_FILE = "prune", "layers.csv"
+BENCHMARK_DIR, LATENCY_FILE, RUNNER_FILE = "benchmark", "latency.csv", "runner.json"
+LOG_FILE = "pruneflow.log"  # the job's log (with libraries' output and any traceback)
+
+
+@dataclass
+class Record:
+    """What one stage adds to a run."""
+
+    metrics: dict[str, float] = field(default_factory=dict)
+    tags: dict[str, Any] = field(default_factory=dict)
+    steps: dict[int, dict[str, float]] = field(default_factory=dict)  # curves: {step: metrics}
+    artifacts: list[tuple[Path, str | None]] = field(default_factory=list)  # (file, folder)
+
+
+def start_tags(config, runtime: str, git_commit: str | None) -> dict[str, Any]:
+    """Tags a run has from its creation, before any work (a run that fails early has them)."""
+    dev = config.device
+    return {
+        "mlflow.source.git.commit": git_commit,
+        VERSION_TAG: __version__,
+        JOB_KEY_TAG: config.job_key,
+        "runtime": runtime,
+        "delegate": config.delegate.name,
+        "device": dev.name,
+        "device.kind": dev.kind,
+        "device.address": getattr(dev, "host", None),
+        HOST_TAG: socket.gethostname(),
+        PID_TAG: os.getpid(),
+    }
+
+
+def _curves(history: Mapping[str, list[float]], offset: int) -> dict[int, dict[str, float]]:
+    steps: dict[int, dict[str, float]] = {}
+    for key, values in history.items():
+        if key in CURVES:
+            for i, v in enumerate(values):
+                steps.setdefault(offset + i, {})[CURVES[key]] = float(v)
+    return steps
+
+
+def for_baseline(baseline) -> Record:
+    """A :class:`pruneflow.train.Baseline`: its accuracy, curves and cache use."""
+    return Record(
+        metrics={BASELINE_ACCURACY: baseline.accuracy},
+        tags={
+            BASELINE_CACHE_TAG: "hit" if baseline.cache_hit else "miss",
+            BASELINE_KEY_TAG: baseline.key,
+        },
+        steps=_curves(baseline.history, 0),
+    )
+
+
+def for_pruning(pruned, baseline_epochs: int, out_dir: Path) -> Record:
+    """A :class:`pruneflow.prune.Pruned`: measured sparsity, fine-tuning curves, the per-layer
+    table (written to ``out_dir/layers.csv``)."""
+    path = Path(out_dir) / LAYERS_FILE
+    with open(path, "w", newline="") as fh:
+        if pruned.layers:
+            writer = csv.DictWriter(fh, fieldnames=list(pruned.layers[0]))
+            writer.writeheader()
+            writer.writerows(pruned.layers)
+    starved = pruned.layers_without_weights
+    return Record(
+        metrics={
+            SPARSITY: pruned.sparsity,
+            PARAMS_TOTAL: pruned.params_total,
+            PARAMS_NONZERO: pruned.params_nonzero,
+        },
+        tags={LAYERS_WITHOUT_WEIGHTS_TAG: ",".join(starved)} if starved else {},
+        steps=_curves(pruned.history, baseline_epochs),
+        artifacts=[(path, LAYERS_DIR)],
+    )
+
+
+def for_files(files: Mapping[str, Any]) -> Record:
+    """``{variant: pruneflow.convert.ModelFile}``: sizes, stored zeros, the files themselves."""
+    rec = Record()
+    for variant, f in files.items():
+        rec.metrics[metric(variant, SIZE)] = f.size_bytes
+        rec.metrics[metric(variant, GZIP)] = f.gzip_bytes
+        if f.sparsity is not None:
+            rec.metrics[metric(variant, FILE_SPARSITY)] = f.sparsity
+        rec.artifacts.append((f.path, MODELS_DIR))
+    return rec
+
+
+def for_accuracy(accuracy: Mapping[str, float]) -> Record:
+    """``{variant: top-1 accuracy on the whole validation split}``."""
+    return Record(metrics={metric(v, ACCURACY): a for v, a in accuracy.items()})
+
+
+def for_timing(timing) -> Record:
+    """A :class:`pruneflow.benchmark.Timing`: latency statistics and kernels per variant, the
+    device's facts and steps, the per-image table and the runner's raw result."""
+    rec = Record()
+    for variant, r in timing.results.items():
+        stats = latency_stats(r["times_ms"])
+        rec.metrics.update({metric(variant, latency(m)): stats[m] for m in MEASURES})
+        rec.metrics[metric(variant, LOAD)] = float(r["load_ms"])
+        if variant != KERAS:
+            rec.metrics[metric(variant, FELL_BACK)] = float(bool(r["note"]))
+        rec.tags[kernels_tag(variant)] = r["kernels"]
+        if r["note"]:
+            rec.tags[fallback_tag(variant)] = r["note"]
+    rec.tags.update({f"device.{k}": v for k, v in timing.device.items()})
+    rec.metrics.update({device_time(k.removesuffix("_s")): v for k, v in timing.steps.items()})
+    rec.artifacts += [(timing.runner_json, BENCHMARK_DIR), (timing.latency_csv, BENCHMARK_DIR)]
+    return rec
+
+
+def for_stage_times(seconds: Mapping[str, float]) -> Record:
+    """``{stage: wall seconds}`` as ``time/<stage>_s``."""
+    return Record(metrics={stage_time(s): v for s, v in seconds.items()})
+
+
+def table(metrics: Mapping[str, float], variants: list[str]) -> str:
+    """A fixed-width table of accuracy, size and latency per variant, for the job log."""
+    head = (
+        f"{'variant':<16}{'accuracy':>9}{'size KB':>10}{'gzip KB':>10}{'p50 ms':>9}"
+        f"{'mean ms':>9}{'std ms':>9}{'first ms':>10}"
+    )
+    rows = [head]
+    for v in variants:
+
+        def g(measure: str, v: str = v) -> float:
+            return metrics.get(metric(v, measure), float("nan"))
+
+        rows.append(
+            f"{v:<16}{g(ACCURACY):>9.4f}{g(SIZE) / 1024:>10.1f}{g(GZIP) / 1024:>10.1f}"
+            f"{g(latency('p50')):>9.3f}{g(latency('mean')):>9.3f}"
+            f"{g(latency('std')):>9.3f}{g(latency('first')):>10.3f}"
+        )
+    return "\n".join(rows)
