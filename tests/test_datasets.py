@@ -6,14 +6,15 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow_datasets as tfds
-from mlflow.tracking import MlflowClient
 from PIL import Image
 
-from conftest import CONF, TINY, compose, outputs_to, run_cli
+from helpers.cli import CONF, TINY, compose, outputs_to, read_runs, run_cli
+from pruneflow.config import check
 from pruneflow.data import DatasetUnavailable, load_folder, load_tfds
+from pruneflow.errors import ArgumentError
 
 TFDS_OPTIONS = sorted(
-    p.stem for p in (CONF / "dataset").glob("*.yaml") if "load_tfds" in p.read_text()
+    p.stem for p in (CONF / "dataset").glob("*.yaml") if "tfds_schema" in p.read_text()
 )
 SMALL = ["dataset.image_size=24"]  # keep the paper's large images small in tests
 
@@ -26,10 +27,10 @@ def test_the_papers_datasets_are_options():
 def test_tfds_option_loads_offline_under_mock_data(option):
     from hydra.utils import instantiate
 
-    cfg = compose([f"dataset={option}", *SMALL])
+    dataset = check(compose([f"dataset={option}", *SMALL])).dataset
     with tfds.testing.mock_data(num_examples=20):
-        data = instantiate(cfg.dataset)
-    channels = cfg.dataset.channels
+        data = instantiate(dataset)
+    channels = dataset.channels
     assert data.image_shape == (24, 24, channels)
     assert data.x_val.dtype == np.uint8 and len(data.x_val) == 20 == len(data.y_val)
     assert data.train_size == 20
@@ -50,7 +51,7 @@ def test_tfds_option_runs_end_to_end(option, tmp_path):
         "stage=int8",
         "benchmark.images=4",
     ]
-    cfg = compose(overrides + [o for o in outputs_to(tmp_path) if not o.startswith("hydra.")])
+    cfg = compose(overrides + outputs_to(tmp_path, hydra=False))
     with tfds.testing.mock_data(num_examples=16):
         metrics = run(cfg)
     for variant in ("keras", "tflite_fp32", "tflite_int8"):
@@ -72,10 +73,14 @@ def test_offline_tfds_download_fails_fast_with_what_to_do(tmp_path):
 def test_cli_offline_dataset_fails_the_run_cleanly(tmp_path):
     args = ["dataset=mnist", f"dataset.data_dir={tmp_path / 'tfds'}", *TINY, *outputs_to(tmp_path)]
     proc = run_cli(args, cwd=tmp_path, timeout=300)
-    assert proc.returncode != 0 and "needs a download" in proc.stderr
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("pruneflow").experiment_id])
+    assert proc.returncode == 1 and "needs a download" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    _, (run,) = read_runs(tmp_path)
     assert run.info.status == "FAILED"
+    # named from the start, and saying why
+    assert run.info.run_name == "mnist-cnn-s0.5"
+    assert run.data.tags["pruneflow.error.type"] == "DatasetUnavailable"
+    assert "needs a download" in run.data.tags["pruneflow.error.message"]
 
 
 @pytest.fixture
@@ -111,8 +116,7 @@ def test_folder_dataset_end_to_end_from_the_command_line(image_folder, tmp_path)
     ]
     proc = run_cli(args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("pruneflow").experiment_id])
+    _, (run,) = read_runs(tmp_path)
     assert run.info.status == "FINISHED" and run.data.tags["mlflow.runName"].startswith(
         "my_images-cnn"
     )
@@ -120,8 +124,16 @@ def test_folder_dataset_end_to_end_from_the_command_line(image_folder, tmp_path)
 
 
 def test_folder_dataset_without_a_folder_is_a_clear_error(tmp_path):
-    with pytest.raises(DatasetUnavailable, match="dataset.root='/nope' is not a folder"):
+    with pytest.raises(ArgumentError, match="root='/nope' is invalid: .* does not exist"):
         load_folder("/nope")
+
+
+def test_a_corrupt_image_is_named_before_any_training(image_folder):
+    bad = image_folder / "dog" / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
+    with pytest.raises(DatasetUnavailable) as err:
+        load_folder(str(image_folder), image_size=32, seed=1)
+    assert str(bad) in str(err.value) and "1 image file(s) cannot be decoded" in str(err.value)
 
 
 def test_changed_folder_contents_change_the_fingerprint(image_folder):

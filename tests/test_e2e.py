@@ -1,66 +1,72 @@
-"""End to end, as a user runs it: `python -m pruneflow -m prune.sparsity=...` in a fresh folder."""
+"""End to end, as a user runs it: the ``pruneflow`` console script in a fresh folder, failures,
+interrupts (also under the joblib launcher), and what the user sees on the console."""
 
 from __future__ import annotations
 
 import csv
-import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from conftest import TINY, outputs_to, run_cli
-from pruneflow.stats import MEASURES
+from helpers.cli import TINY, clean_env, outputs_to, pruneflow_command, read_runs, run_cli
+from pruneflow import results
 
 # the default stage (stage=full)
 VARIANTS = ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
-MEASURE_NAMES = [
-    "accuracy",
-    "size_bytes",
-    "gzip_bytes",
-    "load_ms",
-    *(f"latency_{m}_ms" for m in MEASURES),
-]
-
-
-def _runs(tmp_path):
-    uri = f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}"
-    client = MlflowClient(tracking_uri=uri)
-    exp = client.get_experiment_by_name("pruneflow")
-    runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
-    return client, runs
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
+    """`pruneflow -m prune.sparsity=0.5,0.8`: the console script itself, not `python -m`."""
     tmp = tmp_path_factory.mktemp("sweep")
-    proc = run_cli(["-m", "prune.sparsity=0.5,0.8", *TINY, *outputs_to(tmp)], cwd=tmp)
+    proc = run_cli(
+        ["-m", "prune.sparsity=0.5,0.8", *TINY, *outputs_to(tmp)],
+        cwd=tmp,
+        command=pruneflow_command(),
+    )
     assert proc.returncode == 0, proc.stderr[-4000:]
     return tmp, proc
 
 
 def test_sweep_logs_one_finished_run_per_sparsity(sweep):
     tmp, _ = sweep
-    client, runs = _runs(tmp)
+    _, runs = read_runs(tmp)
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     assert [float(r.data.params["prune.sparsity"]) for r in runs] == [0.5, 0.8]
     # the baseline is trained by the first job and reused by the second
-    assert [r.data.tags["baseline_cache"] for r in runs] == ["miss", "hit"]
+    assert [r.data.tags[results.BASELINE_CACHE_TAG] for r in runs] == ["miss", "hit"]
     assert [r.info.run_name for r in runs] == ["digits-cnn-s0.5", "digits-cnn-s0.8"]
-    assert len({r.data.tags["baseline_key"] for r in runs}) == 1
+    assert len({r.data.tags[results.BASELINE_KEY_TAG] for r in runs}) == 1
+    keys = [r.data.tags[results.JOB_KEY_TAG] for r in runs]
+    assert len(set(keys)) == 2 and all(len(k) == 16 for k in keys)
     assert (tmp / "multirun" / "0").is_dir() and (tmp / "multirun" / "1").is_dir()
 
 
 def test_every_metric_param_tag_and_artifact(sweep):
     tmp, _ = sweep
-    client, runs = _runs(tmp)
+    client, runs = read_runs(tmp)
     for run in runs:
         m, tags, params = run.data.metrics, run.data.tags, run.data.params
-        for variant in ("keras", *VARIANTS):
-            for measure in MEASURE_NAMES:
-                assert f"{variant}/{measure}" in m, f"{variant}/{measure}"
-            assert tags[f"kernels/{variant}"] in ("xnnpack", "builtin", "tensorflow")
-        for name in ("sparsity", "params_total", "params_nonzero", "baseline/accuracy"):
+        for variant in (results.KERAS, *VARIANTS):
+            for measure in results.VARIANT_MEASURES:
+                assert results.metric(variant, measure) in m, (variant, measure)
+            assert tags[results.kernels_tag(variant)] in ("xnnpack", "builtin", "tensorflow")
+        for variant in VARIANTS:
+            for measure in results.TFLITE_MEASURES:
+                assert results.metric(variant, measure) in m, (variant, measure)
+        for name in (
+            results.SPARSITY,
+            results.PARAMS_TOTAL,
+            results.PARAMS_NONZERO,
+            results.BASELINE_ACCURACY,
+        ):
             assert name in m
+        for stage in ("data", "train", "prune", "convert", "evaluate", "benchmark"):
+            assert m[results.stage_time(stage)] > 0
         assert 0 < m["tflite_int8/size_bytes"] < m["tflite_fp32/size_bytes"]
         assert m["tflite_fp32/gzip_bytes"] < m["tflite_fp32/size_bytes"]
         assert m["keras/latency_std_ms"] >= 0 and m["tflite_fp32/latency_p99_ms"] > 0
@@ -69,12 +75,19 @@ def test_every_metric_param_tag_and_artifact(sweep):
         assert params["stage.variants.3"] == "tflite_int8"
         for tag in ("pruneflow.version", "runtime", "delegate", "host", "device.machine"):
             assert tags[tag]
+        assert int(tags[results.PID_TAG]) > 0
         # curves: baseline epochs then fine-tuning epochs, as stepped metrics
-        for name in ("train/loss", "train/accuracy", "val/loss", "val/accuracy"):
+        for name in results.CURVES.values():
             steps = [h.step for h in client.get_metric_history(run.info.run_id, name)]
             assert sorted(steps) == [0, 1], name
         top = {a.path for a in client.list_artifacts(run.info.run_id)}
-        assert top == {"benchmark", "models", "prune", "config.yaml"}
+        assert top == {
+            results.BENCHMARK_DIR,
+            results.MODELS_DIR,
+            results.LAYERS_DIR,
+            results.CONFIG_FILE,
+            results.LOG_FILE,
+        }
         models = {a.path for a in client.list_artifacts(run.info.run_id, "models")}
         assert models == {"models/keras.keras", *(f"models/{v}.tflite" for v in VARIANTS)}
         bench = {a.path for a in client.list_artifacts(run.info.run_id, "benchmark")}
@@ -86,7 +99,7 @@ def test_every_metric_param_tag_and_artifact(sweep):
 
 def test_measured_sparsity_matches_the_target(sweep):
     tmp, _ = sweep
-    _, runs = _runs(tmp)
+    _, runs = read_runs(tmp)
     for run in runs:
         target = float(run.data.params["prune.sparsity"])
         assert run.data.metrics["sparsity"] == pytest.approx(target, abs=0.01)
@@ -97,47 +110,143 @@ def test_measured_sparsity_matches_the_target(sweep):
     assert gz[1] < gz[0]
 
 
-def test_a_run_failing_midway_is_failed_and_keeps_its_artifacts(tmp_path):
+def test_the_console_shows_pruneflows_own_lines_and_the_log_has_the_rest(sweep):
+    tmp, proc = sweep
+    console = proc.stdout + proc.stderr
+    for chatter in ("cuInit", "fully_quantize", "UserWarning", "absl::InitializeLog"):
+        assert chatter not in console, chatter
+    assert "baseline" in console and "tflite_int8" in console  # the results table
+    log = (tmp / "multirun" / "0" / "pruneflow.log").read_text()
+    assert "results" in log and "fully_quantize" in log  # library chatter kept in the job log
+
+
+def test_a_run_failing_midway_is_failed_named_and_keeps_its_artifacts(tmp_path):
     # The device runner cannot start: training, conversion and evaluation have already run.
     proc = run_cli(
         [*TINY, *outputs_to(tmp_path), "device.python=/nonexistent/python3"], cwd=tmp_path
     )
-    assert proc.returncode != 0
+    assert proc.returncode == 1
     assert "device local: run failed" in proc.stderr and "/nonexistent/python3" in proc.stderr
-    client, (run,) = _runs(tmp_path)
-    assert run.info.status == "FAILED"
+    assert "Traceback" not in proc.stderr
+    client, (run,) = read_runs(tmp_path)
+    assert run.info.status == "FAILED" and run.info.run_name == "digits-cnn-s0.5"
+    assert run.data.tags["pruneflow.error.type"] == "DeviceError"
+    assert "/nonexistent/python3" in run.data.tags["pruneflow.error.message"]
     assert "tflite_int8/accuracy" in run.data.metrics
     models = {a.path for a in client.list_artifacts(run.info.run_id, "models")}
     assert "models/tflite_int8.tflite" in models
+    log = client.download_artifacts(run.info.run_id, results.LOG_FILE, str(tmp_path))
+    text = open(log).read()
+    assert "Traceback" in text and "DeviceError" in text  # the whole story, in the run
     # the baseline survived in the cache for the next attempt
-    assert json.loads(next((tmp_path / "cache" / "baselines").glob("*/meta.json")).read_text())
+    assert list((tmp_path / "cache" / "baselines").glob("*/meta.json"))
 
 
-def test_a_terminated_run_is_marked_killed_not_left_running(tmp_path):
-    import os
-    import signal
-    import subprocess
-    import sys
-    import time
+def test_a_sparsity_that_leaves_a_layer_no_weight_warns_and_tags(cfg_tiny):
+    from omegaconf import OmegaConf
 
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "pruneflow", *TINY, *outputs_to(tmp_path)],
+    from pruneflow.pipeline import run
+    from pruneflow.tracking import resolve_uri
+
+    cfg_tiny.prune.sparsity = 0.999
+    cfg_tiny.stage.variants = ["tflite_fp32"]
+    run(cfg_tiny)
+    from mlflow.tracking import MlflowClient
+
+    uri = resolve_uri(None, OmegaConf.select(cfg_tiny, "tracking.dir"))
+    client = MlflowClient(tracking_uri=uri)
+    (r,) = client.search_runs([client.get_experiment_by_name("pruneflow").experiment_id])
+    assert r.info.status == "FINISHED"
+    # at 0.999 conv1 (144 weights) keeps 0.14 of a weight; probs (640) keeps 0.64, one
+    assert r.data.tags[results.LAYERS_WITHOUT_WEIGHTS_TAG] == "conv1"
+
+
+def test_a_store_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    store = tmp_path / "mlruns"
+    store.mkdir()
+    db = store / "mlflow.db"
+    db.write_bytes(b"this is not a database")
+    proc = run_cli([*TINY, *outputs_to(tmp_path)], cwd=tmp_path, timeout=120)
+    assert proc.returncode == 1
+    assert str(db) in proc.stderr and len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not (tmp_path / "cache").exists()  # nothing trained
+
+
+def _wait_for(predicate, timeout: float, proc: subprocess.Popen):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        assert proc.poll() is None, proc.stderr.read()
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def _running_run(tmp_path):
+    """The RUNNING run, once its job is training (the baseline cache exists)."""
+    if not (tmp_path / "cache").exists() or not (tmp_path / "mlruns" / "mlflow.db").exists():
+        return None
+    try:
+        _, runs = read_runs(tmp_path)
+    except Exception:  # noqa: BLE001 - the store is being created
+        return None
+    return next((r for r in runs if r.info.status == "RUNNING"), None)
+
+
+def _start(args, tmp_path) -> subprocess.Popen:
+    return subprocess.Popen(
+        [*pruneflow_command(), *args, *TINY, *outputs_to(tmp_path)],
         cwd=tmp_path,
-        env=env,
+        env=clean_env(),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
+
+
+def test_sigterm_marks_the_run_killed_and_prints_one_line(tmp_path):
+    proc = _start([], tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline and not (tmp_path / "cache").exists():
-            time.sleep(0.1)  # the run exists once training has started
-        assert proc.poll() is None, proc.stderr.read()
+        _wait_for(lambda: _running_run(tmp_path), 120, proc)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=60)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        proc.kill()
+    assert proc.returncode == 130
+    assert err.strip() == "pruneflow: interrupted", err
+    _, (run,) = read_runs(tmp_path)
+    assert run.info.status == "KILLED"
+
+
+def test_sigterm_in_a_joblib_worker_marks_its_run_killed(tmp_path):
+    """Termination handling is installed by the job in whatever process runs it: here a
+    joblib (loky) worker, not the process that parsed the command line."""
+    proc = _start(
+        ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "prune.sparsity=0.5"], tmp_path
+    )
+    try:
+        run = _wait_for(lambda: _running_run(tmp_path), 180, proc)
+        worker = int(run.data.tags[results.PID_TAG])
+        assert worker != proc.pid  # the job runs in a worker process
+        os.kill(worker, signal.SIGTERM)
+        proc.communicate(timeout=120)
     finally:
         proc.kill()
     assert proc.returncode != 0
-    _, (run,) = _runs(tmp_path)
-    assert run.info.status == "KILLED"
+    _, runs = read_runs(tmp_path)
+    assert [r.info.status for r in runs] == ["KILLED"]
+
+
+def test_python_dash_m_is_the_same_command(tmp_path):
+    proc = run_cli(["--help"], cwd=tmp_path)
+    script = run_cli(["--help"], cwd=tmp_path, command=pruneflow_command())
+    assert proc.returncode == script.returncode == 0
+    assert "dataset: cats_vs_dogs, digits" in proc.stdout and proc.stdout == script.stdout
+    assert sys.executable  # the module form runs under this interpreter
+
+
+def test_a_layer_name_the_model_lacks_is_a_config_error_naming_the_key(tmp_path):
+    proc = run_cli([*TINY, *outputs_to(tmp_path), "prune.exclude_layers=[conv9]"], cwd=tmp_path)
+    assert proc.returncode == 2
+    assert "prune.exclude_layers=['conv9'] is invalid" in proc.stderr and "conv1" in proc.stderr

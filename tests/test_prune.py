@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import prune_quick
+from helpers.models import prune_quick
 from pruneflow.prune import count_params, kernel_arrays, prune_model, schedule_steps, sparsity_of
 
 
@@ -116,7 +116,20 @@ def test_layer_selection_by_type_name_and_position(trained_model_path, digits):
 
 
 def test_layer_selection_rejects_unknown_names_and_types(trained_model_path, digits):
-    with pytest.raises(ValueError, match=r"no such layer.*prunable layers are \['conv1'"):
+    with pytest.raises(ValueError, match=r"exclude_layers=\['conv9'\] is invalid: .*\['conv1'"):
         prune_quick(trained_model_path, digits, exclude_layers=["conv9"])
-    with pytest.raises(ValueError, match="prune.layer_types"):
+    with pytest.raises(ValueError, match="layer_types=\\['Conv4D'\\] is invalid"):
         prune_quick(trained_model_path, digits, layer_types=["Conv4D"])
+
+
+def test_layers_a_target_leaves_without_a_weight():
+    from pruneflow.prune import layers_without_weights
+
+    rows = [
+        {"layer": "conv1", "selected": True, "size": 144},
+        {"layer": "big", "selected": True, "size": 100352},
+        {"layer": "kept", "selected": False, "size": 10},
+    ]
+    assert layers_without_weights(rows, 0.999) == ["conv1"]  # 0.144 weights
+    assert layers_without_weights(rows, 0.99) == []  # 1.44: one weight survives
+    assert layers_without_weights(rows, 0.9999999) == ["conv1", "big"]

@@ -2,7 +2,7 @@
 
 import pytest
 
-from conftest import prune_quick
+from helpers.models import prune_quick
 from pruneflow.convert import export_models, weight_sparsity
 from pruneflow.evaluate import tflite_accuracy
 from pruneflow.prune import kernel_arrays, sparsity_of
@@ -32,7 +32,7 @@ def test_pqat_keeps_the_zeros_into_the_int8_file(pruned, digits, tmp_path):
 
 
 def test_qat_needs_training_and_a_flat_model(pruned, digits):
-    with pytest.raises(ValueError, match="qat_epochs must be >= 1"):
+    with pytest.raises(ValueError, match="epochs=0 is invalid: valid values are integers >= 1"):
         quantize_aware(pruned.model, digits, epochs=0, batch_size=64, learning_rate=1e-4)
     from pruneflow.model import build_transfer
 
@@ -42,5 +42,5 @@ def test_qat_needs_training_and_a_flat_model(pruned, digits):
 
 
 def test_qat_variant_without_a_qat_model_is_an_error(pruned, digits, tmp_path):
-    with pytest.raises(ValueError, match="quantization-aware model"):
+    with pytest.raises(ValueError, match="qat_model is required: the quantization-aware model"):
         export_models(pruned.model, ["tflite_int8_qat"], tmp_path, digits.train_sample(8))

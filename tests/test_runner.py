@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 
-from conftest import prune_quick
+from helpers.models import prune_quick
 from pruneflow.device import RUNNER, DeviceError, LocalDevice
 from pruneflow.device_runner import read_images
 

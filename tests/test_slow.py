@@ -7,24 +7,17 @@ import os
 import subprocess
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from conftest import ROOT, TINY, outputs_to, run_cli
-from pruneflow.testing import free_port
+from helpers.cli import ROOT, TINY, outputs_to, read_runs, run_cli
+from helpers.sshd import free_port
 
 pytestmark = pytest.mark.slow
-
-
-def _runs(tmp_path):
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("pruneflow")
-    return client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
 
 
 def test_default_settings_reach_the_accuracy_targets(tmp_path):
     proc = run_cli(["-m", "prune.sparsity=0,0.5", *outputs_to(tmp_path)], cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    dense, half = (r.data.metrics for r in _runs(tmp_path))
+    dense, half = (r.data.metrics for r in read_runs(tmp_path)[1])
     assert dense["baseline/accuracy"] >= 0.97
     assert abs(half["keras/accuracy"] - half["baseline/accuracy"]) <= 0.01
     for m in (dense, half):
@@ -60,7 +53,7 @@ def test_the_runner_runs_on_an_emulated_arm64_pi(emulated_pi, tmp_path):
     ]
     proc = run_cli(args, cwd=tmp_path, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    (run,) = _runs(tmp_path)
+    _, (run,) = read_runs(tmp_path)
     tags, m = run.data.tags, run.data.metrics
     assert run.info.status == "FINISHED"
     assert tags["device"] == "rpi4" and tags["device.machine"] == "aarch64"

@@ -13,11 +13,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from mlflow.tracking import MlflowClient
 
-from conftest import TINY, outputs_to, run_cli
+from helpers.cli import TINY, outputs_to, read_runs, run_cli
+from helpers.sshd import PrivateSSHD, free_port, keygen
 from pruneflow.device import DeviceError, open_device
-from pruneflow.testing import PrivateSSHD, free_port, keygen
 
 DELEGATE = {"name": "xnnpack", "threads": 1, "fallback": "builtin"}
 
@@ -163,12 +162,6 @@ def test_full_remote_disk(sshd, tflite_bench, tmp_path):
         subprocess.run(["umount", str(small)], check=True)
 
 
-def _runs(tmp_path):
-    client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("pruneflow")
-    return client, client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
-
-
 def test_cli_run_on_an_ssh_device_with_the_armnn_delegate(sshd, tmp_path):
     """device=ssh end to end; Arm NN's delegate does not exist on x86, so every variant falls
     back to builtin kernels and the run records that."""
@@ -180,7 +173,7 @@ def test_cli_run_on_an_ssh_device_with_the_armnn_delegate(sshd, tmp_path):
     ]
     proc = run_cli(args, cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    client, (run,) = _runs(tmp_path)
+    client, (run,) = read_runs(tmp_path)
     m, tags, params = run.data.metrics, run.data.tags, run.data.params
     assert run.info.status == "FINISHED"
     assert tags["device"] == "ssh" and tags["device.kind"] == "ssh"
@@ -200,17 +193,28 @@ def test_cli_run_on_an_ssh_device_with_the_armnn_delegate(sshd, tmp_path):
 
 
 def test_sweep_over_devices_one_down_the_other_still_reports(sshd, tmp_path):
+    """Several devices, each an option in the user's own config folder (as the README shows),
+    swept in one command; one is down."""
+    conf = tmp_path / "my_conf" / "device"
+    conf.mkdir(parents=True)
+    keys = sshd.device_options(port=free_port(), connect_timeout_s=3)
+    lines = [f"{k}: {v}" for k, v in keys.items() if k not in ("kind", "name")]
+    (conf / "pi_down.yaml").write_text(
+        "defaults:\n  - ssh_schema\n  - _self_\nname: ssh\n" + "\n".join(lines) + "\n"
+    )
     args = [
+        "--config-dir",
+        str(tmp_path / "my_conf"),
         "-m",
-        "device=ssh,local",
+        "device=pi_down,local",
         *TINY,
         *outputs_to(tmp_path),
-        *sshd.device_overrides(port=free_port(), connect_timeout_s=3)[1:],
     ]
     proc = run_cli(args, cwd=tmp_path)
-    assert proc.returncode != 0
+    assert proc.returncode == 1
     assert "device ssh (" in proc.stderr and "connect failed: cannot reach" in proc.stderr
-    client, runs = _runs(tmp_path)
+    assert "Traceback" not in proc.stderr
+    client, runs = read_runs(tmp_path)
     status = {r.data.tags["device"]: r.info.status for r in runs}
     assert status == {"ssh": "FAILED", "local": "FINISHED"}
     failed = next(r for r in runs if r.data.tags["device"] == "ssh")

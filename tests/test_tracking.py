@@ -1,7 +1,15 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pruneflow.tracking import flatten, resolve_uri, start_run
+from pruneflow.tracking import (
+    ERROR_MESSAGE_TAG,
+    ERROR_TYPE_TAG,
+    TrackingError,
+    flatten,
+    prepare_store,
+    resolve_uri,
+    start_run,
+)
 
 
 def test_flatten_to_dotted_keys():
@@ -53,15 +61,50 @@ def test_inherited_run_id_does_not_hijack_the_run(tmp_path, monkeypatch):
     assert client.get_run(first.run_id).info.status == "FINISHED"
 
 
-def test_a_run_ending_after_a_termination_request_is_killed(tmp_path):
-    from pruneflow.tracking import TERMINATION_REQUESTED
+def test_a_failed_run_says_why_and_an_interrupted_one_is_killed(tmp_path):
+    from pruneflow.process import Interrupted
 
     uri = resolve_uri(None, tmp_path)
-    TERMINATION_REQUESTED.set()
-    try:
-        with pytest.raises(RuntimeError):
-            with start_run(uri, "exp", tmp_path) as tr:
-                raise RuntimeError("a TF error raised where the signal landed")
-    finally:
-        TERMINATION_REQUESTED.clear()
-    assert MlflowClient(tracking_uri=uri).get_run(tr.run_id).info.status == "KILLED"
+    with pytest.raises(RuntimeError):
+        with start_run(uri, "exp", tmp_path, run_name="named-early") as failed:
+            raise RuntimeError("boom: the device is down")
+    with pytest.raises(KeyboardInterrupt):
+        with start_run(uri, "exp", tmp_path) as killed:
+            raise Interrupted("terminated by SIGTERM")
+    client = MlflowClient(tracking_uri=uri)
+    run = client.get_run(failed.run_id)
+    assert run.info.status == "FAILED" and run.info.run_name == "named-early"
+    assert run.data.tags[ERROR_TYPE_TAG] == "RuntimeError"
+    assert run.data.tags[ERROR_MESSAGE_TAG] == "boom: the device is down"
+    assert client.get_run(killed.run_id).info.status == "KILLED"
+
+
+def test_a_tf_error_after_sigterm_still_ends_killed():
+    """A signal landing in TensorFlow's C++ code surfaces as a TF error: the job's guard
+    turns it into an interrupt because a termination was requested."""
+    import os
+    import signal
+    import time
+
+    from pruneflow.process import Interrupted, Termination
+
+    with Termination() as term:
+        with pytest.raises(Interrupted) as err:
+            with term.guard():
+                try:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(5)
+                except Interrupted:
+                    pass  # swallowed where the signal landed, as in TF's C++ code ...
+                raise RuntimeError("... and TensorFlow raises its own error after")
+    assert isinstance(err.value.__cause__, RuntimeError)
+    assert term.requested == "SIGTERM"
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL  # restored after the job
+
+
+def test_an_unusable_store_is_one_error_naming_it(tmp_path):
+    db = tmp_path / "mlflow.db"
+    db.write_bytes(b"not a database")
+    with pytest.raises(TrackingError) as err:
+        prepare_store(resolve_uri(None, tmp_path), "exp", tmp_path)
+    assert str(db) in str(err.value) and "\n" not in str(err.value)

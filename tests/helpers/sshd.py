@@ -1,4 +1,5 @@
-"""A private OpenSSH server on 127.0.0.1 for tests and benchmarks of the SSH device path.
+"""A private OpenSSH server on 127.0.0.1 for tests and benchmarks of the SSH device path (not
+part of the installed package).
 
 Everything lives in one folder: its own sshd_config, host key, a client key allowed in its
 authorized_keys, a known_hosts file naming its host key, and its pid file. Nothing touches the
