@@ -19,6 +19,9 @@ from pathlib import Path
 
 import pruneflow  # noqa: F401 - sets the Keras environment first
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from helpers.sshd import PrivateSSHD  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 DELEGATE = {"name": "xnnpack", "threads": 1, "fallback": "builtin"}
 
@@ -31,7 +34,6 @@ def main() -> None:
     from pruneflow.data import load_digits
     from pruneflow.device import open_device
     from pruneflow.model import build_cnn
-    from pruneflow.testing import PrivateSSHD
     from pruneflow.train import fit
 
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5

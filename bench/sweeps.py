@@ -1,35 +1,27 @@
-"""Helpers shared by the benchmarks: run pruneflow as a user would and read its runs back."""
+"""Helpers shared by the benchmarks: run pruneflow as a user would and read its runs back.
+
+They are the tests' own helpers (tests/helpers/), so both run pruneflow the same way."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-def clean_env() -> dict[str, str]:
-    """This environment without MLflow variables, so runs go to the folder's own store."""
-    return {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+from helpers.cli import clean_env, run_cli  # noqa: E402
+from helpers.cli import read_runs as _read_runs  # noqa: E402
+
+__all__ = ["clean_env", "read_runs", "run_pruneflow"]
 
 
 def run_pruneflow(cwd: str | Path, *args: str) -> None:
     """`python -m pruneflow ARGS` in ``cwd``; raises with its stderr if it fails."""
-    proc = subprocess.run(
-        [sys.executable, "-m", "pruneflow", *args],
-        cwd=cwd,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-    )
+    proc = run_cli(list(args), cwd=Path(cwd), timeout=None)
     if proc.returncode != 0:
         raise RuntimeError(f"pruneflow {' '.join(args)} failed:\n{proc.stderr[-3000:]}")
 
 
 def read_runs(cwd: str | Path) -> list:
     """Every MLflow run in ``cwd``'s default store, oldest first."""
-    from mlflow.tracking import MlflowClient
-
-    client = MlflowClient(tracking_uri=f"sqlite:///{Path(cwd) / 'mlruns' / 'mlflow.db'}")
-    exp = client.get_experiment_by_name("pruneflow")
-    return client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+    return _read_runs(Path(cwd))[1]
