@@ -6,7 +6,11 @@ from a cold start with an empty baseline cache, ROUNDS times, and reports the ra
 wall times and where pruneflow's extra time goes (its `time/<stage>_s` metrics read back from
 MLflow; the rest is start-up, Hydra, and MLflow logging). Writes bench/results/sweep_overhead.json.
 
-    python bench/sweep_overhead.py [ROUNDS]
+    python bench/sweep_overhead.py [ROUNDS] [OLD_CHECKOUT]
+
+With OLD_CHECKOUT (e.g. `git worktree add /tmp/old <commit>`), that version of pruneflow runs
+the same sweep in the same rounds (`python -m pruneflow` with PYTHONPATH=OLD_CHECKOUT), so a
+change's cost is a ratio measured side by side, not against a figure from another day.
 """
 
 from __future__ import annotations
@@ -40,9 +44,18 @@ def run_plain(work: Path) -> tuple[float, dict]:
     return wall, json.loads(proc.stdout.strip().splitlines()[-1])["seconds"]
 
 
-def run_flow(work: Path) -> tuple[float, dict]:
+def run_flow(work: Path, old: str | None = None) -> tuple[float, dict]:
     t0 = time.perf_counter()
-    run_pruneflow(work, "-m", f"prune.sparsity={','.join(SPARSITIES)}")
+    if old is None:
+        run_pruneflow(work, "-m", f"prune.sparsity={','.join(SPARSITIES)}")
+    else:
+        subprocess.run(
+            [sys.executable, "-m", "pruneflow", "-m", f"prune.sparsity={','.join(SPARSITIES)}"],
+            cwd=work,
+            env={**clean_env(), "PYTHONPATH": old},
+            capture_output=True,
+            check=True,
+        )
     wall = time.perf_counter() - t0
     runs = read_runs(work)
     assert len(runs) == len(SPARSITIES) and all(r.info.status == "FINISHED" for r in runs)
@@ -55,9 +68,13 @@ def run_flow(work: Path) -> tuple[float, dict]:
 
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
-    plain, flow = [], []
+    old = sys.argv[2] if len(sys.argv) > 2 else None
+    plain, flow, previous = [], [], []
+    contenders = [("plain", run_plain, plain), ("pruneflow", run_flow, flow)]
+    if old:
+        contenders.append(("previous", lambda work: run_flow(work, old), previous))
     for i in range(rounds):
-        for name, fn, sink in (("plain", run_plain, plain), ("pruneflow", run_flow, flow)):
+        for name, fn, sink in contenders:
             with tempfile.TemporaryDirectory() as tmp:
                 wall, stages = fn(Path(tmp))
             sink.append((wall, stages))
@@ -78,6 +95,10 @@ def main() -> None:
         "plain_stages_s": p_stages,
         "all_walls": {"plain": [w for w, _ in plain], "pruneflow": [w for w, _ in flow]},
     }
+    if previous:
+        o_wall = statistics.median(w for w, _ in previous)
+        result.update(previous_wall_s=o_wall, previous_ratio=o_wall / p_wall)
+        result["all_walls"]["previous"] = [w for w, _ in previous]
     out = HERE / "results"
     out.mkdir(exist_ok=True)
     (out / "sweep_overhead.json").write_text(json.dumps(result, indent=2))
@@ -85,6 +106,12 @@ def main() -> None:
         f"\nplain tfmot script {p_wall:.1f} s, pruneflow sweep {f_wall:.1f} s: "
         f"ratio {f_wall / p_wall:.2f} (median of {rounds})"
     )
+    if previous:
+        print(
+            f"previous version {result['previous_wall_s']:.1f} s: ratio "
+            f"{result['previous_ratio']:.2f}; this version / previous "
+            f"{f_wall / result['previous_wall_s']:.2f}"
+        )
     print(f"{'stage':<55}{'plain s':>9}{'pruneflow s':>12}")
     for k in sorted(set(f_stages) | set(p_stages), key=lambda k: (k not in STAGES, k)):
         print(f"{k:<55}{p_stages.get(k, float('nan')):>9.2f}{f_stages.get(k, float('nan')):>12.2f}")

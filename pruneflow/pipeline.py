@@ -65,8 +65,11 @@ def run(cfg: DictConfig | Config, output_dir: str | Path | None = None) -> dict[
 
 
 def _stages(config: Config, out: Path, tr, record: Callable[[results.Record], None]) -> None:
+    import tf_keras as keras
+
     from pruneflow import benchmark, convert, evaluate, prune, quantize, train
 
+    keras.backend.clear_session()  # the jobs of a sweep share this process
     timer = _Timer()
     settings = config.as_dict()
     tr.log_params(tracking.flatten(settings))
