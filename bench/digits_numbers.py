@@ -19,7 +19,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sweeps import read_runs, run_pruneflow
+from sweeps import PAPER_METHOD, read_runs, run_pruneflow
 
 HERE = Path(__file__).resolve().parent
 SPARSITIES = ["0", "0.25", "0.5", "0.6", "0.7", "0.8", "0.9", "0.95", "0.97", "0.99"]
@@ -28,7 +28,8 @@ VARIANTS = ["keras", "tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_
 
 def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
-        run_pruneflow(tmp, "-m", f"prune.sparsity={','.join(SPARSITIES)}")
+        # the recipe these figures were recorded with (issue #2): the paper's uniform method
+        run_pruneflow(tmp, "-m", f"prune.sparsity={','.join(SPARSITIES)}", *PAPER_METHOD)
         by_s = {float(r.data.params["prune.sparsity"]): r.data.metrics for r in read_runs(tmp)}
 
     rows = {s: by_s[s] for s in sorted(by_s)}

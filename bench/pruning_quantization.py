@@ -16,12 +16,13 @@ import sys
 import tempfile
 from pathlib import Path
 
-from sweeps import read_runs, run_pruneflow
+from sweeps import PAPER_METHOD, read_runs, run_pruneflow
 
 HERE = Path(__file__).resolve().parent
 SWEEPS = [
-    ["stage=qat", "prune.sparsity=0,0.5,0.8,0.9"],
-    ["stage=qat", "prune.pattern=2:4", "prune.sparsity=0.5"],
+    # the recipe these figures were recorded with (issue #4): the paper's uniform method
+    ["stage=qat", "prune.sparsity=0,0.5,0.8,0.9", *PAPER_METHOD],
+    ["stage=qat", "prune.pattern=2:4", "prune.sparsity=0.5", *PAPER_METHOD],
 ]
 VARIANTS = ["tflite_fp32", "tflite_int8", "tflite_int8_qat"]
 

@@ -64,6 +64,10 @@ class DigitsConfig(DatasetConfig):
     def label(self) -> str:
         return "digits"
 
+    @property
+    def channels(self) -> int:
+        return 1  # grayscale digits
+
 
 @dataclass
 class TfdsConfig(DatasetConfig):
@@ -251,6 +255,12 @@ class PruneConfig:
     layer_types: list[str] | None = None  # null: every prunable type; e.g. [Conv2D]
     exclude_layers: list[str] = field(default_factory=list)  # layer names kept dense
     keep_first_last: bool = False  # keep the first and last prunable layers dense
+    # The recipe measured best (BENCHMARKS.md, issue #11): one magnitude threshold across the
+    # layers, a ramp over the first 75% of fine-tuning, then recovery at the final sparsity.
+    # The paper's method: distribution=uniform ramp_fraction=1.0 (conf/experiment/paper_*).
+    distribution: str = "global"  # uniform | erk | global: the target spread over the layers
+    ramp_fraction: float = 0.75  # the polynomial ramp ends at this fraction of fine-tuning
+    lr_schedule: str = "constant"  # constant | cosine (decays over the fine-tuning steps)
 
     def __post_init__(self) -> None:
         prune.check_pruning(
@@ -261,6 +271,9 @@ class PruneConfig:
             self.frequency,
             self.pattern,
             self.layer_types,
+            self.distribution,
+            self.ramp_fraction,
+            self.lr_schedule,
         )
 
 

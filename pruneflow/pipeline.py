@@ -35,6 +35,7 @@ def run(cfg: DictConfig | Config, output_dir: str | Path | None = None) -> dict[
     ``cfg.paths.cache_dir``, and one MLflow run to the configured store.
     """
     config = check(cfg) if isinstance(cfg, DictConfig) else cfg
+    _check_layer_selection(config)
     out = Path(output_dir or config.paths.output_dir or ".")
     out.mkdir(parents=True, exist_ok=True)
     uri = tracking.resolve_uri(config.tracking.uri, config.tracking.dir)
@@ -77,6 +78,7 @@ def _stages(config: Config, out: Path, tr, record: Callable[[results.Record], No
 
     with timer("data"):
         data = _instantiate(config.dataset)
+
     with timer("train"):
         baseline = train.train_baseline(
             data,
@@ -149,6 +151,20 @@ def _stages(config: Config, out: Path, tr, record: Callable[[results.Record], No
     record(results.for_timing(timing))
 
     record(results.for_stage_times(timer.seconds))
+
+
+def _check_layer_selection(config: Config) -> None:
+    """Layer names exist once there is a model: build it untrained (its layer names do not
+    depend on the data) and select, so that a selection leaving nothing to prune is a config
+    error before any run or training. Only when the selection is not the default."""
+    p = config.prune
+    if p.sparsity > 0 and (p.layer_types or p.exclude_layers or p.keep_first_last):
+        from pruneflow.prune import select_layers
+
+        size, channels = config.dataset.image_size, config.dataset.channels
+        model = _instantiate(config.backbone, input_shape=(size, size, channels), num_classes=2)
+        with keys_under("prune."):
+            select_layers(model, p.layer_types, p.exclude_layers, p.keep_first_last)
 
 
 def _fields(node) -> dict:

@@ -139,6 +139,11 @@ BAD_VALUES = [
     ("prune.pattern=4:8", "prune.pattern='4:8'", "2:4"),
     ("prune.pattern=2:4 prune.sparsity=0.8", "prune.sparsity=0.8", "0.5 with pattern 2:4"),
     ("prune.layer_types=[Conv2D,Pool]", "prune.layer_types", "Dense"),
+    ("prune.distribution=random", "prune.distribution='random'", "erk"),
+    ("prune.pattern=2:4 prune.distribution=erk", "prune.distribution='erk'", "'uniform'"),
+    ("prune.ramp_fraction=0", "prune.ramp_fraction=0", "(0, 1]"),
+    ("prune.ramp_fraction=1.5", "prune.ramp_fraction=1.5", "(0, 1]"),
+    ("prune.lr_schedule=step", "prune.lr_schedule='step'", "cosine"),
     ("train.epochs=0", "train.epochs=0", ">= 1"),
     ("train.batch_size=0", "train.batch_size=0", ">= 1"),
     ("train.learning_rate=-1", "train.learning_rate=-1", "> 0"),
@@ -281,6 +286,11 @@ def test_sweep_jobs_through_the_public_override_parser(overrides, jobs):
         (["dataset.image_size=0"], ["dataset.image_size=0", ">= 8"]),
         (["tracking.experiment="], ["tracking.experiment=''", "non-empty"]),
         (["stage=qat", "backbone=mobilenetv2"], ["tflite_int8_qat", "nests one"]),
+        # a selection that leaves nothing to prune, checked on the untrained model
+        (
+            ["prune.layer_types=[Conv2D]", "prune.exclude_layers=[conv1,conv2]"],
+            ["prune.layer_types=['Conv2D'] is invalid", "leaves a layer of cnn to prune"],
+        ),
         # a sweep is checked whole before its first job trains anything: a group option's key,
         # and a rule across keys
         (["-m", "prune.sparsity=0.5,1.5"], ["prune.sparsity=1.5", "[0, 1)"]),

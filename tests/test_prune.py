@@ -90,7 +90,7 @@ def _by_layer(pruned):
 
 
 def test_two_of_four_is_measured_truthfully(trained_model_path, digits):
-    pruned = prune_quick(trained_model_path, digits, pattern="2:4")
+    pruned = prune_quick(trained_model_path, digits, pattern="2:4", distribution="uniform")
     rows = _by_layer(pruned)
     # tfmot reports conv1 (one input channel) pruned, but leaves it dense: we say so
     assert rows["conv1"]["selected"] and rows["conv1"]["sparsity"] == 0.0
@@ -130,6 +130,66 @@ def test_layers_a_target_leaves_without_a_weight():
         {"layer": "big", "selected": True, "size": 100352},
         {"layer": "kept", "selected": False, "size": 10},
     ]
-    assert layers_without_weights(rows, 0.999) == ["conv1"]  # 0.144 weights
-    assert layers_without_weights(rows, 0.99) == []  # 1.44: one weight survives
-    assert layers_without_weights(rows, 0.9999999) == ["conv1", "big"]
+    both = ("conv1", "big")
+    assert layers_without_weights(rows, dict.fromkeys(both, 0.999)) == ["conv1"]  # 0.144 left
+    assert layers_without_weights(rows, dict.fromkeys(both, 0.99)) == []  # 1.44: one survives
+    assert layers_without_weights(rows, dict.fromkeys(both, 0.9999999)) == ["conv1", "big"]
+    assert layers_without_weights(rows, {"conv1": 0.5, "big": 0.999999}) == ["big"]
+
+
+def test_erk_densities_on_known_shapes():
+    from pruneflow.prune import erk_densities
+
+    shapes = {"small": (10, 10), "large": (100, 100)}  # raw densities 20/100 and 200/10000
+    # density 0.1: 1010 of 10100 weights kept, split 0.2 : 0.02 per weight
+    d = erk_densities(shapes, 0.1)
+    scale = 1010 / (0.2 * 100 + 0.02 * 10000)
+    assert d == pytest.approx({"small": 0.2 * scale, "large": 0.02 * scale})
+    assert 100 * d["small"] + 10000 * d["large"] == pytest.approx(1010)
+    # density 0.5: "small" would exceed 1, is kept dense, and "large" is solved again
+    d = erk_densities(shapes, 0.5)
+    assert d == pytest.approx({"small": 1.0, "large": (5050 - 100) / 10000})
+    # a conv kernel's density scales with the sum of all four dimensions
+    d = erk_densities({"conv": (3, 3, 1, 16), "dense": (1568, 64)}, 0.05)
+    total = 144 + 1568 * 64
+    assert 144 * d["conv"] + 1568 * 64 * d["dense"] == pytest.approx(0.05 * total)
+    assert d["conv"] / d["dense"] == pytest.approx((23 / 144) / (1632 / (1568 * 64)))
+
+
+def test_global_sparsities_share_one_threshold():
+    from pruneflow.prune import global_sparsities
+
+    mags = {"a": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([0.5, -5, 6, 7, 8, 9])}
+    # the 3 smallest magnitudes of 10 (0.5, 1, 2): two in "a", one in "b"
+    assert global_sparsities(mags, 0.3) == pytest.approx({"a": 0.5, "b": 1 / 6})
+    assert global_sparsities(mags, 0.0) == {"a": 0.0, "b": 0.0}
+
+
+def test_ramp_ends_at_its_fraction_of_the_steps():
+    from pruneflow.prune import ramp
+
+    assert schedule_steps(120, 10, 0.5) == (50, 10)  # steps 0..59: the last multiple, 50
+    assert schedule_steps(120, 10, 1.0) == (110, 10)
+    assert ramp(0, 50, 0.9) == 0.0 and ramp(50, 50, 0.9) == pytest.approx(0.9)
+    assert ramp(25, 50, 0.9) == pytest.approx(0.9 * (1 - 0.5**3))  # tfmot's cubic ramp
+    assert ramp(80, 50, 0.9) == pytest.approx(0.9)
+
+
+@pytest.mark.parametrize("distribution", ["erk", "global"])
+def test_a_distribution_meets_the_overall_target_and_spares_small_layers(
+    trained_model_path, digits, distribution
+):
+    pruned = prune_quick(
+        trained_model_path,
+        digits,
+        sparsity=0.95,
+        schedule="polynomial",
+        distribution=distribution,
+        ramp_fraction=0.5,
+        lr_schedule="cosine",
+    )
+    assert pruned.sparsity == pytest.approx(0.95, abs=0.005)  # every kernel is selected here
+    rows = {r["layer"]: r for r in pruned.layers}
+    assert rows["conv1"]["sparsity"] < rows["dense"]["sparsity"]
+    for row in rows.values():  # the table reports each layer's target beside what it got
+        assert row["sparsity"] == pytest.approx(row["target"], abs=0.01), row

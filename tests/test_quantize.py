@@ -44,3 +44,35 @@ def test_qat_needs_training_and_a_flat_model(pruned, digits):
 def test_qat_variant_without_a_qat_model_is_an_error(pruned, digits, tmp_path):
     with pytest.raises(ValueError, match="qat_model is required: the quantization-aware model"):
         export_models(pruned.model, ["tflite_int8_qat"], tmp_path, digits.train_sample(8))
+
+
+def test_the_sparse_fp32_file_stores_only_the_nonzeros_and_predicts_the_same(
+    pruned, digits, tmp_path
+):
+    """tflite_fp32_sparse: TFLite's sparse format. Its measured zeros count what it does not
+    store; the runner runs it (XNNPACK, or builtin kernels and says why) and predicts as the
+    dense file does."""
+    from pruneflow.convert import describe
+    from pruneflow.device import LocalDevice
+
+    paths = export_models(
+        pruned.model, ["tflite_fp32", "tflite_fp32_sparse"], tmp_path / "m", digits.train_sample(8)
+    )
+    files = describe(paths)
+    dense, sparse = files["tflite_fp32"], files["tflite_fp32_sparse"]
+    assert sparse.size_bytes < dense.size_bytes  # zeros not stored (an index is, instead)
+    assert sparse.sparsity == pytest.approx(dense.sparsity, abs=0.01)
+    assert dense.sparsity == pytest.approx(0.5, abs=0.02)
+    from pruneflow.benchmark import write_images
+
+    images = write_images(digits.x_val, digits.y_val, digits.class_names, 12, tmp_path / "img")
+    with LocalDevice() as dev:
+        doc = dev.benchmark(
+            [paths["tflite_fp32"], paths["tflite_fp32_sparse"]],
+            images,
+            tmp_path / "r.json",
+            {"name": "xnnpack", "threads": 1},
+        )
+    r = doc["results"]
+    assert r["tflite_fp32_sparse"]["predictions"] == r["tflite_fp32"]["predictions"]
+    assert r["tflite_fp32_sparse"]["kernels"] in ("xnnpack", "builtin")
