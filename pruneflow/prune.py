@@ -443,7 +443,8 @@ def prune_model(
         if distribution == "global":
             end_step, freq = schedule_steps(steps, frequency, ramp_fraction)
             ramped = schedule == "polynomial" and end_step > 0
-            schedules = _assigned_schedules(selected, end_step if ramped else -1, freq)
+            stop = end_step if ramped else -1  # -1: prune at the target every `freq` steps
+            schedules = _assigned_schedules(selected, stop, freq)
         else:
             schedules = {
                 n: make_schedule(schedule, t, steps, frequency, ramp_fraction)
@@ -453,7 +454,7 @@ def prune_model(
         pruned = _wrap(model, schedules, (2, 4) if pattern == "2:4" else None)
         if distribution == "global":
             callbacks.append(
-                _global_threshold_callback(pruned, schedules, sparsity, end_step, freq, ramped)
+                _global_threshold_callback(pruned, schedules, sparsity, stop, freq, ramped)
             )
         rate = learning_rate
         if lr_schedule == "cosine":

@@ -260,7 +260,7 @@ def test_job_key_ignores_where_outputs_go_but_not_what_is_computed(tmp_path):
         (["prune.sparsity=0.5,0.9", "train.epochs=1"], 2),
         (["prune.sparsity=0.5,0.9", "dataset=digits,folder"], 4),
         (["train.epochs=range(1,4)"], 3),
-        (["+experiment=glob(paper_m*)"], 1),  # paper_mnist
+        (["+experiment=glob(paper_mnist*)"], 2),  # paper_mnist, paper_mnist_ours
     ],
 )
 def test_sweep_jobs_through_the_public_override_parser(overrides, jobs):

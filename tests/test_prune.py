@@ -193,3 +193,9 @@ def test_a_distribution_meets_the_overall_target_and_spares_small_layers(
     assert rows["conv1"]["sparsity"] < rows["dense"]["sparsity"]
     for row in rows.values():  # the table reports each layer's target beside what it got
         assert row["sparsity"] == pytest.approx(row["target"], abs=0.01), row
+
+
+def test_global_without_a_ramp_prunes_from_the_first_step(trained_model_path, digits):
+    """A constant schedule (or a run too short for a ramp) prunes at the target throughout."""
+    pruned = prune_quick(trained_model_path, digits, sparsity=0.8, distribution="global")
+    assert pruned.sparsity == pytest.approx(0.8, abs=0.005)

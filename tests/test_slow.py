@@ -3,6 +3,7 @@ and the SSH device path on an emulated arm64 Raspberry Pi."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 
@@ -12,6 +13,8 @@ from helpers.cli import ROOT, TINY, outputs_to, read_runs, run_cli
 from helpers.sshd import free_port
 
 pytestmark = pytest.mark.slow
+
+VARIANTS = ["tflite_fp32", "tflite_fp32_sparse", "tflite_dynamic", "tflite_float16", "tflite_int8"]
 
 
 def test_default_settings_reach_the_accuracy_targets(tmp_path):
@@ -50,6 +53,8 @@ def test_the_runner_runs_on_an_emulated_arm64_pi(emulated_pi, tmp_path):
         *emulated_pi,
         "device.timeout_s=1200",
         "delegate.threads=4",
+        # the sparse-format file too: XNNPACK's sparse kernels are an ARM feature
+        f"stage.variants=[{','.join(VARIANTS)}]",
     ]
     proc = run_cli(args, cwd=tmp_path, timeout=1800)
     assert proc.returncode == 0, proc.stderr[-3000:]
@@ -59,6 +64,15 @@ def test_the_runner_runs_on_an_emulated_arm64_pi(emulated_pi, tmp_path):
     assert tags["device"] == "rpi4" and tags["device.machine"] == "aarch64"
     assert tags["device.os"].startswith("Debian GNU/Linux 12")
     assert tags["device.runtime"] == "ai_edge_litert"
-    for variant in ("tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"):
+    for variant in VARIANTS:
         assert m[f"{variant}/latency_p50_ms"] > 0
         assert tags[f"kernels/{variant}"] in ("xnnpack", "builtin")
+    # on arm64 the sparse file predicts as the dense one, image by image
+    client, _ = read_runs(tmp_path)
+    doc = json.loads(
+        open(
+            client.download_artifacts(run.info.run_id, "benchmark/runner.json", str(tmp_path))
+        ).read()
+    )
+    results = doc["results"]
+    assert results["tflite_fp32_sparse"]["predictions"] == results["tflite_fp32"]["predictions"]
