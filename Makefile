@@ -40,3 +40,6 @@ bench: system-deps install
 	$(PYTHON) bench/remote_overhead.py
 	$(PYTHON) bench/pruning_quantization.py
 	$(PYTHON) bench/mobilenet_int8.py
+	$(PYTHON) bench/pruning_recipes.py uniform/1.0/constant global/0.75/constant
+	$(PYTHON) bench/pruning_mobilenet.py
+	$(PYTHON) bench/sparse_fp32.py
