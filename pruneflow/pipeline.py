@@ -50,6 +50,7 @@ def run(cfg: DictConfig | Config, output_dir: str | Path | None = None) -> dict[
             def record(rec: results.Record) -> None:
                 tr.log(rec)
                 metrics.update(rec.metrics)
+                termination.check()  # between stages: a swallowed interrupt stops here
 
             try:
                 with termination.guard():

@@ -79,7 +79,9 @@ class Termination:
     thread only: Python delivers signals there), and the previous one is restored after.
     ``term.guard()`` turns any error raised after a termination request into
     :class:`Interrupted`: a signal landing inside TensorFlow's C++ code can surface as a
-    TensorFlow error instead of the KeyboardInterrupt the handler raised.
+    TensorFlow error instead of the KeyboardInterrupt the handler raised, and library code can
+    swallow the KeyboardInterrupt altogether; so the job also calls ``term.check()`` between
+    stages, and the guard checks once more when its block ends.
     """
 
     def __init__(self) -> None:
@@ -100,6 +102,11 @@ class Termination:
             signal.signal(signal.SIGTERM, self._previous)
             self._previous = None
 
+    def check(self) -> None:
+        """Raise :class:`Interrupted` if a termination was requested."""
+        if self.requested:
+            raise Interrupted(f"terminated by {self.requested}")
+
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:
         try:
@@ -110,3 +117,4 @@ class Termination:
             if self.requested:
                 raise Interrupted(f"terminated by {self.requested}") from exc
             raise
+        self.check()

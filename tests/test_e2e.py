@@ -231,12 +231,12 @@ def test_sigterm_in_a_joblib_worker_marks_its_run_killed(tmp_path):
         worker = int(run.data.tags[results.PID_TAG])
         assert worker != proc.pid  # the job runs in a worker process
         os.kill(worker, signal.SIGTERM)
-        proc.communicate(timeout=120)
+        _, err = proc.communicate(timeout=120)
     finally:
         proc.kill()
-    assert proc.returncode != 0
     _, runs = read_runs(tmp_path)
-    assert [r.info.status for r in runs] == ["KILLED"]
+    assert [r.info.status for r in runs] == ["KILLED"], err
+    assert proc.returncode != 0, err
 
 
 def test_python_dash_m_is_the_same_command(tmp_path):

@@ -108,3 +108,21 @@ def test_an_unusable_store_is_one_error_naming_it(tmp_path):
     with pytest.raises(TrackingError) as err:
         prepare_store(resolve_uri(None, tmp_path), "exp", tmp_path)
     assert str(db) in str(err.value) and "\n" not in str(err.value)
+
+
+def test_an_interrupt_swallowed_by_library_code_still_ends_the_job():
+    import os
+    import signal
+    import time
+
+    from pruneflow.process import Interrupted, Termination
+
+    with Termination() as term:
+        with pytest.raises(Interrupted):
+            with term.guard():
+                try:
+                    os.kill(os.getpid(), signal.SIGTERM)
+                    time.sleep(5)
+                except BaseException:  # noqa: BLE001 - as some library code does
+                    pass
+                # ... and the work goes on to its end, where the guard stops it
