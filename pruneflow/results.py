@@ -203,7 +203,7 @@ def for_stage_times(seconds: Mapping[str, float]) -> Record:
 def table(metrics: Mapping[str, float], variants: list[str]) -> str:
     """A fixed-width table of accuracy, size and latency per variant, for the job log."""
     head = (
-        f"{'variant':<16}{'accuracy':>9}{'size KB':>10}{'gzip KB':>10}{'p50 ms':>9}"
+        f"{'variant':<20}{'accuracy':>9}{'size KB':>10}{'gzip KB':>10}{'p50 ms':>9}"
         f"{'mean ms':>9}{'std ms':>9}{'first ms':>10}"
     )
     rows = [head]
@@ -213,7 +213,7 @@ def table(metrics: Mapping[str, float], variants: list[str]) -> str:
             return metrics.get(metric(v, measure), float("nan"))
 
         rows.append(
-            f"{v:<16}{g(ACCURACY):>9.4f}{g(SIZE) / 1024:>10.1f}{g(GZIP) / 1024:>10.1f}"
+            f"{v:<20}{g(ACCURACY):>9.4f}{g(SIZE) / 1024:>10.1f}{g(GZIP) / 1024:>10.1f}"
             f"{g(latency('p50')):>9.3f}{g(latency('mean')):>9.3f}"
             f"{g(latency('std')):>9.3f}{g(latency('first')):>10.3f}"
         )
