@@ -3,7 +3,8 @@ PYTHON ?= python3
 
 # Debian packages the tests use: a private sshd for the SSH device tests; qemu and debootstrap
 # for the emulated Raspberry Pi (slow tests only).
-TEST_DEBS = openssh-server
+# postgresql: a private PostgreSQL server for the PostgreSQL tracking-backend test.
+TEST_DEBS = openssh-server postgresql
 SLOW_DEBS = qemu-user-static binfmt-support debootstrap
 
 .PHONY: install system-deps slow-system-deps test test-slow lint bench
