@@ -38,9 +38,10 @@ class Timing:
 
     results: dict[str, dict]  # {variant: the runner's result (times_ms, kernels, note ...)}
     device: dict[str, str]  # the device's facts as the runner saw them
-    steps: dict[str, float]  # the device's step timings (connect_s, run_s ...)
+    steps: dict[str, float]  # the device's step timings (connect_s, run_s, lock_wait_s ...)
     runner_json: Path  # the runner's raw result
     latency_csv: Path  # one row per variant and image
+    window: tuple[float, float]  # when the timing held its lock(s), seconds since the epoch
 
 
 def run_benchmark(
@@ -53,16 +54,33 @@ def run_benchmark(
 ) -> Timing:
     """Time the .tflite models on ``device`` (the ``device`` options: kind, name, ...) with
     ``delegate``, and the Keras model here. Writes ``runner.json`` and ``latency.csv`` into
-    ``out_dir``."""
-    from pruneflow.device import open_device
+    ``out_dir``.
+
+    Timing is exclusive: this machine's timing lock is held while the Keras model is timed
+    here and, for ``device=local``, while the runner times; an SSH device holds its own lock
+    while its runner times (:mod:`pruneflow.device`).
+    """
+    from pruneflow.device import open_device, timing_lock
 
     out_dir = Path(out_dir)
     runner_json = out_dir / "runner.json"
+    models = list(tflite_models.values())
     with open_device(**device) as dev:
-        doc = dev.benchmark(list(tflite_models.values()), images_dir, runner_json, dict(delegate))
-    results = {KERAS: time_keras(keras_model, images_dir), **doc["results"]}
+        if device["kind"] == "local":  # the device is this machine: one turn for both
+            with timing_lock() as lock:
+                doc = dev.benchmark(models, images_dir, runner_json, dict(delegate))
+                keras = time_keras(keras_model, images_dir)
+            start = lock.start
+        else:
+            start = time.time()
+            doc = dev.benchmark(models, images_dir, runner_json, dict(delegate))
+    if device["kind"] != "local":
+        with timing_lock() as lock:  # the Keras model is timed on this machine
+            keras = time_keras(keras_model, images_dir)
+    steps = {**dev.timings, "lock_wait_s": dev.timings.get("lock_wait_s", 0.0) + lock.wait_s}
+    results = {KERAS: keras, **doc["results"]}
     csv_path = write_latency_csv(results, doc["images"], out_dir / "latency.csv")
-    return Timing(results, doc["device"], dict(dev.timings), runner_json, csv_path)
+    return Timing(results, doc["device"], steps, runner_json, csv_path, (start, lock.end))
 
 
 def write_images(

@@ -7,6 +7,7 @@ job its output folder, and turns errors a user can act on into one line on stand
 
 from __future__ import annotations
 
+import signal
 import sys
 
 import hydra
@@ -17,6 +18,8 @@ from omegaconf import DictConfig
 
 from pruneflow.config import exit_on_config_error, register
 from pruneflow.errors import ConfigError
+from pruneflow.process import Interrupted
+from pruneflow.sweep import end_open_sweeps
 
 register()
 
@@ -29,11 +32,24 @@ class JobFailed(CompactHydraException):
 
 @hydra.main(version_base="1.3", config_path="pkg://pruneflow.conf", config_name="config")
 def main(cfg: DictConfig) -> dict:
+    from pruneflow.config import check
     from pruneflow.pipeline import run
+    from pruneflow.sweep import job_context
+    from pruneflow.tracking import resolve_uri
 
     hydra_cfg = HydraConfig.get()
     try:
-        return run(cfg, output_dir=hydra_cfg.runtime.output_dir)
+        config, job = check(cfg), None
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            t = config.tracking
+            job = job_context(
+                hydra_cfg.sweep.dir,
+                hydra_cfg.job.num,
+                list(hydra_cfg.overrides.task),
+                resolve_uri(t.uri, t.dir),
+                t.experiment,
+            )
+        return run(config, output_dir=hydra_cfg.runtime.output_dir, job=job)
     except Exception as exc:  # noqa: BLE001 - one line for the user; the job log has the rest
         message = _describe(exc, hydra_cfg.runtime.output_dir)
         if hydra_cfg.mode == RunMode.MULTIRUN:  # the other jobs still run; Hydra reports after
@@ -53,11 +69,20 @@ def _describe(exc: Exception, output_dir: str) -> str:
     return f"{type(exc).__name__}: {exc} (traceback in {output_dir}/pruneflow.log)"
 
 
+def _terminate(signum, frame) -> None:
+    raise Interrupted(f"terminated by {signal.Signals(signum).name}")
+
+
 def cli() -> None:
     """The console script and ``python -m pruneflow``: Ctrl-C or SIGTERM prints one line and
-    exits 130, with the interrupted run marked KILLED."""
+    exits 130, with the interrupted run (and a sweep's parent run) marked KILLED; a sweep ends
+    with its summary however it ends."""
+    signal.signal(signal.SIGTERM, _terminate)  # jobs install their own while they run
     try:
         main()
     except KeyboardInterrupt:
+        end_open_sweeps(interrupted=True)
         print("pruneflow: interrupted", file=sys.stderr)
         raise SystemExit(INTERRUPTED) from None
+    finally:
+        end_open_sweeps(interrupted=False)  # a failed sweep (Hydra exits); no-op otherwise

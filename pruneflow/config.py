@@ -24,7 +24,6 @@ from dataclasses import dataclass, field
 from typing import Any, ClassVar, NoReturn
 
 from hydra.core.config_store import ConfigStore
-from hydra.experimental.callback import Callback
 from omegaconf import MISSING, SI, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
@@ -310,6 +309,12 @@ class TrackingConfig:
     dir: str = "mlruns"
     experiment: str = "pruneflow"
     run_name: str | None = None  # null: <dataset>-<backbone>-s<sparsity>
+    # true: a job whose config already has a FINISHED run in the experiment is skipped (a
+    # sweep picks up where it stopped); false: it runs again
+    resume: bool = True
+    # true: trained baselines are also kept in the store, so that machines sharing only the
+    # tracking server reuse them (the local cache, paths.cache_dir, is looked in first)
+    store_baselines: bool = True
 
     def __post_init__(self) -> None:
         tracking.check_tracking(self.uri, self.dir, self.experiment)
@@ -462,30 +467,3 @@ def sweep_jobs(task_overrides: list[str], config_loader=None) -> list[list[str]]
         else:
             log.info("sweep check: %s is chosen by the sweeper; not checked ahead", override)
     return [list(job) for job in itertools.product(*axes)]
-
-
-class SweepCheck(Callback):
-    """Hydra callback: before a multirun starts any job, compose and check every job's whole
-    config (so ``prune.sparsity=0.5,1.5`` fails before the first training, not after it), and
-    create the MLflow store and experiment once (parallel launchers race on them otherwise).
-    Runs for any sweeper or launcher."""
-
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        from hydra.core.global_hydra import GlobalHydra
-
-        loader = GlobalHydra.instance().config_loader()
-        stores = set()
-        for job in sweep_jobs(list(config.hydra.overrides.task), loader):
-            try:
-                t = check(loader.load_sweep_config(config, job)).tracking
-            except Exception as exc:  # noqa: BLE001 - any job that cannot compose stops all
-                # Hydra turns a callback's exceptions into warnings; only an exit stops it.
-                cause = f"{exc}\n{exc.__cause__}" if exc.__cause__ else str(exc)
-                exit_on_config_error(f"in sweep job [{' '.join(job)}]: {cause}")
-            stores.add((tracking.resolve_uri(t.uri, t.dir), t.experiment, t.dir))
-        for uri, experiment, store_dir in sorted(stores):
-            try:
-                tracking.prepare_store(uri, experiment, store_dir)
-            except tracking.TrackingError as exc:
-                print(f"pruneflow: error: {exc}", file=sys.stderr)
-                raise SystemExit(1) from None

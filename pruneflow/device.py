@@ -9,25 +9,39 @@ remote numbers come from one code path:
   remote work folder. One Connection serves the whole run.
 
 Every failure is a :class:`DeviceError` naming the device and the step.
+
+Timing is exclusive per device: parallel sweep jobs may train at once, but only one times
+inference on a device at a time (a file lock on this machine, :func:`timing_lock`; ``flock`` on
+a file in the device's temporary folder for an SSH device), and the wait is recorded.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
+import logging
 import os
 import shlex
 import subprocess
 import sys
 import tarfile
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from pruneflow.errors import PruneflowError, require
 
+log = logging.getLogger(__name__)
+
 RUNNER = Path(__file__).with_name("device_runner.py")
 KINDS = ("local", "ssh")
+LOCK_FILE = "pruneflow-timing.lock"  # in this machine's (or the device's) temporary folder
+_LOCK_MARK = "pruneflow-lock-wait"  # the device's shell reports its wait for the lock with it
 
 
 class DeviceError(PruneflowError, RuntimeError):
@@ -56,6 +70,43 @@ def check_ssh(host: str | None, port: int, connect_timeout_s: float) -> None:
     )
     require(1 <= port <= 65535, "port", port, "integers in [1, 65535]")
     require(connect_timeout_s > 0, "connect_timeout_s", connect_timeout_s, "seconds > 0")
+
+
+@dataclass
+class LockWindow:
+    """When a job held a device's timing lock (seconds since the epoch) and how long it
+    waited for it."""
+
+    wait_s: float = 0.0
+    start: float = 0.0
+    end: float = 0.0
+
+
+@contextlib.contextmanager
+def timing_lock(folder: str | os.PathLike | None = None) -> Iterator[LockWindow]:
+    """Hold this machine's exclusive timing lock (``<tmp>/pruneflow-timing.lock``) for the
+    block: jobs of any sweep, any launcher, any user of this machine take turns."""
+    path = Path(folder or tempfile.gettempdir()) / LOCK_FILE
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+    with contextlib.suppress(OSError):
+        os.fchmod(fd, 0o666)  # other users' jobs must be able to take it too
+    window = LockWindow()
+    t0 = time.time()
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("waiting for the timing lock %s (another job is timing)", path)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        window.start = time.time()
+        window.wait_s = window.start - t0
+        try:
+            yield window
+        finally:
+            window.end = time.time()
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 def _runner_args(images: str, out: str, delegate: dict, models: list[str]) -> list[str]:
@@ -280,15 +331,20 @@ class SSHDevice:
                     "images", "result.json", delegate, [f"models/{m.name}" for m in models]
                 )
             )
-            # coreutils' timeout ends the runner on the device even if the session drops
+            # Only one job times on the device at a time: flock on a file in the device's
+            # temporary folder, its wait measured by the device's clock. coreutils' timeout
+            # ends the runner on the device even if the session drops.
+            lock = f"${{TMPDIR:-/tmp}}/{LOCK_FILE}"
             t0 = time.perf_counter()
-            self._run(
+            result = self._run(
                 "run",
-                f"cd {q(remote)} && timeout -k 5 {int(self.timeout_s)} "
-                f"{python} device_runner.py {args}",
+                f"cd {q(remote)} && exec 9>>{lock} && s=$(date +%s.%N) && flock 9 && "
+                f'echo "{_LOCK_MARK} $s $(date +%s.%N)" >&2 && '
+                f"timeout -k 5 {int(self.timeout_s)} {python} device_runner.py {args}",
                 timeout=self.timeout_s + 10,
             )
             self.timings["run_s"] = time.perf_counter() - t0
+            self.timings["lock_wait_s"] = _lock_wait(result.stderr)
 
             t0 = time.perf_counter()
             try:
@@ -341,6 +397,16 @@ class SSHDevice:
                     "KiB needed" + (": the disk is full)" if free * 1024 < need else ")")
                 )
             raise self._fail("upload", why) from exc
+
+
+def _lock_wait(stderr: str) -> float:
+    """The device's wait for its timing lock, from the line its shell printed."""
+    for line in stderr.splitlines():
+        if line.startswith(_LOCK_MARK):
+            with contextlib.suppress(ValueError, IndexError):
+                start, end = (float(v) for v in line.split()[1:3])
+                return max(0.0, end - start)
+    return 0.0
 
 
 def open_device(kind: str = "local", **options) -> LocalDevice | SSHDevice:

@@ -18,34 +18,61 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pruneflow import results, tracking
+from pruneflow import results, sweep, tracking
 from pruneflow.config import Config, check, keys_under
 from pruneflow.errors import PruneflowError
 from pruneflow.process import Termination, job_log
+from pruneflow.sweep import JobContext
 
 log = logging.getLogger(__name__)
 
 
-def run(cfg: DictConfig | Config, output_dir: str | Path | None = None) -> dict[str, float]:
+def run(
+    cfg: DictConfig | Config,
+    output_dir: str | Path | None = None,
+    job: JobContext | None = None,
+) -> dict[str, float]:
     """Run every stage for ``cfg``; returns the metrics logged to MLflow.
 
     Checks the whole config before anything else (:class:`pruneflow.errors.ConfigError`).
-    Writes models, benchmark images, runner results and the job log under ``output_dir``
-    (default ``cfg.paths.output_dir``, else the current folder), the baseline under
-    ``cfg.paths.cache_dir``, and one MLflow run to the configured store.
+    With ``tracking.resume`` (the default), a config that already has a FINISHED run in the
+    experiment is not run again: its run's metrics are returned. Otherwise writes models,
+    benchmark images, runner results and the job log under ``output_dir`` (default
+    ``cfg.paths.output_dir``, else the current folder), the baseline under
+    ``cfg.paths.cache_dir``, and one MLflow run to the configured store, nested under the
+    sweep's parent run when ``job`` (a sweep's job) says so.
     """
     config = check(cfg) if isinstance(cfg, DictConfig) else cfg
     _check_layer_selection(config)
     out = Path(output_dir or config.paths.output_dir or ".")
     out.mkdir(parents=True, exist_ok=True)
-    uri = tracking.resolve_uri(config.tracking.uri, config.tracking.dir)
+    t = config.tracking
+    uri = tracking.resolve_uri(t.uri, t.dir)
+    label = job.label if job else config.run_name
     metrics: dict[str, float] = {}
+    started = time.perf_counter()
     with job_log(out) as log_file, Termination() as termination:
-        log.info("job %s: %s", config.job_key, config.run_name)
-        tags = results.start_tags(config, _runtime(), tracking.git_commit(__file__))
-        with tracking.start_run(
-            uri, config.tracking.experiment, config.tracking.dir, config.run_name, tags
-        ) as tr:
+        log.info("%s ... (job %s: %s)", label, config.job_key, config.run_name)
+        experiment_id = tracking.prepare_store(uri, t.experiment, t.dir)
+        if job is None:  # a sweep did this before its first job
+            for run_id in tracking.end_stale_runs(uri, experiment_id):
+                log.warning("run %s was left RUNNING by a process that is gone: KILLED", run_id)
+        if t.resume:
+            done = tracking.finished_run(uri, experiment_id, config.job_key)
+            if done is not None:
+                log.info(
+                    "%s skipped (finished run %s has this config; tracking.resume=false runs "
+                    "it again)",
+                    label,
+                    done.info.run_id,
+                )
+                return dict(done.data.metrics)
+        tags = {
+            **results.start_tags(config, _runtime(), tracking.git_commit(__file__)),
+            **(job.tags() if job else {}),
+        }
+        parent = job.parent_run_id if job else None
+        with tracking.start_run(uri, t.experiment, t.dir, config.run_name, tags, parent) as tr:
 
             def record(rec: results.Record) -> None:
                 tr.log(rec)
@@ -54,19 +81,39 @@ def run(cfg: DictConfig | Config, output_dir: str | Path | None = None) -> dict[
 
             try:
                 with termination.guard():
-                    _stages(config, out, tr, record)
+                    _stages(config, out, tr, record, uri)
                 variants = [results.KERAS, *config.stage.variants]
                 log.info("results\n%s", results.table(metrics, variants))
-            except BaseException:
+            except BaseException as exc:
                 traceback.print_exc()  # standard error is the job log here
+                how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
+                log.info("%s %s after %.1f s", label, how, time.perf_counter() - started)
                 raise
             finally:
                 with contextlib.suppress(Exception):
                     tr.log_artifact(log_file)
+        elapsed = time.perf_counter() - started
+        log.info(
+            "%s finished in %.1f s (%s), run %s",
+            label,
+            elapsed,
+            sweep.headline(metrics),
+            tr.run_id,
+        )
+        if job is None:
+            log.info(
+                "results: run %s, experiment %r in %s; see them with: %s",
+                tr.run_id,
+                t.experiment,
+                uri,
+                tracking.show_command(uri),
+            )
     return metrics
 
 
-def _stages(config: Config, out: Path, tr, record: Callable[[results.Record], None]) -> None:
+def _stages(
+    config: Config, out: Path, tr, record: Callable[[results.Record], None], uri: str
+) -> None:
     import tf_keras as keras
 
     from pruneflow import benchmark, convert, evaluate, prune, quantize, train
@@ -89,6 +136,11 @@ def _stages(config: Config, out: Path, tr, record: Callable[[results.Record], No
             **_fields(config.train),
             seed=config.seed,
             cache_dir=config.paths.cache_dir,
+            store=(
+                tracking.BaselineStore(uri, config.tracking.dir)
+                if config.tracking.store_baselines
+                else None
+            ),
             key_spec={
                 **{k: settings[k] for k in ("dataset", "backbone", "train", "seed")},
                 "data": data.fingerprint(),

@@ -69,6 +69,20 @@ VERSION_TAG, PID_TAG, HOST_TAG = "pruneflow.version", "pruneflow.pid", "host"
 BASELINE_CACHE_TAG, BASELINE_KEY_TAG = "baseline_cache", "baseline_key"
 # selected layers the target sparsity leaves without a single weight (a warning)
 LAYERS_WITHOUT_WEIGHTS_TAG = "prune.layers_without_weights"
+# Tags of a run that failed: why, in the run itself (its log artifact has the traceback).
+ERROR_TYPE_TAG, ERROR_MESSAGE_TAG = "pruneflow.error.type", "pruneflow.error.message"
+PARENT_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag: a sweep job's parent run
+# A sweep's parent run and its jobs
+SWEEP_TAG = "pruneflow.sweep"  # on the parent: the sweep's name
+SWEEP_DIR_TAG, SWEEP_OVERRIDES_TAG = "pruneflow.sweep.dir", "pruneflow.sweep.overrides"
+SWEEP_JOBS_TAG = "pruneflow.sweep.jobs"  # the number of jobs
+JOB_NUM_TAG, JOB_OVERRIDES_TAG = "pruneflow.job.num", "pruneflow.job.overrides"
+# Where the baseline came from: cache (this machine's), store (the tracking store), trained
+BASELINE_FROM_TAG = "baseline_from"
+BASELINE_EXPERIMENT = "pruneflow-baselines"  # one run per cached baseline, found by its key
+# The device's exclusive timing window (seconds since the epoch) and the wait for it
+TIMING_START_TAG, TIMING_END_TAG = "timing.started_at", "timing.ended_at"
+LOCK_WAIT = device_time("lock_wait")  # from Timing.steps
 
 
 def kernels_tag(variant: str) -> str:
@@ -87,6 +101,7 @@ MODELS_DIR = "models"
 LAYERS_DIR, LAYERS_FILE = "prune", "layers.csv"
 BENCHMARK_DIR, LATENCY_FILE, RUNNER_FILE = "benchmark", "latency.csv", "runner.json"
 LOG_FILE = "pruneflow.log"  # the job's log (with libraries' output and any traceback)
+SUMMARY_FILE, JOBS_FILE = "sweep_summary.txt", "sweep_jobs.json"  # on a sweep's parent run
 
 
 @dataclass
@@ -132,6 +147,7 @@ def for_baseline(baseline) -> Record:
         tags={
             BASELINE_CACHE_TAG: "hit" if baseline.cache_hit else "miss",
             BASELINE_KEY_TAG: baseline.key,
+            BASELINE_FROM_TAG: baseline.source,
         },
         steps=_curves(baseline.history, 0),
     )
@@ -191,6 +207,7 @@ def for_timing(timing) -> Record:
             rec.tags[fallback_tag(variant)] = r["note"]
     rec.tags.update({f"device.{k}": v for k, v in timing.device.items()})
     rec.metrics.update({device_time(k.removesuffix("_s")): v for k, v in timing.steps.items()})
+    rec.tags[TIMING_START_TAG], rec.tags[TIMING_END_TAG] = (f"{t:.3f}" for t in timing.window)
     rec.artifacts += [(timing.runner_json, BENCHMARK_DIR), (timing.latency_csv, BENCHMARK_DIR)]
     return rec
 

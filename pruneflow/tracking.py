@@ -14,11 +14,19 @@ from pathlib import Path
 from typing import Any
 
 from pruneflow.errors import PruneflowError, require
+from pruneflow.results import (
+    BASELINE_EXPERIMENT,
+    BASELINE_KEY_TAG,
+    ERROR_MESSAGE_TAG,
+    ERROR_TYPE_TAG,
+    HOST_TAG,
+    JOB_KEY_TAG,
+    PARENT_TAG,
+    PID_TAG,
+)
 
 # MLflow's limits for one log_batch call, for one param value and for one tag value.
 _MAX_PARAMS, _MAX_METRICS, _MAX_PARAM_LEN, _MAX_TAG_LEN = 100, 1000, 6000, 8000
-# Tags of a run that failed: why, in the run itself (its log artifact has the traceback).
-ERROR_TYPE_TAG, ERROR_MESSAGE_TAG = "pruneflow.error.type", "pruneflow.error.message"
 
 
 class TrackingError(PruneflowError, RuntimeError):
@@ -57,6 +65,11 @@ def prepare_store(uri: str, experiment: str, store_dir: str | os.PathLike) -> st
             db.parent.mkdir(parents=True, exist_ok=True)
             if db.parent == Path(store_dir).resolve():
                 artifacts = (Path(store_dir).resolve() / "artifacts").as_uri()
+        elif "://" in uri and not uri.startswith(("http://", "https://")):
+            # a database (postgresql+psycopg2://...): artifacts in tracking.dir, not in
+            # whatever folder the first run happens to start in; a server keeps its own
+            artifacts = (Path(store_dir).resolve() / "artifacts").as_uri()
+            where = uri.split("@")[-1]  # no password in messages
         client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(experiment)
         if found is not None:
@@ -183,8 +196,10 @@ def start_run(
     store_dir: str | os.PathLike,
     run_name: str | None = None,
     tags: Mapping[str, Any] | None = None,
+    parent_run_id: str | None = None,
 ) -> Iterator[Tracker]:
-    """Create a run, yield its :class:`Tracker`, and end it FINISHED, FAILED or KILLED.
+    """Create a run (nested under ``parent_run_id`` if given), yield its :class:`Tracker`, and
+    end it FINISHED, FAILED or KILLED.
 
     A failing job leaves its run FAILED (KILLED for a KeyboardInterrupt) with everything logged
     so far and its error's type and message as tags; the error is re-raised.
@@ -193,11 +208,13 @@ def start_run(
 
     experiment_id = prepare_store(uri, experiment, store_dir)
     client = MlflowClient(tracking_uri=uri)
-    # An explicit create_run ignores an inherited MLFLOW_RUN_ID and any active fluent run.
+    tags = {**(tags or {}), PARENT_TAG: parent_run_id}
+    # An explicit create_run with the parent as a tag ignores an inherited MLFLOW_RUN_ID and
+    # any active fluent run.
     run = client.create_run(
         experiment_id,
         run_name=run_name,
-        tags={k: str(v) for k, v in (tags or {}).items() if v is not None},
+        tags={k: str(v) for k, v in tags.items() if v is not None},
     )
     tracker = Tracker(uri, experiment_id, run.info.run_id)
     status = "FAILED"
@@ -216,3 +233,134 @@ def start_run(
         raise
     finally:
         client.set_terminated(run.info.run_id, status)
+
+
+def error_tags(message: str, kind: str) -> dict[str, str]:
+    """The tags saying why a run did not finish."""
+    return {ERROR_TYPE_TAG: kind, ERROR_MESSAGE_TAG: message[:_MAX_TAG_LEN]}
+
+
+def finished_run(uri: str, experiment_id: str, job_key: str):
+    """The newest FINISHED run of ``experiment_id`` tagged with ``job_key``, or None."""
+    from mlflow.tracking import MlflowClient
+
+    found = MlflowClient(tracking_uri=uri).search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{JOB_KEY_TAG}` = '{job_key}' and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return found[0] if found else None
+
+
+def process_alive(pid: int, since_ms: int | None = None) -> bool:
+    """Whether process ``pid`` of this host exists and (where /proc says) started no later
+    than ``since_ms`` (a run's start, ms since the epoch): a newer process reusing the pid is
+    not the run's."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    if since_ms is None:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time since boot
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    return started <= since_ms / 1000 + 2  # /proc's start time has a one-second grain
+
+
+def end_stale_runs(uri: str, experiment_id: str, host: str | None = None) -> list[str]:
+    """Mark KILLED the RUNNING runs of ``experiment_id`` that executed on this host (their
+    ``host`` tag) in a process that is gone (SIGKILL, a crash, a reboot); returns their ids."""
+    import socket
+
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    host = host or socket.gethostname()
+    ended = []
+    for run in client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+        max_results=1000,
+    ):
+        pid = run.data.tags.get(PID_TAG, "")
+        if not pid.isdigit() or process_alive(int(pid), run.info.start_time):
+            continue
+        for k, v in error_tags(
+            f"its process {pid} on {host} ended without ending the run (killed?)", "ProcessGone"
+        ).items():
+            client.set_tag(run.info.run_id, k, v)
+        client.set_terminated(run.info.run_id, "KILLED")
+        ended.append(run.info.run_id)
+    return ended
+
+
+def show_command(uri: str) -> str:
+    """The command that shows the runs of store ``uri`` in MLflow's UI."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    return f"mlflow ui --backend-store-uri {uri}"
+
+
+class BaselineStore:
+    """Cached baselines in the tracking store: one FINISHED run per baseline key (experiment
+    :data:`BASELINE_EXPERIMENT`) holding the cache entry's files as artifacts, so that workers
+    that share only the tracking server reuse a baseline trained elsewhere."""
+
+    def __init__(self, uri: str, store_dir: str | os.PathLike):
+        self.uri, self.store_dir = uri, store_dir
+
+    def _client(self):
+        from mlflow.tracking import MlflowClient
+
+        return MlflowClient(tracking_uri=self.uri)
+
+    def fetch(self, key: str, dest: Path) -> bool:
+        """Download the files of baseline ``key`` into the empty folder ``dest``; False if
+        the store has none."""
+        client = self._client()
+        experiment = client.get_experiment_by_name(BASELINE_EXPERIMENT)
+        if experiment is None:
+            return False
+        runs = client.search_runs(
+            [experiment.experiment_id],
+            filter_string=(
+                f"tags.`{BASELINE_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'"
+            ),
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not runs:
+            return False
+        client.download_artifacts(runs[0].info.run_id, "baseline", str(dest))
+        return True
+
+    def publish(self, key: str, entry: Path) -> str:
+        """Store the files of cache entry ``entry`` as baseline ``key``; returns the run id."""
+        import socket
+
+        experiment_id = prepare_store(self.uri, BASELINE_EXPERIMENT, self.store_dir)
+        client = self._client()
+        run = client.create_run(
+            experiment_id,
+            run_name=f"baseline-{key}",
+            tags={BASELINE_KEY_TAG: key, HOST_TAG: socket.gethostname()},
+        )
+        status = "FAILED"
+        try:
+            client.log_artifacts(run.info.run_id, str(entry), "baseline")
+            status = "FINISHED"
+        finally:
+            client.set_terminated(run.info.run_id, status)
+        return run.info.run_id

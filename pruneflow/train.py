@@ -60,6 +60,7 @@ class Baseline:
     accuracy: float
     history: dict[str, list[float]] = field(default_factory=dict)
     cache_hit: bool = False
+    source: str = "trained"  # cache (this machine's) | store (the tracking store) | trained
 
 
 def code_fingerprint() -> str:
@@ -131,6 +132,36 @@ def _locked(path: Path):
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_entry(entry: Path) -> dict | None:
+    """The metadata of cache entry ``entry`` if its model file is whole (its sha256 matches the
+    one written beside it); None if there is no entry. A corrupt entry (truncated, edited, from
+    a version without checksums) is reported, removed and treated as missing."""
+    meta_path, model_path = entry / META_FILE, entry / MODEL_FILE
+    if not meta_path.exists() and not model_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not model_path.exists():
+            why = f"{MODEL_FILE} is missing"
+        elif meta.get("sha256") != _sha256(model_path):
+            why = f"{MODEL_FILE} does not match the sha256 in {META_FILE}"
+        else:
+            return meta
+    except (OSError, ValueError) as exc:
+        why = f"{META_FILE} cannot be read: {exc}"
+    log.warning("baseline cache entry %s is corrupt (%s): training it again", entry, why)
+    shutil.rmtree(entry, ignore_errors=True)
+    return None
+
+
 def train_baseline(
     data: ImageDataset,
     build_model: Callable[[], object],
@@ -143,25 +174,38 @@ def train_baseline(
     key_spec: dict,
     frozen_epochs: int = 0,
     fine_tune_learning_rate: float | None = None,
+    store=None,
 ) -> Baseline:
-    """Return the baseline for ``key_spec``, training it only when the cache has none.
+    """Return the baseline for ``key_spec``, training it only when no cache has it.
+
+    Looks in the local cache (``<cache_dir>/baselines/<key>/{model.keras,meta.json}``, its model
+    checked against the sha256 in its metadata), then in ``store`` (a
+    :class:`pruneflow.tracking.BaselineStore`: baselines trained on other machines), and trains
+    only if neither has it; a trained baseline goes into both. Jobs of this machine that need
+    the same baseline at once wait for one trainer (a file lock). Entries are written
+    atomically (a crashed run leaves no half-written entry).
 
     With ``frozen_epochs``, the backbone's pretrained base is frozen for that many epochs of
     head training, then everything trains for ``epochs`` at ``fine_tune_learning_rate``.
-
-    Writes ``<cache_dir>/baselines/<key>/{model.keras,meta.json}`` atomically (a crashed run
-    leaves no half-written entry).
     """
     import tf_keras as keras
 
     check_training(epochs, batch_size, learning_rate, frozen_epochs, fine_tune_learning_rate)
     key = cache_key({**key_spec, "code": code_fingerprint()})
     entry = Path(cache_dir) / "baselines" / key
+    entry.parent.mkdir(parents=True, exist_ok=True)
     with _locked(Path(cache_dir) / "baselines" / f"{key}.lock"):
-        if (entry / META_FILE).exists():
-            meta = json.loads((entry / META_FILE).read_text())
-            log.info("baseline %s (cache hit): val accuracy %.4f", key, meta["accuracy"])
-            return Baseline(entry / MODEL_FILE, key, meta["accuracy"], meta["history"], True)
+        meta = read_entry(entry)
+        source = "cache"
+        if meta is None and store is not None and _fetch(store, key, entry):
+            meta, source = read_entry(entry), "store"
+        if meta is not None:
+            log.info(
+                "baseline %s (cache hit, %s): val accuracy %.4f", key, source, meta["accuracy"]
+            )
+            return Baseline(
+                entry / MODEL_FILE, key, meta["accuracy"], meta["history"], True, source
+            )
 
         keras.utils.set_random_seed(seed)
         model = build_model()
@@ -192,13 +236,38 @@ def train_baseline(
         tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
         try:
             model.save(tmp / MODEL_FILE)
-            meta = {"accuracy": accuracy, "history": history, "spec": key_spec}
+            meta = {
+                "accuracy": accuracy,
+                "history": history,
+                "spec": key_spec,
+                "sha256": _sha256(tmp / MODEL_FILE),
+            }
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
             os.replace(tmp, entry)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
+        if store is not None:
+            try:
+                store.publish(key, entry)
+            except Exception as exc:  # noqa: BLE001 - the run goes on with its local copy
+                log.warning("baseline %s not stored in the tracking store: %s", key, exc)
     log.info("baseline %s (cache miss, trained): val accuracy %.4f", key, accuracy)
-    return Baseline(entry / MODEL_FILE, key, accuracy, history, False)
+    return Baseline(entry / MODEL_FILE, key, accuracy, history, False, "trained")
+
+
+def _fetch(store, key: str, entry: Path) -> bool:
+    """Copy baseline ``key`` from the tracking store into the local cache; False if absent."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
+    try:
+        if not store.fetch(key, tmp):
+            return False
+        os.replace(tmp / "baseline", entry)
+        return True
+    except Exception as exc:  # noqa: BLE001 - a store that cannot be read: train instead
+        log.warning("baseline %s could not be read from the tracking store: %s", key, exc)
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def load_model(path: str | os.PathLike):

@@ -66,13 +66,18 @@ def pruneflow_command() -> list[str]:
 
 
 def run_cli(
-    args: list[str], cwd: Path, timeout: float = 600, command: list[str] | None = None
+    args: list[str],
+    cwd: Path,
+    timeout: float = 600,
+    command: list[str] | None = None,
+    env: dict[str, str] | None = None,
 ) -> subprocess.CompletedProcess:
-    """Run ``python -m pruneflow ARGS`` (or ``command ARGS``) in ``cwd`` as a user would."""
+    """Run ``python -m pruneflow ARGS`` (or ``command ARGS``) in ``cwd`` as a user would, in
+    ``env`` (default: this environment without MLflow variables)."""
     return subprocess.run(
         [*(command or [sys.executable, "-m", "pruneflow"]), *args],
         cwd=cwd,
-        env=clean_env(),
+        env=env or clean_env(),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -83,11 +88,14 @@ def store_uri(tmp: Path) -> str:
     return f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}"
 
 
-def read_runs(tmp: Path, experiment: str = "pruneflow"):
-    """(client, runs oldest first) of the store that ``outputs_to(tmp)`` sends runs to."""
+def read_runs(tmp: Path, experiment: str = "pruneflow", parents: bool = False):
+    """(client, runs oldest first) of the store that ``outputs_to(tmp)`` sends runs to: the
+    jobs' runs, or with ``parents`` the sweeps' parent runs."""
     from mlflow.tracking import MlflowClient
+
+    from pruneflow.results import SWEEP_TAG
 
     client = MlflowClient(tracking_uri=store_uri(tmp))
     exp = client.get_experiment_by_name(experiment)
     runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
-    return client, runs
+    return client, [r for r in runs if (SWEEP_TAG in r.data.tags) == parents]

@@ -1,0 +1,306 @@
+"""Sweeps as studies, run as a user runs them (the console script in a fresh folder): one
+parent run, resume, a failing job alone and a summary, a killed sweep picked up where it
+stopped, parallel launchers (joblib, submitit) with one baseline and exclusive timing, runs left
+RUNNING by a dead process, and shared stores (a real ``mlflow server``, PostgreSQL)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import time
+
+import pytest
+
+from helpers.cli import (
+    TINY,
+    clean_env,
+    outputs_to,
+    pruneflow_command,
+    read_runs,
+    run_cli,
+    store_uri,
+)
+from pruneflow import results, tracking
+
+
+def _sweep(tmp, *args, env=None, timeout=600):
+    return run_cli(
+        ["-m", *args, *TINY, *outputs_to(tmp)],
+        cwd=tmp,
+        timeout=timeout,
+        command=pruneflow_command(),
+        env=env,
+    )
+
+
+def _parent_of(run) -> str:
+    return run.data.tags.get(results.PARENT_TAG)
+
+
+def test_a_sweep_nests_its_runs_resumes_and_ends_runs_left_by_dead_processes(tmp_path):
+    # a run left RUNNING by a process that is gone (SIGKILL, a crash) on this host
+    uri = store_uri(tmp_path)
+    experiment_id = tracking.prepare_store(uri, "pruneflow", tmp_path / "mlruns")
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    tags = {results.HOST_TAG: socket.gethostname(), results.PID_TAG: str(dead.pid)}
+    stale = client.create_run(experiment_id, tags=tags).info.run_id
+    alive = client.create_run(
+        experiment_id, tags={**tags, results.PID_TAG: str(os.getpid())}
+    ).info.run_id
+
+    first = _sweep(tmp_path, "prune.sparsity=0.5,0.8")
+    assert first.returncode == 0, first.stderr[-3000:]
+    assert client.get_run(stale).info.status == "KILLED"
+    assert "gone" in client.get_run(stale).data.tags[results.ERROR_MESSAGE_TAG]
+    assert f"run {stale} was left RUNNING" in first.stdout
+    assert client.get_run(alive).info.status == "RUNNING"  # its process lives: not touched
+    client.set_terminated(alive, "FINISHED")
+
+    _, (parent,) = read_runs(tmp_path, parents=True)
+    runs = [r for r in read_runs(tmp_path)[1] if r.info.run_id not in (stale, alive)]
+    assert parent.info.status == "FINISHED" and parent.info.run_name.startswith("sweep-")
+    assert parent.data.tags[results.SWEEP_JOBS_TAG] == "2"
+    assert parent.data.tags[results.SWEEP_DIR_TAG] == str(tmp_path / "multirun")
+    assert "prune.sparsity=0.5,0.8" in parent.data.tags[results.SWEEP_OVERRIDES_TAG]
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert {_parent_of(r) for r in runs} == {parent.info.run_id}
+    assert [r.data.tags[results.JOB_OVERRIDES_TAG] for r in runs] == [
+        "prune.sparsity=0.5",
+        "prune.sparsity=0.8",
+    ]
+    # progress lines, the summary, and where the results are
+    out = first.stdout
+    assert "[1/2] prune.sparsity=0.5 finished in" in out and "tflite_int8 acc" in out
+    assert "[2/2] prune.sparsity=0.8 finished in" in out
+    assert f"results: parent run {parent.info.run_id}" in out
+    assert f"mlflow ui --backend-store-uri {uri}" in out
+    summary = (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
+    assert summary.count("FINISHED") == 3 and "2 finished" in summary  # 2 rows + the total
+    logged = client.download_artifacts(parent.info.run_id, results.SUMMARY_FILE, str(tmp_path))
+    assert open(logged).read() == summary
+
+    # the same command again: nothing is retrained, re-timed or duplicated
+    second = _sweep(tmp_path, "prune.sparsity=0.5,0.8")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("skipped (finished run") == 2
+    assert "2 skipped" in second.stdout
+    assert len([r for r in read_runs(tmp_path)[1] if r.info.run_id not in (stale, alive)]) == 2
+    _, parents = read_runs(tmp_path, parents=True)
+    assert [p.info.status for p in parents] == ["FINISHED", "FINISHED"]
+
+    # tracking.resume=false runs it again; a single run has no parent
+    third = run_cli(
+        ["prune.sparsity=0.5", "tracking.resume=false", *TINY, *outputs_to(tmp_path)],
+        cwd=tmp_path,
+    )
+    assert third.returncode == 0, third.stderr[-3000:]
+    newest = read_runs(tmp_path)[1][-1]
+    assert newest.info.status == "FINISHED" and results.PARENT_TAG not in newest.data.tags
+    assert f"results: run {newest.info.run_id}" in third.stdout
+
+
+def test_one_failing_job_fails_alone_and_the_summary_says_why(tmp_path):
+    proc = _sweep(tmp_path, "device.python=null,/nonexistent/python3")
+    assert proc.returncode != 0
+    _, runs = read_runs(tmp_path)
+    _, (parent,) = read_runs(tmp_path, parents=True)
+    assert [r.info.status for r in runs] == ["FINISHED", "FAILED"]
+    failed = runs[1]
+    assert "/nonexistent/python3" in failed.data.tags[results.ERROR_MESSAGE_TAG]
+    assert failed.data.metrics[results.metric("tflite_int8", results.SIZE)] > 0  # partial
+    assert parent.info.status == "FAILED"
+    row = next(line for line in proc.stdout.splitlines() if "/nonexistent/python3" in line)
+    assert "FAILED" in row and "device local: run failed" in row
+    assert "1 failed, 1 finished" in proc.stdout
+
+
+def _wait_for(predicate, timeout: float, proc: subprocess.Popen, log):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = predicate()
+        if found:
+            return found
+        assert proc.poll() is None, log.read_text()[-3000:]
+        time.sleep(0.2)
+    raise AssertionError("timed out")
+
+
+def _second_job_running(tmp_path):
+    try:
+        _, runs = read_runs(tmp_path)
+    except Exception:  # noqa: BLE001 - the store is being created
+        return None
+    return len(runs) == 2 and runs[1].info.status == "RUNNING"
+
+
+def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
+    args = ["-m", "prune.sparsity=0.3,0.5,0.8", *TINY, *outputs_to(tmp_path)]
+    log = tmp_path / "console.txt"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [*pruneflow_command(), *args], cwd=tmp_path, env=clean_env(), stdout=fh, stderr=fh
+        )
+        try:
+            _wait_for(lambda: _second_job_running(tmp_path), 180, proc, log)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, log.read_text()[-3000:]
+    _, runs = read_runs(tmp_path)
+    _, (killed,) = read_runs(tmp_path, parents=True)
+    assert [r.info.status for r in runs] == ["FINISHED", "KILLED"]
+    assert killed.info.status == "KILLED"
+    assert "KILLED" in (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
+
+    again = run_cli(args, cwd=tmp_path, command=pruneflow_command())
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "[1/3] prune.sparsity=0.3 skipped" in again.stdout
+    _, runs = read_runs(tmp_path)
+    _, (_, resumed) = read_runs(tmp_path, parents=True)
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    sparsities = sorted(float(r.data.params["prune.sparsity"]) for r in finished)
+    assert sparsities == [0.3, 0.5, 0.8]  # exactly one FINISHED run per config
+    assert resumed.info.status == "FINISHED"
+    assert [_parent_of(r) for r in finished] == [killed.info.run_id] + [resumed.info.run_id] * 2
+    assert "RUNNING" not in {r.info.status for r in runs}
+
+
+def test_joblib_two_workers_train_one_baseline_and_never_time_at_once(tmp_path):
+    proc = _sweep(
+        tmp_path,
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "prune.sparsity=0.2,0.4,0.6,0.8",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, runs = read_runs(tmp_path)
+    _, (parent,) = read_runs(tmp_path, parents=True)
+    assert [r.info.status for r in runs] == ["FINISHED"] * 4
+    assert parent.info.status == "FINISHED"
+    assert {_parent_of(r) for r in runs} == {parent.info.run_id}
+    assert len({r.data.tags[results.PID_TAG] for r in runs}) >= 2  # two worker processes
+    assert sorted(r.data.tags[results.BASELINE_CACHE_TAG] for r in runs) == ["hit"] * 3 + ["miss"]
+    windows = sorted(
+        (float(r.data.tags[results.TIMING_START_TAG]), float(r.data.tags[results.TIMING_END_TAG]))
+        for r in runs
+    )
+    for (_, end), (start, _) in zip(windows, windows[1:], strict=False):
+        assert end <= start, windows  # one job times at a time
+    assert all(r.data.metrics[results.LOCK_WAIT] >= 0 for r in runs)
+
+
+def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
+    proc = _sweep(
+        tmp_path,
+        "hydra/launcher=submitit_local",
+        "hydra.launcher.timeout_min=10",
+        "prune.sparsity=0.5,0.8",
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, runs = read_runs(tmp_path)
+    _, (parent,) = read_runs(tmp_path, parents=True)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert parent.info.status == "FINISHED" and {_parent_of(r) for r in runs} == {
+        parent.info.run_id
+    }
+    # SLURM: the launcher composes with the README's options (no cluster here to submit to)
+    slurm = run_cli(
+        [
+            "-m",
+            "hydra/launcher=submitit_slurm",
+            "hydra.launcher.partition=cpu",
+            "hydra.launcher.cpus_per_task=4",
+            "prune.sparsity=0.5,0.8",
+            "--cfg",
+            "hydra",
+        ],
+        cwd=tmp_path,
+    )
+    assert slurm.returncode == 0, slurm.stderr
+    assert "SlurmLauncher" in slurm.stdout and "partition: cpu" in slurm.stdout
+
+
+def test_a_sweep_through_a_real_mlflow_server_shares_its_baseline(tmp_path):
+    """Workers that share only the tracking server: a second machine (another folder, an
+    empty cache) reuses the baseline the first one stored."""
+    from mlflow.tracking import MlflowClient
+
+    from helpers.servers import MlflowServer
+
+    with MlflowServer(tmp_path / "server") as server:
+        env = {**clean_env(), "MLFLOW_TRACKING_URI": server.uri}
+        first, second = tmp_path / "machine_a", tmp_path / "machine_b"
+        first.mkdir(), second.mkdir()
+        proc = _sweep(first, "prune.sparsity=0.5,0.8", env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        assert f"in {server.uri}" in proc.stdout
+        proc = run_cli(["prune.sparsity=0.7", *TINY, *outputs_to(second)], cwd=second, env=env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+
+        client = MlflowClient(tracking_uri=server.uri)
+        exp = client.get_experiment_by_name("pruneflow")
+        runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+        assert [r.info.status for r in runs] == ["FINISHED"] * 4  # parent, 2 jobs, 1 run
+        parent, *jobs, other = runs
+        assert {_parent_of(r) for r in jobs} == {parent.info.run_id}
+        assert [r.data.tags[results.BASELINE_FROM_TAG] for r in (*jobs, other)] == [
+            "trained",
+            "cache",
+            "store",
+        ]
+        assert other.data.tags[results.BASELINE_CACHE_TAG] == "hit"
+        assert not (first / "mlruns").exists() and not (second / "mlruns").exists()
+        assert any(server.artifacts.rglob("tflite_int8.tflite"))  # artifacts served
+
+
+def test_a_sweep_on_postgresql(tmp_path):
+    from helpers.servers import PostgresServer
+
+    with PostgresServer(tmp_path / "pg") as pg:
+        proc = _sweep(tmp_path, f"tracking.uri={pg.uri}", "prune.sparsity=0.5,0.8")
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=pg.uri)
+        exp = client.get_experiment_by_name("pruneflow")
+        runs = client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
+        assert [r.info.status for r in runs] == ["FINISHED"] * 3
+        assert {_parent_of(r) for r in runs[1:]} == {runs[0].info.run_id}
+        assert any((tmp_path / "mlruns" / "artifacts").rglob("tflite_int8.tflite"))
+
+
+@pytest.mark.parametrize("damage", ["truncate", "delete"])
+def test_a_corrupt_cached_baseline_is_retrained_and_replaced(tmp_path, digits, damage, caplog):
+    from pruneflow.model import build_cnn
+    from pruneflow.train import MODEL_FILE, train_baseline
+
+    kwargs = dict(
+        epochs=1,
+        batch_size=64,
+        learning_rate=1e-3,
+        seed=0,
+        cache_dir=tmp_path,
+        key_spec={"test": damage},
+    )
+
+    def build():
+        return build_cnn(digits.image_shape, digits.num_classes)
+
+    first = train_baseline(digits, build, **kwargs)
+    model = first.model_path
+    if damage == "truncate":
+        model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+    else:
+        model.unlink()
+    again = train_baseline(digits, build, **kwargs)
+    assert not again.cache_hit and again.source == "trained"
+    assert "is corrupt" in caplog.text and str(model.parent) in caplog.text
+    third = train_baseline(digits, build, **kwargs)  # replaced: a hit again
+    assert third.cache_hit and third.model_path.name == MODEL_FILE
