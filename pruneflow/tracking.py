@@ -298,7 +298,7 @@ def end_stale_runs(uri: str, experiment_id: str, host: str | None = None) -> lis
         if not pid.isdigit() or process_alive(int(pid), run.info.start_time):
             continue
         for k, v in error_tags(
-            f"its process {pid} on {host} ended without ending the run (killed?)", "ProcessGone"
+            f"its process {pid} on {host} is gone without ending the run (killed?)", "ProcessGone"
         ).items():
             client.set_tag(run.info.run_id, k, v)
         client.set_terminated(run.info.run_id, "KILLED")

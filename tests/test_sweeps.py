@@ -115,8 +115,10 @@ def test_one_failing_job_fails_alone_and_the_summary_says_why(tmp_path):
     assert "/nonexistent/python3" in failed.data.tags[results.ERROR_MESSAGE_TAG]
     assert failed.data.metrics[results.metric("tflite_int8", results.SIZE)] > 0  # partial
     assert parent.info.status == "FAILED"
-    row = next(line for line in proc.stdout.splitlines() if "/nonexistent/python3" in line)
-    assert "FAILED" in row and "device local: run failed" in row
+    summary = (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
+    assert summary in proc.stdout
+    row = next(line for line in summary.splitlines() if "FAILED" in line)
+    assert "device.python=/nonexistent/python3" in row and "device local: run failed" in row
     assert "1 failed, 1 finished" in proc.stdout
 
 
@@ -213,11 +215,9 @@ def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
     # SLURM: the launcher composes with the README's options (no cluster here to submit to)
     slurm = run_cli(
         [
-            "-m",
             "hydra/launcher=submitit_slurm",
             "hydra.launcher.partition=cpu",
             "hydra.launcher.cpus_per_task=4",
-            "prune.sparsity=0.5,0.8",
             "--cfg",
             "hydra",
         ],
