@@ -26,8 +26,9 @@ install:
 test: system-deps install lint
 	$(PYTHON) -m pytest -m "not slow"
 
-# Long end-to-end runs, kept out of CI.
+# Long end-to-end runs, kept out of CI (with the ray extra: the Ray launcher's test).
 test-slow: system-deps slow-system-deps install
+	$(PYTHON) -m pip install -q -e ".[test,ray]"
 	$(PYTHON) -m pytest -m slow
 
 lint:

@@ -304,3 +304,38 @@ def test_a_corrupt_cached_baseline_is_retrained_and_replaced(tmp_path, digits, d
     assert "is corrupt" in caplog.text and str(model.parent) in caplog.text
     third = train_baseline(digits, build, **kwargs)  # replaced: a hit again
     assert third.cache_hit and third.model_path.name == MODEL_FILE
+
+
+@pytest.mark.slow
+def test_the_ray_launcher_runs_a_sweep_on_a_local_ray_head(tmp_path):
+    """Hydra's Ray launcher (`pip install -e .[ray]`) against a Ray head started here on
+    127.0.0.1, as a cluster's head would be (`ray start --head`)."""
+    import shutil
+    import tempfile
+
+    from helpers.sshd import free_port
+
+    ray = shutil.which("ray")
+    assert ray, "the ray extra is not installed: pip install -e '.[ray]' (make test-slow does)"
+    port = free_port()
+    temp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit 107 bytes
+    head = [ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1"]
+    head += ["--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"]
+    subprocess.run([*head, f"--temp-dir={temp}"], check=True, capture_output=True, timeout=120)
+    try:
+        proc = _sweep(
+            tmp_path,
+            "hydra/launcher=ray",
+            f"hydra.launcher.ray.init.address=127.0.0.1:{port}",
+            "+hydra.launcher.ray.init.object_store_memory=null",  # set by the cluster
+            "prune.sparsity=0.5,0.8",
+        )
+    finally:
+        subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
+        shutil.rmtree(temp, ignore_errors=True)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, runs = read_runs(tmp_path)
+    _, (parent,) = read_runs(tmp_path, parents=True)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    assert parent.info.status == "FINISHED"
+    assert {_parent_of(r) for r in runs} == {parent.info.run_id}
