@@ -1,4 +1,5 @@
-"""Issue #2's speed figure: the pruneflow sweep against a plain tfmot script doing the same work.
+"""Issue #2's speed figure: the pruneflow sweep against a plain tfmot script doing the same work
+(and, issue #8, against a naive script that trains the baseline again for every sparsity).
 
 Runs, alternating, `bench/plain_tfmot.py` and `python -m pruneflow -m prune.sparsity=0.25,0.5,0.9`
 (defaults: 12 baseline epochs, 3 fine-tune epochs, 4 TFLite variants, 100 timed images), each
@@ -30,10 +31,15 @@ SPARSITIES = ["0.25", "0.5", "0.9"]
 STAGES = ["data", "train", "prune", "convert", "evaluate", "benchmark"]
 
 
-def run_plain(work: Path) -> tuple[float, dict]:
+def run_plain(work: Path, naive: bool = False) -> tuple[float, dict]:
     t0 = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, str(HERE / "plain_tfmot.py"), *SPARSITIES],
+        [
+            sys.executable,
+            str(HERE / "plain_tfmot.py"),
+            *(["--naive"] if naive else []),
+            *SPARSITIES,
+        ],
         cwd=work,
         env=clean_env(),
         capture_output=True,
@@ -69,8 +75,12 @@ def run_flow(work: Path, old: str | None = None) -> tuple[float, dict]:
 def main() -> None:
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 2
     old = sys.argv[2] if len(sys.argv) > 2 else None
-    plain, flow, previous = [], [], []
-    contenders = [("plain", run_plain, plain), ("pruneflow", run_flow, flow)]
+    plain, flow, previous, naive = [], [], [], []
+    contenders = [
+        ("plain", run_plain, plain),
+        ("pruneflow", run_flow, flow),
+        ("naive", lambda work: run_plain(work, naive=True), naive),
+    ]
     if old:
         contenders.append(("previous", lambda work: run_flow(work, old), previous))
     for i in range(rounds):
@@ -86,14 +96,21 @@ def main() -> None:
     p_stages = {k: statistics.median(s.get(k, 0.0) for _, s in plain) for k in plain[0][1]}
     f_stages["outside runs (imports, Hydra, MLflow store set-up)"] = f_wall - sum(f_stages.values())
     p_stages["outside stages (process start)"] = p_wall - sum(p_stages.values())
+    n_wall = statistics.median(w for w, _ in naive)
     result = {
         "rounds": rounds,
+        "naive_wall_s": n_wall,
+        "ratio_to_naive": f_wall / n_wall,
         "plain_wall_s": p_wall,
         "pruneflow_wall_s": f_wall,
         "ratio": f_wall / p_wall,
         "pruneflow_stages_s": f_stages,
         "plain_stages_s": p_stages,
-        "all_walls": {"plain": [w for w, _ in plain], "pruneflow": [w for w, _ in flow]},
+        "all_walls": {
+            "plain": [w for w, _ in plain],
+            "pruneflow": [w for w, _ in flow],
+            "naive": [w for w, _ in naive],
+        },
     }
     if previous:
         o_wall = statistics.median(w for w, _ in previous)
@@ -104,7 +121,8 @@ def main() -> None:
     (out / "sweep_overhead.json").write_text(json.dumps(result, indent=2))
     print(
         f"\nplain tfmot script {p_wall:.1f} s, pruneflow sweep {f_wall:.1f} s: "
-        f"ratio {f_wall / p_wall:.2f} (median of {rounds})"
+        f"ratio {f_wall / p_wall:.2f} (median of {rounds}); naive script (a baseline per "
+        f"sparsity) {n_wall:.1f} s: pruneflow / naive {f_wall / n_wall:.2f}"
     )
     if previous:
         print(

@@ -166,6 +166,7 @@ class SweepCallback(Callback):
             overrides=overrides,
         )
         stores: dict[tuple[str, str], str] = {}
+        jobs = []
         for num, job in enumerate(sweep_jobs(overrides, loader)):
             try:
                 cfg = check(loader.load_sweep_config(config, job))
@@ -176,7 +177,9 @@ class SweepCallback(Callback):
             t = cfg.tracking
             uri = tracking.resolve_uri(t.uri, t.dir)
             stores[(uri, t.experiment)] = t.dir
-            sweep.jobs.append(Job(num, job, cfg.job_key, uri, t.experiment))
+            jobs.append(Job(num, job, cfg.job_key, uri, t.experiment))
+        if _listed_ahead(overrides):  # else a sweeper chooses the jobs as it goes
+            sweep.jobs = jobs
         try:
             for (uri, experiment), store_dir in sorted(stores.items()):
                 experiment_id = tracking.prepare_store(uri, experiment, store_dir)
@@ -199,6 +202,14 @@ class SweepCallback(Callback):
         end_open_sweeps(interrupted=False)
 
 
+def _listed_ahead(overrides: list[str]) -> bool:
+    """Whether every job of the sweep is known before it starts (no ``interval(...)``)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return all(o.is_discrete_sweep() or not o.is_sweep_override() for o in parsed)
+
+
 def _open_parent(sweep: Sweep, uri: str, experiment: str, experiment_id: str) -> Parent:
     from mlflow.tracking import MlflowClient
 
@@ -207,7 +218,7 @@ def _open_parent(sweep: Sweep, uri: str, experiment: str, experiment_id: str) ->
         results.SWEEP_TAG: sweep.name,
         results.SWEEP_DIR_TAG: sweep.folder,
         results.SWEEP_OVERRIDES_TAG: " ".join(sweep.overrides),
-        results.SWEEP_JOBS_TAG: len(sweep.jobs),
+        results.SWEEP_JOBS_TAG: len(sweep.jobs) or "chosen by the sweeper",
         results.VERSION_TAG: __version__,
         results.HOST_TAG: socket.gethostname(),
         results.PID_TAG: os.getpid(),

@@ -222,3 +222,35 @@ def test_sweep_over_devices_one_down_the_other_still_reports(sshd, tmp_path):
     models = {a.path for a in client.list_artifacts(failed.info.run_id, "models")}
     assert "models/tflite_int8.tflite" in models
     assert "tflite_int8/accuracy" in failed.data.metrics
+
+
+def test_an_ssh_device_times_only_while_it_holds_its_own_lock(sshd, tflite_bench, tmp_path):
+    """The lock is a file in the device's temporary folder, taken with flock on the device.
+    The device here is this machine, so holding this machine's timing lock (the same file in
+    the same /tmp) is another job timing on that device: the runner waits for it."""
+    import threading
+    import time
+
+    from pruneflow.device import timing_lock
+
+    paths, images = tflite_bench
+    held, release = threading.Event(), threading.Event()
+
+    def other_job():
+        with timing_lock():
+            held.set()
+            release.wait(10)
+
+    thread = threading.Thread(target=other_job)
+    thread.start()
+    held.wait(10)
+    threading.Timer(2.0, release.set).start()
+    try:
+        t0 = time.monotonic()
+        with remote(sshd) as dev:
+            dev.benchmark([paths["tflite_int8"]], images, tmp_path / "r.json", DELEGATE)
+        waited = time.monotonic() - t0
+    finally:
+        release.set()
+        thread.join()
+    assert dev.timings["lock_wait_s"] >= 1.5 and waited >= 2.0, dev.timings
