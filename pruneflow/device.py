@@ -289,7 +289,10 @@ class SSHDevice:
         except Exception as exc:  # noqa: BLE001 - a dropped connection, mostly
             raise self._fail(step, f"{type(exc).__name__}: {exc}") from exc
         if result.exited != 0:
-            tail = (result.stderr or result.stdout).strip()[-2000:]
+            stderr = "\n".join(
+                line for line in result.stderr.splitlines() if not line.startswith(_LOCK_MARK)
+            )
+            tail = (stderr or result.stdout).strip()[-2000:]
             if result.exited == 124 and step == "run":  # coreutils' timeout ended the runner
                 raise self._fail(step, f"the runner timed out after {int(self.timeout_s)} s")
             if result.exited in (137, -1):  # -1: the session ended by a signal, no status

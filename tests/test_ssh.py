@@ -244,7 +244,7 @@ def test_an_ssh_device_times_only_while_it_holds_its_own_lock(sshd, tflite_bench
     thread = threading.Thread(target=other_job)
     thread.start()
     held.wait(10)
-    threading.Timer(2.0, release.set).start()
+    threading.Timer(3.0, release.set).start()
     try:
         t0 = time.monotonic()
         with remote(sshd) as dev:
@@ -253,4 +253,5 @@ def test_an_ssh_device_times_only_while_it_holds_its_own_lock(sshd, tflite_bench
     finally:
         release.set()
         thread.join()
-    assert dev.timings["lock_wait_s"] >= 1.5 and waited >= 2.0, dev.timings
+    # connecting, uploading and verifying (well under a second here) go on while it waits
+    assert dev.timings["lock_wait_s"] >= 1.0 and waited >= 3.0, dev.timings

@@ -174,6 +174,43 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     assert "RUNNING" not in {r.info.status for r in runs}
 
 
+def _any_running(tmp_path):
+    try:
+        _, runs = read_runs(tmp_path)
+    except Exception:  # noqa: BLE001 - the store is being created
+        return None
+    return any(r.info.status == "RUNNING" for r in runs)
+
+
+def test_sigterm_to_a_joblib_sweep_leaves_no_run_running(tmp_path):
+    """The sweep's own process is told to stop while its jobs run in joblib's workers: the
+    jobs' runs and the parent end KILLED, and the summary says so."""
+    args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "prune.sparsity=0.3,0.5"]
+    log = tmp_path / "console.txt"
+    with open(log, "w") as fh:
+        proc = subprocess.Popen(
+            [*pruneflow_command(), *args, *TINY, *outputs_to(tmp_path)],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=fh,
+            stderr=fh,
+        )
+        try:
+            _wait_for(lambda: _any_running(tmp_path), 180, proc, log)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=90)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, log.read_text()[-3000:]
+    _, runs = read_runs(tmp_path)
+    _, (parent,) = read_runs(tmp_path, parents=True)
+    assert "RUNNING" not in {r.info.status for r in runs} and "KILLED" in {
+        r.info.status for r in runs
+    }
+    assert parent.info.status == "KILLED"
+    assert "KILLED" in log.read_text() and "pruneflow: interrupted" in log.read_text()
+
+
 def test_joblib_two_workers_train_one_baseline_and_never_time_at_once(tmp_path):
     proc = _sweep(
         tmp_path,
@@ -218,6 +255,10 @@ def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
             "hydra/launcher=submitit_slurm",
             "hydra.launcher.partition=cpu",
             "hydra.launcher.cpus_per_task=4",
+            "hydra.launcher.timeout_min=120",
+            "hydra.sweep.dir=/shared/pruneflow/multirun/paper_mnist",
+            "paths.cache_dir=/shared/pruneflow/cache",
+            "+experiment=paper_mnist",
             "--cfg",
             "hydra",
         ],
@@ -225,6 +266,7 @@ def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
     )
     assert slurm.returncode == 0, slurm.stderr
     assert "SlurmLauncher" in slurm.stdout and "partition: cpu" in slurm.stdout
+    assert "timeout_min: 120" in slurm.stdout
 
 
 def test_a_sweep_through_a_real_mlflow_server_shares_its_baseline(tmp_path):
