@@ -38,6 +38,7 @@ lint:
 # The figures in BENCHMARKS.md.
 bench: system-deps install
 	$(PYTHON) bench/sweep_overhead.py
+	$(PYTHON) bench/parallel_sweeps.py
 	$(PYTHON) bench/digits_numbers.py
 	$(PYTHON) bench/remote_overhead.py
 	$(PYTHON) bench/pruning_quantization.py
