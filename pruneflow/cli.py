@@ -73,10 +73,47 @@ def _terminate(signum, frame) -> None:
     raise Interrupted(f"terminated by {signal.Signals(signum).name}")
 
 
+def ui(argv: list[str]) -> int:
+    """``pruneflow ui``: MLflow's UI on the store runs write here (or ``--tracking-uri``)."""
+    import argparse
+    import os
+    from pathlib import Path
+
+    from pruneflow.tracking import resolve_uri
+
+    parser = argparse.ArgumentParser(
+        prog="pruneflow ui", description="MLflow's UI on this folder's runs."
+    )
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--tracking-uri", help="default: ./mlruns, or $MLFLOW_TRACKING_URI")
+    args = parser.parse_args(argv)
+    uri = resolve_uri(args.tracking_uri, "mlruns")
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        print(
+            f"pruneflow ui: error: no MLflow store at {uri[len('sqlite:///') :]}: run pruneflow "
+            "in this folder first, or pass --tracking-uri",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    os.execv(sys.executable, [*command, "--host", args.host, "--port", str(args.port)])
+    return 0  # not reached
+
+
 def cli() -> None:
     """The console script and ``python -m pruneflow``: Ctrl-C or SIGTERM prints one line and
     exits 130, with the interrupted run (and a sweep's parent run) marked KILLED; a sweep ends
-    with its summary however it ends."""
+    with its summary however it ends. ``pruneflow report ...`` and ``pruneflow ui ...`` are
+    subcommands; everything else is Hydra's command line."""
+    command = sys.argv[1:2]
+    if command == ["report"]:
+        from pruneflow.report import main as report
+
+        raise SystemExit(report(sys.argv[2:]))
+    if command == ["ui"]:
+        raise SystemExit(ui(sys.argv[2:]))
     signal.signal(signal.SIGTERM, _terminate)  # jobs install their own while they run
     try:
         main()

@@ -182,7 +182,7 @@ def _stages(
         accuracy = evaluate.evaluate(
             {convert.KERAS: pruned.model, **tflite}, data.x_val, data.y_val
         )
-    record(results.for_accuracy(accuracy))
+    record(results.for_accuracy(accuracy, len(data.y_val)))
 
     with timer("benchmark"):
         images = benchmark.write_images(

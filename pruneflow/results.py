@@ -43,6 +43,7 @@ def metric(variant: str, measure: str) -> str:
 
 # -- run-level metrics -------------------------------------------------------------------------
 BASELINE_ACCURACY = "baseline/accuracy"
+VAL_IMAGES = "val/images"  # how many validation images every accuracy is measured on
 SPARSITY, PARAMS_TOTAL, PARAMS_NONZERO = "sparsity", "params_total", "params_nonzero"
 CURVES = {  # Keras history key -> stepped metric (baseline epochs, then fine-tuning epochs)
     "loss": "train/loss",
@@ -64,6 +65,7 @@ def device_time(step: str) -> str:
 
 
 # -- tags --------------------------------------------------------------------------------------
+DATASET_TAG, BACKBONE_TAG = "dataset", "backbone"  # a model is a dataset-backbone pair
 JOB_KEY_TAG = "pruneflow.job_key"  # identity of the work (config minus paths and tracking)
 VERSION_TAG, PID_TAG, HOST_TAG = "pruneflow.version", "pruneflow.pid", "host"
 BASELINE_CACHE_TAG, BASELINE_KEY_TAG = "baseline_cache", "baseline_key"
@@ -123,6 +125,8 @@ def start_tags(config, runtime: str, git_commit: str | None) -> dict[str, Any]:
         JOB_KEY_TAG: config.job_key,
         "runtime": runtime,
         "delegate": config.delegate.name,
+        DATASET_TAG: config.dataset.label,
+        BACKBONE_TAG: config.backbone.label,
         "device": dev.name,
         "device.kind": dev.kind,
         "device.address": getattr(dev, "host", None),
@@ -187,9 +191,11 @@ def for_files(files: Mapping[str, Any]) -> Record:
     return rec
 
 
-def for_accuracy(accuracy: Mapping[str, float]) -> Record:
-    """``{variant: top-1 accuracy on the whole validation split}``."""
-    return Record(metrics={metric(v, ACCURACY): a for v, a in accuracy.items()})
+def for_accuracy(accuracy: Mapping[str, float], images: int) -> Record:
+    """``{variant: top-1 accuracy on the whole validation split}`` of ``images`` images."""
+    return Record(
+        metrics={VAL_IMAGES: float(images), **{metric(v, ACCURACY): a for v, a in accuracy.items()}}
+    )
 
 
 def for_timing(timing) -> Record:

@@ -271,6 +271,19 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
     with contextlib.suppress(OSError):
         path.write_text(text + "\n")
     client.log_text(parent.run_id, text + "\n", results.SUMMARY_FILE)
+    if any(r.status in ("FINISHED", "SKIPPED") for r in rows):
+        from pruneflow.report import REPORT_MD, report_sweep
+
+        out = Path(sweep.folder) / "report"
+        try:
+            best = report_sweep(parent.uri, parent.experiment, parent.run_id, out)
+            print(
+                f"report: {out / REPORT_MD} (also the parent run's report/)\nbest sparsity "
+                f"(within 1 accuracy point of the baseline): {best}",
+                flush=True,
+            )
+        except Exception as exc:  # noqa: BLE001 - the sweep's results stand without it
+            print(f"pruneflow: no report for {sweep.name}: {exc}", file=sys.stderr)
     client.set_terminated(parent.run_id, status)
 
 

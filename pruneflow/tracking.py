@@ -310,7 +310,7 @@ def show_command(uri: str) -> str:
     """The command that shows the runs of store ``uri`` in MLflow's UI."""
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"pruneflow ui --tracking-uri {uri}"
 
 
 class BaselineStore:

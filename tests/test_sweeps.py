@@ -79,7 +79,7 @@ def test_a_sweep_nests_its_runs_resumes_and_ends_runs_left_by_dead_processes(tmp
     assert "[1/2] prune.sparsity=0.5 finished in" in out and "tflite_int8 acc" in out
     assert "[2/2] prune.sparsity=0.8 finished in" in out
     assert f"results: parent run {parent.info.run_id}" in out
-    assert f"mlflow ui --backend-store-uri {uri}" in out
+    assert f"pruneflow ui --tracking-uri {uri}" in out
     summary = (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
     assert summary.count("FINISHED") == 3 and "2 finished" in summary  # 2 rows + the total
     logged = client.download_artifacts(parent.info.run_id, results.SUMMARY_FILE, str(tmp_path))
