@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import subprocess
+import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -71,7 +72,12 @@ def prepare_store(uri: str, experiment: str, store_dir: str | os.PathLike) -> st
             artifacts = (Path(store_dir).resolve() / "artifacts").as_uri()
             where = uri.split("@")[-1]  # no password in messages
         client = MlflowClient(tracking_uri=uri)
-        found = client.get_experiment_by_name(experiment)
+        try:
+            found = client.get_experiment_by_name(experiment)
+        except MlflowException:  # another process was creating the same new store: once more
+            time.sleep(1.0)
+            client = MlflowClient(tracking_uri=uri)
+            found = client.get_experiment_by_name(experiment)
         if found is not None:
             return found.experiment_id
         try:
@@ -153,7 +159,6 @@ class Tracker:
 
     def log_steps(self, steps: Mapping[int, Mapping[str, float]]) -> None:
         """Log ``{step: {name: value}}`` (e.g. training curves) in as few calls as possible."""
-        import time
 
         from mlflow.entities import Metric
 

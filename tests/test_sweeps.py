@@ -133,7 +133,15 @@ def _wait_for(predicate, timeout: float, proc: subprocess.Popen, log):
     raise AssertionError("timed out")
 
 
+def _store_ready(tmp_path) -> bool:
+    """The sweep has created its store and parent (reading the store before would race with
+    the store's creation)."""
+    return (tmp_path / "multirun" / "sweep.json").exists()
+
+
 def _second_job_running(tmp_path):
+    if not _store_ready(tmp_path):
+        return None
     try:
         _, runs = read_runs(tmp_path)
     except Exception:  # noqa: BLE001 - the store is being created
@@ -175,6 +183,8 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
 
 
 def _any_running(tmp_path):
+    if not _store_ready(tmp_path):
+        return None
     try:
         _, runs = read_runs(tmp_path)
     except Exception:  # noqa: BLE001 - the store is being created
