@@ -308,7 +308,8 @@ class TrackingConfig:
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite in `dir`
     dir: str = "mlruns"
     experiment: str = "pruneflow"
-    run_name: str | None = None  # null: <dataset>-<backbone>-s<sparsity>
+    run_name: str | None = None  # null: <model>-s<sparsity>
+    model: str | None = None  # the model's name in runs and reports; null: <dataset>-<backbone>
     # true: a job whose config already has a FINISHED run in the experiment is skipped (a
     # sweep picks up where it stopped); false: it runs again
     resume: bool = True
@@ -369,11 +370,13 @@ class Config:
 
     @property
     def run_name(self) -> str:
-        """The MLflow run's name: ``tracking.run_name``, else <dataset>-<backbone>-s<sparsity>."""
-        return (
-            self.tracking.run_name
-            or f"{self.dataset.label}-{self.backbone.label}-s{self.prune.sparsity:g}"
-        )
+        """The MLflow run's name: ``tracking.run_name``, else <model>-s<sparsity>."""
+        return self.tracking.run_name or f"{self.model_name}-s{self.prune.sparsity:g}"
+
+    @property
+    def model_name(self) -> str:
+        """What reports call the model: ``tracking.model``, else <dataset>-<backbone>."""
+        return self.tracking.model or f"{self.dataset.label}-{self.backbone.label}"
 
     def as_dict(self) -> dict[str, Any]:
         """The whole config as plain dicts and lists (MLflow params, config.yaml)."""

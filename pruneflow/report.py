@@ -183,6 +183,8 @@ def rows(selection: Selection):
 
 
 def _model(tags: dict, run_name: str) -> str:
+    if tags.get(results.MODEL_TAG):
+        return tags[results.MODEL_TAG]
     if tags.get(results.DATASET_TAG) and tags.get(results.BACKBONE_TAG):
         return f"{tags[results.DATASET_TAG]}-{tags[results.BACKBONE_TAG]}"
     return run_name.rsplit("-s", 1)[0] if "-s" in run_name else run_name or "?"

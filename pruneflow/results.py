@@ -65,7 +65,8 @@ def device_time(step: str) -> str:
 
 
 # -- tags --------------------------------------------------------------------------------------
-DATASET_TAG, BACKBONE_TAG = "dataset", "backbone"  # a model is a dataset-backbone pair
+DATASET_TAG, BACKBONE_TAG = "dataset", "backbone"
+MODEL_TAG = "model"  # what reports group by: tracking.model, else <dataset>-<backbone>
 JOB_KEY_TAG = "pruneflow.job_key"  # identity of the work (config minus paths and tracking)
 VERSION_TAG, PID_TAG, HOST_TAG = "pruneflow.version", "pruneflow.pid", "host"
 BASELINE_CACHE_TAG, BASELINE_KEY_TAG = "baseline_cache", "baseline_key"
@@ -125,6 +126,7 @@ def start_tags(config, runtime: str, git_commit: str | None) -> dict[str, Any]:
         JOB_KEY_TAG: config.job_key,
         "runtime": runtime,
         "delegate": config.delegate.name,
+        MODEL_TAG: config.model_name,
         DATASET_TAG: config.dataset.label,
         BACKBONE_TAG: config.backbone.label,
         "device": dev.name,

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pruneflow import __version__, results, tracking
 from pruneflow.config import check, exit_on_config_error, sweep_jobs
@@ -159,6 +159,9 @@ class SweepCallback(Callback):
 
         loader = GlobalHydra.instance().config_loader()
         overrides = list(config.hydra.overrides.task)
+        # what the sweeper sweeps: its `params` (e.g. from a preset), then the command line
+        params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+        swept_keys = [f"{k}={v}" for k, v in params.items()] + overrides
         sweep = Sweep(
             name=time.strftime("sweep-%Y-%m-%d-%H-%M-%S"),
             folder=str(config.hydra.sweep.dir),
@@ -167,7 +170,7 @@ class SweepCallback(Callback):
         )
         stores: dict[tuple[str, str], str] = {}
         jobs = []
-        for num, job in enumerate(sweep_jobs(overrides, loader)):
+        for num, job in enumerate(sweep_jobs(swept_keys, loader)):
             try:
                 cfg = check(loader.load_sweep_config(config, job))
             except Exception as exc:  # noqa: BLE001 - any job that cannot compose stops all
@@ -178,7 +181,7 @@ class SweepCallback(Callback):
             uri = tracking.resolve_uri(t.uri, t.dir)
             stores[(uri, t.experiment)] = t.dir
             jobs.append(Job(num, job, cfg.job_key, uri, t.experiment))
-        if _listed_ahead(overrides):  # else a sweeper chooses the jobs as it goes
+        if _listed_ahead(swept_keys):  # else a sweeper chooses the jobs as it goes
             sweep.jobs = jobs
         try:
             for (uri, experiment), store_dir in sorted(stores.items()):

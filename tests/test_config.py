@@ -348,3 +348,53 @@ def test_a_users_own_config_folder_adds_options_beside_the_packaged_ones(tmp_pat
     )
     proc = run_cli([*args[:-2], *TINY, *outputs_to(tmp_path)], cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "dataset.root='/nonexistent'" in proc.stderr
+
+
+@pytest.mark.parametrize(
+    "preset, models",
+    [
+        (
+            "paper",
+            [
+                "mnist-cnn",
+                "svhn_cropped-cnn",
+                "horses_or_humans-vgg16",
+                "cats_vs_dogs-mobilenetv2",
+                "tf_flowers-resnet50",
+            ],
+        ),
+        (
+            "paper_offline",
+            [
+                f"offline_{m}"
+                for m in ("mnist", "svhn", "horses_or_humans", "cats_vs_dogs", "tf_flowers")
+            ],
+        ),
+    ],
+)
+def test_the_study_presets_sweep_five_models_at_the_papers_nine_sparsities(preset, models):
+    """`pruneflow -m +experiment=paper` (and `paper_offline`): the sweeper's params list 45
+    jobs, each a whole checked config of one of the five models."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pruneflow.config import register
+
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="pruneflow.conf", version_base="1.3"):
+        cfg = hydra_compose("config", [f"+experiment={preset}"], return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+        jobs = sweep_jobs([*params, f"+experiment={preset}"], loader)
+    GlobalHydra.instance().clear()
+    assert len(jobs) == 45
+    seen = {}
+    for job in jobs:
+        config = check(compose(job))
+        seen.setdefault(config.model_name, []).append(config.prune.sparsity)
+        assert config.prune.distribution == "uniform"  # the paper's method
+    assert sorted(seen) == sorted(models)
+    nine = [0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
+    assert all(sparsities == nine for sparsities in seen.values())

@@ -76,3 +76,32 @@ def test_the_runner_runs_on_an_emulated_arm64_pi(emulated_pi, tmp_path):
     )
     results = doc["results"]
     assert results["tflite_fp32_sparse"]["predictions"] == results["tflite_fp32"]["predictions"]
+
+
+def test_the_offline_study_runs_whole_and_ends_with_its_report(tmp_path):
+    """`pruneflow -m +experiment=paper_offline`: five stand-in models at the paper's nine
+    sparsities, 45 FINISHED runs under one parent, and the report with every model."""
+    import time
+
+    import pandas as pd
+
+    t0 = time.monotonic()
+    proc = run_cli(["-m", "+experiment=paper_offline", *outputs_to(tmp_path)], cwd=tmp_path)
+    print(f"paper_offline: {time.monotonic() - t0:.0f} s")  # BENCHMARKS.md, not asserted
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, runs = read_runs(tmp_path)
+    _, (parent,) = read_runs(tmp_path, parents=True)
+    assert len(runs) == 45 and {r.info.status for r in runs} == {"FINISHED"}
+    assert parent.info.status == "FINISHED" and parent.data.tags["pruneflow.sweep.jobs"] == "45"
+    report = tmp_path / "multirun" / "report"
+    table = pd.read_csv(report / "runs.csv")
+    assert sorted(table["model"].unique()) == sorted(
+        f"offline_{m}" for m in ("cats_vs_dogs", "horses_or_humans", "mnist", "svhn", "tf_flowers")
+    )
+    assert len(table) == 45 * 5  # keras and four TFLite variants per run
+    md = (report / "report.md").read_text()
+    for model in table["model"].unique():
+        assert f"| {model} | tflite_int8 |" in md
+    best = parent.data.tags["pruneflow.best_sparsity"]
+    print(best)
+    assert best.count("offline_") == 5

@@ -391,3 +391,37 @@ def test_the_ray_launcher_runs_a_sweep_on_a_local_ray_head(tmp_path):
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
     assert parent.info.status == "FINISHED"
     assert {_parent_of(r) for r in runs} == {parent.info.run_id}
+
+
+def test_a_sweep_from_the_sweepers_params_is_listed_and_summarized(tmp_path):
+    """`hydra.sweeper.params` (how a preset sweeps) counts like command-line sweeps: every job
+    checked ahead, nested, and in the summary."""
+    conf = tmp_path / "my_conf" / "experiment"
+    conf.mkdir(parents=True)
+    (conf / "study.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      prune.sparsity: 0.5,0.8\n"
+    )
+    proc = run_cli(
+        ["--config-dir", str(tmp_path / "my_conf"), "-m", "+experiment=study"]
+        + [*TINY, *outputs_to(tmp_path)],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, runs = read_runs(tmp_path)
+    _, (parent,) = read_runs(tmp_path, parents=True)
+    assert parent.data.tags[results.SWEEP_JOBS_TAG] == "2" and parent.info.status == "FINISHED"
+    assert [r.data.tags[results.JOB_OVERRIDES_TAG] for r in runs] == [
+        "prune.sparsity=0.5",
+        "prune.sparsity=0.8",
+    ]
+    assert "[2/2] prune.sparsity=0.8 finished" in proc.stdout and "2 finished" in proc.stdout
+    # a bad value there is caught before any job, like one on the command line
+    (conf / "study.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      prune.sparsity: 0.5,1.5\n"
+    )
+    proc = run_cli(
+        ["--config-dir", str(tmp_path / "my_conf"), "-m", "+experiment=study"]
+        + [*TINY, *outputs_to(tmp_path)],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2 and "prune.sparsity=1.5" in proc.stderr, proc.stderr
