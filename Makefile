@@ -3,8 +3,9 @@ PYTHON ?= python3
 
 # Debian packages the tests use: a private sshd for the SSH device tests; qemu and debootstrap
 # for the emulated Raspberry Pi (slow tests only).
-# postgresql: a private PostgreSQL server for the PostgreSQL tracking-backend test.
-TEST_DEBS = openssh-server postgresql
+# postgresql: a private PostgreSQL server for the PostgreSQL tracking-backend test; chromium:
+# the browser test of `pruneflow ui`.
+TEST_DEBS = openssh-server postgresql chromium
 SLOW_DEBS = qemu-user-static binfmt-support debootstrap
 
 .PHONY: install system-deps slow-system-deps test test-slow lint bench

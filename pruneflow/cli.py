@@ -98,7 +98,9 @@ def ui(argv: list[str]) -> int:
         return 1
     print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
-    os.execv(sys.executable, [*command, "--host", args.host, "--port", str(args.port)])
+    # the UI needs no job runner (MLflow's GenAI evaluation jobs: seven worker processes)
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    os.execve(sys.executable, [*command, "--host", args.host, "--port", str(args.port)], env)
     return 0  # not reached
 
 

@@ -74,10 +74,11 @@ def run(
         parent = job.parent_run_id if job else None
         with tracking.start_run(uri, t.experiment, t.dir, config.run_name, tags, parent) as tr:
 
-            def record(rec: results.Record) -> None:
+            def record(rec: results.Record) -> dict[str, float]:
                 tr.log(rec)
                 metrics.update(rec.metrics)
                 termination.check()  # between stages: a swallowed interrupt stops here
+                return metrics
 
             try:
                 with termination.guard():
@@ -112,7 +113,7 @@ def run(
 
 
 def _stages(
-    config: Config, out: Path, tr, record: Callable[[results.Record], None], uri: str
+    config: Config, out: Path, tr, record: Callable[[results.Record], dict], uri: str
 ) -> None:
     import tf_keras as keras
 
@@ -201,7 +202,8 @@ def _stages(
             _fields(config.delegate),
             out,
         )
-    record(results.for_timing(timing))
+    so_far = record(results.for_timing(timing))
+    record(results.for_models(config, so_far, paths, timing))  # each variant a LoggedModel
 
     record(results.for_stage_times(timer.seconds))
 

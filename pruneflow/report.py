@@ -425,6 +425,56 @@ def write_report(selection: Selection, out: Path, tolerance: float = DEFAULT_TOL
     return best
 
 
+def best_variant(table, best: dict):
+    """The report's pick to deploy: of every (model, variant) at its best sparsity, the
+    smallest gzip file (ties: the higher accuracy); None when no sparsity holds."""
+    picks = []
+    for (model, variant), b in best.items():
+        if b["why"]:
+            continue
+        rows = table[
+            (table["model"] == model)
+            & (table["variant"] == variant)
+            & (table["target_sparsity"] == b["sparsity"])
+        ]
+        picks.append(rows.sort_values("accuracy", ascending=False).iloc[0])
+    if not picks:
+        return None
+    return sorted(picks, key=lambda r: (r[results.GZIP], -r["accuracy"]))[0]
+
+
+def register(uri: str, experiment: str, row, name: str) -> str:
+    """Register the LoggedModel of ``row`` (a runs.csv row) in the Model Registry as ``name``;
+    returns the version."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    exp = client.get_experiment_by_name(experiment)
+    wanted = results.model_name(row["model"], row["target_sparsity"], row["variant"])
+    found = [
+        m
+        for m in client.search_logged_models(
+            experiment_ids=[exp.experiment_id],
+            filter_string=f"source_run_id = '{row['run_id']}'",
+        )
+        if m.name == wanted
+    ]
+    if not found:
+        raise ReportError(
+            f"run {row['run_id']} has no logged model {wanted!r} to register (it was logged "
+            "before pruneflow logged each variant as a model?)"
+        )
+    model = found[0]
+    try:
+        client.get_registered_model(name)
+    except Exception:  # noqa: BLE001 - not registered yet
+        client.create_registered_model(name)
+    version = client.create_model_version(
+        name, source=f"models:/{model.model_id}", run_id=row["run_id"], model_id=model.model_id
+    )
+    return str(version.version)
+
+
 def best_line(best: dict) -> str:
     """The best sparsity as one tag value: ``digits-cnn: keras 0.9, tflite_int8 0.9; ...``."""
     per_model: dict[str, list[str]] = {}
@@ -463,6 +513,12 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument("--out", type=Path, help="default: reports/<sweep name or experiment>/")
     parser.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the report's pick (the smallest gzip file among the variants at their "
+        "best sparsity) in the Model Registry as NAME",
+    )
+    parser.add_argument(
         "--tolerance",
         type=float,
         default=DEFAULT_TOLERANCE,
@@ -477,9 +533,25 @@ def main(argv: list[str]) -> int:
         name = selection.title.split(" ")[1] if selection.parent_id else args.experiment
         out = args.out or Path("reports") / name
         best = write_report(selection, out, args.tolerance)
+        registered = None
+        if args.register:
+            pick = best_variant(rows(selection), best)
+            if pick is None:
+                raise ReportError(
+                    f"nothing to register as {args.register!r}: no sparsity holds within "
+                    f"{args.tolerance:g} points of the baseline"
+                )
+            version = register(uri, args.experiment, pick, args.register)
+            registered = (
+                f"registered {args.register} version {version}: {pick['variant']} of run "
+                f"{pick['run_id']} ({pick['model']}, sparsity {pick['target_sparsity']:g}, "
+                f"accuracy {pick['accuracy']:.4f}, gzip {pick[results.GZIP] / 1024:.1f} KB)"
+            )
     except ReportError as exc:
         print(f"pruneflow report: error: {exc}", file=sys.stderr)
         return 1
     print(f"report of {selection.title}: {out}/{REPORT_MD}, {RUNS_CSV}, {', '.join(PLOTS)}")
     print(f"best sparsity (within {args.tolerance:g} accuracy points): {best_line(best)}")
+    if registered:
+        print(registered)
     return 0

@@ -115,6 +115,24 @@ class Record:
     tags: dict[str, Any] = field(default_factory=dict)
     steps: dict[int, dict[str, float]] = field(default_factory=dict)  # curves: {step: metrics}
     artifacts: list[tuple[Path, str | None]] = field(default_factory=list)  # (file, folder)
+    models: list[LoggedModel] = field(default_factory=list)  # MLflow LoggedModels of the run
+
+
+@dataclass
+class LoggedModel:
+    """One variant as a model in MLflow's sense: its file, params and measures (logged with
+    its ``model_id``, so the experiment's Models tab compares every variant of every run)."""
+
+    name: str
+    path: Path
+    model_type: str
+    params: dict[str, str]
+    metrics: dict[str, float]
+
+
+def model_name(model: str, sparsity: float, variant: str) -> str:
+    """``digits-cnn-s50-tflite_int8``: a LoggedModel's name (MLflow allows no dot in it)."""
+    return f"{model}-s{sparsity * 100:g}-{variant}".replace(".", "_")
 
 
 def start_tags(config, runtime: str, git_commit: str | None) -> dict[str, Any]:
@@ -217,6 +235,36 @@ def for_timing(timing) -> Record:
     rec.metrics.update({device_time(k.removesuffix("_s")): v for k, v in timing.steps.items()})
     rec.tags[TIMING_START_TAG], rec.tags[TIMING_END_TAG] = (f"{t:.3f}" for t in timing.window)
     rec.artifacts += [(timing.runner_json, BENCHMARK_DIR), (timing.latency_csv, BENCHMARK_DIR)]
+    return rec
+
+
+def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], timing) -> Record:
+    """Every variant of the run as a :class:`LoggedModel`: its file, params variant, sparsity,
+    device and kernels, and its :data:`VARIANT_MEASURES` (and :data:`TFLITE_MEASURES`) under
+    their bare names."""
+    rec = Record()
+    for variant, path in paths.items():
+        measures = (*VARIANT_MEASURES, *(TFLITE_MEASURES if variant != KERAS else ()))
+        rec.models.append(
+            LoggedModel(
+                name=model_name(config.model_name, config.prune.sparsity, variant),
+                path=Path(path),
+                model_type="keras" if variant == KERAS else "tflite",
+                params={
+                    "variant": variant,
+                    "sparsity": str(config.prune.sparsity),
+                    "measured_sparsity": f"{metrics.get(SPARSITY, float('nan')):.4f}",
+                    "model": config.model_name,
+                    "device": config.device.name,
+                    "kernels": timing.results.get(variant, {}).get("kernels", ""),
+                },
+                metrics={
+                    m: metrics[metric(variant, m)]
+                    for m in measures
+                    if metric(variant, m) in metrics
+                },
+            )
+        )
     return rec
 
 

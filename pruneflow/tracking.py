@@ -192,6 +192,39 @@ class Tracker:
             self.set_tags(record.tags)
         for path, folder in record.artifacts:
             self.log_artifact(path, folder)
+        for model in record.models:
+            self.log_model(model)
+
+    def log_model(self, model) -> str:
+        """Log a :class:`pruneflow.results.LoggedModel` linked to this run; returns its id.
+
+        MLflow records a model's metrics on its run too: the run shows them under their bare
+        names (``accuracy``: the last variant logged) beside its own ``<variant>/<measure>``."""
+        import time
+
+        from mlflow.entities import Metric
+
+        logged = self.client.create_logged_model(
+            self.experiment_id,
+            name=model.name,
+            source_run_id=self.run_id,
+            params={k: str(v) for k, v in model.params.items()},
+            model_type=model.model_type,
+        )
+        try:
+            self.client.log_model_artifact(logged.model_id, str(model.path))
+            now = int(time.time() * 1000)
+            metrics = [
+                Metric(k, float(v), now, 0, model_id=logged.model_id)
+                for k, v in model.metrics.items()
+            ]
+            if metrics:
+                self.client.log_batch(self.run_id, metrics=metrics)
+        except BaseException:
+            self.client.finalize_logged_model(logged.model_id, "FAILED")
+            raise
+        self.client.finalize_logged_model(logged.model_id, "READY")
+        return logged.model_id
 
 
 @contextlib.contextmanager

@@ -4,8 +4,9 @@ sparsity rule on constructed runs, and bad input."""
 from __future__ import annotations
 
 import math
+import shutil
 import subprocess
-import sys
+import tempfile
 import time
 import urllib.request
 
@@ -25,6 +26,7 @@ from helpers.cli import (
 from helpers.sshd import free_port
 from pruneflow import results
 from pruneflow.report import BEST_TAG, PLOTS, REPORT_MD, RUNS_CSV, best_sparsity
+from pruneflow.results import model_name
 
 
 @pytest.fixture(scope="module")
@@ -157,8 +159,44 @@ def test_best_sparsity_is_the_highest_within_tolerance():
     )
 
 
-def test_pruneflow_ui_serves_this_folders_store(swept):
+CHROMIUM = shutil.which("chromium")
+CHROMIUM_FLAGS = [  # ../shared/STACK.md: what Debian's chromium needs here, headless
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=30000",
+    "--window-size=2400,1400",  # wide enough for the Models tab's first metric columns
+]
+
+
+def _dom(url: str) -> str:
+    """The page as headless Chromium renders it (the DOM after the UI's scripts ran)."""
+    profile = tempfile.mkdtemp(prefix="chromium")
+    try:
+        proc = subprocess.run(
+            [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        shutil.rmtree(profile, ignore_errors=True)
+    return proc.stdout
+
+
+def test_pruneflow_ui_shows_runs_metrics_models_and_the_report_in_a_browser(swept):
+    """`pruneflow ui` in the sweep's folder, read by a real browser: the runs, a run's
+    `<variant>/<measure>` metrics, the logged models with their metrics, the report's PNG."""
+    assert CHROMIUM, "chromium is not installed (make system-deps installs it)"
     tmp, _ = swept
+    client, runs = read_runs(tmp)
+    _, (parent,) = read_runs(tmp, parents=True)
+    experiment = client.get_experiment_by_name("pruneflow").experiment_id
     port = free_port()
     proc = subprocess.Popen(
         [*pruneflow_command(), "ui", "--port", str(port)],
@@ -168,21 +206,78 @@ def test_pruneflow_ui_serves_this_folders_store(swept):
         stderr=subprocess.STDOUT,
         text=True,
     )
+    base = f"http://127.0.0.1:{port}"
     try:
-        assert proc.stdout.readline().startswith(
-            f"MLflow UI for {store_uri(tmp)} at http://127.0.0.1:{port}"
-        )
-        url = f"http://127.0.0.1:{port}/api/2.0/mlflow/experiments/get-by-name?experiment_name=pruneflow"
+        assert proc.stdout.readline().startswith(f"MLflow UI for {store_uri(tmp)} at {base}")
         deadline = time.monotonic() + 90
         while True:
             try:
-                body = urllib.request.urlopen(url, timeout=5).read().decode()
+                urllib.request.urlopen(f"{base}/health", timeout=5).read()
                 break
             except (TimeoutError, OSError):
                 assert proc.poll() is None and time.monotonic() < deadline
                 time.sleep(0.5)
-        assert '"name": "pruneflow"' in body or '"name":"pruneflow"' in body
+        home = f"{base}/#/experiments/{experiment}"
+        assert parent.info.run_name in _dom(f"{home}/runs")
+        run_page = _dom(f"{home}/runs/{runs[0].info.run_id}")
+        for name in ("tflite_int8/accuracy", "tflite_int8/latency_p50_ms", "keras/gzip_bytes"):
+            assert name in run_page, name
+        models = _dom(f"{home}/models")
+        assert model_name("digits-cnn", 0.5, "tflite_int8") in models
+        # the models' own metrics are columns (the first ones fit the window)
+        assert "accuracy" in models and "size_bytes" in models
+        accuracy = runs[0].data.metrics["tflite_int8/accuracy"]
+        assert repr(accuracy) in models  # the same value, now a model's column
+        report = _dom(f"{home}/runs/{parent.info.run_id}/artifacts/report/accuracy_vs_sparsity.png")
+        assert 'alt="report/accuracy_vs_sparsity.png"' in report
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    assert sys.executable
+
+
+def test_every_variant_is_a_logged_model_with_its_measures(swept):
+    tmp, _ = swept
+    client, runs = read_runs(tmp)
+    experiment = client.get_experiment_by_name("pruneflow").experiment_id
+    models = client.search_logged_models(experiment_ids=[experiment])
+    assert len(models) == len(runs) * 5
+    for m in models:
+        run = next(r for r in runs if r.info.run_id == m.source_run_id)
+        variant = m.params["variant"]
+        sparsity = float(run.data.params["prune.sparsity"])
+        assert m.name == model_name("digits-cnn", sparsity, variant) and "." not in m.name
+        assert "READY" in str(m.status)
+        assert m.params["kernels"] == run.data.tags[results.kernels_tag(variant)]
+        measures = {x.key: x.value for x in m.metrics}
+        for measure in results.VARIANT_MEASURES:
+            assert measures[measure] == run.data.metrics[results.metric(variant, measure)]
+        files = [f.path for f in client.list_logged_model_artifacts(m.model_id)]
+        assert files == [("keras.keras" if variant == "keras" else f"{variant}.tflite")]
+
+
+def test_register_puts_the_reports_pick_in_the_model_registry(swept, tmp_path):
+    tmp, _ = swept
+    proc = run_cli(["report", "--register", "digits-best", "--out", str(tmp_path)], cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert "registered digits-best version 1:" in proc.stdout
+    table = pd.read_csv(tmp_path / RUNS_CSV)
+    best = best_sparsity(table)
+    # the pick: the smallest gzip file among the variants at their best sparsity
+    at_best = pd.concat(
+        [
+            table[
+                (table["model"] == m)
+                & (table["variant"] == v)
+                & (table["target_sparsity"] == b["sparsity"])
+            ]
+            for (m, v), b in best.items()
+            if not b["why"]
+        ]
+    )
+    pick = at_best.sort_values(results.GZIP).iloc[0]
+    client, _ = read_runs(tmp)
+    (version,) = client.search_model_versions("name = 'digits-best'")
+    assert version.run_id == pick["run_id"]
+    model = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert model.params["variant"] == pick["variant"]
+    assert model.source_run_id == pick["run_id"]
