@@ -134,18 +134,13 @@ def _parent_in_store(sweep_dir: str, uri: str, experiment: str) -> tuple[str | N
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None, None
-    runs = client.search_runs(
-        [found.experiment_id],
-        filter_string=(
-            f"tags.`{results.SWEEP_DIR_TAG}` = '{sweep_dir}' and attributes.status = 'RUNNING'"
-        ),
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
+    run = tracking.newest_run(
+        client, found.experiment_id, results.SWEEP_DIR_TAG, sweep_dir, "RUNNING"
     )
-    if not runs:
+    if run is None:
         return None, None
-    jobs = runs[0].data.tags.get(results.SWEEP_JOBS_TAG, "")
-    return runs[0].info.run_id, int(jobs) if jobs.isdigit() and int(jobs) else None
+    jobs = run.data.tags.get(results.SWEEP_JOBS_TAG, "")
+    return run.info.run_id, int(jobs) if jobs.isdigit() and int(jobs) else None
 
 
 class SweepCallback(Callback):

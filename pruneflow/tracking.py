@@ -278,17 +278,24 @@ def error_tags(message: str, kind: str) -> dict[str, str]:
     return {ERROR_TYPE_TAG: kind, ERROR_MESSAGE_TAG: message[:_MAX_TAG_LEN]}
 
 
-def finished_run(uri: str, experiment_id: str, job_key: str):
-    """The newest FINISHED run of ``experiment_id`` tagged with ``job_key``, or None."""
-    from mlflow.tracking import MlflowClient
-
-    found = MlflowClient(tracking_uri=uri).search_runs(
+def newest_run(client, experiment_id: str, tag: str, value: str, status: str):
+    """The newest run of ``experiment_id`` with tag ``tag`` = ``value`` and ``status``, or
+    None."""
+    found = client.search_runs(
         [experiment_id],
-        filter_string=f"tags.`{JOB_KEY_TAG}` = '{job_key}' and attributes.status = 'FINISHED'",
+        filter_string=f"tags.`{tag}` = '{value}' and attributes.status = '{status}'",
         order_by=["attributes.start_time DESC"],
         max_results=1,
     )
     return found[0] if found else None
+
+
+def finished_run(uri: str, experiment_id: str, job_key: str):
+    """The newest FINISHED run of ``experiment_id`` tagged with ``job_key``, or None."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    return newest_run(client, experiment_id, JOB_KEY_TAG, job_key, "FINISHED")
 
 
 def process_alive(pid: int, since_ms: int | None = None) -> bool:
@@ -371,17 +378,10 @@ class BaselineStore:
         experiment = client.get_experiment_by_name(BASELINE_EXPERIMENT)
         if experiment is None:
             return False
-        runs = client.search_runs(
-            [experiment.experiment_id],
-            filter_string=(
-                f"tags.`{BASELINE_KEY_TAG}` = '{key}' and attributes.status = 'FINISHED'"
-            ),
-            order_by=["attributes.start_time DESC"],
-            max_results=1,
-        )
-        if not runs:
+        run = newest_run(client, experiment.experiment_id, BASELINE_KEY_TAG, key, "FINISHED")
+        if run is None:
             return False
-        client.download_artifacts(runs[0].info.run_id, "baseline", str(dest))
+        client.download_artifacts(run.info.run_id, "baseline", str(dest))
         return True
 
     def publish(self, key: str, entry: Path) -> str:

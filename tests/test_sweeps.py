@@ -149,20 +149,26 @@ def _second_job_running(tmp_path):
     return len(runs) == 2 and runs[1].info.status == "RUNNING"
 
 
-def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
-    args = ["-m", "prune.sparsity=0.3,0.5,0.8", *TINY, *outputs_to(tmp_path)]
+def _terminate_sweep(args: list[str], tmp_path, when) -> str:
+    """Start the sweep ``args``, SIGTERM it once ``when(tmp_path)`` holds; its console."""
     log = tmp_path / "console.txt"
     with open(log, "w") as fh:
         proc = subprocess.Popen(
             [*pruneflow_command(), *args], cwd=tmp_path, env=clean_env(), stdout=fh, stderr=fh
         )
         try:
-            _wait_for(lambda: _second_job_running(tmp_path), 180, proc, log)
+            _wait_for(lambda: when(tmp_path), 180, proc, log)
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=60)
+            proc.wait(timeout=90)
         finally:
             proc.kill()
     assert proc.returncode == 130, log.read_text()[-3000:]
+    return log.read_text()
+
+
+def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
+    args = ["-m", "prune.sparsity=0.3,0.5,0.8", *TINY, *outputs_to(tmp_path)]
+    _terminate_sweep(args, tmp_path, _second_job_running)
     _, runs = read_runs(tmp_path)
     _, (killed,) = read_runs(tmp_path, parents=True)
     assert [r.info.status for r in runs] == ["FINISHED", "KILLED"]
@@ -196,29 +202,14 @@ def test_sigterm_to_a_joblib_sweep_leaves_no_run_running(tmp_path):
     """The sweep's own process is told to stop while its jobs run in joblib's workers: the
     jobs' runs and the parent end KILLED, and the summary says so."""
     args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "prune.sparsity=0.3,0.5"]
-    log = tmp_path / "console.txt"
-    with open(log, "w") as fh:
-        proc = subprocess.Popen(
-            [*pruneflow_command(), *args, *TINY, *outputs_to(tmp_path)],
-            cwd=tmp_path,
-            env=clean_env(),
-            stdout=fh,
-            stderr=fh,
-        )
-        try:
-            _wait_for(lambda: _any_running(tmp_path), 180, proc, log)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=90)
-        finally:
-            proc.kill()
-    assert proc.returncode == 130, log.read_text()[-3000:]
+    console = _terminate_sweep([*args, *TINY, *outputs_to(tmp_path)], tmp_path, _any_running)
     _, runs = read_runs(tmp_path)
     _, (parent,) = read_runs(tmp_path, parents=True)
     assert "RUNNING" not in {r.info.status for r in runs} and "KILLED" in {
         r.info.status for r in runs
     }
     assert parent.info.status == "KILLED"
-    assert "KILLED" in log.read_text() and "pruneflow: interrupted" in log.read_text()
+    assert "KILLED" in console and "pruneflow: interrupted" in console
 
 
 def test_joblib_two_workers_train_one_baseline_and_never_time_at_once(tmp_path):
@@ -425,3 +416,22 @@ def test_a_sweep_from_the_sweepers_params_is_listed_and_summarized(tmp_path):
         cwd=tmp_path,
     )
     assert proc.returncode == 2 and "prune.sparsity=1.5" in proc.stderr, proc.stderr
+
+
+def test_a_worker_without_the_sweep_folder_finds_its_parent_in_the_store(tmp_path):
+    """On a cluster whose workers do not mount the sweep folder, `sweep.json` is missing: the
+    job finds its sweep's RUNNING parent by the folder's tag."""
+    from mlflow.tracking import MlflowClient
+
+    from pruneflow.sweep import job_context
+
+    uri = store_uri(tmp_path)
+    experiment_id = tracking.prepare_store(uri, "pruneflow", tmp_path / "mlruns")
+    client = MlflowClient(tracking_uri=uri)
+    folder = "multirun/2026-11-26/12-00-00"
+    tags = {results.SWEEP_DIR_TAG: folder, results.SWEEP_JOBS_TAG: "3"}
+    parent = client.create_run(experiment_id, tags=tags).info.run_id
+    job = job_context(folder, 1, ["prune.sparsity=0.5"], uri, "pruneflow")
+    assert (job.parent_run_id, job.total, job.label) == (parent, 3, "[2/3] prune.sparsity=0.5")
+    client.set_terminated(parent, "FINISHED")  # an ended sweep is nobody's parent
+    assert job_context(folder, 1, [], uri, "pruneflow").parent_run_id is None
