@@ -412,8 +412,9 @@ def pareto_front(points, cost: str):
 
 
 # -- the whole report -----------------------------------------------------------------------------
-def write_report(selection: Selection, out: Path, tolerance: float = DEFAULT_TOLERANCE) -> dict:
-    """Write runs.csv, report.md and the PNGs into ``out``; returns the best sparsity map."""
+def write_report(selection: Selection, out: Path, tolerance: float = DEFAULT_TOLERANCE):
+    """Write runs.csv, report.md and the PNGs into ``out``; returns the table (:func:`rows`)
+    and the best sparsity map."""
     table = rows(selection)
     if table.empty or table["accuracy"].notna().sum() == 0:
         raise ReportError(f"the runs of {selection.title} have no accuracy to report (all failed?)")
@@ -422,7 +423,7 @@ def write_report(selection: Selection, out: Path, tolerance: float = DEFAULT_TOL
     best = best_sparsity(table, tolerance)
     (out / REPORT_MD).write_text(markdown(selection, table, best, tolerance))
     plots(table, out)
-    return best
+    return table, best
 
 
 def best_variant(table, best: dict):
@@ -488,7 +489,7 @@ def report_sweep(uri: str, experiment: str, parent_id: str, out: Path) -> str:
     from mlflow.tracking import MlflowClient
 
     selection = select(uri, experiment, sweep=parent_id)
-    best = write_report(selection, out)
+    _, best = write_report(selection, out)
     client = MlflowClient(tracking_uri=uri)
     client.log_artifacts(parent_id, str(out), "report")
     line = best_line(best)
@@ -532,10 +533,10 @@ def main(argv: list[str]) -> int:
         selection = select(uri, args.experiment, args.sweep, args.all, args.filter)
         name = selection.title.split(" ")[1] if selection.parent_id else args.experiment
         out = args.out or Path("reports") / name
-        best = write_report(selection, out, args.tolerance)
+        table, best = write_report(selection, out, args.tolerance)
         registered = None
         if args.register:
-            pick = best_variant(rows(selection), best)
+            pick = best_variant(table, best)
             if pick is None:
                 raise ReportError(
                     f"nothing to register as {args.register!r}: no sparsity holds within "

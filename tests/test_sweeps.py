@@ -39,6 +39,17 @@ def _parent_of(run) -> str:
     return run.data.tags.get(results.PARENT_TAG)
 
 
+def _finished_study(tmp_path, jobs: int):
+    """(runs, parent) of a sweep that finished: ``jobs`` FINISHED runs nested under one
+    FINISHED parent."""
+    _, runs = read_runs(tmp_path)
+    _, (parent,) = read_runs(tmp_path, parents=True)
+    assert [r.info.status for r in runs] == ["FINISHED"] * jobs
+    assert parent.info.status == "FINISHED"
+    assert {_parent_of(r) for r in runs} == {parent.info.run_id}
+    return runs, parent
+
+
 def test_a_sweep_nests_its_runs_resumes_and_ends_runs_left_by_dead_processes(tmp_path):
     # a run left RUNNING by a process that is gone (SIGKILL, a crash) on this host
     uri = store_uri(tmp_path)
@@ -220,11 +231,7 @@ def test_joblib_two_workers_train_one_baseline_and_never_time_at_once(tmp_path):
         "prune.sparsity=0.2,0.4,0.6,0.8",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _, runs = read_runs(tmp_path)
-    _, (parent,) = read_runs(tmp_path, parents=True)
-    assert [r.info.status for r in runs] == ["FINISHED"] * 4
-    assert parent.info.status == "FINISHED"
-    assert {_parent_of(r) for r in runs} == {parent.info.run_id}
+    runs, _ = _finished_study(tmp_path, 4)
     assert len({r.data.tags[results.PID_TAG] for r in runs}) >= 2  # two worker processes
     assert sorted(r.data.tags[results.BASELINE_CACHE_TAG] for r in runs) == ["hit"] * 3 + ["miss"]
     windows = sorted(
@@ -244,12 +251,7 @@ def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
         "prune.sparsity=0.5,0.8",
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _, runs = read_runs(tmp_path)
-    _, (parent,) = read_runs(tmp_path, parents=True)
-    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
-    assert parent.info.status == "FINISHED" and {_parent_of(r) for r in runs} == {
-        parent.info.run_id
-    }
+    _finished_study(tmp_path, 2)
     # SLURM: the launcher composes with the README's options (no cluster here to submit to)
     slurm = run_cli(
         [
@@ -377,11 +379,7 @@ def test_the_ray_launcher_runs_a_sweep_on_a_local_ray_head(tmp_path):
         subprocess.run([ray, "stop", "--force"], capture_output=True, timeout=120)
         shutil.rmtree(temp, ignore_errors=True)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _, runs = read_runs(tmp_path)
-    _, (parent,) = read_runs(tmp_path, parents=True)
-    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
-    assert parent.info.status == "FINISHED"
-    assert {_parent_of(r) for r in runs} == {parent.info.run_id}
+    _finished_study(tmp_path, 2)
 
 
 def test_a_sweep_from_the_sweepers_params_is_listed_and_summarized(tmp_path):
