@@ -2,8 +2,9 @@
 timed Keras inference.
 
 The TFLite variants are timed by the device runner (:mod:`pruneflow.device`); the Keras model,
-which needs TensorFlow, is timed here in-process with the same per-image protocol and the same
-image decoder.
+which needs TensorFlow, by the runner too on a device that has it, else here in-process with the
+runner's own code (same protocol, same image decoder), and every variant says where it was timed
+(``timed_on``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,21 @@ from pathlib import Path
 import numpy as np
 
 from pruneflow.convert import KERAS
-from pruneflow.device_runner import load_image, read_images
+from pruneflow.device import LockWindow, Protocol
+from pruneflow.device_runner import check_protocol, read_images
 from pruneflow.errors import require
 from pruneflow.stats import MIN_TIMES
+
+HOST = "host"  # timed_on/<variant> for what is timed on this machine beside a remote device
+
+
+def check_benchmark(images: int, warmup: int, repeats: int, keras: str) -> None:
+    """The ``benchmark`` keys: images, warm-up, passes, where the Keras model is timed."""
+    from pruneflow.device import check_keras
+
+    check_images(images)
+    check_protocol(warmup, repeats)
+    check_keras(keras)
 
 
 def check_images(images: int) -> None:
@@ -42,6 +55,7 @@ class Timing:
     runner_json: Path  # the runner's raw result
     latency_csv: Path  # one row per variant and image
     window: tuple[float, float]  # when the timing held its lock(s), seconds since the epoch
+    timed_on: dict[str, str]  # {variant: the device's name, or "host" (this machine)}
 
 
 def run_benchmark(
@@ -51,36 +65,52 @@ def run_benchmark(
     device: Mapping,
     delegate: Mapping,
     out_dir: Path,
+    keras_on: str = "device",
+    protocol: Protocol | None = None,
 ) -> Timing:
     """Time the .tflite models on ``device`` (the ``device`` options: kind, name, ...) with
-    ``delegate``, and the Keras model here. Writes ``runner.json`` and ``latency.csv`` into
-    ``out_dir``.
+    ``delegate``, and the Keras model where ``keras_on`` says (``device``: by the runner on an
+    SSH device, in-process for ``device=local``; ``host``: in-process here; ``off``: not at
+    all; :func:`pruneflow.device.check` decides). Writes ``runner.json`` and ``latency.csv``
+    into ``out_dir``.
 
     Timing is exclusive: this machine's timing lock is held while the Keras model is timed
     here and, for ``device=local``, while the runner times; an SSH device holds its own lock
     while its runner times (:mod:`pruneflow.device`).
     """
-    from pruneflow.device import open_device, timing_lock
+    from pruneflow.device import PROTOCOL_KEYS, open_device, timing_lock
 
     out_dir = Path(out_dir)
     runner_json = out_dir / "runner.json"
     models = list(tflite_models.values())
+    protocol = protocol or Protocol(**{k: device[k] for k in PROTOCOL_KEYS if k in device})
+    local = device["kind"] == "local"
+    keras = {}
     with open_device(**device) as dev:
-        if device["kind"] == "local":  # the device is this machine: one turn for both
+        if local:  # the device is this machine: one turn for both
             with timing_lock() as lock:
-                doc = dev.benchmark(models, images_dir, runner_json, dict(delegate))
-                keras = time_keras(keras_model, images_dir)
+                doc = dev.benchmark(models, images_dir, runner_json, dict(delegate), protocol)
+                if keras_on != "off":
+                    keras = {KERAS: time_keras(keras_model, images_dir, protocol)}
             start = lock.start
         else:
             start = time.time()
-            doc = dev.benchmark(models, images_dir, runner_json, dict(delegate))
-    if device["kind"] != "local":
+            on_device = keras_model if keras_on == "device" else None
+            doc = dev.benchmark(
+                models, images_dir, runner_json, dict(delegate), protocol, keras=on_device
+            )
+    if not local and keras_on == "host":
         with timing_lock() as lock:  # the Keras model is timed on this machine
-            keras = time_keras(keras_model, images_dir)
+            keras = {KERAS: time_keras(keras_model, images_dir, protocol)}
+    elif not local:
+        lock = LockWindow(end=time.time())
     steps = {**dev.timings, "lock_wait_s": dev.timings.get("lock_wait_s", 0.0) + lock.wait_s}
-    results = {KERAS: keras, **doc["results"]}
+    results = {**keras, **doc["results"]}  # the runner keys a Keras model "keras" too
+    timed_on = {v: dev.name for v in results}
+    if keras_on == "host" and not local:
+        timed_on[KERAS] = HOST
     csv_path = write_latency_csv(results, doc["images"], out_dir / "latency.csv")
-    return Timing(results, doc["device"], steps, runner_json, csv_path, (start, lock.end))
+    return Timing(results, doc["device"], steps, runner_json, csv_path, (start, lock.end), timed_on)
 
 
 def write_images(
@@ -106,47 +136,57 @@ def write_images(
     return out
 
 
-def time_keras(model_path: str | Path, images_dir: str | Path) -> dict:
-    """Per-image timing of a saved Keras model, in the device runner's result format."""
-    import tensorflow as tf
-
-    from pruneflow.train import load_model
+def time_keras(model_path: str | Path, images_dir: str | Path, protocol: Protocol) -> dict:
+    """The runner's Keras timing (:func:`pruneflow.device_runner.time_keras`), in this process,
+    with this machine's state before and after; in the runner's result format (no peak
+    memory: this process holds far more than the model)."""
+    from pruneflow.device_runner import hygiene
+    from pruneflow.device_runner import time_keras as runner_time_keras
 
     _, images = read_images(str(images_dir))
-    t0 = time.perf_counter()
-    model = load_model(model_path)
-    # A traced function costs ~0.6 ms a call against ~32 ms for predict (shared/STACK.md); its
-    # tracing falls in the first image, which is reported apart.
-    infer = tf.function(lambda x: model(x, training=False))
-    load_ms = (time.perf_counter() - t0) * 1e3
-    _, height, width, channels = model.input_shape
-    times, preds = [], []
-    for path, _ in images:
-        start = time.perf_counter()
-        x = load_image(path, height, width, channels).astype(np.float32)
-        pred = int(np.argmax(infer(tf.constant(x)).numpy()[0]))
-        times.append((time.perf_counter() - start) * 1e3)
-        preds.append(pred)
-    return {
-        "model": Path(model_path).name,
-        "kernels": "tensorflow",
-        "note": "",
-        "load_ms": load_ms,
-        "times_ms": times,
-        "predictions": preds,
-        "labels": [lbl for _, lbl in images],
-    }
+    before = hygiene()
+    result = runner_time_keras(str(model_path), images, protocol.warmup, protocol.repeats)
+    result["hygiene"] = {"before": before, "after": hygiene()}
+    return result
+
+
+LATENCY_COLUMNS = (
+    "variant",
+    "pass",  # 0, 1 ... (repeats); -1: a warm-up image
+    "index",
+    "image",
+    "label",
+    "prediction",
+    "latency_ms",  # the paper's per-image time: decode_ms + invoke_ms + the class
+    "decode_ms",  # read + decode + preprocess
+    "invoke_ms",  # set_tensor + invoke + get_tensor
+    "first",  # 1: the first timed image, reported apart
+)
 
 
 def write_latency_csv(results: dict[str, dict], images: list[str], path: str | Path) -> Path:
-    """One row per (variant, image): the per-image table behind every latency statistic."""
+    """One row per (variant, pass, image): the per-image table behind every statistic."""
     path = Path(path)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
-        w.writerow(["variant", "index", "image", "label", "prediction", "latency_ms", "first"])
+        w.writerow(LATENCY_COLUMNS)
         for variant, r in results.items():
-            for i, (t, p, lbl) in enumerate(
-                zip(r["times_ms"], r["predictions"], r["labels"], strict=True)
-            ):
-                w.writerow([variant, i, images[i], lbl, p, f"{t:.6f}", int(i == 0)])
+            n = len(r["labels"])
+            for i, t in enumerate(r.get("warmup_ms", [])):
+                w.writerow([variant, -1, i % n, images[i % n], r["labels"][i % n], "", f"{t:.6f}"])
+            for i, t in enumerate(r["times_ms"]):
+                w.writerow(
+                    [
+                        variant,
+                        i // n,
+                        i % n,
+                        images[i % n],
+                        r["labels"][i % n],
+                        r["predictions"][i],
+                        f"{t:.6f}",
+                        f"{r['decode_ms'][i]:.6f}",
+                        f"{r['invoke_ms'][i]:.6f}",
+                        int(i == 0),
+                    ]
+                )
     return path

@@ -9,15 +9,16 @@ from __future__ import annotations
 
 import signal
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import CompactHydraException
+from hydra.errors import CompactHydraException, HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from pruneflow.config import exit_on_config_error, register
-from pruneflow.errors import ConfigError
+from pruneflow.errors import ConfigError, PruneflowError
 from pruneflow.process import Interrupted
 from pruneflow.sweep import end_open_sweeps
 
@@ -104,11 +105,74 @@ def ui(argv: list[str]) -> int:
     return 0  # not reached
 
 
+def device(argv: list[str]) -> int:
+    """``pruneflow device check|setup [overrides] [--wheels DIR]``: what a device has, and a
+    venv on it with the runner's packages. Overrides are the run's own (``device=rpi4
+    device.host=...``): the same config a run composes, so a check speaks for the run."""
+    import argparse
+
+    from hydra import compose, initialize_config_module
+
+    from pruneflow import device as dev
+    from pruneflow.config import check, device_command
+    from pruneflow.pipeline import fields
+
+    parser = argparse.ArgumentParser(
+        prog="pruneflow device",
+        description="check: probe the device (python, packages, delegates, disk, CPU state); "
+        "setup: make device.venv on it and install the runner's packages there, from the "
+        "device's own package index or from --wheels.",
+    )
+    parser.add_argument("action", choices=["check", "setup"])
+    parser.add_argument("overrides", nargs="*", help="the run's overrides, e.g. device=rpi4")
+    parser.add_argument("--wheels", help="setup: install from the .whl files in this folder")
+    args = parser.parse_intermixed_args(argv)
+    prog = f"pruneflow device {args.action}"
+    try:
+        with initialize_config_module("pruneflow.conf", version_base="1.3"):
+            config = check(compose("config", overrides=args.overrides))
+        options, delegate = fields(config.device), fields(config.delegate)
+        if args.action == "setup":
+            if config.device.kind != "ssh":
+                print(
+                    f"{prog}: device={config.device.name} runs pruneflow's own Python here: "
+                    "nothing to set up"
+                )
+                return 0
+            if args.wheels and not Path(args.wheels).is_dir():
+                raise ConfigError(f"--wheels {args.wheels} is not a folder")
+            with dev.open_device(**options) as ssh:
+                facts = ssh.setup(Path(args.wheels) if args.wheels else None)
+                python, who = ssh.resolved_python, f"{ssh.name} ({ssh.address})"
+        else:
+            facts, python, who = dev.probe(options, delegate)
+        print(f"device {who}\n{dev.describe(facts)}")
+        ready = dev.readiness(
+            facts,
+            python,
+            who,
+            config.device.kind,
+            delegate,
+            config.benchmark.keras,
+            device_command(config, "setup"),
+        )
+    except (PruneflowError, HydraException) as exc:  # one line for what the user can fix
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 1 if isinstance(exc, dev.DeviceError) else 2
+    for note in ready.notes:
+        print(f"  note: {note}")
+    where = {"device": "on the device", "host": "on this machine", "off": "nowhere (off)"}
+    used = facts.get("executable") or python
+    print(f"ready: runs will use {used}; the Keras model is timed {where[ready.keras_on]}")
+    return 0
+
+
 def cli() -> None:
     """The console script and ``python -m pruneflow``: Ctrl-C or SIGTERM prints one line and
     exits 130, with the interrupted run (and a sweep's parent run) marked KILLED; a sweep ends
-    with its summary however it ends. ``pruneflow report ...`` and ``pruneflow ui ...`` are
-    subcommands; everything else is Hydra's command line."""
+    with its summary however it ends. ``pruneflow report ...``, ``pruneflow ui ...`` and
+    ``pruneflow device check|setup ...`` are subcommands; everything else is Hydra's command
+    line."""
     command = sys.argv[1:2]
     if command == ["report"]:
         from pruneflow.report import main as report
@@ -116,6 +180,8 @@ def cli() -> None:
         raise SystemExit(report(sys.argv[2:]))
     if command == ["ui"]:
         raise SystemExit(ui(sys.argv[2:]))
+    if command == ["device"]:
+        raise SystemExit(device(sys.argv[2:]))
     signal.signal(signal.SIGTERM, _terminate)  # jobs install their own while they run
     try:
         main()

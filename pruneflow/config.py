@@ -170,6 +170,14 @@ class DeviceConfig:
     name: str = MISSING  # a label: tags the run's numbers
     kind: str = MISSING
     timeout_s: float = 600.0  # the runner's time limit
+    # Before each model, wait until the CPU is cooler than this (degrees C; null: do not wait),
+    # at most cooldown_max_s. Where the device has no thermal zone the run says it skipped.
+    cooldown_c: float | None = None
+    cooldown_max_s: float = 300.0
+
+    def check(self, kind: str) -> None:
+        device.check_device(self.kind, self.name, self.timeout_s, kind)
+        device.check_cooldown(self.cooldown_c, self.cooldown_max_s)
 
 
 @dataclass
@@ -181,7 +189,7 @@ class LocalDeviceConfig(DeviceConfig):
     python: str | None = None  # the runner's interpreter; null: pruneflow's own Python
 
     def __post_init__(self) -> None:
-        device.check_device(self.kind, self.name, self.timeout_s, "local")
+        self.check("local")
 
 
 @dataclass
@@ -190,7 +198,10 @@ class SSHDeviceConfig(DeviceConfig):
 
     name: str = "ssh"
     kind: str = "ssh"
-    python: str = "python3"  # interpreter (or command) that runs the runner on the device
+    # interpreter (or command) that runs the runner on the device; null: the venv's python when
+    # `venv` has one (`pruneflow device setup` makes it), else python3
+    python: str | None = None
+    venv: str | None = device.DEFAULT_VENV  # on the device; ~ is the device user's home
     host: str | None = None  # required
     port: int = 22
     user: str | None = None  # null: your local user name (or ~/.ssh/config)
@@ -202,7 +213,7 @@ class SSHDeviceConfig(DeviceConfig):
     connect_timeout_s: float = 10.0
 
     def __post_init__(self) -> None:
-        device.check_device(self.kind, self.name, self.timeout_s, "ssh")
+        self.check("ssh")
         device.check_ssh(self.host, self.port, self.connect_timeout_s)
 
 
@@ -298,9 +309,14 @@ class TrainConfig:
 class BenchmarkConfig:
     images: int = 100  # validation images saved as files and timed one by one
     seed: int = 0
+    warmup: int = 0  # untimed images before the timed ones (0: the paper's protocol)
+    repeats: int = 1  # passes over the images (the paper's statistics use the first)
+    # where the Keras model is timed: auto (on the device when it has TensorFlow, else on this
+    # machine, tagged) | device (fail if it cannot) | host | off
+    keras: str = "auto"
 
     def __post_init__(self) -> None:
-        benchmark.check_images(self.images)
+        benchmark.check_benchmark(self.images, self.warmup, self.repeats, self.keras)
 
 
 @dataclass
@@ -443,6 +459,27 @@ def check(cfg: DictConfig) -> Config:
             else:
                 nodes[f.name] = node
     return Config(**nodes)
+
+
+def device_command(config: Config, action: str) -> str:
+    """``pruneflow device <action> device=<option> device.<key>=<value> ...``: the command for
+    this config's device, naming only what differs from the device option it starts from."""
+    from importlib.resources import files
+
+    dev = config.device
+    option = (
+        dev.name if (files("pruneflow.conf") / "device" / f"{dev.name}.yaml").is_file() else None
+    )
+    option = option or ("local" if dev.kind == "local" else "ssh")
+    preset = OmegaConf.load(files("pruneflow.conf") / "device" / f"{option}.yaml")
+    preset.pop("defaults", None)
+    base = OmegaConf.merge(OmegaConf.structured(type(dev)), preset)
+    words = [f"pruneflow device {action}", f"device={option}"]
+    for f in dataclasses.fields(dev):
+        value = getattr(dev, f.name)
+        if f.name != "kind" and value != base.get(f.name):
+            words.append(f"device.{f.name}={'null' if value is None else value}")
+    return " ".join(words)
 
 
 def exit_on_config_error(message: str) -> NoReturn:

@@ -1,18 +1,28 @@
 #!/usr/bin/env python3
-"""pruneflow device runner: timed per-image TFLite inference, self-contained.
+"""pruneflow device runner: timed per-image inference, self-contained.
 
 This one file is what runs on the device (a Raspberry Pi, or this machine for ``device=local``).
 It needs python3, numpy, Pillow and LiteRT (``ai_edge_litert``, or ``tflite_runtime`` where that
-is what the device has) and nothing from pruneflow or TensorFlow.
+is what the device has) and nothing from pruneflow. TensorFlow only for a Keras model
+(``--keras``), imported only then.
 
 Protocol (the paper's, with its flaws fixed by the host's statistics): every image is loaded from
-disk, decoded, preprocessed and classified one at a time; each image's time covers all of that.
-The first image's time is kept apart by the host (it pays for lazy initialisation).
+disk, decoded, preprocessed and classified one at a time; each image's time covers all of that,
+and is split into ``decode`` (read + decode + preprocess) and ``invoke`` (set_tensor + invoke +
+get_tensor). The first timed image is kept apart by the host (it pays for lazy initialisation).
+``--warmup N`` runs N images before the timed ones (reported apart), ``--repeats R`` makes R
+passes over the images (the paper's statistics use the first; the steady state all of them).
+
+Each model is timed in a fresh process of this script (``--one``), so that its peak resident
+memory is its own; the device's temperature, clock, governor, throttling and load are read
+before and after each model, from the files and tools the device has (absent where it has none).
 
 Usage::
 
-    python3 device_runner.py --images DIR --out result.json \
-        [--delegate '{"name": "xnnpack", "threads": 1, "fallback": "builtin"}'] MODEL.tflite...
+    python3 device_runner.py --images DIR --out result.json [--warmup N] [--repeats R] \
+        [--delegate '{"name": "xnnpack", "threads": 1, "fallback": "builtin"}'] \
+        [--cooldown-c 60] [--keras MODEL.keras] MODEL.tflite...
+    python3 device_runner.py --probe [--delegate JSON]     # what this device has, as JSON
 
 ``DIR`` holds ``<class>/<image>.png|jpg`` files, optionally with a ``manifest.json``
 (``{"classes": [...], "images": [[relative path, label index], ...]}``) fixing order and labels.
@@ -25,18 +35,34 @@ import argparse
 import json
 import os
 import platform
-import resource
+import shutil
+import subprocess
 import sys
+import tempfile
 import time
 
-import numpy as np
-from PIL import Image
+try:  # the probe must run (and say what is missing) where these are not installed
+    import numpy as np
+    from PIL import Image
+except ImportError:
+    np = Image = None
 
-RUNNER_VERSION = 1
+RUNNER_VERSION = 2
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+KERAS_SUFFIXES = (".keras", ".h5")
 DELEGATES = ("none", "xnnpack", "armnn", "external")
 FALLBACKS = ("builtin", "error")  # when a delegate cannot run a model: builtin kernels, or fail
 NEEDS_LIBRARY = ("armnn", "external")  # delegates loaded from a shared library on the device
+MIN_PYTHON = (3, 9)
+# What the runner needs on a device: import name -> (what the probe calls it, pip requirement)
+REQUIREMENTS = {
+    "numpy": ("numpy", "numpy"),
+    "PIL": ("pillow", "pillow"),
+    "ai_edge_litert": ("litert", "ai-edge-litert"),
+}
+# Device hygiene: where Linux (and a Raspberry Pi's firmware tool) tell what the CPU is doing
+THERMAL = "/sys/class/thermal/thermal_zone0/temp"  # millidegrees Celsius
+CPUFREQ = "/sys/devices/system/cpu/cpu0/cpufreq"  # scaling_cur_freq (kHz), scaling_governor
 
 
 class ArgumentError(ValueError):
@@ -76,6 +102,14 @@ def check_delegate(
             f"delegate={name} loads a shared library on the device: give its path",
             required=True,
         )
+
+
+def check_protocol(warmup: int, repeats: int) -> None:
+    """Raise :class:`ArgumentError` for warm-up runs < 0 or passes < 1."""
+    if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
+        raise ArgumentError("warmup", warmup, "integers >= 0 (0: the paper's protocol)")
+    if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
+        raise ArgumentError("repeats", repeats, "integers >= 1 (passes over the images)")
 
 
 def _runtime():
@@ -131,7 +165,7 @@ def make_interpreter(model_path: str, delegate: dict):
         return build(experimental_op_resolver_type=builtin), "builtin", note
 
 
-def to_input(pixels: np.ndarray, detail: dict) -> np.ndarray:
+def to_input(pixels, detail: dict):
     """Cast raw pixel values (0..255, NHWC) to the model input's dtype, quantizing if needed."""
     dtype = detail["dtype"]
     if np.issubdtype(dtype, np.integer):
@@ -142,7 +176,7 @@ def to_input(pixels: np.ndarray, detail: dict) -> np.ndarray:
     return pixels.astype(dtype)
 
 
-def load_image(path: str, height: int, width: int, channels: int) -> np.ndarray:
+def load_image(path: str, height: int, width: int, channels: int):
     """Decode one image file to a (1, H, W, C) uint8 array of the model's input size."""
     with Image.open(path) as img:
         img = img.convert("L" if channels == 1 else "RGB")
@@ -173,32 +207,178 @@ def read_images(images_dir: str) -> tuple[list[str], list[tuple[str, int]]]:
     return classes, items
 
 
-def time_model(model_path: str, images: list[tuple[str, int]], delegate: dict) -> dict:
-    """Run the protocol for one model; times are milliseconds, first image included."""
+def _threads() -> int | None:
+    """This process's thread count now (None where /proc does not tell)."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:
+        return None
+
+
+def timed_passes(images, shape, decode, predict, warmup: int = 0, repeats: int = 1) -> dict:
+    """The per-image protocol around ``decode(path, h, w, c) -> input`` and ``predict(input) ->
+    scores``: ``warmup`` images first (apart), then ``repeats`` passes over ``images``.
+
+    Times are milliseconds; ``times_ms``, ``decode_ms``, ``invoke_ms`` and ``predictions`` run
+    over every timed image of every pass, first pass first."""
+    _, height, width, channels = shape
+    out = {"warmup_ms": [], "times_ms": [], "decode_ms": [], "invoke_ms": [], "predictions": []}
+    for i in range(warmup):
+        start = time.perf_counter()
+        predict(decode(images[i % len(images)][0], height, width, channels))
+        out["warmup_ms"].append((time.perf_counter() - start) * 1e3)
+    for _ in range(repeats):
+        for path, _ in images:
+            start = time.perf_counter()
+            x = decode(path, height, width, channels)
+            decoded = time.perf_counter()
+            scores = predict(x)
+            invoked = time.perf_counter()
+            pred = int(np.argmax(scores[0]))
+            end = time.perf_counter()
+            out["times_ms"].append((end - start) * 1e3)
+            out["decode_ms"].append((decoded - start) * 1e3)
+            out["invoke_ms"].append((invoked - decoded) * 1e3)
+            out["predictions"].append(pred)
+    return out
+
+
+def time_model(
+    model_path: str,
+    images: list[tuple[str, int]],
+    delegate: dict,
+    warmup: int = 0,
+    repeats: int = 1,
+) -> dict:
+    """Run the protocol for one .tflite model (see :func:`timed_passes`)."""
+    threads_before = _threads()
     t0 = time.perf_counter()
     interp, kernels, note = make_interpreter(model_path, delegate)
     load_ms = (time.perf_counter() - t0) * 1e3
     inp = interp.get_input_details()[0]
     out = interp.get_output_details()[0]
-    _, height, width, channels = (int(d) for d in inp["shape"])
-    times, preds = [], []
-    for path, _ in images:
-        start = time.perf_counter()
-        x = to_input(load_image(path, height, width, channels), inp)
+
+    def decode(path, height, width, channels):
+        return to_input(load_image(path, height, width, channels), inp)
+
+    def predict(x):
         interp.set_tensor(inp["index"], x)
         interp.invoke()
-        pred = int(np.argmax(interp.get_tensor(out["index"])[0]))
-        times.append((time.perf_counter() - start) * 1e3)
-        preds.append(pred)
+        return interp.get_tensor(out["index"])
+
+    shape = tuple(int(d) for d in inp["shape"])
+    timed = timed_passes(images, shape, decode, predict, warmup, repeats)
+    after = _threads()
     return {
         "model": os.path.basename(model_path),
         "kernels": kernels,
         "note": note,
         "load_ms": load_ms,
-        "times_ms": times,
-        "predictions": preds,
+        "threads": delegate.get("threads"),
+        # threads this model added to the process (the runtime's pool) and the calling one
+        "threads_used": None if after is None else after - threads_before + 1,
+        **timed,
+        "repeats": repeats,
         "labels": [lbl for _, lbl in images],
     }
+
+
+def time_keras(model_path: str, images: list[tuple[str, int]], warmup: int = 0, repeats: int = 1):
+    """Run the protocol for a saved Keras model (TensorFlow, imported only here)."""
+    import tensorflow as tf
+
+    try:  # pruneflow saves Keras 2 models (tf_keras); TensorFlow <= 2.15 is Keras 2 itself
+        import tf_keras as keras
+    except ImportError:
+        from tensorflow import keras
+
+    t0 = time.perf_counter()
+    model = keras.models.load_model(model_path)
+    # A traced function costs ~0.6 ms a call against ~32 ms for predict (shared/STACK.md); its
+    # tracing falls in the first image, which is reported apart.
+    infer = tf.function(lambda x: model(x, training=False))
+    load_ms = (time.perf_counter() - t0) * 1e3
+
+    def decode(path, height, width, channels):
+        return tf.constant(load_image(path, height, width, channels).astype(np.float32))
+
+    def predict(x):
+        return infer(x).numpy()
+
+    timed = timed_passes(images, tuple(model.input_shape), decode, predict, warmup, repeats)
+    return {
+        "model": os.path.basename(model_path),
+        "kernels": "tensorflow",
+        "note": "",
+        "load_ms": load_ms,
+        "threads": None,
+        "threads_used": None,
+        **timed,
+        "repeats": repeats,
+        "labels": [lbl for _, lbl in images],
+        "tensorflow": tf.__version__,
+    }
+
+
+# -- the device's state ------------------------------------------------------------------------
+def _read(path: str) -> str | None:
+    try:
+        with open(path) as fh:
+            return fh.read().strip()
+    except OSError:
+        return None
+
+
+def temperature_c() -> float | None:
+    """The SoC's temperature (thermal zone 0), None where the device has no such file."""
+    raw = _read(THERMAL)
+    try:
+        return int(raw) / 1000.0 if raw is not None else None
+    except ValueError:
+        return None
+
+
+def hygiene() -> dict:
+    """What the CPU is doing now: temperature, clock, governor, throttling, load. Only what
+    the device tells (keys are absent otherwise)."""
+    facts: dict = {}
+    temp = temperature_c()
+    if temp is not None:
+        facts["temp_c"] = temp
+    freq = _read(os.path.join(CPUFREQ, "scaling_cur_freq"))
+    if freq and freq.isdigit():
+        facts["freq_mhz"] = int(freq) / 1000.0
+    governor = _read(os.path.join(CPUFREQ, "scaling_governor"))
+    if governor:
+        facts["governor"] = governor
+    if shutil.which("vcgencmd"):  # a Raspberry Pi's firmware: under-voltage, throttling bits
+        try:
+            proc = subprocess.run(
+                ["vcgencmd", "get_throttled"], capture_output=True, text=True, timeout=5
+            )
+            if proc.returncode == 0 and "=" in proc.stdout:
+                facts["throttled"] = proc.stdout.strip().split("=", 1)[1]
+        except (OSError, subprocess.SubprocessError):
+            pass
+    try:
+        facts["load1"] = os.getloadavg()[0]
+    except OSError:
+        pass
+    return facts
+
+
+def cool_down(below_c: float, max_s: float) -> tuple[float, str]:
+    """Wait until the temperature is below ``below_c`` (at most ``max_s``); (seconds, note)."""
+    start = time.monotonic()
+    temp = temperature_c()
+    if temp is None:
+        return 0.0, f"no {THERMAL} on this device: cooldown skipped"
+    while temp is not None and temp >= below_c:
+        if time.monotonic() - start >= max_s:
+            return time.monotonic() - start, f"still {temp:.1f} C after {max_s:g} s of cooldown"
+        time.sleep(1.0)
+        temp = temperature_c()
+    return time.monotonic() - start, ""
 
 
 def device_facts() -> dict:
@@ -227,53 +407,179 @@ def device_facts() -> dict:
                     os_name = line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
-    _, runtime, runtime_version = _runtime()
-    import PIL
-
-    return {
+    facts = {
         "machine": platform.machine(),
         "cpu": cpu,
         "cores": os.cpu_count(),
         "os": os_name,
         "hostname": platform.node(),
         "python": platform.python_version(),
-        "numpy": np.__version__,
-        "pillow": PIL.__version__,
-        "runtime": runtime,
-        "runtime_version": runtime_version,
     }
+    if np is not None:
+        import PIL
+
+        facts.update(numpy=np.__version__, pillow=PIL.__version__)
+    try:
+        _, facts["runtime"], facts["runtime_version"] = _runtime()
+    except ImportError:
+        pass
+    return facts
+
+
+def probe(delegate: dict | None = None) -> dict:
+    """Everything a run needs to know about this device before any work: Python, the runner's
+    packages (each imported, so a broken one shows), TensorFlow (looked up, not imported: it
+    takes seconds on a Pi), the delegate's library, free disk, the CPU's state."""
+    import importlib
+    import importlib.util
+
+    facts = {
+        "runner_version": RUNNER_VERSION,
+        "python": platform.python_version(),
+        "executable": sys.executable,
+        "venv": sys.prefix != sys.base_prefix,
+        "machine": platform.machine(),
+        "cores": os.cpu_count(),
+        "packages": {},
+        "missing": {},
+    }
+    for module, (label, _) in REQUIREMENTS.items():
+        if module == "ai_edge_litert":
+            try:
+                _, name, version = _runtime()
+                facts["packages"][label] = f"{name} {version}"
+            except ImportError:
+                facts["missing"][label] = "neither ai_edge_litert nor tflite_runtime imports"
+            continue
+        try:
+            mod = importlib.import_module(module)
+            facts["packages"][label] = getattr(mod, "__version__", "unknown")
+        except ImportError as exc:
+            facts["missing"][label] = str(exc)
+    for module in ("tensorflow", "tf_keras"):
+        if importlib.util.find_spec(module) is not None:
+            try:
+                from importlib.metadata import version
+
+                facts["packages"][module] = version(module.replace("_", "-"))
+            except Exception:  # noqa: BLE001 - found but without metadata
+                facts["packages"][module] = "unknown"
+    facts.update({k: v for k, v in device_facts().items() if k not in facts})
+    lib = (delegate or {}).get("library")
+    if lib:
+        import ctypes
+
+        try:
+            ctypes.CDLL(lib)
+            facts["delegate_library"] = {"path": lib, "loads": True}
+        except OSError as exc:
+            facts["delegate_library"] = {"path": lib, "loads": False, "error": str(exc)}
+    folder = tempfile.gettempdir()
+    facts["free_disk_mb"] = shutil.disk_usage(folder).free / 2**20
+    facts["temp_folder"] = folder
+    facts["hygiene"] = hygiene()
+    return facts
+
+
+# -- one model per process ---------------------------------------------------------------------
+def _one(args) -> int:
+    """``--one MODEL``: time one model in this (fresh) process, write its result to --out."""
+    _, images = read_images(args.images)
+    if args.models[0].endswith(KERAS_SUFFIXES):
+        result = time_keras(args.models[0], images, args.warmup, args.repeats)
+    else:
+        delegate = json.loads(args.delegate)
+        result = time_model(args.models[0], images, delegate, args.warmup, args.repeats)
+    _write_json(result, args.out)
+    return 0
+
+
+def _time_in_child(model: str, args, folder: str) -> dict:
+    """Time ``model`` in a fresh process of this script; its result with the process's peak
+    resident memory (``peak_rss_kb``, from the kernel's accounting of that process alone)."""
+    part = os.path.join(folder, os.path.basename(model) + ".json")
+    cmd = [sys.executable, os.path.abspath(__file__), "--one", model, "--images", args.images]
+    cmd += ["--out", part, "--delegate", args.delegate]
+    cmd += ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+    with open(part + ".err", "w+") as err:
+        proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode != 0:
+            err.seek(0)
+            sys.stderr.write(err.read())
+            raise SystemExit(proc.returncode if proc.returncode > 0 else 1)
+    with open(part) as fh:
+        result = json.load(fh)
+    result["peak_rss_kb"] = usage.ru_maxrss  # kilobytes on Linux
+    return result
+
+
+def _write_json(doc: dict, path: str) -> None:
+    tmp = path + ".part"
+    with open(tmp, "w") as fh:
+        json.dump(doc, fh)
+    os.replace(tmp, path)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("models", nargs="+", help=".tflite files; each result is keyed by stem")
-    parser.add_argument("--images", required=True, help="folder of <class>/<image> files")
-    parser.add_argument("--out", required=True, help="where to write the JSON result")
+    parser.add_argument("models", nargs="*", help=".tflite files; each result is keyed by stem")
+    parser.add_argument("--images", help="folder of <class>/<image> files")
+    parser.add_argument("--out", help="where to write the JSON result")
     parser.add_argument("--delegate", default='{"name": "xnnpack"}', help="delegate as JSON")
+    parser.add_argument("--warmup", type=int, default=0, help="untimed images before the timed")
+    parser.add_argument("--repeats", type=int, default=1, help="passes over the images")
+    parser.add_argument("--keras", help="a Keras model to time too (needs TensorFlow)")
+    parser.add_argument("--cooldown-c", type=float, help="wait for the CPU to cool below this")
+    parser.add_argument("--cooldown-max-s", type=float, default=300.0)
+    parser.add_argument("--probe", action="store_true", help="print what this device has")
+    parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
-    delegate = json.loads(args.delegate)
+    if args.probe:
+        print(json.dumps(probe(json.loads(args.delegate))))
+        return 0
+    if not args.images or not args.out:
+        parser.error("--images and --out are required")
+    try:
+        check_protocol(args.warmup, args.repeats)
+    except ArgumentError as exc:
+        parser.error(str(exc))
+    if np is None:
+        missing = ", ".join(probe()["missing"])
+        print(f"device_runner: this python ({sys.executable}) lacks {missing}", file=sys.stderr)
+        return 3
+    if args.one:
+        return _one(args)
     classes, images = read_images(args.images)
     if not images:
         print(f"device_runner: no images under {args.images}", file=sys.stderr)
         return 2
+    models = [*args.models, *([args.keras] if args.keras else [])]
     results = {}
-    for model in args.models:
-        stem = os.path.splitext(os.path.basename(model))[0]
-        results[stem] = time_model(model, images, delegate)
+    with tempfile.TemporaryDirectory(prefix="pruneflow-runner.") as folder:
+        for model in models:
+            cooldown = (0.0, "")
+            if args.cooldown_c is not None:
+                cooldown = cool_down(args.cooldown_c, args.cooldown_max_s)
+            before = hygiene()
+            result = _time_in_child(model, args, folder)
+            result["hygiene"] = {"before": before, "after": hygiene()}
+            result["cooldown_s"], result["cooldown_note"] = cooldown
+            stem = "keras" if model == args.keras else os.path.splitext(os.path.basename(model))[0]
+            results[stem] = result
     doc = {
         "runner_version": RUNNER_VERSION,
         "device": device_facts(),
-        "delegate": delegate,
+        "delegate": json.loads(args.delegate),
+        "warmup": args.warmup,
+        "repeats": args.repeats,
         "classes": classes,
         "images": [os.path.relpath(p, args.images) for p, _ in images],
         "results": results,
-        "peak_rss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
     }
-    tmp = args.out + ".part"
-    with open(tmp, "w") as fh:
-        json.dump(doc, fh)
-    os.replace(tmp, args.out)
+    _write_json(doc, args.out)
     return 0
 
 

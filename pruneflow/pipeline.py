@@ -19,7 +19,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from pruneflow import results, sweep, tracking
-from pruneflow.config import Config, check, keys_under
+from pruneflow.config import Config, check, device_command, keys_under
 from pruneflow.errors import PruneflowError
 from pruneflow.process import Termination, job_log
 from pruneflow.sweep import JobContext
@@ -50,6 +50,7 @@ def run(
     uri = tracking.resolve_uri(t.uri, t.dir)
     label = job.label if job else config.run_name
     metrics: dict[str, float] = {}
+    tags: dict[str, str] = {}
     started = time.perf_counter()
     with job_log(out) as log_file, Termination() as termination:
         log.info("%s ... (job %s: %s)", label, config.job_key, config.run_name)
@@ -77,6 +78,7 @@ def run(
             def record(rec: results.Record) -> dict[str, float]:
                 tr.log(rec)
                 metrics.update(rec.metrics)
+                tags.update(rec.tags)
                 termination.check()  # between stages: a swallowed interrupt stops here
                 return metrics
 
@@ -84,7 +86,7 @@ def run(
                 with termination.guard():
                     _stages(config, out, tr, record, uri)
                 variants = [results.KERAS, *config.stage.variants]
-                log.info("results\n%s", results.table(metrics, variants))
+                log.info("results\n%s", results.table(metrics, variants, tags))
             except BaseException as exc:
                 traceback.print_exc()  # standard error is the job log here
                 how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -115,15 +117,29 @@ def run(
 def _stages(
     config: Config, out: Path, tr, record: Callable[[results.Record], dict], uri: str
 ) -> None:
+    from pruneflow import device
+
+    timer = _Timer()
+    settings = config.as_dict()
+    tr.log_params(tracking.flatten(settings))
+    tr.log_text(OmegaConf.to_yaml(settings), results.CONFIG_FILE)
+
+    with timer("check"):  # the device, before TensorFlow is even imported
+        ready = device.check(
+            fields(config.device),
+            fields(config.delegate),
+            config.benchmark.keras,
+            device_command(config, "setup"),
+        )
+    for note in ready.notes:
+        log.warning("device %s: %s", config.device.name, note)
+    record(results.for_device_check(ready))
+
     import tf_keras as keras
 
     from pruneflow import benchmark, convert, evaluate, prune, quantize, train
 
     keras.backend.clear_session()  # the jobs of a sweep share this process
-    timer = _Timer()
-    settings = config.as_dict()
-    tr.log_params(tracking.flatten(settings))
-    tr.log_text(OmegaConf.to_yaml(settings), results.CONFIG_FILE)
 
     with timer("data"):
         data = _instantiate(config.dataset)
@@ -134,7 +150,7 @@ def _stages(
             lambda: _instantiate(
                 config.backbone, input_shape=data.image_shape, num_classes=data.num_classes
             ),
-            **_fields(config.train),
+            **fields(config.train),
             seed=config.seed,
             cache_dir=config.paths.cache_dir,
             store=(
@@ -153,7 +169,7 @@ def _stages(
         pruned = prune.prune_model(
             baseline.model_path,
             data,
-            **_fields(config.prune),
+            **fields(config.prune),
             batch_size=config.train.batch_size,
             seed=config.seed,
         )
@@ -194,13 +210,18 @@ def _stages(
             out / "images",
             seed=config.benchmark.seed,
         )
+        b = config.benchmark
         timing = benchmark.run_benchmark(
             paths[convert.KERAS],
             tflite,
             images,
-            _fields(config.device),
-            _fields(config.delegate),
+            {**fields(config.device), "python": ready.python},
+            fields(config.delegate),
             out,
+            keras_on=ready.keras_on,
+            protocol=device.Protocol(
+                b.warmup, b.repeats, config.device.cooldown_c, config.device.cooldown_max_s
+            ),
         )
     so_far = record(results.for_timing(timing))
     record(results.for_models(config, so_far, paths, timing))  # each variant a LoggedModel
@@ -222,7 +243,7 @@ def _check_layer_selection(config: Config) -> None:
             select_layers(model, p.layer_types, p.exclude_layers, p.keep_first_last)
 
 
-def _fields(node) -> dict:
+def fields(node) -> dict:
     """A config section's keys as keyword arguments of the stage function it configures."""
     return {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
 

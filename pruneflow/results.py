@@ -32,6 +32,29 @@ def latency(statistic: str) -> str:
 
 LATENCY = tuple(latency(m) for m in MEASURES)  # first, mean, std, ste, p50, p90, p99
 VARIANT_MEASURES = (ACCURACY, SIZE, GZIP, LOAD, *LATENCY)  # every variant, keras included
+# Beyond the paper (benchmark.warmup/repeats): the steady state over every timed image of every
+# pass (the first timed image apart), the warm-up apart, and the per-image time split into
+# decode (read + decode + preprocess) and invoke (set_tensor + invoke + get_tensor).
+STEADY_STATS, SPLIT_STATS = ("mean", "std", "p50", "p99"), ("p50", "mean")
+
+
+def steady(statistic: str) -> str:
+    return f"steady_{statistic}_ms"
+
+
+def decode(statistic: str) -> str:
+    return f"decode_{statistic}_ms"
+
+
+def invoke(statistic: str) -> str:
+    return f"invoke_{statistic}_ms"
+
+
+WARMUP_MEAN = "warmup_mean_ms"
+PEAK_RSS, THREADS_USED = "peak_rss_mb", "threads_used"  # the model's own runner process
+# The device's state around each model (only what the device exposes)
+HYGIENE = {"temp_c": "temp_{}_c", "freq_mhz": "freq_{}_mhz", "load1": "load1_{}"}
+COOLDOWN = "cooldown_s"
 FILE_SPARSITY, FELL_BACK = "sparsity", "fell_back"
 TFLITE_MEASURES = (FILE_SPARSITY, FELL_BACK)  # .tflite variants only
 
@@ -86,6 +109,20 @@ BASELINE_EXPERIMENT = "pruneflow-baselines"  # one run per cached baseline, foun
 # The device's exclusive timing window (seconds since the epoch) and the wait for it
 TIMING_START_TAG, TIMING_END_TAG = "timing.started_at", "timing.ended_at"
 LOCK_WAIT = device_time("lock_wait")  # from Timing.steps
+
+
+def timed_on_tag(variant: str) -> str:
+    """Where a variant was timed: the device's name, or ``host`` (this machine)."""
+    return f"timed_on/{variant}"
+
+
+def throttled_tag(variant: str) -> str:
+    """A Raspberry Pi's ``vcgencmd get_throttled`` before -> after timing a variant."""
+    return f"throttled/{variant}"
+
+
+DEVICE_PYTHON_TAG, GOVERNOR_TAG = "device.executable", "device.governor"
+DEVICE_NOTES_TAG = "device.check_notes"  # what the device check warned of
 
 
 def kernels_tag(variant: str) -> str:
@@ -218,24 +255,69 @@ def for_accuracy(accuracy: Mapping[str, float], images: int) -> Record:
     )
 
 
+def for_device_check(ready) -> Record:
+    """A :class:`pruneflow.device.Ready`: the python that runs the runner, its warnings."""
+    tags = {DEVICE_PYTHON_TAG: ready.facts.get("executable", ready.python)}
+    if ready.notes:
+        tags[DEVICE_NOTES_TAG] = "; ".join(ready.notes)
+    return Record(tags=tags)
+
+
 def for_timing(timing) -> Record:
-    """A :class:`pruneflow.benchmark.Timing`: latency statistics and kernels per variant, the
-    device's facts and steps, the per-image table and the runner's raw result."""
+    """A :class:`pruneflow.benchmark.Timing`: latency statistics (the paper's over the first
+    pass; steady state, warm-up, decode and invoke beside them), kernels, memory, threads, the
+    device's state and where each variant was timed, the device's facts and steps, the
+    per-image table and the runner's raw result."""
     rec = Record()
     for variant, r in timing.results.items():
-        stats = latency_stats(r["times_ms"])
-        rec.metrics.update({metric(variant, latency(m)): stats[m] for m in MEASURES})
-        rec.metrics[metric(variant, LOAD)] = float(r["load_ms"])
+        m = rec.metrics
+        n = len(r["labels"])
+        stats = latency_stats(r["times_ms"][:n])  # the paper's protocol: the first pass
+        m.update({metric(variant, latency(s)): stats[s] for s in MEASURES})
+        m[metric(variant, LOAD)] = float(r["load_ms"])
+        if r.get("repeats", 1) > 1 or r.get("warmup_ms"):
+            every = latency_stats(r["times_ms"])
+            m.update({metric(variant, steady(s)): every[s] for s in STEADY_STATS})
+        if r.get("warmup_ms"):
+            m[metric(variant, WARMUP_MEAN)] = sum(r["warmup_ms"]) / len(r["warmup_ms"])
+        for name, key in ((decode, "decode_ms"), (invoke, "invoke_ms")):
+            if r.get(key):
+                split = latency_stats(r[key])
+                m.update({metric(variant, name(s)): split[s] for s in SPLIT_STATS})
+        if r.get("peak_rss_kb"):
+            m[metric(variant, PEAK_RSS)] = r["peak_rss_kb"] / 1024
+        if r.get("threads_used") is not None:
+            m[metric(variant, THREADS_USED)] = float(r["threads_used"])
         if variant != KERAS:
-            rec.metrics[metric(variant, FELL_BACK)] = float(bool(r["note"]))
+            m[metric(variant, FELL_BACK)] = float(bool(r["note"]))
         rec.tags[kernels_tag(variant)] = r["kernels"]
+        rec.tags[timed_on_tag(variant)] = timing.timed_on[variant]
         if r["note"]:
             rec.tags[fallback_tag(variant)] = r["note"]
+        _hygiene(rec, variant, r)
     rec.tags.update({f"device.{k}": v for k, v in timing.device.items()})
     rec.metrics.update({device_time(k.removesuffix("_s")): v for k, v in timing.steps.items()})
     rec.tags[TIMING_START_TAG], rec.tags[TIMING_END_TAG] = (f"{t:.3f}" for t in timing.window)
     rec.artifacts += [(timing.runner_json, BENCHMARK_DIR), (timing.latency_csv, BENCHMARK_DIR)]
     return rec
+
+
+def _hygiene(rec: Record, variant: str, r: Mapping) -> None:
+    """The device's state before and after timing a variant: what it exposed, nothing else."""
+    states = r.get("hygiene", {})
+    for when in ("before", "after"):
+        for key, name in HYGIENE.items():
+            if key in states.get(when, {}):
+                rec.metrics[metric(variant, name.format(when))] = float(states[when][key])
+    if "governor" in states.get("before", {}):
+        rec.tags[GOVERNOR_TAG] = states["before"]["governor"]
+    throttled = [states.get(w, {}).get("throttled") for w in ("before", "after")]
+    if any(throttled):
+        rec.tags[throttled_tag(variant)] = " -> ".join(str(t) for t in throttled)
+    if r.get("cooldown_s"):
+        rec.metrics[metric(variant, COOLDOWN)] = float(r["cooldown_s"])
+    if r.get("cooldown_note"):
+        rec.tags[f"cooldown/{variant}"] = r["cooldown_note"]
 
 
 def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], timing) -> Record:
@@ -244,7 +326,13 @@ def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], 
     their bare names."""
     rec = Record()
     for variant, path in paths.items():
-        measures = (*VARIANT_MEASURES, *(TFLITE_MEASURES if variant != KERAS else ()))
+        measures = (
+            *VARIANT_MEASURES,
+            decode("p50"),
+            invoke("p50"),
+            PEAK_RSS,
+            *(TFLITE_MEASURES if variant != KERAS else ()),
+        )
         rec.models.append(
             LoggedModel(
                 name=model_name(config.model_name, config.prune.sparsity, variant),
@@ -257,6 +345,7 @@ def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], 
                     "model": config.model_name,
                     "device": config.device.name,
                     "kernels": timing.results.get(variant, {}).get("kernels", ""),
+                    "timed_on": timing.timed_on.get(variant, ""),
                 },
                 metrics={
                     m: metrics[metric(variant, m)]
@@ -273,11 +362,15 @@ def for_stage_times(seconds: Mapping[str, float]) -> Record:
     return Record(metrics={stage_time(s): v for s, v in seconds.items()})
 
 
-def table(metrics: Mapping[str, float], variants: list[str]) -> str:
-    """A fixed-width table of accuracy, size and latency per variant, for the job log."""
+def table(
+    metrics: Mapping[str, float], variants: list[str], tags: Mapping[str, str] | None = None
+) -> str:
+    """A fixed-width table of accuracy, size and latency per variant, and where each was
+    timed, for the job log. ``decode``/``invoke``: the p50 of the per-image time's two parts."""
+    tags = tags or {}
     head = (
         f"{'variant':<20}{'accuracy':>9}{'size KB':>10}{'gzip KB':>10}{'p50 ms':>9}"
-        f"{'mean ms':>9}{'std ms':>9}{'first ms':>10}"
+        f"{'mean ms':>9}{'std ms':>9}{'first ms':>10}{'decode':>9}{'invoke':>9}  timed on"
     )
     rows = [head]
     for v in variants:
@@ -289,5 +382,6 @@ def table(metrics: Mapping[str, float], variants: list[str]) -> str:
             f"{v:<20}{g(ACCURACY):>9.4f}{g(SIZE) / 1024:>10.1f}{g(GZIP) / 1024:>10.1f}"
             f"{g(latency('p50')):>9.3f}{g(latency('mean')):>9.3f}"
             f"{g(latency('std')):>9.3f}{g(latency('first')):>10.3f}"
+            f"{g(decode('p50')):>9.3f}{g(invoke('p50')):>9.3f}  {tags.get(timed_on_tag(v), '-')}"
         )
     return "\n".join(rows)

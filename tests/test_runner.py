@@ -14,9 +14,10 @@ from pruneflow.device import RUNNER, DeviceError, LocalDevice
 from pruneflow.device_runner import read_images
 
 
-def _run_script(script, images, out, model, **kwargs) -> subprocess.CompletedProcess:
+def _run_script(script, images, out, model, extra=(), **kwargs) -> subprocess.CompletedProcess:
     """`python3 device_runner.py --images IMAGES --out OUT MODEL`, as a device runs it."""
-    cmd = [sys.executable, str(script), "--images", str(images), "--out", str(out), str(model)]
+    cmd = [sys.executable, str(script), "--images", str(images), "--out", str(out), *extra]
+    cmd.append(str(model))
     return subprocess.run(cmd, capture_output=True, text=True, **kwargs)
 
 
@@ -25,31 +26,33 @@ def run_local(models, images, out, delegate):
         return dev.benchmark(models, images, out, delegate)
 
 
-ALLOWED = {
-    "argparse",
-    "json",
-    "os",
-    "platform",
-    "resource",
-    "sys",
-    "time",
-    "__future__",
-    "numpy",
-    "PIL",
-    "ai_edge_litert",
-    "tflite_runtime",
-}
+DEVICE_STACK = {"numpy", "PIL", "ai_edge_litert", "tflite_runtime"}
+KERAS_ONLY = {"tensorflow", "tf_keras"}  # a device with TensorFlow times the Keras model too
+
+
+def _imports(node) -> set[str]:
+    found = set()
+    for n in ast.walk(node):
+        if isinstance(n, ast.Import):
+            found |= {a.name.split(".")[0] for a in n.names}
+        elif isinstance(n, ast.ImportFrom):
+            found.add(n.module.split(".")[0])
+    return found
 
 
 def test_runner_imports_nothing_beyond_the_device_stack():
+    """The standard library and the device stack; TensorFlow only in the Keras path."""
     tree = ast.parse(RUNNER.read_text())
-    imported = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            imported |= {a.name.split(".")[0] for a in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            imported.add(node.module.split(".")[0])
-    assert imported <= ALLOWED, imported - ALLOWED
+    allowed = set(sys.stdlib_module_names) | DEVICE_STACK
+    assert _imports(tree) - allowed == KERAS_ONLY
+    (keras_path,) = [
+        n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "time_keras"
+    ]
+    outside = set()
+    for n in tree.body:
+        if n is not keras_path:
+            outside |= _imports(n)
+    assert not outside & KERAS_ONLY
 
 
 def test_images_are_real_files_in_class_folders(tflite_bench, digits):
@@ -79,7 +82,8 @@ def test_runner_times_every_image_and_predicts_like_the_evaluator(tflite_bench, 
     doc = run_local(models, images, tmp_path / "r.json", {"name": "xnnpack", "threads": 1})
     assert set(doc["results"]) == {"tflite_fp32", "tflite_int8"}
     assert doc["device"]["machine"] and doc["device"]["cores"] >= 1
-    assert doc["device"]["runtime"] == "ai_edge_litert" and doc["peak_rss_kb"] > 0
+    assert doc["device"]["runtime"] == "ai_edge_litert"
+    assert doc["warmup"] == 0 and doc["repeats"] == 1
     _, items = read_images(str(images))
     from pruneflow.device_runner import load_image
 
@@ -87,9 +91,71 @@ def test_runner_times_every_image_and_predicts_like_the_evaluator(tflite_bench, 
     for variant, r in doc["results"].items():
         assert r["kernels"] == "xnnpack" and r["note"] == ""
         assert len(r["times_ms"]) == 12 and all(t > 0 for t in r["times_ms"])
-        assert r["load_ms"] > 0
+        assert r["load_ms"] > 0 and r["warmup_ms"] == []
         assert r["labels"] == [lbl for _, lbl in items]
         assert r["predictions"] == tflite_predict(paths[variant], x).tolist()
+        # the paper's per-image time holds its two parts, image by image
+        for total, dec, inv in zip(r["times_ms"], r["decode_ms"], r["invoke_ms"], strict=True):
+            assert 0 < dec and 0 < inv and dec + inv <= total
+        # each model in its own process: its own peak memory, the threads it really ran
+        assert 20_000 < r["peak_rss_kb"] < 2_000_000
+        assert r["threads"] == 1 and r["threads_used"] == 1
+        assert "load1" in r["hygiene"]["before"] and "load1" in r["hygiene"]["after"]
+
+
+def test_warmup_and_repeats_are_timed_apart(tflite_bench, tmp_path):
+    from pruneflow.device import Protocol
+
+    paths, images = tflite_bench
+    with LocalDevice() as dev:
+        doc = dev.benchmark(
+            [paths["tflite_int8"]],
+            images,
+            tmp_path / "w.json",
+            {"name": "xnnpack", "threads": 2},
+            Protocol(warmup=3, repeats=2),
+        )
+    r = doc["results"]["tflite_int8"]
+    assert doc["warmup"] == 3 and doc["repeats"] == 2
+    assert len(r["warmup_ms"]) == 3 and len(r["times_ms"]) == 24 and len(r["invoke_ms"]) == 24
+    assert r["predictions"][:12] == r["predictions"][12:]  # the same images, pass after pass
+    assert r["threads"] == 2 and r["threads_used"] == 2  # XNNPACK's pool: one more thread
+
+
+def test_threads_null_records_the_count_the_runtime_chose(tflite_bench, tmp_path):
+    paths, images = tflite_bench
+    doc = run_local([paths["tflite_fp32"]], images, tmp_path / "t.json", {"name": "xnnpack"})
+    r = doc["results"]["tflite_fp32"]
+    assert r["threads"] is None and r["threads_used"] >= 1
+
+
+def test_bad_protocol_arguments_are_refused_by_the_runner(tflite_bench, tmp_path):
+    paths, images = tflite_bench
+    for args, key in ((["--warmup", "-1"], "warmup"), (["--repeats", "0"], "repeats")):
+        proc = _run_script(RUNNER, images, tmp_path / "x.json", paths["tflite_fp32"], extra=args)
+        assert proc.returncode == 2 and f"{key}=" in proc.stderr, proc.stderr
+
+
+def test_the_probe_names_what_a_python_lacks(tmp_path):
+    """Debian's own /usr/bin/python3 has neither numpy nor Pillow (shared/STACK.md)."""
+    bare = "/usr/bin/python3"
+    if not os.path.exists(bare):
+        pytest.skip("no /usr/bin/python3")
+    proc = subprocess.run([bare, str(RUNNER), "--probe"], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    facts = json.loads(proc.stdout)
+    assert set(facts["missing"]) >= {"numpy", "pillow"}
+    assert facts["executable"] == bare and facts["python"].startswith("3.")
+    assert facts["free_disk_mb"] > 0 and facts["machine"]
+    # a run with it fails in the runner too, naming what is missing (not a traceback)
+    out = tmp_path / "x.json"
+    proc = subprocess.run(
+        [bare, str(RUNNER), "--images", str(tmp_path), "--out", str(out), "m.tflite"],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 3 and "lacks numpy, pillow" in proc.stderr
+    assert "Traceback" not in proc.stderr
 
 
 def test_delegate_none_runs_builtin_kernels(tflite_bench, tmp_path):

@@ -218,10 +218,10 @@ def test_sweep_over_devices_one_down_the_other_still_reports(sshd, tmp_path):
     status = {r.data.tags["device"]: r.info.status for r in runs}
     assert status == {"ssh": "FAILED", "local": "FINISHED"}
     failed = next(r for r in runs if r.data.tags["device"] == "ssh")
-    # what was done before the device step is kept
-    models = {a.path for a in client.list_artifacts(failed.info.run_id, "models")}
-    assert "models/tflite_int8.tflite" in models
-    assert "tflite_int8/accuracy" in failed.data.metrics
+    # the device is checked before any work: nothing was trained for a device that is down
+    assert "connect failed" in failed.data.tags["pruneflow.error.message"]
+    assert "baseline/accuracy" not in failed.data.metrics
+    assert not client.list_artifacts(failed.info.run_id, "models")
 
 
 def test_an_ssh_device_times_only_while_it_holds_its_own_lock(sshd, tflite_bench, tmp_path):
