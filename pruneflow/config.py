@@ -198,10 +198,11 @@ class SSHDeviceConfig(DeviceConfig):
 
     name: str = "ssh"
     kind: str = "ssh"
-    # interpreter (or command) that runs the runner on the device; null: the venv's python when
-    # `venv` has one (`pruneflow device setup` makes it), else python3
-    python: str | None = None
-    venv: str | None = device.DEFAULT_VENV  # on the device; ~ is the device user's home
+    # the runner's interpreter (or command) on the device, and the one `pruneflow device setup`
+    # makes the venv with; a venv at `venv` (~: the device user's home) takes its place once it
+    # exists; venv=null: always this python
+    python: str = "python3"
+    venv: str | None = device.DEFAULT_VENV
     host: str | None = None  # required
     port: int = 22
     user: str | None = None  # null: your local user name (or ~/.ssh/config)

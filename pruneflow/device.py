@@ -437,7 +437,7 @@ class SSHDevice:
         known_hosts: str = "~/.ssh/known_hosts",
         accept_new_host: bool = False,
         use_ssh_config: bool = False,
-        python: str | None = None,
+        python: str = "python3",
         venv: str | None = DEFAULT_VENV,
         workdir: str | None = None,
         timeout_s: float = 600.0,
@@ -556,17 +556,15 @@ class SSHDevice:
     # -- which python, and what it has -----------------------------------------------------
     @property
     def resolved_python(self) -> str:
-        """The runner's interpreter on the device, as shell words: ``device.python`` when set,
-        else the venv's python when ``device.venv`` has one, else ``python3``."""
+        """The runner's interpreter on the device, as shell words: the venv's python when
+        ``device.venv`` has one (``pruneflow device setup`` makes it), else ``device.python``."""
         if self._python is None:
-            if self.python:
-                self._python = " ".join(shlex.quote(p) for p in shlex.split(self.python))
-            elif self.venv:
+            self._python = " ".join(shlex.quote(p) for p in shlex.split(self.python))
+            if self.venv:
                 venv_python = remote_path(self.venv.rstrip("/") + "/bin/python")
                 found = self._run("check", f"test -x {venv_python} && echo yes || echo no")
-                self._python = venv_python if found.stdout.strip() == "yes" else "python3"
-            else:
-                self._python = "python3"
+                if found.stdout.strip() == "yes":
+                    self._python = venv_python
         return self._python
 
     def probe(self, delegate: dict) -> dict:
@@ -604,7 +602,7 @@ class SSHDevice:
         q = shlex.quote
         require(bool(self.venv), "venv", self.venv, "a folder on the device for the venv")
         venv = remote_path(self.venv.rstrip("/"))
-        base = " ".join(q(p) for p in shlex.split(self.python or "python3"))
+        base = " ".join(q(p) for p in shlex.split(self.python))
         made = self._run("setup", f"test -x {venv}/bin/python && echo yes || echo no")
         if made.stdout.strip() != "yes":
             log(f"device {self.name}: creating the venv {self.venv} with {base}")

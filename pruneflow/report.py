@@ -28,6 +28,15 @@ PLOTS = (
 )
 BEST_TAG = "pruneflow.best_sparsity"  # on the parent run: the report's choice per model
 MEASURES = results.VARIANT_MEASURES
+# beside the paper's: the per-image time's parts, the steady state, the model's own memory and
+# the threads the runtime really ran (where the runs have them)
+EXTRA_MEASURES = (
+    results.decode("p50"),
+    results.invoke("p50"),
+    results.steady("p50"),
+    results.PEAK_RSS,
+    results.THREADS_USED,
+)
 Z95 = 1.959964  # two-sided 95% normal quantile: the mean's confidence interval
 
 
@@ -169,17 +178,21 @@ def rows(selection: Selection):
                 "measured_sparsity": _float(run.get(f"metrics.{results.SPARSITY}")),
                 "variant": variant,
             }
-            for m in MEASURES:
+            for m in (*MEASURES, *EXTRA_MEASURES):
                 row[m] = _float(run.get(f"metrics.{results.metric(variant, m)}"))
+            threads = run.get("params.delegate.threads")
+            row["threads"] = "default" if threads in (None, "None", "null") else str(threads)
             row["val_images"] = _float(run.get(f"metrics.{results.VAL_IMAGES}"))
             row["baseline_accuracy"] = _float(run.get(f"metrics.{results.BASELINE_ACCURACY}"))
             row["val_loss"] = _float(run.get("metrics." + results.CURVES["val_loss"]))
             row["device"] = tags.get("device") or ""
+            # where this variant was timed: the device, or "host" beside a remote device
+            row["timed_on"] = tags.get(results.timed_on_tag(variant)) or row["device"]
             row["kernels"] = tags.get(results.kernels_tag(variant)) or ""
             row["error"] = tags.get(results.ERROR_MESSAGE_TAG) or ""
             out.append(row)
     table = pd.DataFrame(out)
-    return table.sort_values(["model", "target_sparsity", "variant"], kind="stable")
+    return table.sort_values(["model", "target_sparsity", "variant", "threads"], kind="stable")
 
 
 def _model(tags: dict, run_name: str) -> str:
@@ -272,9 +285,14 @@ def markdown(selection: Selection, table, best, tolerance: float) -> str:
         "",
         "## Latency per image (Tables 6, 7 and 9), ms",
         "",
-        "| model | sparsity | variant | first | mean | std | ste | 95% CI of the mean | p50 "
-        "| p99 | device | kernels |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "Per image from the file to the class, as the paper times it; `decode` (read, decode, "
+        "preprocess) and `invoke` (set_tensor, invoke, get_tensor) are the p50 of its two parts; "
+        "`timed on` is the device, or `host` for a model timed on this machine beside a remote "
+        "device; peak RSS is the model's own runner process.",
+        "",
+        "| model | sparsity | variant | threads | first | mean | std | ste | 95% CI of the mean "
+        "| p50 | p99 | decode | invoke | peak RSS MB | timed on | kernels |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for _, r in table.iterrows():
         mean, ste = r[results.latency("mean")], r[results.latency("ste")]
@@ -285,13 +303,17 @@ def markdown(selection: Selection, table, best, tolerance: float) -> str:
         )
         lines.append(
             f"| {r['model']} | {_fmt(r['target_sparsity'], 'g')} | {r['variant']} | "
+            f"{r['threads']} | "
             + " | ".join(
                 _fmt(r[results.latency(m)], ".3f") for m in ("first", "mean", "std", "ste")
             )
             + f" | {ci} | {_fmt(r[results.latency('p50')], '.3f')} | "
-            f"{_fmt(r[results.latency('p99')], '.3f')} | {r['device'] or '–'} | "
+            f"{_fmt(r[results.latency('p99')], '.3f')} | "
+            f"{_fmt(r[results.decode('p50')], '.3f')} | {_fmt(r[results.invoke('p50')], '.3f')} | "
+            f"{_fmt(r[results.PEAK_RSS], '.1f')} | {r['timed_on'] or '–'} | "
             f"{r['kernels'] or '–'} |"
         )
+    lines += _threads_table(table)
     lines += [
         "",
         "## Sizes, KB (raw and gzip-compressed: what pruning's zeros save)",
@@ -311,6 +333,31 @@ def markdown(selection: Selection, table, best, tolerance: float) -> str:
             lines.append(f"- {r['run_name']} ({r['run_id']}): {r['status']} {r['error']}".rstrip())
     lines += ["", "Plots: " + ", ".join(f"[{p}]({p})" for p in PLOTS), ""]
     return "\n".join(lines)
+
+
+def _threads_table(table) -> list[str]:
+    """p50 per thread count side by side, when the runs swept delegate.threads."""
+    counts = list(dict.fromkeys(table["threads"]))
+    if len(counts) < 2:
+        return []
+    lines = [
+        "",
+        "## Threads (delegate.threads): p50 per image, ms",
+        "",
+        "| model | sparsity | variant | timed on | " + " | ".join(counts) + " |",
+        "|---|---|---|---|" + "---|" * len(counts),
+    ]
+    p50 = results.latency("p50")
+    for (model, sparsity, variant, timed_on), g in table.groupby(
+        ["model", "target_sparsity", "variant", "timed_on"], sort=False
+    ):
+        by = dict(zip(g["threads"], g[p50], strict=True))
+        lines.append(
+            f"| {model} | {_fmt(sparsity, 'g')} | {variant} | {timed_on or '–'} | "
+            + " | ".join(_fmt(by.get(c, math.nan), ".3f") for c in counts)
+            + " |"
+        )
+    return lines
 
 
 # -- plots ----------------------------------------------------------------------------------------

@@ -122,6 +122,7 @@ class PrivateSSHD:
             "user": self.user,
             "key_file": str(self.client_key),
             "known_hosts": str(self.known_hosts),
+            "venv": None,  # never a venv of this machine's user: tests name their own
             **extra,
         }
 
@@ -130,7 +131,7 @@ class PrivateSSHD:
         return [
             "device=ssh",
             *(
-                f"device.{k}={v}"
+                f"device.{k}={'null' if v is None else v}"
                 for k, v in self.device_options(**extra).items()
                 if k not in ("kind", "name")
             ),
