@@ -135,3 +135,28 @@ def test_a_venv_that_cannot_be_made_names_the_device_the_step_and_the_fix(sshd, 
     assert err.startswith("pruneflow device setup: error: device ssh (")
     assert "setup failed: cannot create the venv at /proc/pruneflow/venv" in err
     assert "device.venv=PATH" in err and "Traceback" not in err
+
+
+def test_a_thread_sweep_is_reported_per_thread_count(tmp_path):
+    """`-m delegate.threads=1,2` on this machine: each job records the threads the runtime
+    really ran, and the sweep's report sets the thread counts side by side."""
+    from pruneflow.device_runner import THERMAL
+
+    args = ["-m", "delegate.threads=1,2", *FEW, *outputs_to(tmp_path), "device.cooldown_c=200"]
+    proc = run_cli(args, cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, runs = read_runs(tmp_path)
+    used = {r.data.params["delegate.threads"]: r.data.metrics for r in runs}
+    assert used["1"]["tflite_fp32/threads_used"] == 1
+    assert used["2"]["tflite_fp32/threads_used"] == 2
+    for run in runs:  # cooling below 200 C: no wait; no thermal zone: said, not invented
+        note = run.data.tags.get("cooldown/tflite_fp32")
+        if os.path.exists(THERMAL):
+            assert note is None
+        else:
+            assert note.startswith(f"no {THERMAL} on this device: cooldown skipped")
+            assert "tflite_fp32/temp_before_c" not in run.data.metrics
+    report = (tmp_path / "multirun" / "report" / "report.md").read_text()
+    assert "## Threads (delegate.threads): p50 per image, ms" in report
+    assert "| model | sparsity | variant | timed on | 1 | 2 |" in report
+    assert "| decode | invoke | peak RSS MB | timed on | kernels |" in report

@@ -270,3 +270,46 @@ def test_a_device_with_tflite_runtime_instead_of_ai_edge_litert(tflite_bench, tm
     assert doc["device"]["runtime"] == "tflite_runtime"
     assert doc["device"]["runtime_version"] == "2.14.0-shim"
     assert len(doc["results"]["tflite_int8"]["times_ms"]) == 12
+
+
+def test_device_state_is_read_where_the_device_exposes_it(tmp_path, monkeypatch):
+    """A Pi's thermal zone, clock and governor are files; here they are files the test writes at
+    the same kind of paths, and the firmware's vcgencmd is a script on PATH (this machine is a VM
+    without them). Where a file is missing, the key is absent, never invented."""
+    from pruneflow import device_runner as runner
+
+    monkeypatch.setattr(runner, "THERMAL", str(tmp_path / "absent"))
+    monkeypatch.setattr(runner, "CPUFREQ", str(tmp_path / "absent"))
+    monkeypatch.setenv("PATH", str(tmp_path / "bin"))
+    assert set(runner.hygiene()) <= {"load1"}
+    assert runner.cool_down(50, 1)[1].startswith("no ") and runner.temperature_c() is None
+
+    (tmp_path / "temp").write_text("61234\n")
+    (tmp_path / "cpufreq").mkdir()
+    (tmp_path / "cpufreq" / "scaling_cur_freq").write_text("1500000\n")
+    (tmp_path / "cpufreq" / "scaling_governor").write_text("ondemand\n")
+    (tmp_path / "bin").mkdir()
+    vcgencmd = tmp_path / "bin" / "vcgencmd"
+    vcgencmd.write_text("#!/bin/sh\necho throttled=0x50005\n")
+    vcgencmd.chmod(0o755)
+    monkeypatch.setattr(runner, "THERMAL", str(tmp_path / "temp"))
+    monkeypatch.setattr(runner, "CPUFREQ", str(tmp_path / "cpufreq"))
+    state = runner.hygiene()
+    assert state["temp_c"] == pytest.approx(61.234) and state["freq_mhz"] == 1500.0
+    assert state["governor"] == "ondemand" and state["throttled"] == "0x50005"
+
+
+def test_cooldown_waits_until_the_device_is_cooler(tmp_path, monkeypatch):
+    import threading
+
+    from pruneflow import device_runner as runner
+
+    zone = tmp_path / "temp"
+    zone.write_text("70000\n")
+    monkeypatch.setattr(runner, "THERMAL", str(zone))
+    threading.Timer(1.5, lambda: zone.write_text("45000\n")).start()
+    waited, note = runner.cool_down(50, 30)
+    assert note == "" and 1.0 <= waited < 30
+    zone.write_text("70000\n")
+    waited, note = runner.cool_down(50, 1)
+    assert note.startswith("still 70.0 C after 1 s")
