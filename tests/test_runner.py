@@ -313,3 +313,30 @@ def test_cooldown_waits_until_the_device_is_cooler(tmp_path, monkeypatch):
     zone.write_text("70000\n")
     waited, note = runner.cool_down(50, 1)
     assert note.startswith("still 70.0 C after 1 s")
+
+
+def test_the_firmware_throttling_state_reaches_the_run_as_tags(tflite_bench, tmp_path, monkeypatch):
+    """A stand-in for a Pi's vcgencmd on PATH (this machine has none): the runner reads it
+    before and after the model, and the run gets `throttled/<variant>` = before -> after."""
+    from pruneflow import results
+    from pruneflow.benchmark import Timing
+
+    paths, images = tflite_bench
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "vcgencmd").write_text("#!/bin/sh\necho throttled=0x0\n")
+    (bin_dir / "vcgencmd").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
+    doc = run_local([paths["tflite_int8"]], images, tmp_path / "v.json", {"name": "none"})
+    r = doc["results"]["tflite_int8"]
+    assert r["hygiene"]["before"]["throttled"] == r["hygiene"]["after"]["throttled"] == "0x0"
+    timing = Timing(
+        doc["results"], doc["device"], {}, tmp_path, tmp_path, (0, 1), {"tflite_int8": "pi"}
+    )
+    rec = results.for_timing(timing)
+    assert rec.tags["throttled/tflite_int8"] == "0x0 -> 0x0"
+    assert rec.tags["timed_on/tflite_int8"] == "pi"
+    assert rec.metrics["tflite_int8/load1_before"] >= 0
+    assert "tflite_int8/temp_before_c" not in rec.metrics or os.path.exists(
+        "/sys/class/thermal/thermal_zone0/temp"
+    )

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 
@@ -30,9 +32,11 @@ def test_default_settings_reach_the_accuracy_targets(tmp_path):
 
 @pytest.fixture(scope="module")
 def emulated_pi():
-    """scripts/make-emulated-pi: an arm64 Debian root under qemu-user with its own sshd.
+    """scripts/make-emulated-pi: an arm64 Debian root under qemu-user with its own sshd, one
+    step from ready (python3 only), the runner's aarch64 wheels beside it.
 
-    The root is built once into $PRUNEFLOW_PI_ROOT (default .emulated-pi/ in the checkout)."""
+    The root is built once into $PRUNEFLOW_PI_ROOT (default .emulated-pi/ in the checkout).
+    Yields (root, the overrides `up` printed: its stdout holds nothing else)."""
     root = os.environ.get("PRUNEFLOW_PI_ROOT", str(ROOT / ".emulated-pi"))
     port = free_port()
     script = ROOT / "scripts" / "make-emulated-pi"
@@ -40,42 +44,71 @@ def emulated_pi():
         [str(script), "up", root, str(port)], capture_output=True, text=True, timeout=1800
     )
     assert up.returncode == 0, up.stderr[-3000:]
+    overrides = up.stdout.split()
+    assert all(o.startswith("device") for o in overrides) and len(overrides) == 6, up.stdout
     try:
-        yield up.stdout.split()
+        yield Path(root), overrides
     finally:
         subprocess.run([str(script), "down", root], check=False, timeout=60)
 
 
-def test_the_runner_runs_on_an_emulated_arm64_pi(emulated_pi, tmp_path):
+def test_check_setup_and_a_thread_sweep_on_an_emulated_arm64_pi(emulated_pi, tmp_path):
+    root, pi = emulated_pi
+    venv = "/opt/pruneflow-test-venv"  # a venv of this test's own, inside the Pi
+    shutil.rmtree(root / venv.lstrip("/"), ignore_errors=True)
+    device = [*pi, f"device.venv={venv}", "device.timeout_s=1200"]
+
+    check = run_cli(["device", "check", *device], cwd=tmp_path)
+    assert check.returncode == 1
+    assert "python3 lacks numpy, pillow, litert" in check.stderr, check.stderr
+    assert "aarch64" in check.stdout
+
+    wheels = root / "opt" / "pruneflow-wheels"
+    setup = run_cli(["device", "setup", *device, "--wheels", str(wheels)], tmp_path, 1800)
+    assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-2000:]
+    assert f"ready: runs will use {venv}/bin/python" in setup.stdout
+
     args = [
+        "-m",
+        "delegate.threads=1,2",
+        "benchmark.warmup=2",
+        "benchmark.repeats=2",
         *TINY,
         *outputs_to(tmp_path),
-        *emulated_pi,
-        "device.timeout_s=1200",
-        "delegate.threads=4",
+        *device,
         # the sparse-format file too: XNNPACK's sparse kernels are an ARM feature
         f"stage.variants=[{','.join(VARIANTS)}]",
     ]
-    proc = run_cli(args, cwd=tmp_path, timeout=1800)
+    proc = run_cli(args, cwd=tmp_path, timeout=3600)
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _, (run,) = read_runs(tmp_path)
-    tags, m = run.data.tags, run.data.metrics
-    assert run.info.status == "FINISHED"
-    assert tags["device"] == "rpi4" and tags["device.machine"] == "aarch64"
-    assert tags["device.os"].startswith("Debian GNU/Linux 12")
-    assert tags["device.runtime"] == "ai_edge_litert"
-    for variant in VARIANTS:
-        assert m[f"{variant}/latency_p50_ms"] > 0
-        assert tags[f"kernels/{variant}"] in ("xnnpack", "builtin")
-    # on arm64 the sparse file predicts as the dense one, image by image
-    client, _ = read_runs(tmp_path)
-    doc = json.loads(
-        open(
-            client.download_artifacts(run.info.run_id, "benchmark/runner.json", str(tmp_path))
-        ).read()
-    )
-    results = doc["results"]
-    assert results["tflite_fp32_sparse"]["predictions"] == results["tflite_fp32"]["predictions"]
+    client, runs = read_runs(tmp_path)
+    assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
+    for run in runs:
+        tags, m = run.data.tags, run.data.metrics
+        threads = int(run.data.params["delegate.threads"])
+        assert tags["device"] == "rpi4" and tags["device.machine"] == "aarch64"
+        assert tags["device.os"].startswith("Debian GNU/Linux 12")
+        assert tags["device.runtime"] == "ai_edge_litert"
+        assert tags["device.executable"] == f"{venv}/bin/python"
+        assert tags["timed_on/keras"] == "host"  # no TensorFlow on the Pi
+        for variant in VARIANTS:
+            assert tags[f"timed_on/{variant}"] == "rpi4"
+            assert m[f"{variant}/latency_p50_ms"] > 0 and m[f"{variant}/steady_p50_ms"] > 0
+            assert m[f"{variant}/warmup_mean_ms"] > 0 and m[f"{variant}/peak_rss_mb"] > 0
+            assert tags[f"kernels/{variant}"] in ("xnnpack", "builtin")
+            # /proc is mounted in the Pi: its load average is recorded; /sys is not: no
+            # temperature, no clock, and none invented
+            assert f"{variant}/load1_before" in m
+            assert f"{variant}/temp_before_c" not in m
+        assert m["tflite_int8/threads_used"] == threads
+        # on arm64 the sparse file predicts as the dense one, image by image
+        doc = json.loads(
+            open(
+                client.download_artifacts(run.info.run_id, "benchmark/runner.json", str(tmp_path))
+            ).read()
+        )
+        results = doc["results"]
+        assert results["tflite_fp32_sparse"]["predictions"] == results["tflite_fp32"]["predictions"]
 
 
 def test_the_offline_study_runs_whole_and_ends_with_its_report(tmp_path):
