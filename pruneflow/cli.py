@@ -139,6 +139,11 @@ def device(argv: list[str]) -> int:
                     "nothing to set up"
                 )
                 return 0
+            if not config.device.venv:
+                raise ConfigError(
+                    "device.venv=null: setup makes a venv on the device; give its folder, "
+                    f"e.g. device.venv={dev.DEFAULT_VENV}"
+                )
             if args.wheels and not Path(args.wheels).is_dir():
                 raise ConfigError(f"--wheels {args.wheels} is not a folder")
             with dev.open_device(**options) as ssh:

@@ -348,7 +348,10 @@ class LocalDevice:
         return None
 
     def probe(self, delegate: dict) -> dict:
-        """The runner's ``--probe`` with this device's python (see :func:`check`)."""
+        """The runner's ``--probe`` with this device's python (see :func:`check`); with
+        pruneflow's own Python, the runner's probe function in this process."""
+        if self.python is None:
+            return _runner.probe(delegate)
         cmd = [*shlex.split(self.resolved_python), str(RUNNER), "--probe"]
         try:
             proc = subprocess.run(

@@ -125,6 +125,10 @@ def test_device_check_on_this_machine_and_bad_input(tmp_path):
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = run_cli(["device", "setup", "device=ssh", "device.host=h", "--wheels", "/no"], tmp_path)
     assert proc.returncode == 2 and "--wheels /no is not a folder" in proc.stderr
+    proc = run_cli(["device", "setup", "device=ssh", "device.host=h", "device.venv=null"], tmp_path)
+    assert proc.returncode == 2 and "device.venv=null" in proc.stderr
+    proc = run_cli(["device", "setup"], tmp_path)  # device=local: pruneflow's own Python
+    assert proc.returncode == 0 and "nothing to set up" in proc.stdout
 
 
 def test_a_venv_that_cannot_be_made_names_the_device_the_step_and_the_fix(sshd, tmp_path):
