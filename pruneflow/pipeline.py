@@ -1,9 +1,10 @@
 """The job: one composed config in, one MLflow run out.
 
-data -> baseline (cached) -> prune -> export -> evaluate -> time -> record. Each stage is one
-function in its own module and returns a small typed result; :mod:`pruneflow.results` turns it
-into MLflow names as soon as it exists, so a run that fails midway is marked FAILED (KILLED when
-interrupted) with its partial artifacts, its error and its log.
+device check -> data -> baseline (cached) -> prune -> export -> evaluate -> time -> record.
+Each stage is one function in its own module and returns a small typed result;
+:mod:`pruneflow.results` turns it into MLflow names as soon as it exists, so a run that fails
+midway is marked FAILED (KILLED when interrupted) with its partial artifacts, its error and its
+log.
 """
 
 from __future__ import annotations

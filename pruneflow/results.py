@@ -74,7 +74,7 @@ CURVES = {  # Keras history key -> stepped metric (baseline epochs, then fine-tu
     "val_loss": "val/loss",
     "val_accuracy": "val/accuracy",
 }
-STAGES = ("data", "train", "prune", "qat", "convert", "evaluate", "benchmark")
+STAGES = ("check", "data", "train", "prune", "qat", "convert", "evaluate", "benchmark")
 
 
 def stage_time(stage: str) -> str:

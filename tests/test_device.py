@@ -127,6 +127,12 @@ def test_device_check_on_this_machine_and_bad_input(tmp_path):
     assert proc.returncode == 2 and "--wheels /no is not a folder" in proc.stderr
     proc = run_cli(["device", "setup", "device=ssh", "device.host=h", "device.venv=null"], tmp_path)
     assert proc.returncode == 2 and "device.venv=null" in proc.stderr
+    # a run whose device python does not exist: refused at the check, nothing trained
+    proc = run_cli([*FEW, *outputs_to(tmp_path), "device.python=/nonexistent/python3"], tmp_path)
+    assert proc.returncode == 1
+    assert "device local: check failed: cannot run '/nonexistent/python3'" in proc.stderr
+    _, (run,) = read_runs(tmp_path)
+    assert run.info.status == "FAILED" and "baseline/accuracy" not in run.data.metrics
     proc = run_cli(["device", "setup"], tmp_path)  # device=local: pruneflow's own Python
     assert proc.returncode == 0 and "nothing to set up" in proc.stdout
 
