@@ -124,12 +124,13 @@ def test_one_failing_job_fails_alone_and_the_summary_says_why(tmp_path):
     assert [r.info.status for r in runs] == ["FINISHED", "FAILED"]
     failed = runs[1]
     assert "/nonexistent/python3" in failed.data.tags[results.ERROR_MESSAGE_TAG]
-    assert failed.data.metrics[results.metric("tflite_int8", results.SIZE)] > 0  # partial
+    # refused by the device check, before any work of its own
+    assert results.BASELINE_ACCURACY not in failed.data.metrics
     assert parent.info.status == "FAILED"
     summary = (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
     assert summary in proc.stdout
     row = next(line for line in summary.splitlines() if "FAILED" in line)
-    assert "device.python=/nonexistent/python3" in row and "device local: run failed" in row
+    assert "device.python=/nonexistent/python3" in row and "device local: check failed" in row
     assert "1 failed, 1 finished" in proc.stdout
 
 
