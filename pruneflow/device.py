@@ -245,9 +245,20 @@ def readiness(
         manual = []
         if apt:
             manual.append(f"sudo apt install {' '.join(apt)}")
-        if pip:
+        after = ""
+        if pip and facts.get("venv"):
             manual.append(f"{who} -m pip install {' '.join(pip)}")
-        fixes.append("on the device: `" + " && ".join(manual) + "`")
+        elif pip:  # Debian's and Raspberry Pi OS's own python refuse pip installs (PEP 668)
+            manual += [
+                f"{who} -m venv --system-site-packages VENV",
+                f"VENV/bin/pip install {' '.join(pip)}",
+            ]
+            after = (
+                " (then device.python=VENV/bin/python)"
+                if kind == "local"
+                else " with VENV the device.venv folder (runs use it)"
+            )
+        fixes.append("on the device: `" + " && ".join(manual) + "`" + after)
         problems.append(f"{who} lacks {', '.join(missing)}; fix: " + ", or ".join(fixes))
     lib = facts.get("delegate_library")
     if lib and not lib.get("loads"):
