@@ -181,7 +181,13 @@ def rows(selection: Selection):
             for m in (*MEASURES, *EXTRA_MEASURES):
                 row[m] = _float(run.get(f"metrics.{results.metric(variant, m)}"))
             threads = run.get("params.delegate.threads")
-            row["threads"] = "default" if threads in (None, "None", "null") else str(threads)
+            row["threads"] = (
+                "–"  # TensorFlow does not take LiteRT's thread count
+                if variant == results.KERAS
+                else "default"
+                if threads in (None, "None", "null")
+                else str(threads)
+            )
             row["val_images"] = _float(run.get(f"metrics.{results.VAL_IMAGES}"))
             row["baseline_accuracy"] = _float(run.get(f"metrics.{results.BASELINE_ACCURACY}"))
             row["val_loss"] = _float(run.get("metrics." + results.CURVES["val_loss"]))
@@ -336,7 +342,9 @@ def markdown(selection: Selection, table, best, tolerance: float) -> str:
 
 
 def _threads_table(table) -> list[str]:
-    """p50 per thread count side by side, when the runs swept delegate.threads."""
+    """p50 per thread count side by side, when the runs swept delegate.threads (the .tflite
+    variants: the Keras model does not take LiteRT's thread count)."""
+    table = table[table["variant"] != results.KERAS]  # TensorFlow ignores delegate.threads
     counts = list(dict.fromkeys(table["threads"]))
     if len(counts) < 2:
         return []

@@ -169,4 +169,6 @@ def test_a_thread_sweep_is_reported_per_thread_count(tmp_path):
     report = (tmp_path / "multirun" / "report" / "report.md").read_text()
     assert "## Threads (delegate.threads): p50 per image, ms" in report
     assert "| model | sparsity | variant | timed on | 1 | 2 |" in report
+    threads = report.split("## Threads")[1].split("\n## ")[0]
+    assert "| tflite_int8 | local |" in threads and "keras" not in threads
     assert "| decode | invoke | peak RSS MB | timed on | kernels |" in report
