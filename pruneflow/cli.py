@@ -126,6 +126,8 @@ def device(argv: list[str]) -> int:
     parser.add_argument("action", choices=["check", "setup"])
     parser.add_argument("overrides", nargs="*", help="the run's overrides, e.g. device=rpi4")
     parser.add_argument("--wheels", help="setup: install from the .whl files in this folder")
+    if not argv:  # argparse would also call the optional overrides required
+        parser.error("an action is required: check or setup")
     args = parser.parse_intermixed_args(argv)
     prog = f"pruneflow device {args.action}"
     try:
