@@ -47,3 +47,4 @@ bench: system-deps install
 	$(PYTHON) bench/pruning_recipes.py uniform/1.0/constant global/0.75/constant
 	$(PYTHON) bench/pruning_mobilenet.py
 	$(PYTHON) bench/sparse_fp32.py
+	$(PYTHON) bench/device_protocol.py
