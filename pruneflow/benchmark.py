@@ -78,12 +78,12 @@ def run_benchmark(
     here and, for ``device=local``, while the runner times; an SSH device holds its own lock
     while its runner times (:mod:`pruneflow.device`).
     """
-    from pruneflow.device import PROTOCOL_KEYS, open_device, timing_lock
+    from pruneflow.device import open_device, timing_lock
 
     out_dir = Path(out_dir)
     runner_json = out_dir / "runner.json"
     models = list(tflite_models.values())
-    protocol = protocol or Protocol(**{k: device[k] for k in PROTOCOL_KEYS if k in device})
+    protocol = protocol or Protocol()
     local = device["kind"] == "local"
     keras = {}
     with open_device(**device) as dev:

@@ -573,20 +573,21 @@ class SSHDevice:
         """The runner's interpreter on the device, as shell words: the venv's python when
         ``device.venv`` has one (``pruneflow device setup`` makes it), else ``device.python``."""
         if self._python is None:
-            self._python = " ".join(shlex.quote(p) for p in shlex.split(self.python))
-            if self.venv:
-                venv_python = remote_path(self.venv.rstrip("/") + "/bin/python")
-                found = self._run("check", f"test -x {venv_python} && echo yes || echo no")
-                if found.stdout.strip() == "yes":
-                    self._python = venv_python
+            words = " ".join(shlex.quote(p) for p in shlex.split(self.python))
+            self._python = (self.venv and self._venv_python("check")) or words
         return self._python
+
+    def _venv_python(self, step: str) -> str | None:
+        """``device.venv``'s python (quoted for the device's shell) when it exists there."""
+        venv_python = remote_path(self.venv.rstrip("/") + "/bin/python")
+        found = self._run(step, f"test -x {venv_python} && echo yes || echo no")
+        return venv_python if found.stdout.strip() == "yes" else None
 
     def probe(self, delegate: dict) -> dict:
         """The runner's ``--probe`` run by the device's python (see :func:`check`); the runner
         travels in the command itself, nothing is written on the device."""
         q = shlex.quote
         python = self.resolved_python
-        t0 = time.perf_counter()
         result = self.conn.run(
             f"{python} -c {q(RUNNER.read_text())} --probe --delegate {q(json.dumps(delegate))}",
             hide=True,
@@ -594,7 +595,6 @@ class SSHDevice:
             in_stream=False,
             timeout=120,
         )
-        self.timings["check_s"] = time.perf_counter() - t0
         if result.exited == 127:
             raise self._fail(
                 "check",
@@ -617,8 +617,7 @@ class SSHDevice:
         require(bool(self.venv), "venv", self.venv, "a folder on the device for the venv")
         venv = remote_path(self.venv.rstrip("/"))
         base = " ".join(q(p) for p in shlex.split(self.python))
-        made = self._run("setup", f"test -x {venv}/bin/python && echo yes || echo no")
-        if made.stdout.strip() != "yes":
+        if not self._venv_python("setup"):
             log(f"device {self.name}: creating the venv {self.venv} with {base}")
             has_venv = self.conn.run(
                 f"{base} -c 'import ensurepip, venv'", hide=True, warn=True, in_stream=False

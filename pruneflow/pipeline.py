@@ -216,7 +216,7 @@ def _stages(
             paths[convert.KERAS],
             tflite,
             images,
-            {**fields(config.device), "python": ready.python},
+            fields(config.device),  # its python resolves there as in the check
             fields(config.delegate),
             out,
             keras_on=ready.keras_on,
