@@ -12,7 +12,15 @@ import time
 
 import pytest
 
-from helpers.cli import TINY, clean_env, outputs_to, pruneflow_command, read_runs, run_cli
+from helpers.cli import (
+    TINY,
+    clean_env,
+    outputs_to,
+    pruneflow_command,
+    read_runs,
+    run_cli,
+    sweep_cli,
+)
 from pruneflow import results
 
 # the default stage (stage=full)
@@ -23,11 +31,7 @@ VARIANTS = ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
 def sweep(tmp_path_factory):
     """`pruneflow -m prune.sparsity=0.5,0.8`: the console script itself, not `python -m`."""
     tmp = tmp_path_factory.mktemp("sweep")
-    proc = run_cli(
-        ["-m", "prune.sparsity=0.5,0.8", *TINY, *outputs_to(tmp)],
-        cwd=tmp,
-        command=pruneflow_command(),
-    )
+    proc = sweep_cli(tmp, "prune.sparsity=0.5,0.8")
     assert proc.returncode == 0, proc.stderr[-4000:]
     return tmp, proc
 

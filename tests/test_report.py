@@ -15,13 +15,12 @@ import pytest
 from PIL import Image
 
 from helpers.cli import (
-    TINY,
     clean_env,
-    outputs_to,
     pruneflow_command,
     read_runs,
     run_cli,
     store_uri,
+    sweep_cli,
 )
 from helpers.sshd import free_port
 from pruneflow import results
@@ -32,11 +31,7 @@ from pruneflow.results import model_name
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("report")
-    proc = run_cli(
-        ["-m", "prune.sparsity=0.5,0.9", *TINY, *outputs_to(tmp)],
-        cwd=tmp,
-        command=pruneflow_command(),
-    )
+    proc = sweep_cli(tmp, "prune.sparsity=0.5,0.9")
     assert proc.returncode == 0, proc.stderr[-3000:]
     return tmp, proc
 

@@ -21,18 +21,9 @@ from helpers.cli import (
     read_runs,
     run_cli,
     store_uri,
+    sweep_cli,
 )
 from pruneflow import results, tracking
-
-
-def _sweep(tmp, *args, env=None, timeout=600):
-    return run_cli(
-        ["-m", *args, *TINY, *outputs_to(tmp)],
-        cwd=tmp,
-        timeout=timeout,
-        command=pruneflow_command(),
-        env=env,
-    )
 
 
 def _parent_of(run) -> str:
@@ -65,7 +56,7 @@ def test_a_sweep_nests_its_runs_resumes_and_ends_runs_left_by_dead_processes(tmp
         experiment_id, tags={**tags, results.PID_TAG: str(os.getpid())}
     ).info.run_id
 
-    first = _sweep(tmp_path, "prune.sparsity=0.5,0.8")
+    first = sweep_cli(tmp_path, "prune.sparsity=0.5,0.8")
     assert first.returncode == 0, first.stderr[-3000:]
     assert client.get_run(stale).info.status == "KILLED"
     assert "gone" in client.get_run(stale).data.tags[results.ERROR_MESSAGE_TAG]
@@ -97,7 +88,7 @@ def test_a_sweep_nests_its_runs_resumes_and_ends_runs_left_by_dead_processes(tmp
     assert open(logged).read() == summary
 
     # the same command again: nothing is retrained, re-timed or duplicated
-    second = _sweep(tmp_path, "prune.sparsity=0.5,0.8")
+    second = sweep_cli(tmp_path, "prune.sparsity=0.5,0.8")
     assert second.returncode == 0, second.stderr[-3000:]
     assert second.stdout.count("skipped (finished run") == 2
     assert "2 skipped" in second.stdout
@@ -117,7 +108,7 @@ def test_a_sweep_nests_its_runs_resumes_and_ends_runs_left_by_dead_processes(tmp
 
 
 def test_one_failing_job_fails_alone_and_the_summary_says_why(tmp_path):
-    proc = _sweep(tmp_path, "device.python=null,/nonexistent/python3")
+    proc = sweep_cli(tmp_path, "device.python=null,/nonexistent/python3")
     assert proc.returncode != 0
     _, runs = read_runs(tmp_path)
     _, (parent,) = read_runs(tmp_path, parents=True)
@@ -161,7 +152,7 @@ def _second_job_running(tmp_path):
     return len(runs) == 2 and runs[1].info.status == "RUNNING"
 
 
-def _terminate_sweep(args: list[str], tmp_path, when) -> str:
+def _terminatesweep_cli(args: list[str], tmp_path, when) -> str:
     """Start the sweep ``args``, SIGTERM it once ``when(tmp_path)`` holds; its console."""
     log = tmp_path / "console.txt"
     with open(log, "w") as fh:
@@ -180,7 +171,7 @@ def _terminate_sweep(args: list[str], tmp_path, when) -> str:
 
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     args = ["-m", "prune.sparsity=0.3,0.5,0.8", *TINY, *outputs_to(tmp_path)]
-    _terminate_sweep(args, tmp_path, _second_job_running)
+    _terminatesweep_cli(args, tmp_path, _second_job_running)
     _, runs = read_runs(tmp_path)
     _, (killed,) = read_runs(tmp_path, parents=True)
     assert [r.info.status for r in runs] == ["FINISHED", "KILLED"]
@@ -214,7 +205,7 @@ def test_sigterm_to_a_joblib_sweep_leaves_no_run_running(tmp_path):
     """The sweep's own process is told to stop while its jobs run in joblib's workers: the
     jobs' runs and the parent end KILLED, and the summary says so."""
     args = ["-m", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "prune.sparsity=0.3,0.5"]
-    console = _terminate_sweep([*args, *TINY, *outputs_to(tmp_path)], tmp_path, _any_running)
+    console = _terminatesweep_cli([*args, *TINY, *outputs_to(tmp_path)], tmp_path, _any_running)
     _, runs = read_runs(tmp_path)
     _, (parent,) = read_runs(tmp_path, parents=True)
     assert "RUNNING" not in {r.info.status for r in runs} and "KILLED" in {
@@ -225,7 +216,7 @@ def test_sigterm_to_a_joblib_sweep_leaves_no_run_running(tmp_path):
 
 
 def test_joblib_two_workers_train_one_baseline_and_never_time_at_once(tmp_path):
-    proc = _sweep(
+    proc = sweep_cli(
         tmp_path,
         "hydra/launcher=joblib",
         "hydra.launcher.n_jobs=2",
@@ -245,7 +236,7 @@ def test_joblib_two_workers_train_one_baseline_and_never_time_at_once(tmp_path):
 
 
 def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
-    proc = _sweep(
+    proc = sweep_cli(
         tmp_path,
         "hydra/launcher=submitit_local",
         "hydra.launcher.timeout_min=10",
@@ -284,7 +275,7 @@ def test_a_sweep_through_a_real_mlflow_server_shares_its_baseline(tmp_path):
         env = {**clean_env(), "MLFLOW_TRACKING_URI": server.uri}
         first, second = tmp_path / "machine_a", tmp_path / "machine_b"
         first.mkdir(), second.mkdir()
-        proc = _sweep(first, "prune.sparsity=0.5,0.8", env=env)
+        proc = sweep_cli(first, "prune.sparsity=0.5,0.8", env=env)
         assert proc.returncode == 0, proc.stderr[-3000:]
         assert f"in {server.uri}" in proc.stdout
         proc = run_cli(["prune.sparsity=0.7", *TINY, *outputs_to(second)], cwd=second, env=env)
@@ -310,7 +301,7 @@ def test_a_sweep_on_postgresql(tmp_path):
     from helpers.servers import PostgresServer
 
     with PostgresServer(tmp_path / "pg") as pg:
-        proc = _sweep(tmp_path, f"tracking.uri={pg.uri}", "prune.sparsity=0.5,0.8")
+        proc = sweep_cli(tmp_path, f"tracking.uri={pg.uri}", "prune.sparsity=0.5,0.8")
         assert proc.returncode == 0, proc.stderr[-3000:]
         from mlflow.tracking import MlflowClient
 
@@ -369,7 +360,7 @@ def test_the_ray_launcher_runs_a_sweep_on_a_local_ray_head(tmp_path):
     head += ["--num-cpus=2", "--include-dashboard=false", "--disable-usage-stats"]
     subprocess.run([*head, f"--temp-dir={temp}"], check=True, capture_output=True, timeout=120)
     try:
-        proc = _sweep(
+        proc = sweep_cli(
             tmp_path,
             "hydra/launcher=ray",
             f"hydra.launcher.ray.init.address=127.0.0.1:{port}",
@@ -391,11 +382,12 @@ def test_a_sweep_from_the_sweepers_params_is_listed_and_summarized(tmp_path):
     (conf / "study.yaml").write_text(
         "# @package _global_\nhydra:\n  sweeper:\n    params:\n      prune.sparsity: 0.5,0.8\n"
     )
-    proc = run_cli(
-        ["--config-dir", str(tmp_path / "my_conf"), "-m", "+experiment=study"]
-        + [*TINY, *outputs_to(tmp_path)],
-        cwd=tmp_path,
-    )
+
+    def study():
+        args = ["--config-dir", str(tmp_path / "my_conf"), "-m", "+experiment=study"]
+        return run_cli([*args, *TINY, *outputs_to(tmp_path)], cwd=tmp_path)
+
+    proc = study()
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, runs = read_runs(tmp_path)
     _, (parent,) = read_runs(tmp_path, parents=True)
@@ -409,11 +401,7 @@ def test_a_sweep_from_the_sweepers_params_is_listed_and_summarized(tmp_path):
     (conf / "study.yaml").write_text(
         "# @package _global_\nhydra:\n  sweeper:\n    params:\n      prune.sparsity: 0.5,1.5\n"
     )
-    proc = run_cli(
-        ["--config-dir", str(tmp_path / "my_conf"), "-m", "+experiment=study"]
-        + [*TINY, *outputs_to(tmp_path)],
-        cwd=tmp_path,
-    )
+    proc = study()
     assert proc.returncode == 2 and "prune.sparsity=1.5" in proc.stderr, proc.stderr
 
 

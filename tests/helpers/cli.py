@@ -84,6 +84,18 @@ def run_cli(
     )
 
 
+def sweep_cli(tmp: Path, *args: str, env=None, timeout: float = 600):
+    """``pruneflow -m ARGS`` with the tiny budget, every output under ``tmp``: the console
+    script itself, as a user types it."""
+    return run_cli(
+        ["-m", *args, *TINY, *outputs_to(tmp)],
+        cwd=tmp,
+        timeout=timeout,
+        command=pruneflow_command(),
+        env=env,
+    )
+
+
 def store_uri(tmp: Path) -> str:
     return f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}"
 
