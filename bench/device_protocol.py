@@ -68,7 +68,7 @@ json.dump(times, open(out, "w"))
 
 def runner(models: list[Path], images: Path, out: Path, threads: int, keras: Path | None = None):
     """The device runner as a device runs it: ``python3 device_runner.py ...``."""
-    from pruneflow.device import RUNNER
+    from pruneflow.devices.base import RUNNER
 
     delegate = json.dumps({"name": "xnnpack", "threads": threads})
     cmd = [sys.executable, str(RUNNER), "--images", str(images), "--out", str(out)]
@@ -78,7 +78,7 @@ def runner(models: list[Path], images: Path, out: Path, threads: int, keras: Pat
 
 
 def bare(model: Path, images: Path, out: Path, threads: int, mode: str) -> list[float]:
-    from pruneflow.device import RUNNER
+    from pruneflow.devices.base import RUNNER
 
     cmd = [sys.executable, "-c", BARE, str(RUNNER.parent), str(model), str(images)]
     subprocess.run([*cmd, str(threads), str(out), mode], check=True)
@@ -90,19 +90,26 @@ def p50(times: list[float]) -> float:
 
 
 def main() -> None:
-    from pruneflow.benchmark import write_images
-    from pruneflow.convert import export_models
-    from pruneflow.data import load_digits
-    from pruneflow.model import build_cnn, build_transfer
+    from pruneflow.steps.benchmark.benchmark import write_images
+    from pruneflow.steps.convert.convert import export_models
+    from pruneflow.steps.data.config import DigitsConfig
+    from pruneflow.steps.data.loaders import load_digits
+    from pruneflow.steps.model.build import build_cnn, build_transfer
+    from pruneflow.steps.model.config import CNNConfig, TransferConfig
 
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     rng = np.random.default_rng(0)
-    digits = load_digits(image_size=28, seed=0)
+    digits = load_digits(DigitsConfig(image_size=28, seed=0))
     rgb = rng.integers(0, 256, size=(IMAGES, 96, 96, 3), dtype=np.uint8)
     nets = {
-        "digits_cnn": (build_cnn((28, 28, 1), 10), digits.x_val, digits.y_val, digits.class_names),
+        "digits_cnn": (
+            build_cnn(CNNConfig(), (28, 28, 1), 10),
+            digits.x_val,
+            digits.y_val,
+            digits.class_names,
+        ),
         "mobilenetv2_96": (
-            build_transfer((96, 96, 3), 5, "mobilenetv2", weights=None),
+            build_transfer(TransferConfig(arch="mobilenetv2", weights=None), (96, 96, 3), 5),
             rgb,
             rng.integers(0, 5, size=IMAGES),
             [str(i) for i in range(5)],
@@ -114,7 +121,7 @@ def main() -> None:
         paths, folders = {}, {}
         for name, (model, x, y, classes) in nets.items():
             paths[name] = export_models(model, list(variants), tmp / name / "models", x[:100])
-            folders[name] = write_images(x, y, classes, IMAGES, tmp / name / "images")
+            folders[name] = write_images(x, y, classes, IMAGES, tmp / name / "images", seed=0)
         overhead = {f"{n}/{v}": [] for n in nets for v in variants}
         over_tight = {f"{n}/{v}": [] for n in nets for v in variants}
         cache_effect = {f"{n}/{v}": [] for n in nets for v in variants}
@@ -182,7 +189,7 @@ def main() -> None:
 
 
 def _cpu() -> str:
-    from pruneflow.device_runner import device_facts
+    from pruneflow.devices.runner import device_facts
 
     f = device_facts()
     return f"{f['cpu']} ({f['cores']} cores)"

@@ -23,20 +23,24 @@ HERE = Path(__file__).resolve().parent
 
 
 def main() -> None:
-    from pruneflow.benchmark import write_images
-    from pruneflow.convert import export_models, file_sizes
-    from pruneflow.device import open_device
-    from pruneflow.model import build_transfer
+    from pruneflow.devices.base import open_device
+    from pruneflow.devices.config import LocalDeviceConfig
+    from pruneflow.steps.benchmark.benchmark import write_images
+    from pruneflow.steps.convert.convert import export_models, file_sizes
+    from pruneflow.steps.model.build import build_transfer
+    from pruneflow.steps.model.config import TransferConfig
 
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, size=(100, 96, 96, 3), dtype=np.uint8)
     labels = rng.integers(0, 5, size=100)
-    model = build_transfer((96, 96, 3), 5, "mobilenetv2", weights=None)
+    model = build_transfer(TransferConfig(arch="mobilenetv2", weights=None), (96, 96, 3), 5)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         paths = export_models(model, ["tflite_fp32", "tflite_int8"], tmp / "models", images)
-        folder = write_images(images, labels, [str(i) for i in range(5)], 100, tmp / "images")
+        folder = write_images(
+            images, labels, [str(i) for i in range(5)], 100, tmp / "images", seed=0
+        )
         sizes = {v: file_sizes(paths[v]) for v in ("tflite_fp32", "tflite_int8")}
         p50 = {"tflite_fp32": [], "tflite_int8": []}
         mean = {"tflite_fp32": [], "tflite_int8": []}
@@ -44,7 +48,7 @@ def main() -> None:
             for variant in (
                 ("tflite_fp32", "tflite_int8") if i % 2 == 0 else ("tflite_int8", "tflite_fp32")
             ):
-                with open_device(kind="local") as dev:
+                with open_device(LocalDeviceConfig()) as dev:
                     doc = dev.benchmark(
                         [paths[variant]], folder, tmp / "r.json", {"name": "xnnpack", "threads": 1}
                     )

@@ -29,23 +29,27 @@ DELEGATE = {"name": "xnnpack", "threads": 1, "fallback": "builtin"}
 def main() -> None:
     import tf_keras as keras
 
-    from pruneflow.benchmark import write_images
-    from pruneflow.convert import VARIANTS, export_models
-    from pruneflow.data import load_digits
-    from pruneflow.device import open_device
-    from pruneflow.model import build_cnn
-    from pruneflow.train import fit
+    from pruneflow.devices.base import open_device
+    from pruneflow.devices.config import LocalDeviceConfig
+    from pruneflow.steps.benchmark.benchmark import write_images
+    from pruneflow.steps.convert.convert import export_models
+    from pruneflow.steps.convert.variants import VARIANTS
+    from pruneflow.steps.data.config import DigitsConfig
+    from pruneflow.steps.data.loaders import load_digits
+    from pruneflow.steps.model.build import build_cnn
+    from pruneflow.steps.model.config import CNNConfig
+    from pruneflow.steps.train.train import fit
 
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        data = load_digits(seed=42)
+        data = load_digits(DigitsConfig(seed=42))
         keras.utils.set_random_seed(0)
-        model = build_cnn(data.image_shape, data.num_classes)
+        model = build_cnn(CNNConfig(), data.image_shape, data.num_classes)
         fit(model, data, epochs=2, batch_size=32, learning_rate=1e-3)
         paths = export_models(model, VARIANTS, tmp / "models", data.train_sample(100))
         models = [paths[v] for v in VARIANTS]
-        images = write_images(data.x_val, data.y_val, data.class_names, 100, tmp / "images")
+        images = write_images(data.x_val, data.y_val, data.class_names, 100, tmp / "images", seed=0)
 
         walls = {"local": [], "ssh": []}
         steps: list[dict[str, float]] = []
@@ -54,12 +58,12 @@ def main() -> None:
             for i in range(rounds):
                 for kind in ("local", "ssh"):
                     opts = (
-                        sshd.device_options(python=sys.executable)
+                        sshd.device_config(python=sys.executable)
                         if kind == "ssh"
-                        else {"kind": "local"}
+                        else LocalDeviceConfig()
                     )
                     t0 = time.perf_counter()
-                    with open_device(**opts) as dev:
+                    with open_device(opts) as dev:
                         doc = dev.benchmark(models, images, tmp / f"{kind}{i}.json", DELEGATE)
                     walls[kind].append(time.perf_counter() - t0)
                     if kind == "ssh":

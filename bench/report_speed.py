@@ -22,7 +22,8 @@ from pathlib import Path
 
 from sweeps import clean_env
 
-from pruneflow import results, tracking
+from pruneflow import results
+from pruneflow.study import tracking
 
 VARIANTS = ["keras", "tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
 MODELS = [("digits", "cnn"), ("mnist", "cnn"), ("svhn", "cnn"), ("tf_flowers", "mobilenetv2")]

@@ -30,7 +30,7 @@ VARIANTS = ["tflite_fp32", "tflite_fp32_sparse"]
 def prune_1x1(model, sparsity: float) -> int:
     """Zero the smallest-magnitude ``sparsity`` of each 1x1 convolution's kernel (one-shot
     magnitude pruning: the zero pattern, not the fine-tuned values, decides latency)."""
-    from pruneflow.prune import leaf_layers
+    from pruneflow.steps.prune.prune import leaf_layers
 
     count = 0
     for layer in leaf_layers(model):
@@ -44,10 +44,12 @@ def prune_1x1(model, sparsity: float) -> int:
 
 
 def main() -> None:
-    from pruneflow.benchmark import write_images
-    from pruneflow.convert import describe, export_models
-    from pruneflow.device import open_device
-    from pruneflow.model import build_transfer
+    from pruneflow.devices.base import open_device
+    from pruneflow.devices.config import LocalDeviceConfig
+    from pruneflow.steps.benchmark.benchmark import write_images
+    from pruneflow.steps.convert.convert import describe, export_models
+    from pruneflow.steps.model.build import build_transfer
+    from pruneflow.steps.model.config import TransferConfig
 
     rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
     rng = np.random.default_rng(0)
@@ -56,9 +58,11 @@ def main() -> None:
     result = {"rounds": rounds, "sparsities": {}}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        folder = write_images(images, labels, [str(i) for i in range(5)], 100, tmp / "images")
+        folder = write_images(
+            images, labels, [str(i) for i in range(5)], 100, tmp / "images", seed=0
+        )
         for s in SPARSITIES:
-            model = build_transfer((96, 96, 3), 5, "mobilenetv2", weights=None)
+            model = build_transfer(TransferConfig(arch="mobilenetv2", weights=None), (96, 96, 3), 5)
             layers = prune_1x1(model, s)
             paths = export_models(model, VARIANTS, tmp / f"s{s}", images[:8])
             files = describe(paths)
@@ -66,7 +70,7 @@ def main() -> None:
             kernels = {}
             for i in range(rounds):
                 for variant in VARIANTS if i % 2 == 0 else VARIANTS[::-1]:
-                    with open_device(kind="local") as dev:
+                    with open_device(LocalDeviceConfig()) as dev:
                         doc = dev.benchmark(
                             [paths[variant]], folder, tmp / "r.json", {"name": "xnnpack"}
                         )

@@ -14,13 +14,9 @@ from helpers.cli import read_runs as _read_runs  # noqa: E402
 
 __all__ = ["PAPER_METHOD", "clean_env", "read_runs", "run_pruneflow"]
 
-# The paper's pruning recipe (and pruneflow's default before issue #11): every layer at the
-# target, the ramp ending on the last fine-tuning step, a fixed learning rate.
-PAPER_METHOD = (
-    "prune.distribution=uniform",
-    "prune.ramp_fraction=1.0",
-    "prune.lr_schedule=constant",
-)
+# The paper's pruning recipe (and pruneflow's default before issue #11): the prune=paper option
+# (conf/prune/paper.yaml).
+PAPER_METHOD = ("prune=paper",)
 
 
 def run_pruneflow(cwd: str | Path, *args: str) -> None:

@@ -1,14 +1,13 @@
-"""Typed config: one schema per option, registered in Hydra's ConfigStore, checked once.
+"""The root config: one typed section per group, composed from the schemas beside each step.
 
-Each YAML option under ``conf/<group>/`` extends its schema here (Hydra's structured-configs
-pattern): defaults live in these dataclasses, the YAML files hold only what differs, and a key
-that an option does not have (``device=local device.host=x``) is refused at compose time.
-
-:func:`check` turns a composed config into typed objects. Each schema's ``__post_init__`` calls
-the argument checks of the stage that uses it (``prune.check_pruning`` ...), which speak in their
-own terms (``sparsity=1.5 ...``); :func:`check` is the one place that names the config key
-(``prune.sparsity=1.5 ...``). Rules across keys live in :meth:`Config.__post_init__`. Nothing
-here imports TensorFlow, so a bad value stops a run or a whole sweep within seconds.
+Each section's schema lives beside the code it configures (``steps/<step>/config.py``,
+``devices/config.py``, ``study/config.py``) and checks its own values in ``__post_init__``, in
+its own terms (``sparsity=1.5 ...``); the YAML options under ``conf/<group>/`` extend those
+schemas (Hydra's structured-configs pattern), so a default is written once, there.
+:func:`check` turns a composed config into this typed :class:`Config` and is the one place
+that names the config key (``prune.sparsity=1.5 ...``); rules across keys live in
+:meth:`Config.__post_init__`. Nothing here imports TensorFlow, so a bad value stops a run or a
+whole sweep within seconds.
 """
 
 from __future__ import annotations
@@ -16,336 +15,33 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
-import itertools
 import json
-import logging
-import sys
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, NoReturn
+from typing import Any
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import MISSING, SI, DictConfig, OmegaConf
+from omegaconf import MISSING, DictConfig, OmegaConf
 from omegaconf.errors import MissingMandatoryValue
 
-from pruneflow import benchmark, convert, data, device, model, prune, quantize, tracking, train
-from pruneflow.device_runner import check_delegate
+from pruneflow.devices import config as devices
+from pruneflow.devices.config import DelegateConfig, DeviceConfig
 from pruneflow.errors import ArgumentError, ConfigError
-
-log = logging.getLogger(__name__)
-
-
-# -- datasets (group `dataset`) ----------------------------------------------------------------
-@dataclass
-class DatasetConfig:
-    _target_: str = MISSING
-    image_size: int = MISSING
-    seed: int = SI("${seed}")
-
-    @property
-    def label(self) -> str:
-        """A short name for run names: ``digits``, ``mnist``, the folder's name."""
-        raise NotImplementedError
-
-
-@dataclass
-class DigitsConfig(DatasetConfig):
-    """scikit-learn's 1797 digits, embedded (offline)."""
-
-    _target_: str = "pruneflow.data.load_digits"
-    image_size: int = 28
-    val_fraction: float = 0.3
-
-    def __post_init__(self) -> None:
-        data.check_image(self.image_size, minimum=8)
-        data.check_fraction(self.val_fraction)
-
-    @property
-    def label(self) -> str:
-        return "digits"
-
-    @property
-    def channels(self) -> int:
-        return 1  # grayscale digits
-
-
-@dataclass
-class TfdsConfig(DatasetConfig):
-    """A tensorflow-datasets dataset (downloaded on first use)."""
-
-    _target_: str = "pruneflow.data.load_tfds"
-    name: str = MISSING
-    channels: int = 3
-    train_split: str = "train[:70%]"  # the paper's 70/30 split of the training split
-    val_split: str = "train[70%:]"
-    data_dir: str | None = None  # null: ~/tensorflow_datasets
-    download: bool = True
-    cache: bool = True  # keep decoded, resized training images in memory across epochs
-    train_limit: int | None = None  # null: the whole split; N: the first N examples
-    val_limit: int | None = None
-
-    def __post_init__(self) -> None:
-        data.check_image(self.image_size, self.channels)
-        data.check_limit("train_limit", self.train_limit)
-        data.check_limit("val_limit", self.val_limit)
-
-    @property
-    def label(self) -> str:
-        return self.name
-
-
-@dataclass
-class FolderConfig(DatasetConfig):
-    """Your own images in ``root/<class>/*.{jpg,png,...}``."""
-
-    _target_: str = "pruneflow.data.load_folder"
-    root: str | None = None  # required
-    image_size: int = 96
-    channels: int = 3
-    val_fraction: float = 0.3
-    cache: bool = True
-
-    def __post_init__(self) -> None:
-        data.check_folder(self.root)
-        data.check_image(self.image_size, self.channels)
-        data.check_fraction(self.val_fraction)
-
-    @property
-    def label(self) -> str:
-        import os
-
-        return os.path.basename(os.path.normpath(self.root))
-
-
-# -- backbones (group `backbone`) --------------------------------------------------------------
-@dataclass
-class BackboneConfig:
-    _target_: str = MISSING
-    dropout: float = 0.2
-    # A model nested inside the classifier (a keras.applications base): tfmot's QAT refuses it.
-    nests_a_model: ClassVar[bool] = False
-
-    @property
-    def label(self) -> str:
-        raise NotImplementedError
-
-
-@dataclass
-class CNNConfig(BackboneConfig):
-    """A small custom CNN like the paper's MNIST model."""
-
-    _target_: str = "pruneflow.model.build_cnn"
-    filters: list[int] = field(default_factory=lambda: [16, 32])
-    dense_units: int = 64
-    dropout: float = 0.25
-
-    def __post_init__(self) -> None:
-        model.check_cnn(self.filters, self.dense_units, self.dropout)
-
-    @property
-    def label(self) -> str:
-        return "cnn"
-
-
-@dataclass
-class TransferConfig(BackboneConfig):
-    """A keras.applications base with its preprocessing and a new classification head."""
-
-    _target_: str = "pruneflow.model.build_transfer"
-    arch: str = MISSING
-    weights: str | None = "imagenet"  # imagenet | null (random init, offline) | a file path
-    input_size: int | None = None  # null: the dataset's image size; else resized in the model
-    nests_a_model: ClassVar[bool] = True
-
-    def __post_init__(self) -> None:
-        model.check_transfer(self.arch, self.input_size, self.dropout)
-
-    @property
-    def label(self) -> str:
-        return self.arch
-
-
-# -- devices (group `device`) ------------------------------------------------------------------
-@dataclass
-class DeviceConfig:
-    name: str = MISSING  # a label: tags the run's numbers
-    kind: str = MISSING
-    timeout_s: float = 600.0  # the runner's time limit
-    # Before each model, wait until the CPU is cooler than this (degrees C; null: do not wait),
-    # at most cooldown_max_s. Where the device has no thermal zone the run says it skipped.
-    cooldown_c: float | None = None
-    cooldown_max_s: float = 300.0
-
-    def check(self, kind: str) -> None:
-        device.check_device(self.kind, self.name, self.timeout_s, kind)
-        device.check_cooldown(self.cooldown_c, self.cooldown_max_s)
-
-
-@dataclass
-class LocalDeviceConfig(DeviceConfig):
-    """This machine: the runner runs in a subprocess."""
-
-    name: str = "local"
-    kind: str = "local"
-    python: str | None = None  # the runner's interpreter; null: pruneflow's own Python
-
-    def __post_init__(self) -> None:
-        self.check("local")
-
-
-@dataclass
-class SSHDeviceConfig(DeviceConfig):
-    """A machine reached over SSH (Fabric), e.g. a Raspberry Pi."""
-
-    name: str = "ssh"
-    kind: str = "ssh"
-    # the runner's interpreter (or command) on the device, and the one `pruneflow device setup`
-    # makes the venv with; a venv at `venv` (~: the device user's home) takes its place once it
-    # exists; venv=null: always this python
-    python: str = "python3"
-    venv: str | None = device.DEFAULT_VENV
-    host: str | None = None  # required
-    port: int = 22
-    user: str | None = None  # null: your local user name (or ~/.ssh/config)
-    key_file: str | None = None  # null: your default keys and ssh-agent
-    known_hosts: str = "~/.ssh/known_hosts"  # host keys are verified against it
-    accept_new_host: bool = False  # true: trust and record a host seen for the first time
-    use_ssh_config: bool = False  # true: also read ~/.ssh/config
-    workdir: str | None = None  # parent of the remote work folder; null: the device's /tmp
-    connect_timeout_s: float = 10.0
-
-    def __post_init__(self) -> None:
-        self.check("ssh")
-        device.check_ssh(self.host, self.port, self.connect_timeout_s)
-
-
-# -- the other groups and sections -------------------------------------------------------------
-@dataclass
-class DelegateConfig:
-    """Which kernels LiteRT runs the .tflite variants with (group `delegate`)."""
-
-    name: str = "xnnpack"  # none | xnnpack | armnn | external
-    threads: int | None = 1  # null: the runtime's default
-    fallback: str = "builtin"  # when the delegate cannot run a model: builtin | error
-    library: str | None = None  # armnn, external: the delegate's library on the device
-    options: dict[str, Any] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        check_delegate(self.name, self.threads, self.fallback, self.library)
-
-
-@dataclass
-class StageConfig:
-    """Which TFLite variants are built (group `stage`)."""
-
-    variants: list[str] = field(
-        default_factory=lambda: ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
-    )
-    representative_samples: int = 100  # training images calibrating int8
-    qat_epochs: int = 4  # tflite_int8_qat: quantization-aware fine-tuning epochs
-    qat_learning_rate: float = 3e-5
-
-    def __post_init__(self) -> None:
-        convert.check_variants(self.variants)
-        if self.representative_samples < 1:
-            raise ArgumentError("representative_samples", self.representative_samples, ">= 1")
-        if convert.QAT_VARIANT in self.variants:
-            try:
-                quantize.check_qat(self.qat_epochs, self.qat_learning_rate)
-            except ArgumentError as exc:  # quantize_aware's `epochs` is this stage's qat_epochs
-                raise ArgumentError(f"qat_{exc.name}", exc.value, exc.valid) from None
-
-
-@dataclass
-class PruneConfig:
-    sparsity: float = 0.5  # target fraction of zero weights, [0, 1); 0 = no pruning
-    schedule: str = "polynomial"  # polynomial (ramps 0 -> target while fine-tuning) | constant
-    epochs: int = 3  # fine-tuning epochs with pruning
-    learning_rate: float = 1e-3
-    frequency: int = 10  # training steps between mask updates
-    pattern: str = "unstructured"  # unstructured | 2:4 (two zeros in every block of four)
-    layer_types: list[str] | None = None  # null: every prunable type; e.g. [Conv2D]
-    exclude_layers: list[str] = field(default_factory=list)  # layer names kept dense
-    keep_first_last: bool = False  # keep the first and last prunable layers dense
-    # The recipe measured best (BENCHMARKS.md, issue #11): one magnitude threshold across the
-    # layers, a ramp over the first 75% of fine-tuning, then recovery at the final sparsity.
-    # The paper's method: distribution=uniform ramp_fraction=1.0 (conf/experiment/paper_*).
-    distribution: str = "global"  # uniform | erk | global: the target spread over the layers
-    ramp_fraction: float = 0.75  # the polynomial ramp ends at this fraction of fine-tuning
-    lr_schedule: str = "constant"  # constant | cosine (decays over the fine-tuning steps)
-
-    def __post_init__(self) -> None:
-        prune.check_pruning(
-            self.sparsity,
-            self.schedule,
-            self.epochs,
-            self.learning_rate,
-            self.frequency,
-            self.pattern,
-            self.layer_types,
-            self.distribution,
-            self.ramp_fraction,
-            self.lr_schedule,
-        )
-
-
-@dataclass
-class TrainConfig:
-    epochs: int = 12
-    batch_size: int = 32
-    learning_rate: float = 1e-3
-    frozen_epochs: int = 0  # transfer backbones: head-only epochs on a frozen base first
-    fine_tune_learning_rate: float | None = None  # after the frozen phase; null: learning_rate
-
-    def __post_init__(self) -> None:
-        train.check_training(
-            self.epochs,
-            self.batch_size,
-            self.learning_rate,
-            self.frozen_epochs,
-            self.fine_tune_learning_rate,
-        )
-
-
-@dataclass
-class BenchmarkConfig:
-    images: int = 100  # validation images saved as files and timed one by one
-    seed: int = 0
-    warmup: int = 0  # untimed images before the timed ones (0: the paper's protocol)
-    repeats: int = 1  # passes over the images (the paper's statistics use the first)
-    # where the Keras model is timed: auto (on the device when it has TensorFlow, else on this
-    # machine, tagged) | device (fail if it cannot) | host | off
-    keras: str = "auto"
-
-    def __post_init__(self) -> None:
-        benchmark.check_benchmark(self.images, self.warmup, self.repeats, self.keras)
-
-
-@dataclass
-class TrackingConfig:
-    uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite in `dir`
-    dir: str = "mlruns"
-    experiment: str = "pruneflow"
-    run_name: str | None = None  # null: <model>-s<sparsity>
-    model: str | None = None  # the model's name in runs and reports; null: <dataset>-<backbone>
-    # true: a job whose config already has a FINISHED run in the experiment is skipped (a
-    # sweep picks up where it stopped); false: it runs again
-    resume: bool = True
-    # true: trained baselines are also kept in the store, so that machines sharing only the
-    # tracking server reuse them (the local cache, paths.cache_dir, is looked in first)
-    store_baselines: bool = True
-
-    def __post_init__(self) -> None:
-        tracking.check_tracking(self.uri, self.dir, self.experiment)
-
-
-@dataclass
-class PathsConfig:
-    cache_dir: str = ".pruneflow_cache"  # trained baselines, keyed by what determines them
-    output_dir: str | None = None  # null: the Hydra job's folder (the current one outside Hydra)
-
+from pruneflow.steps.benchmark.config import BenchmarkConfig
+from pruneflow.steps.convert.config import StageConfig
+from pruneflow.steps.data import config as data
+from pruneflow.steps.data.config import DatasetConfig
+from pruneflow.steps.model import config as model
+from pruneflow.steps.model.config import MIN_TRANSFER_INPUT, BackboneConfig, TransferConfig
+from pruneflow.steps.prune.config import PruneConfig
+from pruneflow.steps.train.config import TrainConfig
+from pruneflow.study.config import PathsConfig, TrackingConfig
 
 # Sections that say where things go, not what is computed: not part of a job's identity.
 NOT_IN_JOB_KEY = ("paths", "tracking")
+# Groups whose options extend one of several schemas, registered as `schema/<group>/<name>`
+# (an option's YAML starts with `defaults: [/schema/<group>/<name>@_here_]`), out of the
+# groups a user picks from.
+SCHEMAS = {"dataset": data.SCHEMAS, "backbone": model.SCHEMAS, "device": devices.SCHEMAS}
 
 
 @dataclass
@@ -364,11 +60,12 @@ class Config:
 
     def __post_init__(self) -> None:
         """Rules across keys: a config that breaks one would fail after training."""
-        if convert.QAT_VARIANT in self.stage.variants and self.backbone.nests_a_model:
+        if self.stage.needs_qat and self.backbone.nests_a_model:
             raise ConfigError(
-                f"stage.variants has {convert.QAT_VARIANT}, which needs a model without a nested "
-                f"backbone (backbone=cnn); backbone={self.backbone.label} nests one. Use "
-                "tflite_int8 (post-training) for transfer backbones, e.g. stage=int8"
+                f"stage.variants has {self.stage.variants}, whose quantization-aware variant "
+                "needs a model without a nested backbone (backbone=cnn); "
+                f"backbone={self.backbone.label} nests one. Use tflite_int8 (post-training) for "
+                "transfer backbones, e.g. stage=int8"
             )
         if self.train.frozen_epochs > 0 and not self.backbone.nests_a_model:
             raise ConfigError(
@@ -377,12 +74,12 @@ class Config:
                 "pretrained base: backbone=mobilenetv2|vgg16|resnet50)"
             )
         if isinstance(self.backbone, TransferConfig) and self.backbone.input_size is None:
-            if self.dataset.image_size < model.MIN_TRANSFER_INPUT:
+            if self.dataset.image_size < MIN_TRANSFER_INPUT:
                 raise ConfigError(
                     f"dataset.image_size={self.dataset.image_size} is too small for "
                     f"backbone={self.backbone.label}: set backbone.input_size to at least "
-                    f"{model.MIN_TRANSFER_INPUT} (images are resized inside the model) or "
-                    f"dataset.image_size >= {model.MIN_TRANSFER_INPUT}"
+                    f"{MIN_TRANSFER_INPUT} (images are resized inside the model) or "
+                    f"dataset.image_size >= {MIN_TRANSFER_INPUT}"
                 )
 
     @property
@@ -401,38 +98,60 @@ class Config:
 
     @property
     def job_key(self) -> str:
-        """Identity of the work a job does: a hash of everything but where outputs go."""
+        """Identity of the work a job does: a hash of everything but where outputs go and where
+        the code that does it lives (``_target_``)."""
         spec = {k: v for k, v in self.as_dict().items() if k not in NOT_IN_JOB_KEY}
-        return hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode()).hexdigest()[
-            :16
-        ]
+        spec = without_targets(spec)
+        digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
+        return digest.hexdigest()[:16]
 
 
-SCHEMAS = {
-    "dataset": {
-        "digits_schema": DigitsConfig,
-        "tfds_schema": TfdsConfig,
-        "folder_schema": FolderConfig,
-    },
-    "backbone": {"cnn_schema": CNNConfig, "transfer_schema": TransferConfig},
-    "device": {"local_schema": LocalDeviceConfig, "ssh_schema": SSHDeviceConfig},
-}
+def without_targets(node: Any) -> Any:
+    """``node`` (plain dicts) without its ``_target_`` keys: where the code lives is not what
+    it computes, so keys made from a config survive a move of the code."""
+    if isinstance(node, dict):
+        return {k: without_targets(v) for k, v in node.items() if k != "_target_"}
+    return node
 
 
 def register() -> None:
     """Put the schemas in Hydra's ConfigStore: ``pruneflow_schema`` (the root config's first
-    default) and, per group, the schemas its YAML options extend (``defaults: [tfds_schema]``)."""
+    default) and, per group, the schemas its YAML options extend, under ``schema/<group>``;
+    and the resolver ``--help`` lists the groups with (:func:`option_groups`)."""
+    OmegaConf.register_new_resolver("pruneflow_groups", option_groups, replace=True)
     store = ConfigStore.instance()
     store.store(name="pruneflow_schema", node=Config)
     for group, schemas in SCHEMAS.items():
         for name, node in schemas.items():
-            store.store(group=group, name=name, node=node)
+            store.store(group=f"schema/{group}", name=name, node=node)
+
+
+def option_groups() -> str:
+    """``group: option, option`` lines for ``pruneflow --help``: every group a user picks an
+    option from, packaged or from ``--config-dir``; Hydra's own and the ``schema/`` bases that
+    options extend are left out."""
+    from hydra.core.global_hydra import GlobalHydra
+    from hydra.core.object_type import ObjectType
+
+    loader = GlobalHydra.instance().config_loader()
+
+    def walk(parent: str):
+        for group in loader.list_groups(parent):
+            name = f"{parent}/{group}" if parent else group
+            if name.split("/")[0] in ("hydra", "schema"):
+                continue
+            found = loader.get_group_options(name, ObjectType.CONFIG)
+            if found:
+                yield name, found
+            yield from walk(name)
+
+    return "\n".join(f"{g}: {', '.join(sorted(o))}" for g, o in sorted(walk("")))
 
 
 @contextlib.contextmanager
 def keys_under(prefix: str):
-    """Turn a stage's :class:`ArgumentError` into a :class:`ConfigError` naming the config key;
-    the one place where stage terms become config keys."""
+    """Turn a section's :class:`ArgumentError` into a :class:`ConfigError` naming the config
+    key; the one place where a section's terms become config keys."""
     try:
         yield
     except ArgumentError as exc:
@@ -462,49 +181,9 @@ def check(cfg: DictConfig) -> Config:
     return Config(**nodes)
 
 
-def device_command(config: Config, action: str) -> str:
-    """``pruneflow device <action> device=<option> device.<key>=<value> ...``: the command for
-    this config's device, naming only what differs from the device option it starts from."""
-    from importlib.resources import files
+def instantiate(node, *args, **kwargs):
+    """Build what an option's ``_target_`` names, handing it the option itself:
+    ``target(node, *args, **kwargs)`` (a dataset's loader, a backbone's builder, a device)."""
+    from hydra.utils import get_object
 
-    dev = config.device
-    option = (
-        dev.name if (files("pruneflow.conf") / "device" / f"{dev.name}.yaml").is_file() else None
-    )
-    option = option or ("local" if dev.kind == "local" else "ssh")
-    preset = OmegaConf.load(files("pruneflow.conf") / "device" / f"{option}.yaml")
-    preset.pop("defaults", None)
-    base = OmegaConf.merge(OmegaConf.structured(type(dev)), preset)
-    words = [f"pruneflow device {action}", f"device={option}"]
-    for f in dataclasses.fields(dev):
-        value = getattr(dev, f.name)
-        if f.name != "kind" and value != base.get(f.name):
-            words.append(f"device.{f.name}={'null' if value is None else value}")
-    return " ".join(words)
-
-
-def exit_on_config_error(message: str) -> NoReturn:
-    """Print a config error the way a command-line tool does and exit with status 2."""
-    print(f"pruneflow: error: {message}", file=sys.stderr)
-    raise SystemExit(2)
-
-
-def sweep_jobs(task_overrides: list[str], config_loader=None) -> list[list[str]]:
-    """The override list of every job of a sweep, through Hydra's public override parser.
-
-    Sweeps that cannot be listed ahead (a sweeper's ``interval(...)``) are left out of the
-    lists; every other key, group choices included, is expanded.
-    """
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    axes: list[list[str]] = []
-    for override in OverridesParser.create().parse_overrides(task_overrides):
-        if not override.is_sweep_override():
-            axes.append([override.input_line])
-        elif override.is_discrete_sweep():
-            override.config_loader = config_loader  # glob(...) lists the group's options
-            key = override.get_key_element()
-            axes.append([f"{key}={v}" for v in override.sweep_string_iterator()])
-        else:
-            log.info("sweep check: %s is chosen by the sweeper; not checked ahead", override)
-    return [list(job) for job in itertools.product(*axes)]
+    return get_object(node._target_)(node, *args, **kwargs)

@@ -2,14 +2,15 @@
 without a traceback.
 
 :class:`ArgumentError` is what a stage function raises for a bad argument, in its own terms
-(``sparsity=1.5 is invalid ...``); :mod:`pruneflow.config` turns it into a :class:`ConfigError`
+(``sparsity=1.5 is invalid ...``); `pruneflow.config.check` turns it into a :class:`ConfigError`
 naming the config key (``prune.sparsity=1.5 ...``). It is defined in the device runner, which
 must stay one self-contained file, and re-exported here.
 """
 
-from typing import Any
+import sys
+from typing import Any, NoReturn
 
-from pruneflow.device_runner import ArgumentError
+from pruneflow.devices.runner import ArgumentError
 
 
 class PruneflowError(Exception):
@@ -26,4 +27,11 @@ def require(ok: bool, name: str, value: Any, valid: str, *, required: bool = Fal
         raise ArgumentError(name, value, valid, required=required)
 
 
-__all__ = ["ArgumentError", "ConfigError", "PruneflowError", "require"]
+def exit_on_user_error(message: str, status: int = 2) -> NoReturn:
+    """Print a mistake the user can fix the way a command-line tool does, ``pruneflow: error:
+    ...`` in one line, and exit with ``status`` (2: a bad value or argument)."""
+    print(f"pruneflow: error: {message}", file=sys.stderr)
+    raise SystemExit(status)
+
+
+__all__ = ["ArgumentError", "ConfigError", "PruneflowError", "exit_on_user_error", "require"]

@@ -1,10 +1,10 @@
 """The job: one composed config in, one MLflow run out.
 
-device check -> data -> baseline (cached) -> prune -> export -> evaluate -> time -> record.
-Each stage is one function in its own module and returns a small typed result;
-:mod:`pruneflow.results` turns it into MLflow names as soon as it exists, so a run that fails
-midway is marked FAILED (KILLED when interrupted) with its partial artifacts, its error and its
-log.
+device check -> data -> baseline (cached) -> prune -> QAT -> convert -> evaluate -> benchmark
+-> record. Each step is one function in ``pruneflow/steps/<step>/`` that receives its config
+section and returns a small typed result; :mod:`pruneflow.results` turns it into MLflow names
+as soon as it exists, so a run that fails midway is marked FAILED (KILLED when interrupted)
+with its partial artifacts, its error and its log.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pruneflow import results, sweep, tracking
-from pruneflow.config import Config, check, device_command, keys_under
-from pruneflow.errors import PruneflowError
+from pruneflow import results
+from pruneflow.config import Config, check, instantiate, keys_under, without_targets
 from pruneflow.process import Termination, job_log
-from pruneflow.sweep import JobContext
+from pruneflow.study import tracking
+from pruneflow.study.jobs import JobContext
+from pruneflow.study.summary import headline
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ def run(
             "%s finished in %.1f s (%s), run %s",
             label,
             elapsed,
-            sweep.headline(metrics),
+            headline(metrics),
             tr.run_id,
         )
         if job is None:
@@ -118,19 +119,18 @@ def run(
 def _stages(
     config: Config, out: Path, tr, record: Callable[[results.Record], dict], uri: str
 ) -> None:
-    from pruneflow import device
+    from pruneflow.cli.device import device_command
+    from pruneflow.devices import readiness
 
     timer = _Timer()
     settings = config.as_dict()
     tr.log_params(tracking.flatten(settings))
     tr.log_text(OmegaConf.to_yaml(settings), results.CONFIG_FILE)
+    delegate = dataclasses.asdict(config.delegate)  # the runner's --delegate JSON
 
     with timer("check"):  # the device, before TensorFlow is even imported
-        ready = device.check(
-            fields(config.device),
-            fields(config.delegate),
-            config.benchmark.keras,
-            device_command(config, "setup"),
+        ready = readiness.check(
+            config.device, delegate, config.benchmark.keras, device_command(config, "setup")
         )
     for note in ready.notes:
         log.warning("device %s: %s", config.device.name, note)
@@ -138,20 +138,24 @@ def _stages(
 
     import tf_keras as keras
 
-    from pruneflow import benchmark, convert, evaluate, prune, quantize, train
+    from pruneflow.steps.benchmark.benchmark import run_benchmark, write_images
+    from pruneflow.steps.convert.convert import describe, export_models
+    from pruneflow.steps.convert.variants import KERAS
+    from pruneflow.steps.evaluate import evaluate
+    from pruneflow.steps.prune.prune import prune_model
+    from pruneflow.steps.quantize.qat import quantize_aware
+    from pruneflow.steps.train.train import train_baseline
 
     keras.backend.clear_session()  # the jobs of a sweep share this process
 
     with timer("data"):
-        data = _instantiate(config.dataset)
+        data = instantiate(config.dataset)
 
     with timer("train"):
-        baseline = train.train_baseline(
+        baseline = train_baseline(
             data,
-            lambda: _instantiate(
-                config.backbone, input_shape=data.image_shape, num_classes=data.num_classes
-            ),
-            **fields(config.train),
+            lambda: instantiate(config.backbone, data.image_shape, data.num_classes),
+            config.train,
             seed=config.seed,
             cache_dir=config.paths.cache_dir,
             store=(
@@ -160,69 +164,49 @@ def _stages(
                 else None
             ),
             key_spec={
-                **{k: settings[k] for k in ("dataset", "backbone", "train", "seed")},
+                **without_targets({k: settings[k] for k in ("dataset", "backbone", "train")}),
+                "seed": config.seed,
                 "data": data.fingerprint(),
             },
         )
     record(results.for_baseline(baseline))
 
     with timer("prune"), keys_under("prune."):  # layer names are checked against the model
-        pruned = prune.prune_model(
+        pruned = prune_model(
             baseline.model_path,
             data,
-            **fields(config.prune),
+            config.prune,
             batch_size=config.train.batch_size,
             seed=config.seed,
         )
     record(results.for_pruning(pruned, len(baseline.history.get("loss", [])), out))
 
     stage, qat = config.stage, None
-    if convert.QAT_VARIANT in stage.variants:
+    if stage.needs_qat:
         with timer("qat"):
-            qat = quantize.quantize_aware(
-                pruned.model,
-                data,
-                epochs=stage.qat_epochs,
-                batch_size=config.train.batch_size,
-                learning_rate=stage.qat_learning_rate,
-                seed=config.seed,
+            qat = quantize_aware(
+                pruned.model, data, stage, batch_size=config.train.batch_size, seed=config.seed
             )
     with timer("convert"):
         calibration = data.train_sample(stage.representative_samples, seed=config.seed)
-        paths = convert.export_models(
+        paths = export_models(
             pruned.model, stage.variants, out / results.MODELS_DIR, calibration, qat_model=qat
         )
-        files = convert.describe(paths)
+        files = describe(paths)
     record(results.for_files(files))
 
     with timer("evaluate"):
-        tflite = {v: p for v, p in paths.items() if v != convert.KERAS}
-        accuracy = evaluate.evaluate(
-            {convert.KERAS: pruned.model, **tflite}, data.x_val, data.y_val
-        )
+        tflite = {v: p for v, p in paths.items() if v != KERAS}
+        accuracy = evaluate({KERAS: pruned.model, **tflite}, data.x_val, data.y_val)
     record(results.for_accuracy(accuracy, len(data.y_val)))
 
     with timer("benchmark"):
-        images = benchmark.write_images(
-            data.x_val,
-            data.y_val,
-            data.class_names,
-            config.benchmark.images,
-            out / "images",
-            seed=config.benchmark.seed,
-        )
         b = config.benchmark
-        timing = benchmark.run_benchmark(
-            paths[convert.KERAS],
-            tflite,
-            images,
-            fields(config.device),  # its python resolves there as in the check
-            fields(config.delegate),
-            out,
-            keras_on=ready.keras_on,
-            protocol=device.Protocol(
-                b.warmup, b.repeats, config.device.cooldown_c, config.device.cooldown_max_s
-            ),
+        images = write_images(
+            data.x_val, data.y_val, data.class_names, b.images, out / "images", seed=b.seed
+        )
+        timing = run_benchmark(
+            paths[KERAS], tflite, images, b, config.device, delegate, out, ready.keras_on
         )
     so_far = record(results.for_timing(timing))
     record(results.for_models(config, so_far, paths, timing))  # each variant a LoggedModel
@@ -236,43 +220,24 @@ def _check_layer_selection(config: Config) -> None:
     error before any run or training. Only when the selection is not the default."""
     p = config.prune
     if p.sparsity > 0 and (p.layer_types or p.exclude_layers or p.keep_first_last):
-        from pruneflow.prune import select_layers
+        from pruneflow.steps.prune.prune import select_layers
 
         size, channels = config.dataset.image_size, config.dataset.channels
-        model = _instantiate(config.backbone, input_shape=(size, size, channels), num_classes=2)
+        model = instantiate(config.backbone, (size, size, channels), 2)
         with keys_under("prune."):
             select_layers(model, p.layer_types, p.exclude_layers, p.keep_first_last)
 
 
-def fields(node) -> dict:
-    """A config section's keys as keyword arguments of the stage function it configures."""
-    return {f.name: getattr(node, f.name) for f in dataclasses.fields(node)}
-
-
-def _instantiate(node, **kwargs):
-    """Build what a ``_target_`` option names; an error the user can act on (offline data or
-    weights, a bad value) surfaces as itself rather than wrapped in Hydra's exception."""
-    from hydra.errors import InstantiationException
-    from hydra.utils import instantiate
-
-    try:
-        return instantiate(node, _convert_="all", **kwargs)
-    except InstantiationException as exc:
-        if isinstance(exc.__cause__, (PruneflowError, ValueError)):
-            raise exc.__cause__ from None
-        raise
-
-
 def _runtime() -> str:
     """This machine's LiteRT, as a tag."""
-    from pruneflow.device_runner import _runtime
+    from pruneflow.devices.runner import _runtime
 
     _, name, version = _runtime()
     return f"{name} {version}"
 
 
 class _Timer:
-    """Wall time per stage (``time/<stage>_s``: where the time of a run goes)."""
+    """Wall time per step (``time/<step>_s``: where the time of a run goes)."""
 
     def __init__(self):
         self.seconds: dict[str, float] = {}

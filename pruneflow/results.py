@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from pruneflow import __version__
-from pruneflow.convert import KERAS  # the stripped Keras model, beside the .tflite variants
 from pruneflow.stats import MEASURES, latency_stats
+from pruneflow.steps.convert.variants import (
+    KERAS,  # the stripped Keras model, beside the .tflite variants
+)
 
 # -- per-variant measures ----------------------------------------------------------------------
 ACCURACY, SIZE, GZIP, LOAD = "accuracy", "size_bytes", "gzip_bytes", "load_ms"
@@ -185,7 +187,7 @@ def start_tags(config, runtime: str, git_commit: str | None) -> dict[str, Any]:
         DATASET_TAG: config.dataset.label,
         BACKBONE_TAG: config.backbone.label,
         "device": dev.name,
-        "device.kind": dev.kind,
+        "device.kind": "ssh" if dev.remote else "local",
         "device.address": getattr(dev, "host", None),
         HOST_TAG: socket.gethostname(),
         PID_TAG: os.getpid(),
@@ -202,7 +204,7 @@ def _curves(history: Mapping[str, list[float]], offset: int) -> dict[int, dict[s
 
 
 def for_baseline(baseline) -> Record:
-    """A :class:`pruneflow.train.Baseline`: its accuracy, curves and cache use."""
+    """A :class:`pruneflow.steps.train.train.Baseline`: its accuracy, curves and cache use."""
     return Record(
         metrics={BASELINE_ACCURACY: baseline.accuracy},
         tags={
@@ -215,8 +217,8 @@ def for_baseline(baseline) -> Record:
 
 
 def for_pruning(pruned, baseline_epochs: int, out_dir: Path) -> Record:
-    """A :class:`pruneflow.prune.Pruned`: measured sparsity, fine-tuning curves, the per-layer
-    table (written to ``out_dir/layers.csv``)."""
+    """A :class:`~pruneflow.steps.prune.prune.Pruned`: measured sparsity, fine-tuning curves,
+    the per-layer table (written to ``out_dir/layers.csv``)."""
     path = Path(out_dir) / LAYERS_FILE
     with open(path, "w", newline="") as fh:
         if pruned.layers:
@@ -237,7 +239,8 @@ def for_pruning(pruned, baseline_epochs: int, out_dir: Path) -> Record:
 
 
 def for_files(files: Mapping[str, Any]) -> Record:
-    """``{variant: pruneflow.convert.ModelFile}``: sizes, stored zeros, the files themselves."""
+    """``{variant: pruneflow.steps.convert.convert.ModelFile}``: sizes, stored zeros, the
+    files themselves."""
     rec = Record()
     for variant, f in files.items():
         rec.metrics[metric(variant, SIZE)] = f.size_bytes
@@ -256,7 +259,8 @@ def for_accuracy(accuracy: Mapping[str, float], images: int) -> Record:
 
 
 def for_device_check(ready) -> Record:
-    """A :class:`pruneflow.device.Ready`: the python that runs the runner, its warnings."""
+    """A :class:`~pruneflow.devices.readiness.Ready`: the python that runs the runner, its
+    warnings."""
     tags = {DEVICE_PYTHON_TAG: ready.facts.get("executable", ready.python)}
     if ready.notes:
         tags[DEVICE_NOTES_TAG] = "; ".join(ready.notes)
@@ -264,10 +268,10 @@ def for_device_check(ready) -> Record:
 
 
 def for_timing(timing) -> Record:
-    """A :class:`pruneflow.benchmark.Timing`: latency statistics (the paper's over the first
-    pass; steady state, warm-up, decode and invoke beside them), kernels, memory, threads, the
-    device's state and where each variant was timed, the device's facts and steps, the
-    per-image table and the runner's raw result."""
+    """A :class:`~pruneflow.steps.benchmark.benchmark.Timing`: latency statistics (the
+    paper's over the first pass; steady state, warm-up, decode and invoke beside them), kernels,
+    memory, threads, the device's state and where each variant was timed, the device's facts
+    and steps, the per-image table and the runner's raw result."""
     rec = Record()
     for variant, r in timing.results.items():
         m = rec.metrics

@@ -9,12 +9,15 @@ import hashlib
 import numpy as np
 import pytest
 
-from pruneflow.convert import export_models, weight_sparsity
-from pruneflow.data import from_arrays
-from pruneflow.evaluate import evaluate
-from pruneflow.model import WeightsUnavailable, build_transfer
-from pruneflow.prune import prune_model
-from pruneflow.train import load_model, train_baseline
+from helpers.models import cnn, transfer
+from pruneflow.steps.convert.convert import export_models, weight_sparsity
+from pruneflow.steps.data.loaders import from_arrays
+from pruneflow.steps.evaluate import evaluate
+from pruneflow.steps.model.build import WeightsUnavailable
+from pruneflow.steps.prune.config import PruneConfig
+from pruneflow.steps.prune.prune import prune_model
+from pruneflow.steps.train.config import TrainConfig
+from pruneflow.steps.train.train import load_model, train_baseline
 
 VARIANTS = ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
 
@@ -41,27 +44,21 @@ def _digest(path) -> str:
 def _through_the_pipeline(arch, tiny, tmp_path, frozen_epochs=0):
     baseline = train_baseline(
         tiny,
-        lambda: build_transfer(
-            tiny.image_shape, tiny.num_classes, arch, weights=None, input_size=32
-        ),
-        epochs=1,
-        batch_size=32,
-        learning_rate=1e-3,
+        lambda: transfer(tiny.image_shape, tiny.num_classes, arch, weights=None, input_size=32),
+        TrainConfig(epochs=1, frozen_epochs=frozen_epochs),
         seed=0,
         cache_dir=tmp_path,
         key_spec={"arch": arch},
-        frozen_epochs=frozen_epochs,
     )
     before = _digest(baseline.model_path)
     pruned = prune_model(
         baseline.model_path,
         tiny,
-        sparsity=0.5,
-        schedule="constant",
-        epochs=1,
+        # every layer at the target (uniform), so that each selected row says 0.5
+        PruneConfig(
+            sparsity=0.5, schedule="constant", epochs=1, frequency=1, distribution="uniform"
+        ),
         batch_size=32,
-        learning_rate=1e-3,
-        frequency=1,
         seed=0,
     )
     assert _digest(baseline.model_path) == before  # the cached baseline is never altered
@@ -100,26 +97,21 @@ def test_resnet50_through_prune_strip_and_every_variant(tiny, tmp_path):
 def test_imagenet_weights_offline_fail_fast_naming_the_offline_choice(arch, monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))  # no cached weights in ~/.keras
     with pytest.raises(WeightsUnavailable, match=r"backbone.weights=null"):
-        build_transfer((32, 32, 3), 2, arch, weights="imagenet")
+        transfer((32, 32, 3), 2, arch, weights="imagenet")
 
 
 def test_frozen_phase_needs_a_pretrained_base(tiny, tmp_path):
-    from pruneflow.model import build_cnn
-
     with pytest.raises(ValueError, match="frozen_epochs='> 0' is invalid: .*pretrained base"):
         train_baseline(
             tiny,
-            lambda: build_cnn(tiny.image_shape, tiny.num_classes),
-            epochs=1,
-            batch_size=32,
-            learning_rate=1e-3,
+            lambda: cnn(tiny.image_shape, tiny.num_classes),
+            TrainConfig(epochs=1, frozen_epochs=1),
             seed=0,
             cache_dir=tmp_path,
             key_spec={},
-            frozen_epochs=1,
         )
 
 
 def test_unknown_arch_is_rejected():
     with pytest.raises(ValueError, match="valid values are"):
-        build_transfer((32, 32, 3), 2, "alexnet", weights=None)
+        transfer((32, 32, 3), 2, "alexnet", weights=None)

@@ -12,11 +12,14 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from helpers.cli import CONF, TINY, compose, options, outputs_to, run_cli
-from pruneflow import config as schema
-from pruneflow.config import Config, check, sweep_jobs
+from pruneflow.config import SCHEMAS, Config, check, instantiate
+from pruneflow.devices.config import DelegateConfig, LocalDeviceConfig, SSHDeviceConfig
 from pruneflow.errors import ArgumentError, ConfigError
+from pruneflow.steps.convert.config import StageConfig
+from pruneflow.steps.prune.config import PruneConfig
+from pruneflow.study.jobs import sweep_jobs
 
-GROUPS = ("dataset", "backbone", "stage", "device", "delegate")
+GROUPS = ("dataset", "backbone", "stage", "prune", "device", "delegate")
 # Options with a value only the user can give.
 REQUIRED = {
     ("device", "ssh"): ["device.host=board.example"],
@@ -58,22 +61,20 @@ def test_every_option_composes_checks_and_instantiates(group, option, folder_roo
     node = getattr(config, group)
     assert dataclasses.is_dataclass(node)
     if group == "device":  # building a device does not connect
-        from pruneflow.device import open_device
+        from pruneflow.devices.base import open_device
 
-        dev = open_device(**dataclasses.asdict(node))
+        dev = open_device(node)
         assert dev.name == node.name and dev.timeout_s == 600.0
     if group == "dataset" and option == "digits":
-        from hydra.utils import instantiate
-
         assert instantiate(node).train_size == 1257
 
 
 def _schema_of(group: str, values: dict):
-    plain = {"stage": schema.StageConfig, "delegate": schema.DelegateConfig}
+    plain = {"stage": StageConfig, "delegate": DelegateConfig, "prune": PruneConfig}
     if group in plain:
         return plain[group]
-    (name,) = [d for d in values["defaults"] if d != "_self_"]
-    return schema.SCHEMAS[group][name]
+    (base,) = [d for d in values["defaults"] if d != "_self_"]  # /schema/<group>/<name>@_here_
+    return SCHEMAS[group][base.split("@")[0].split("/")[-1]]
 
 
 @pytest.mark.parametrize("group", GROUPS)
@@ -102,8 +103,6 @@ def test_the_root_config_restates_no_default():
 
 
 def test_digits_split_is_stratified_and_seeded():
-    from hydra.utils import instantiate
-
     a = instantiate(check(compose()).dataset)
     b = instantiate(check(compose()).dataset)
     assert a.train_size == 1257 and a.x_val.shape == (540, 28, 28, 1)
@@ -116,13 +115,11 @@ def test_digits_split_is_stratified_and_seeded():
 
 @pytest.mark.parametrize("option", options("backbone"))
 def test_every_backbone_instantiates(option):
-    from hydra.utils import instantiate
-
     overrides = [f"backbone={option}"]
     if option != "cnn":  # ImageNet weights need a download: test_backbones.py
         overrides += ["backbone.weights=null", "backbone.input_size=32"]
     backbone = check(compose(overrides)).backbone
-    model = instantiate(backbone, input_shape=(32, 32, 1), num_classes=10)
+    model = instantiate(backbone, (32, 32, 1), 10)
     assert model.output_shape == (None, 10)
 
 
@@ -165,7 +162,6 @@ BAD_VALUES = [
     ("delegate.fallback=maybe", "delegate.fallback='maybe'", "builtin"),
     ("delegate=armnn delegate.library=null", "delegate.library is required", "path"),
     ("delegate=external", "delegate.library is required", "path"),
-    ("device.kind=ssh", "device.kind='ssh'", "'local'"),
     ("device.timeout_s=0", "device.timeout_s=0", "> 0"),
     ("device=ssh", "device.host is required", "raspberrypi.local"),
     ("device=ssh device.host=h device.port=70000", "device.port=70000", "[1, 65535]"),
@@ -233,11 +229,9 @@ def test_non_numeric_value_rejected_at_compose():
     assert isinstance(err.value.__cause__, ValidationError)
 
 
-def test_stage_functions_speak_their_own_terms():
-    from pruneflow.prune import check_pruning
-
+def test_schemas_speak_their_own_terms():
     with pytest.raises(ArgumentError) as err:
-        check_pruning(1.5)
+        PruneConfig(sparsity=1.5)
     assert str(err.value).startswith("sparsity=1.5 is invalid")  # not prune.sparsity
     assert err.value.describe("prune.").startswith("prune.sparsity=1.5")
 
@@ -245,9 +239,9 @@ def test_stage_functions_speak_their_own_terms():
 def test_schema_defaults_are_written_once():
     """The local device's python is null (pruneflow's own), an SSH device's python3; the
     runner's time limit is one default for both."""
-    assert schema.LocalDeviceConfig().python is None
-    assert schema.SSHDeviceConfig(host="h").python == "python3"
-    assert schema.LocalDeviceConfig().timeout_s == schema.SSHDeviceConfig(host="h").timeout_s
+    assert LocalDeviceConfig().python is None
+    assert SSHDeviceConfig(host="h").python == "python3"
+    assert LocalDeviceConfig().timeout_s == SSHDeviceConfig(host="h").timeout_s
 
 
 def test_job_key_ignores_where_outputs_go_but_not_what_is_computed(tmp_path):
@@ -337,7 +331,8 @@ def test_a_users_own_config_folder_adds_options_beside_the_packaged_ones(tmp_pat
     (mine / "dataset").mkdir(parents=True)
     (mine / "device").mkdir()
     (mine / "dataset" / "my_images.yaml").write_text(
-        f"defaults:\n  - folder_schema\n  - _self_\n\nroot: {folder_root}\nimage_size: 32\n"
+        "defaults:\n  - /schema/dataset/folder@_here_\n  - _self_\n\n"
+        f"root: {folder_root}\nimage_size: 32\n"
     )
     (mine / "device" / "pi_kitchen.yaml").write_text(
         "defaults:\n  - rpi4\n  - _self_\n\nname: pi_kitchen\nhost: 192.0.2.10\n"
@@ -349,7 +344,7 @@ def test_a_users_own_config_folder_adds_options_beside_the_packaged_ones(tmp_pat
     assert "name: pi_kitchen" in proc.stdout and "user: pi" in proc.stdout  # from rpi4
     # and the user's options are checked like the packaged ones
     (mine / "dataset" / "my_images.yaml").write_text(
-        "defaults:\n  - folder_schema\n  - _self_\n\nroot: /nonexistent\n"
+        "defaults:\n  - /schema/dataset/folder@_here_\n  - _self_\n\nroot: /nonexistent\n"
     )
     proc = run_cli([*args[:-2], *TINY, *outputs_to(tmp_path)], cwd=tmp_path, timeout=120)
     assert proc.returncode == 2 and "dataset.root='/nonexistent'" in proc.stderr

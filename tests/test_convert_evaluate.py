@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from pruneflow.convert import export_models, file_sizes
-from pruneflow.evaluate import evaluate, keras_accuracy, tflite_predict
-from pruneflow.train import load_model
+from pruneflow.steps.convert.convert import export_models, file_sizes
+from pruneflow.steps.evaluate import evaluate, keras_accuracy, tflite_predict
+from pruneflow.steps.train.train import load_model
 
 # post-training variants (tflite_int8_qat needs a quantization-aware model: test_quantize.py)
 VARIANTS = ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
@@ -34,9 +34,11 @@ def test_every_variant_is_written_with_its_io_types(exported):
     assert paths["tflite_float16"].stat().st_size < 0.6 * fp32
 
 
-def test_unknown_variant_is_rejected(tmp_path, trained_model_path):
+def test_unknown_variant_is_rejected():
+    from pruneflow.steps.convert.config import StageConfig
+
     with pytest.raises(ValueError, match="valid values"):
-        export_models(load_model(trained_model_path), ["tflite_int3"], tmp_path, np.zeros(0))
+        StageConfig(["tflite_int3"])
 
 
 def test_accuracy_on_the_whole_split_matches_keras(exported, digits):

@@ -10,11 +10,14 @@ from PIL import Image
 
 from helpers.cli import CONF, TINY, compose, outputs_to, read_runs, run_cli
 from pruneflow.config import check
-from pruneflow.data import DatasetUnavailable, load_folder, load_tfds
 from pruneflow.errors import ArgumentError
+from pruneflow.steps.data.config import FolderConfig, TfdsConfig
+from pruneflow.steps.data.loaders import DatasetUnavailable, load_folder, load_tfds
 
 TFDS_OPTIONS = sorted(
-    p.stem for p in (CONF / "dataset").glob("*.yaml") if "tfds_schema" in p.read_text()
+    p.stem
+    for p in (CONF / "dataset").glob("*.yaml")
+    if "/schema/dataset/tfds@_here_" in p.read_text()
 )
 SMALL = ["dataset.image_size=24"]  # keep the paper's large images small in tests
 
@@ -25,7 +28,7 @@ def test_the_papers_datasets_are_options():
 
 @pytest.mark.parametrize("option", TFDS_OPTIONS)
 def test_tfds_option_loads_offline_under_mock_data(option):
-    from hydra.utils import instantiate
+    from pruneflow.config import instantiate
 
     dataset = check(compose([f"dataset={option}", *SMALL])).dataset
     with tfds.testing.mock_data(num_examples=20):
@@ -62,12 +65,20 @@ def test_tfds_option_runs_end_to_end(option, tmp_path):
 
 def test_offline_tfds_download_fails_fast_with_what_to_do(tmp_path):
     with pytest.raises(DatasetUnavailable) as err:
-        load_tfds("mnist", image_size=28, channels=1, data_dir=str(tmp_path / "tfds"))
+        load_tfds(
+            TfdsConfig(
+                name="mnist", image_size=28, channels=1, data_dir=str(tmp_path / "tfds"), seed=0
+            )
+        )
     message = str(err.value)
     assert "needs a download" in message and "dataset.data_dir" in message
     assert "tfds build mnist" in message
     with pytest.raises(DatasetUnavailable, match="dataset.download=false"):
-        load_tfds("mnist", image_size=28, data_dir=str(tmp_path / "tfds"), download=False)
+        load_tfds(
+            TfdsConfig(
+                name="mnist", image_size=28, data_dir=str(tmp_path / "tfds"), download=False, seed=0
+            )
+        )
 
 
 def test_cli_offline_dataset_fails_the_run_cleanly(tmp_path):
@@ -97,11 +108,15 @@ def image_folder(tmp_path, digits):
 
 
 def test_folder_dataset_reads_classes_and_splits(image_folder):
-    data = load_folder(str(image_folder), image_size=32, channels=3, val_fraction=0.25, seed=1)
+    data = load_folder(
+        FolderConfig(root=str(image_folder), image_size=32, channels=3, val_fraction=0.25, seed=1)
+    )
     assert data.class_names == ["cat", "dog", "owl"]
     assert data.train_size + len(data.x_val) == 60
     assert len(data.x_val) == 15 and data.image_shape == (32, 32, 3)
-    gray = load_folder(str(image_folder), image_size=16, channels=1, val_fraction=0.25, seed=1)
+    gray = load_folder(
+        FolderConfig(root=str(image_folder), image_size=16, channels=1, val_fraction=0.25, seed=1)
+    )
     assert gray.image_shape == (16, 16, 1)
 
 
@@ -125,19 +140,25 @@ def test_folder_dataset_end_to_end_from_the_command_line(image_folder, tmp_path)
 
 def test_folder_dataset_without_a_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ArgumentError, match="root='/nope' is invalid: .* does not exist"):
-        load_folder("/nope")
+        FolderConfig(root="/nope", seed=0)
 
 
 def test_a_corrupt_image_is_named_before_any_training(image_folder):
     bad = image_folder / "dog" / "broken.png"
     bad.write_bytes(b"\x89PNG\r\n\x1a\n not really a png")
     with pytest.raises(DatasetUnavailable) as err:
-        load_folder(str(image_folder), image_size=32, seed=1)
+        load_folder(FolderConfig(root=str(image_folder), image_size=32, seed=1))
     assert str(bad) in str(err.value) and "1 image file(s) cannot be decoded" in str(err.value)
 
 
 def test_changed_folder_contents_change_the_fingerprint(image_folder):
-    before = load_folder(str(image_folder), image_size=32, seed=1).fingerprint()
-    assert load_folder(str(image_folder), image_size=32, seed=1).fingerprint() == before
+    before = load_folder(FolderConfig(root=str(image_folder), image_size=32, seed=1)).fingerprint()
+    assert (
+        load_folder(FolderConfig(root=str(image_folder), image_size=32, seed=1)).fingerprint()
+        == before
+    )
     Image.fromarray(np.zeros((40, 40, 3), np.uint8)).save(image_folder / "cat" / "new.png")
-    assert load_folder(str(image_folder), image_size=32, seed=1).fingerprint() != before
+    assert (
+        load_folder(FolderConfig(root=str(image_folder), image_size=32, seed=1)).fingerprint()
+        != before
+    )

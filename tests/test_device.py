@@ -23,7 +23,7 @@ BARE = "/usr/bin/python3"  # Debian's: no numpy, no Pillow, no LiteRT
 TFLITE = ("tflite_fp32", "tflite_int8")
 FEW = [*TINY, f"stage.variants=[{','.join(TFLITE)}]"]
 
-pytestmark = pytest.mark.skipif(not os.path.exists(BARE), reason="needs Debian's /usr/bin/python3")
+pytestmark = pytest.mark.needs("debian_python")
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +32,7 @@ def sshd(tmp_path_factory):
         yield server
 
 
+@pytest.mark.needs("sshd")
 def test_a_device_without_its_packages_fails_in_seconds_then_setup_makes_it_ready(sshd, tmp_path):
     venv = tmp_path / "pi-home" / "pruneflow-venv"
     device = sshd.device_overrides(python=BARE, venv=str(venv))
@@ -90,6 +91,7 @@ def test_a_device_without_its_packages_fails_in_seconds_then_setup_makes_it_read
     assert "keras/peak_rss_mb" not in m  # timed in pruneflow's own process: not its own
 
 
+@pytest.mark.needs("sshd")
 def test_keras_is_timed_on_a_device_that_has_tensorflow(sshd, tmp_path):
     """The test's own python has TensorFlow: with benchmark.keras=device the runner times the
     Keras model there, in its own process, with warm-up and repeats like every variant."""
@@ -137,6 +139,7 @@ def test_device_check_on_this_machine_and_bad_input(tmp_path):
     assert proc.returncode == 0 and "nothing to set up" in proc.stdout
 
 
+@pytest.mark.needs("sshd")
 def test_a_venv_that_cannot_be_made_names_the_device_the_step_and_the_fix(sshd, tmp_path):
     device = sshd.device_overrides(python=BARE, venv="/proc/pruneflow/venv")
     proc = run_cli(["device", "setup", *device], cwd=tmp_path)
@@ -150,7 +153,7 @@ def test_a_venv_that_cannot_be_made_names_the_device_the_step_and_the_fix(sshd, 
 def test_a_thread_sweep_is_reported_per_thread_count(tmp_path):
     """`-m delegate.threads=1,2` on this machine: each job records the threads the runtime
     really ran, and the sweep's report sets the thread counts side by side."""
-    from pruneflow.device_runner import THERMAL
+    from pruneflow.devices.runner import THERMAL
 
     args = ["-m", "delegate.threads=1,2", *FEW, *outputs_to(tmp_path), "device.cooldown_c=200"]
     proc = run_cli(args, cwd=tmp_path)

@@ -5,7 +5,9 @@ import numpy as np
 import pytest
 
 from helpers.models import prune_quick
-from pruneflow.prune import count_params, kernel_arrays, prune_model, schedule_steps, sparsity_of
+from pruneflow.steps.prune.config import PruneConfig
+from pruneflow.steps.prune.distributions import schedule_steps
+from pruneflow.steps.prune.prune import count_params, kernel_arrays, prune_model, sparsity_of
 
 
 def test_sparsity_of_counts_exact_zeros():
@@ -32,13 +34,13 @@ def test_count_params():
     ],
 )
 def test_schedule_steps_end_on_a_reached_pruning_step(total, frequency, expected):
-    end, freq = schedule_steps(total, frequency)
+    end, freq = schedule_steps(total, frequency, 1.0)
     assert (end, freq) == expected
     assert end <= total - 1 and end % freq == 0
 
 
 def _weights_digest(path: Path) -> str:
-    from pruneflow.train import load_model
+    from pruneflow.steps.train.train import load_model
 
     model = load_model(path)
     return hashlib.sha256(b"".join(w.numpy().tobytes() for w in model.weights)).hexdigest()
@@ -51,12 +53,8 @@ def test_prune_reaches_target_and_keeps_baseline(trained_model_path, digits, sch
     pruned = prune_model(
         trained_model_path,
         digits,
-        sparsity=target,
-        schedule=schedule,
-        epochs=1,
+        PruneConfig(sparsity=target, schedule=schedule, epochs=1, frequency=5),
         batch_size=64,
-        learning_rate=1e-3,
-        frequency=5,
         seed=0,
     )
     # measured from the weights of the stripped model, not taken from tfmot's word
@@ -73,12 +71,8 @@ def test_sparsity_zero_is_the_baseline(trained_model_path, digits):
     pruned = prune_model(
         trained_model_path,
         digits,
-        sparsity=0.0,
-        schedule="constant",
-        epochs=0,
+        PruneConfig(sparsity=0.0, schedule="constant", epochs=0),
         batch_size=64,
-        learning_rate=1e-3,
-        frequency=5,
         seed=0,
     )
     assert pruned.sparsity < 0.05 and pruned.history == {}
@@ -104,13 +98,18 @@ def test_two_of_four_is_measured_truthfully(trained_model_path, digits):
 
 
 def test_layer_selection_by_type_name_and_position(trained_model_path, digits):
-    only_conv = _by_layer(prune_quick(trained_model_path, digits, layer_types=["Conv2D"]))
+    def prune(**selection):  # every selected layer at the target
+        return _by_layer(
+            prune_quick(trained_model_path, digits, distribution="uniform", **selection)
+        )
+
+    only_conv = prune(layer_types=["Conv2D"])
     assert only_conv["dense"]["sparsity"] == 0.0 and only_conv["probs"]["sparsity"] == 0.0
     assert only_conv["conv2"]["sparsity"] == pytest.approx(0.5, abs=0.01)
-    named = _by_layer(prune_quick(trained_model_path, digits, exclude_layers=["dense"]))
+    named = prune(exclude_layers=["dense"])
     assert named["dense"]["sparsity"] == 0.0 and not named["dense"]["selected"]
     assert named["probs"]["sparsity"] == pytest.approx(0.5, abs=0.01)
-    ends = _by_layer(prune_quick(trained_model_path, digits, keep_first_last=True))
+    ends = prune(keep_first_last=True)
     assert ends["conv1"]["sparsity"] == 0.0 and ends["probs"]["sparsity"] == 0.0
     assert ends["conv2"]["sparsity"] == pytest.approx(0.5, abs=0.01)
 
@@ -123,7 +122,7 @@ def test_layer_selection_rejects_unknown_names_and_types(trained_model_path, dig
 
 
 def test_layers_a_target_leaves_without_a_weight():
-    from pruneflow.prune import layers_without_weights
+    from pruneflow.steps.prune.prune import layers_without_weights
 
     rows = [
         {"layer": "conv1", "selected": True, "size": 144},
@@ -138,7 +137,7 @@ def test_layers_a_target_leaves_without_a_weight():
 
 
 def test_erk_densities_on_known_shapes():
-    from pruneflow.prune import erk_densities
+    from pruneflow.steps.prune.distributions import erk_densities
 
     shapes = {"small": (10, 10), "large": (100, 100)}  # raw densities 20/100 and 200/10000
     # density 0.1: 1010 of 10100 weights kept, split 0.2 : 0.02 per weight
@@ -157,7 +156,7 @@ def test_erk_densities_on_known_shapes():
 
 
 def test_global_sparsities_share_one_threshold():
-    from pruneflow.prune import global_sparsities
+    from pruneflow.steps.prune.distributions import global_sparsities
 
     mags = {"a": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([0.5, -5, 6, 7, 8, 9])}
     # the 3 smallest magnitudes of 10 (0.5, 1, 2): two in "a", one in "b"
@@ -166,7 +165,7 @@ def test_global_sparsities_share_one_threshold():
 
 
 def test_ramp_ends_at_its_fraction_of_the_steps():
-    from pruneflow.prune import ramp
+    from pruneflow.steps.prune.distributions import ramp
 
     assert schedule_steps(120, 10, 0.5) == (50, 10)  # steps 0..59: the last multiple, 50
     assert schedule_steps(120, 10, 1.0) == (110, 10)
@@ -199,3 +198,18 @@ def test_global_without_a_ramp_prunes_from_the_first_step(trained_model_path, di
     """A constant schedule (or a run too short for a ramp) prunes at the target throughout."""
     pruned = prune_quick(trained_model_path, digits, sparsity=0.8, distribution="global")
     assert pruned.sparsity == pytest.approx(0.8, abs=0.005)
+
+
+def test_each_distribution_is_a_strategy_of_the_registry():
+    """prune.distribution names a class; its targets on known kernels (no TensorFlow)."""
+    from pruneflow.steps.prune.distributions import DISTRIBUTIONS, erk_densities, global_sparsities
+
+    assert list(DISTRIBUTIONS) == ["uniform", "erk", "global"]
+    kernels = {"a": np.array([[1.0, 2.0], [3.0, 4.0]]), "b": np.arange(1.0, 13.0).reshape(3, 4)}
+    config = PruneConfig(sparsity=0.5)
+    spread = {name: cls(config, steps=100).targets(kernels) for name, cls in DISTRIBUTIONS.items()}
+    assert spread["uniform"] == {"a": 0.5, "b": 0.5}
+    erk = erk_densities({"a": (2, 2), "b": (3, 4)}, 0.5)
+    assert spread["erk"] == pytest.approx({n: 1 - d for n, d in erk.items()})
+    assert spread["global"] == global_sparsities(kernels, 0.5)
+    assert DISTRIBUTIONS["global"](config, steps=100).end_step == 70  # 75% of the steps

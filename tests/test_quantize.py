@@ -2,11 +2,15 @@
 
 import pytest
 
-from helpers.models import prune_quick
-from pruneflow.convert import export_models, weight_sparsity
-from pruneflow.evaluate import tflite_accuracy
-from pruneflow.prune import kernel_arrays, sparsity_of
-from pruneflow.quantize import quantize_aware
+from helpers.models import prune_quick, transfer
+from pruneflow.errors import ArgumentError
+from pruneflow.steps.convert.config import StageConfig
+from pruneflow.steps.convert.convert import export_models, weight_sparsity
+from pruneflow.steps.evaluate import tflite_accuracy
+from pruneflow.steps.prune.prune import kernel_arrays, sparsity_of
+from pruneflow.steps.quantize.qat import quantize_aware
+
+QAT = ["tflite_int8_qat"]
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +19,13 @@ def pruned(trained_model_path, digits):
 
 
 def test_pqat_keeps_the_zeros_into_the_int8_file(pruned, digits, tmp_path):
-    qat = quantize_aware(pruned.model, digits, epochs=1, batch_size=64, learning_rate=1e-4)
+    qat = quantize_aware(
+        pruned.model,
+        digits,
+        StageConfig(QAT, qat_epochs=1, qat_learning_rate=1e-4),
+        batch_size=64,
+        seed=0,
+    )
     assert sparsity_of(kernel_arrays(qat)) == pytest.approx(pruned.sparsity, abs=1e-3)
     paths = export_models(
         pruned.model,
@@ -32,13 +42,13 @@ def test_pqat_keeps_the_zeros_into_the_int8_file(pruned, digits, tmp_path):
 
 
 def test_qat_needs_training_and_a_flat_model(pruned, digits):
-    with pytest.raises(ValueError, match="epochs=0 is invalid: valid values are integers >= 1"):
-        quantize_aware(pruned.model, digits, epochs=0, batch_size=64, learning_rate=1e-4)
-    from pruneflow.model import build_transfer
-
-    nested = build_transfer((32, 32, 1), 10, "mobilenetv2", weights=None)
+    with pytest.raises(
+        ArgumentError, match="qat_epochs=0 is invalid: valid values are integers >= 1"
+    ):
+        StageConfig(QAT, qat_epochs=0)
+    nested = transfer((32, 32, 1), 10, "mobilenetv2", weights=None)
     with pytest.raises(ValueError, match="nested"):
-        quantize_aware(nested, digits, epochs=1, batch_size=64, learning_rate=1e-4)
+        quantize_aware(nested, digits, StageConfig(QAT, qat_epochs=1), batch_size=64, seed=0)
 
 
 def test_qat_variant_without_a_qat_model_is_an_error(pruned, digits, tmp_path):
@@ -52,8 +62,9 @@ def test_the_sparse_fp32_file_stores_only_the_nonzeros_and_predicts_the_same(
     """tflite_fp32_sparse: TFLite's sparse format. Its measured zeros count what it does not
     store; the runner runs it (XNNPACK, or builtin kernels and says why) and predicts as the
     dense file does."""
-    from pruneflow.convert import describe
-    from pruneflow.device import LocalDevice
+    from pruneflow.devices.config import LocalDeviceConfig
+    from pruneflow.devices.local import LocalDevice
+    from pruneflow.steps.convert.convert import describe
 
     paths = export_models(
         pruned.model, ["tflite_fp32", "tflite_fp32_sparse"], tmp_path / "m", digits.train_sample(8)
@@ -63,10 +74,12 @@ def test_the_sparse_fp32_file_stores_only_the_nonzeros_and_predicts_the_same(
     assert sparse.size_bytes < dense.size_bytes  # zeros not stored (an index is, instead)
     assert sparse.sparsity == pytest.approx(dense.sparsity, abs=0.01)
     assert dense.sparsity == pytest.approx(0.5, abs=0.02)
-    from pruneflow.benchmark import write_images
+    from pruneflow.steps.benchmark.benchmark import write_images
 
-    images = write_images(digits.x_val, digits.y_val, digits.class_names, 12, tmp_path / "img")
-    with LocalDevice() as dev:
+    images = write_images(
+        digits.x_val, digits.y_val, digits.class_names, 12, tmp_path / "img", seed=0
+    )
+    with LocalDevice(LocalDeviceConfig()) as dev:
         doc = dev.benchmark(
             [paths["tflite_fp32"], paths["tflite_fp32_sparse"]],
             images,

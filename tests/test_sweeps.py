@@ -23,7 +23,8 @@ from helpers.cli import (
     store_uri,
     sweep_cli,
 )
-from pruneflow import results, tracking
+from pruneflow import results
+from pruneflow.study import tracking
 
 
 def _parent_of(run) -> str:
@@ -297,6 +298,7 @@ def test_a_sweep_through_a_real_mlflow_server_shares_its_baseline(tmp_path):
         assert any(server.artifacts.rglob("tflite_int8.tflite"))  # artifacts served
 
 
+@pytest.mark.needs("postgres")
 def test_a_sweep_on_postgresql(tmp_path):
     from helpers.servers import PostgresServer
 
@@ -315,20 +317,19 @@ def test_a_sweep_on_postgresql(tmp_path):
 
 @pytest.mark.parametrize("damage", ["truncate", "delete"])
 def test_a_corrupt_cached_baseline_is_retrained_and_replaced(tmp_path, digits, damage, caplog):
-    from pruneflow.model import build_cnn
-    from pruneflow.train import MODEL_FILE, train_baseline
+    from helpers.models import cnn
+    from pruneflow.steps.train.config import TrainConfig
+    from pruneflow.steps.train.train import MODEL_FILE, train_baseline
 
     kwargs = dict(
-        epochs=1,
-        batch_size=64,
-        learning_rate=1e-3,
+        config=TrainConfig(epochs=1, batch_size=64),
         seed=0,
         cache_dir=tmp_path,
         key_spec={"test": damage},
     )
 
     def build():
-        return build_cnn(digits.image_shape, digits.num_classes)
+        return cnn(digits.image_shape, digits.num_classes)
 
     first = train_baseline(digits, build, **kwargs)
     model = first.model_path
@@ -344,6 +345,7 @@ def test_a_corrupt_cached_baseline_is_retrained_and_replaced(tmp_path, digits, d
 
 
 @pytest.mark.slow
+@pytest.mark.needs("ray")
 def test_the_ray_launcher_runs_a_sweep_on_a_local_ray_head(tmp_path):
     """Hydra's Ray launcher (`pip install -e .[ray]`) against a Ray head started here on
     127.0.0.1, as a cluster's head would be (`ray start --head`)."""
@@ -353,7 +355,6 @@ def test_the_ray_launcher_runs_a_sweep_on_a_local_ray_head(tmp_path):
     from helpers.sshd import free_port
 
     ray = shutil.which("ray")
-    assert ray, "the ray extra is not installed: pip install -e '.[ray]' (make test-slow does)"
     port = free_port()
     temp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit 107 bytes
     head = [ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1"]
@@ -410,7 +411,7 @@ def test_a_worker_without_the_sweep_folder_finds_its_parent_in_the_store(tmp_pat
     job finds its sweep's RUNNING parent by the folder's tag."""
     from mlflow.tracking import MlflowClient
 
-    from pruneflow.sweep import job_context
+    from pruneflow.study.jobs import job_context
 
     uri = store_uri(tmp_path)
     experiment_id = tracking.prepare_store(uri, "pruneflow", tmp_path / "mlruns")

@@ -1,7 +1,7 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pruneflow.tracking import (
+from pruneflow.study.tracking import (
     ERROR_MESSAGE_TAG,
     ERROR_TYPE_TAG,
     TrackingError,

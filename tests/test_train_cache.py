@@ -1,6 +1,6 @@
 import json
 
-from pruneflow.train import cache_key, code_fingerprint, train_baseline
+from pruneflow.steps.train.train import cache_key, code_fingerprint, train_baseline
 
 
 def test_cache_key_is_stable_and_sensitive():
@@ -12,18 +12,17 @@ def test_cache_key_is_stable_and_sensitive():
 
 
 def test_baseline_trains_once_then_hits_the_cache(tmp_path, digits):
-    from pruneflow.model import build_cnn
+    from helpers.models import cnn
+    from pruneflow.steps.train.config import TrainConfig
 
     calls = []
 
     def build():
         calls.append(1)
-        return build_cnn(digits.image_shape, digits.num_classes, filters=[4], dense_units=8)
+        return cnn(digits.image_shape, digits.num_classes, filters=[4], dense_units=8)
 
     kwargs = dict(
-        epochs=1,
-        batch_size=64,
-        learning_rate=1e-3,
+        config=TrainConfig(epochs=1, batch_size=64),
         seed=0,
         cache_dir=tmp_path,
         key_spec={"test": 1},

@@ -115,7 +115,6 @@ class PrivateSSHD:
     def device_options(self, **extra) -> dict:
         """Options of an SSH device that reaches this server."""
         return {
-            "kind": "ssh",
             "name": "ssh",
             "host": "127.0.0.1",
             "port": self.port,
@@ -133,6 +132,12 @@ class PrivateSSHD:
             *(
                 f"device.{k}={'null' if v is None else v}"
                 for k, v in self.device_options(**extra).items()
-                if k not in ("kind", "name")
+                if k != "name"
             ),
         ]
+
+    def device_config(self, **extra):
+        """The same as the ``device`` section of a composed config (an SSHDeviceConfig)."""
+        from pruneflow.devices.config import SSHDeviceConfig
+
+        return SSHDeviceConfig(**self.device_options(**extra))

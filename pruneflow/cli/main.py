@@ -1,0 +1,116 @@
+"""``pruneflow [overrides]`` and ``pruneflow -m ...``: Hydra's command line around one job.
+
+The only module that knows Hydra's runtime: it composes the packaged configs
+(``pkg://pruneflow.conf``, so every kind of install finds them from any folder), hands the
+job its output folder and, in a sweep, its place in the study, and turns errors a user can act
+on into one line on standard error.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import hydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException, HydraException
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from pruneflow.config import register
+from pruneflow.errors import ConfigError, exit_on_user_error
+
+register()
+
+
+class JobFailed(CompactHydraException):
+    """A sweep job failed: Hydra prints this one line after the sweep (no traceback)."""
+
+
+@hydra.main(version_base="1.3", config_path="pkg://pruneflow.conf", config_name="config")
+def main(cfg: DictConfig) -> dict:
+    from pruneflow.config import check
+    from pruneflow.pipeline import run
+    from pruneflow.study.jobs import job_context
+    from pruneflow.study.tracking import resolve_uri
+
+    hydra_cfg = HydraConfig.get()
+    try:
+        config, job = check(cfg), None
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            t = config.tracking
+            job = job_context(
+                hydra_cfg.sweep.dir,
+                hydra_cfg.job.num,
+                list(hydra_cfg.overrides.task),
+                resolve_uri(t.uri, t.dir),
+                t.experiment,
+            )
+        return run(config, output_dir=hydra_cfg.runtime.output_dir, job=job)
+    except Exception as exc:  # noqa: BLE001 - one line for the user; the job log has the rest
+        message = _describe(exc, hydra_cfg.runtime.output_dir)
+        if hydra_cfg.mode == RunMode.MULTIRUN:  # the other jobs still run; Hydra reports after
+            raise JobFailed(f"job {hydra_cfg.job.num}: {message}") from None
+        if isinstance(exc, ConfigError):  # a bad value: status 2, like a bad argument
+            exit_on_user_error(message)
+        print(f"pruneflow: error: {message}", file=sys.stderr)
+        raise SystemExit(1) from None
+
+
+def check_swept_group_keys(argv: list[str]) -> None:
+    """A multirun over a group's options with a key of that group
+    (``-m backbone=resnet50,vgg16 backbone.weights=null``): Hydra composes the default option
+    first, and refuses a key that option lacks with a multi-line error. Say in one line that
+    ``++backbone.weights=null`` sets it in every job (it works), and exit 2."""
+    from hydra._internal.utils import get_args_parser
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.errors import ConfigCompositionException
+
+    args, _ = get_args_parser().parse_known_args(argv)
+    if not args.multirun or args.config_dir or args.config_path or args.config_name:
+        return
+    try:
+        parsed = OverridesParser.create().parse_overrides(args.overrides)
+    except HydraException:
+        return  # Hydra says what is wrong with the overrides itself
+    swept = {
+        o.key_or_group: o for o in parsed if o.is_sweep_override() and "." not in o.key_or_group
+    }
+    keys = [
+        o
+        for o in parsed
+        if not o.is_sweep_override()
+        and o.key_or_group.split(".")[0] in swept
+        and "." in o.key_or_group
+        and not (o.is_add() or o.is_force_add())
+    ]
+    if not keys:
+        return
+    from hydra import compose, initialize_config_module
+
+    fixed = [o.input_line for o in parsed if not o.is_sweep_override()]
+    try:
+        with initialize_config_module("pruneflow.conf", version_base="1.3"):
+            compose("config", overrides=fixed)
+    except ConfigCompositionException as exc:
+        for o in keys:
+            if f"Could not override '{o.key_or_group}'" in str(exc):
+                group = o.key_or_group.split(".")[0]
+                value = o.input_line.split("=", 1)[1]
+                exit_on_user_error(
+                    f"{o.key_or_group} is not a key of the default {group} option, which Hydra "
+                    f"composes before the sweep over {swept[group].input_line}: write "
+                    f"++{o.key_or_group}={value} to set it in every job"
+                )
+    finally:
+        from hydra.core.global_hydra import GlobalHydra
+
+        GlobalHydra.instance().clear()
+
+
+def _describe(exc: Exception, output_dir: str) -> str:
+    from pruneflow.errors import PruneflowError
+
+    if isinstance(exc, PruneflowError):
+        return str(exc)
+    # Not a mistake the user made: say what and where the traceback is.
+    return f"{type(exc).__name__}: {exc} (traceback in {output_dir}/pruneflow.log)"

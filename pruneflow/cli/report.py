@@ -1,0 +1,83 @@
+"""``pruneflow report``: tables, a CSV and plots of a sweep's (or an experiment's) runs, and
+the report's pick in the Model Registry (:mod:`pruneflow.study.report`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pruneflow import results
+from pruneflow.study import tracking
+from pruneflow.study.report import (
+    DEFAULT_TOLERANCE,
+    PLOTS,
+    REPORT_MD,
+    RUNS_CSV,
+    ReportError,
+    select,
+    write_report,
+)
+from pruneflow.study.report.registry import register
+from pruneflow.study.report.tables import best_line, best_variant
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="pruneflow report",
+        description="Tables, a CSV and plots of a sweep's (or an experiment's) runs.",
+    )
+    parser.add_argument(
+        "--tracking-uri", help="the MLflow store (default: ./mlruns, or $MLFLOW_TRACKING_URI)"
+    )
+    parser.add_argument("--experiment", default="pruneflow")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--sweep", help="a sweep's parent run id (default: the latest sweep)")
+    which.add_argument("--all", action="store_true", help="every run of the experiment")
+    which.add_argument(
+        "--filter", help="an MLflow filter, e.g. \"params.`prune.sparsity` > '0.5'\""
+    )
+    parser.add_argument("--out", type=Path, help="default: reports/<sweep name or experiment>/")
+    parser.add_argument(
+        "--register",
+        metavar="NAME",
+        help="register the report's pick (the smallest gzip file among the variants at their "
+        "best sparsity) in the Model Registry as NAME",
+    )
+    parser.add_argument(
+        "--tolerance",
+        type=float,
+        default=DEFAULT_TOLERANCE,
+        help="accuracy points below the baseline a best sparsity may lose",
+    )
+    args = parser.parse_args(argv)
+    if not args.tolerance >= 0:
+        parser.error(f"--tolerance={args.tolerance} is invalid: valid values are points >= 0")
+    uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
+    try:
+        selection = select(uri, args.experiment, args.sweep, args.all, args.filter)
+        name = selection.title.split(" ")[1] if selection.parent_id else args.experiment
+        out = args.out or Path("reports") / name
+        table, best = write_report(selection, out, args.tolerance)
+        registered = None
+        if args.register:
+            pick = best_variant(table, best)
+            if pick is None:
+                raise ReportError(
+                    f"nothing to register as {args.register!r}: no sparsity holds within "
+                    f"{args.tolerance:g} points of the baseline"
+                )
+            version = register(uri, args.experiment, pick, args.register)
+            registered = (
+                f"registered {args.register} version {version}: {pick['variant']} of run "
+                f"{pick['run_id']} ({pick['model']}, sparsity {pick['target_sparsity']:g}, "
+                f"accuracy {pick['accuracy']:.4f}, gzip {pick[results.GZIP] / 1024:.1f} KB)"
+            )
+    except ReportError as exc:
+        print(f"pruneflow report: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"report of {selection.title}: {out}/{REPORT_MD}, {RUNS_CSV}, {', '.join(PLOTS)}")
+    print(f"best sparsity (within {args.tolerance:g} accuracy points): {best_line(best)}")
+    if registered:
+        print(registered)
+    return 0

@@ -1,0 +1,35 @@
+"""``pruneflow ui``: MLflow's UI on the store this folder's runs write to."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from pruneflow.study.tracking import resolve_uri
+
+
+def main(argv: list[str]) -> int:
+    """``pruneflow ui``: MLflow's UI on the store runs write here (or ``--tracking-uri``)."""
+    parser = argparse.ArgumentParser(
+        prog="pruneflow ui", description="MLflow's UI on this folder's runs."
+    )
+    parser.add_argument("--port", type=int, default=5000)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--tracking-uri", help="default: ./mlruns, or $MLFLOW_TRACKING_URI")
+    args = parser.parse_args(argv)
+    uri = resolve_uri(args.tracking_uri, "mlruns")
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        print(
+            f"pruneflow ui: error: no MLflow store at {uri[len('sqlite:///') :]}: run pruneflow "
+            "in this folder first, or pass --tracking-uri",
+            file=sys.stderr,
+        )
+        return 1
+    print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
+    command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
+    # the UI needs no job runner (MLflow's GenAI evaluation jobs: seven worker processes)
+    env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    os.execve(sys.executable, [*command, "--host", args.host, "--port", str(args.port)], env)
+    return 0  # not reached

@@ -1,0 +1,104 @@
+"""The ``device`` and ``delegate`` groups' schemas. Light: no TensorFlow, no Fabric.
+
+A device option names its implementation (``_target_``: a :class:`pruneflow.devices.base.Device`
+subclass), which receives the option itself (:func:`pruneflow.devices.base.open_device`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from omegaconf import MISSING
+
+from pruneflow.devices.runner import check_delegate
+from pruneflow.errors import require
+
+DEFAULT_VENV = "~/.pruneflow/venv"  # on the device: made by `pruneflow device setup`
+
+
+@dataclass
+class DeviceConfig:
+    _target_: str = MISSING  # the Device class that runs the runner there
+    name: str = MISSING  # a label: tags the run's numbers
+    timeout_s: float = 600.0  # the runner's time limit
+    # Before each model, wait until the CPU is cooler than this (degrees C; null: do not wait),
+    # at most cooldown_max_s. Where the device has no thermal zone the run says it skipped.
+    cooldown_c: float | None = None
+    cooldown_max_s: float = 300.0
+    remote: ClassVar[bool] = False  # reached over the network (else: this machine)
+
+    def __post_init__(self) -> None:
+        require(bool(self.name), "name", self.name, "a non-empty label")
+        require(self.timeout_s > 0, "timeout_s", self.timeout_s, "seconds > 0")
+        require(
+            self.cooldown_c is None or self.cooldown_c > 0,
+            "cooldown_c",
+            self.cooldown_c,
+            "null (do not wait) or degrees Celsius > 0",
+        )
+        require(self.cooldown_max_s > 0, "cooldown_max_s", self.cooldown_max_s, "seconds > 0")
+
+
+@dataclass
+class LocalDeviceConfig(DeviceConfig):
+    """This machine: the runner runs in a subprocess."""
+
+    _target_: str = "pruneflow.devices.local.LocalDevice"
+    name: str = "local"
+    python: str | None = None  # the runner's interpreter; null: pruneflow's own Python
+
+
+@dataclass
+class SSHDeviceConfig(DeviceConfig):
+    """A machine reached over SSH (Fabric), e.g. a Raspberry Pi."""
+
+    _target_: str = "pruneflow.devices.ssh.SSHDevice"
+    name: str = "ssh"
+    # the runner's interpreter (or command) on the device, and the one `pruneflow device setup`
+    # makes the venv with; a venv at `venv` (~: the device user's home) takes its place once it
+    # exists; venv=null: always this python
+    python: str = "python3"
+    venv: str | None = DEFAULT_VENV
+    host: str | None = None  # required
+    port: int = 22
+    user: str | None = None  # null: your local user name (or ~/.ssh/config)
+    key_file: str | None = None  # null: your default keys and ssh-agent
+    known_hosts: str = "~/.ssh/known_hosts"  # host keys are verified against it
+    accept_new_host: bool = False  # true: trust and record a host seen for the first time
+    use_ssh_config: bool = False  # true: also read ~/.ssh/config
+    workdir: str | None = None  # parent of the remote work folder; null: the device's /tmp
+    connect_timeout_s: float = 10.0
+    remote: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require(
+            bool(self.host),
+            "host",
+            self.host,
+            "an SSH device needs a host name or address, e.g. device.host=raspberrypi.local",
+            required=True,
+        )
+        require(1 <= self.port <= 65535, "port", self.port, "integers in [1, 65535]")
+        require(
+            self.connect_timeout_s > 0, "connect_timeout_s", self.connect_timeout_s, "seconds > 0"
+        )
+
+
+@dataclass
+class DelegateConfig:
+    """Which kernels LiteRT runs the .tflite variants with (group `delegate`); the delegates
+    themselves are the runner's (:data:`pruneflow.devices.runner.DELEGATES`)."""
+
+    name: str = "xnnpack"  # none | xnnpack | armnn | external
+    threads: int | None = 1  # null: the runtime's default
+    fallback: str = "builtin"  # when the delegate cannot run a model: builtin | error
+    library: str | None = None  # armnn, external: the delegate's library on the device
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_delegate(self.name, self.threads, self.fallback, self.library)
+
+
+SCHEMAS = {"local": LocalDeviceConfig, "ssh": SSHDeviceConfig}

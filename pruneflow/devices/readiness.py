@@ -1,0 +1,165 @@
+"""Is a device ready? Its runner's ``--probe`` says what it has (python, numpy, Pillow,
+LiteRT, TensorFlow, the delegate's library, disk, CPU state); :func:`readiness` judges it before
+any work, naming everything missing at once and the commands that fix it, and decides where the
+Keras model is timed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pruneflow.devices import runner as _runner
+from pruneflow.devices.base import DeviceError, open_device
+from pruneflow.devices.config import DeviceConfig
+
+APT_FIX = {"numpy": "python3-numpy", "pillow": "python3-pil"}
+PIP_NAMES = {label: pip for label, pip in _runner.REQUIREMENTS.values()}
+
+
+@dataclass
+class Ready:
+    """A checked device: the python that runs the runner there, what the probe found, where the
+    Keras model is timed (``device`` | ``host`` | ``off``) and anything worth a warning."""
+
+    python: str | None
+    facts: dict
+    keras_on: str
+    notes: list[str]
+
+
+def _has_keras(packages: dict) -> bool:
+    """TensorFlow that can load pruneflow's Keras 2 models: tf_keras, or TensorFlow < 2.16."""
+    tf = packages.get("tensorflow")
+    if not tf:
+        return False
+    major_minor = tuple(int(p) for p in tf.split(".")[:2] if p.isdigit())
+    return "tf_keras" in packages or major_minor < (2, 16)
+
+
+def probe(config: DeviceConfig, delegate: dict) -> tuple[dict, str, str]:
+    """Connect to the device of ``config`` and run the runner's ``--probe`` there: (its facts,
+    the python that ran it, the device's description)."""
+    with open_device(config) as dev:
+        return dev.probe(delegate), dev.resolved_python, f"{dev.name} ({dev.address})"
+
+
+def check(config: DeviceConfig, delegate: dict, keras: str, setup_command: str) -> Ready:
+    """Probe the device before any work and judge it (:func:`readiness`)."""
+    facts, python, who = probe(config, delegate)
+    return readiness(facts, python, who, config.remote, delegate, keras, setup_command)
+
+
+def readiness(
+    facts: dict,
+    python: str,
+    device: str,
+    remote: bool,
+    delegate: dict,
+    keras: str,
+    setup_command: str,
+) -> Ready:
+    """Judge a device's probe: raise :class:`DeviceError` naming the device, everything
+    missing at once and the commands that fix it (``setup_command`` first: ``pruneflow device
+    setup ...`` with this run's device keys); else the :class:`Ready` device."""
+    who = facts.get("executable") or python or "python3"
+    problems, notes = [], []
+    version = tuple(int(p) for p in str(facts.get("python", "0")).split(".")[:2] if p.isdigit())
+    if version < _runner.MIN_PYTHON:
+        need = ".".join(map(str, _runner.MIN_PYTHON))
+        problems.append(
+            f"Python {facts.get('python')} ({who}) is too old: the runner needs >= {need}; "
+            "point device.python at a newer one"
+        )
+    missing = list(facts.get("missing", {}))
+    if missing:
+        apt = [APT_FIX[m] for m in missing if m in APT_FIX]
+        pip = [PIP_NAMES[m] for m in missing if m not in APT_FIX]
+        fixes = [f"`{setup_command}`"] if setup_command and remote else []
+        manual = []
+        if apt:
+            manual.append(f"sudo apt install {' '.join(apt)}")
+        after = ""
+        if pip and facts.get("venv"):
+            manual.append(f"{who} -m pip install {' '.join(pip)}")
+        elif pip:  # Debian's and Raspberry Pi OS's own python refuse pip installs (PEP 668)
+            manual += [
+                f"{who} -m venv --system-site-packages VENV",
+                f"VENV/bin/pip install {' '.join(pip)}",
+            ]
+            after = (
+                " (then device.python=VENV/bin/python)"
+                if not remote
+                else " with VENV the device.venv folder (runs use it)"
+            )
+        fixes.append("on the device: `" + " && ".join(manual) + "`" + after)
+        problems.append(f"{who} lacks {', '.join(missing)}; fix: " + ", or ".join(fixes))
+    lib = facts.get("delegate_library")
+    if lib and not lib.get("loads"):
+        why = (
+            f"delegate.library={lib['path']} does not load on the device ({lib.get('error')}): "
+            "install the delegate there and give its full path"
+        )
+        if delegate.get("fallback") == "error":
+            problems.append(why + " (or delegate.fallback=builtin)")
+        else:
+            notes.append(why + "; the variants will run on builtin kernels (delegate.fallback)")
+    keras_on = keras
+    if not remote:
+        keras_on = "off" if keras == "off" else "device"  # the device is this machine
+    elif keras in ("auto", "device"):
+        if _has_keras(facts.get("packages", {})):
+            keras_on = "device"
+        elif keras == "device":
+            problems.append(
+                f"benchmark.keras=device, but {who} has no TensorFlow that loads Keras 2 models "
+                "(tensorflow with tf_keras): install them on the device, or benchmark.keras=auto "
+                "(times the Keras model on this machine, tagged timed_on/keras=host) or off"
+            )
+        else:
+            keras_on = "host"
+            notes.append(
+                f"{who} has no TensorFlow: the Keras model is timed on this machine "
+                "(tagged timed_on/keras=host)"
+            )
+    if problems:
+        raise DeviceError(f"device {device}: check failed: " + "; ".join(problems))
+    return Ready(python, facts, keras_on, notes)
+
+
+def describe(facts: dict) -> str:
+    """A probe as the lines ``pruneflow device check`` prints."""
+    pk = facts.get("packages", {})
+    missing = facts.get("missing", {})
+
+    def package(label: str) -> str:
+        return pk.get(label) or f"MISSING ({missing.get(label, 'not installed')})"
+
+    h = facts.get("hygiene", {})
+    state = [
+        f"{h['temp_c']:.1f} C" if "temp_c" in h else "temperature: no thermal zone",
+        f"{h['freq_mhz']:.0f} MHz" if "freq_mhz" in h else "clock: not exposed",
+        f"governor {h.get('governor', 'not exposed')}",
+        f"throttled {h.get('throttled', '(no vcgencmd)')}",
+        f"load {h['load1']:.2f}" if "load1" in h else "",
+    ]
+    lib = facts.get("delegate_library")
+    delegates = "xnnpack (built into LiteRT), none (builtin kernels)"
+    if lib:
+        delegates += f"; {lib['path']}: " + (
+            "loads" if lib.get("loads") else f"does not load ({lib.get('error')})"
+        )
+    venv = " (venv)" if facts.get("venv") else ""
+    tf = pk.get("tensorflow", "-") + (f", tf_keras {pk['tf_keras']}" if "tf_keras" in pk else "")
+    free = f"{facts.get('free_disk_mb', 0) / 1024:.1f} GiB in {facts.get('temp_folder')}"
+    rows = [
+        ("python", f"{facts.get('executable')} {facts.get('python')}{venv}"),
+        ("cpu", f"{facts.get('cpu', '?')} ({facts.get('machine')}, {facts.get('cores')} cores)"),
+        ("os", facts.get("os", "?")),
+        ("numpy", package("numpy")),
+        ("pillow", package("pillow")),
+        ("litert", package("litert")),
+        ("tensorflow", tf),
+        ("delegates", delegates),
+        ("disk free", free),
+        ("cpu state", ", ".join(x for x in state if x)),
+    ]
+    return "\n".join(f"  {k:<11}{v}" for k, v in rows)

@@ -1,0 +1,286 @@
+"""A device reached over SSH (Fabric), e.g. a Raspberry Pi.
+
+One Connection serves a whole run: the runner, the models and the benchmark images travel as
+one tar (:mod:`.bundle`), every file is checked by sha256 on the device, the runner runs under
+the device's timing lock (:mod:`.locks`) and coreutils' ``timeout``, its JSON result is
+fetched, and the remote work folder is removed. ``pruneflow device setup`` makes a venv there
+(:mod:`.setup`); runs use it once it exists (``device.venv``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shlex
+import time
+from pathlib import Path
+
+from pruneflow.devices.base import RUNNER, RUNNER_NAME, Device, Protocol, runner_args
+from pruneflow.devices.bundle import bundle
+from pruneflow.devices.config import SSHDeviceConfig
+from pruneflow.devices.locks import LOCK_FILE, LOCK_MARK, lock_wait
+
+
+class SSHDevice(Device):
+    """A device reached over SSH with Fabric; see the ``device`` config group for the keys.
+
+    Host keys are checked against ``known_hosts``: an unknown host is refused unless
+    ``accept_new_host`` (then its key is added to ``known_hosts``), a changed key always is.
+    Only key (or agent) authentication is used; no secret is ever logged.
+    """
+
+    def __init__(self, config: SSHDeviceConfig):
+        super().__init__(config)
+        c = config
+        self.host, self.port, self.user = c.host, int(c.port), c.user
+        self.key_file = os.path.expanduser(c.key_file) if c.key_file else None
+        self.known_hosts = os.path.expanduser(c.known_hosts) if c.known_hosts else None
+        self.accept_new_host, self.use_ssh_config = c.accept_new_host, c.use_ssh_config
+        self.python, self.venv, self.workdir = c.python, c.venv, c.workdir
+        self.connect_timeout_s = c.connect_timeout_s
+        self._python: str | None = None  # resolved on the device: see resolved_python
+        self.conn = None
+
+    @property
+    def address(self) -> str:
+        user = f"{self.user}@" if self.user else ""
+        return f"{user}{self.host}:{self.port}"
+
+    # -- connection ---------------------------------------------------------------------
+    def __enter__(self):
+        import paramiko
+        from fabric import Config, Connection
+
+        config = Config(overrides={"load_ssh_configs": self.use_ssh_config})
+        connect_kwargs = {}
+        if self.key_file:
+            if not os.path.exists(self.key_file):
+                raise self._fail("connect", f"device.key_file {self.key_file} does not exist")
+            connect_kwargs = {
+                "key_filename": self.key_file,
+                "look_for_keys": False,
+                "allow_agent": False,
+            }
+        conn = Connection(
+            self.host,
+            user=self.user,
+            port=self.port,
+            config=config,
+            connect_timeout=max(1, int(self.connect_timeout_s)),
+            connect_kwargs=connect_kwargs,
+        )
+        # Fabric accepts any host key by default; verify against known_hosts instead.
+        if self.known_hosts and os.path.exists(self.known_hosts):
+            conn.client.load_host_keys(self.known_hosts)
+        elif self.known_hosts and self.accept_new_host:
+            Path(self.known_hosts).parent.mkdir(parents=True, exist_ok=True)
+            Path(self.known_hosts).touch(mode=0o600)
+            conn.client.load_host_keys(self.known_hosts)
+        policy = paramiko.AutoAddPolicy() if self.accept_new_host else paramiko.RejectPolicy()
+        conn.client.set_missing_host_key_policy(policy)
+        t0 = time.perf_counter()
+        try:
+            conn.open()
+        except paramiko.BadHostKeyException as exc:
+            raise self._fail(
+                "connect",
+                f"the host key does not match the one in "
+                f"{self.known_hosts} (a changed or impersonated host): {exc}",
+            ) from exc
+        except paramiko.AuthenticationException as exc:
+            raise self._fail(
+                "connect",
+                f"authentication refused for user {self.user!r} "
+                f"with key {self.key_file or '(default keys/agent)'}: {exc}",
+            ) from exc
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise self._fail(
+                    "connect",
+                    f"unknown host: no key for it in {self.known_hosts}; "
+                    "add it (ssh-keyscan) or set device.accept_new_host=true",
+                ) from exc
+            raise self._fail("connect", f"{type(exc).__name__}: {exc}") from exc
+        except OSError as exc:  # refused, unreachable, timed out, unknown name
+            raise self._fail("connect", f"cannot reach the host: {exc}") from exc
+        self.timings["connect_s"] = time.perf_counter() - t0
+        self.conn = conn
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.conn is not None:
+            self.conn.close()  # a closed Connection is never reused (Fabric memoizes SFTP)
+            self.conn = None
+
+    def _run(self, step: str, command: str, timeout: float | None = None):
+        from invoke.exceptions import CommandTimedOut
+
+        try:
+            result = self.conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
+        except CommandTimedOut as exc:
+            raise self._fail(step, f"timed out after {timeout} s") from exc
+        except Exception as exc:  # noqa: BLE001 - a dropped connection, mostly
+            raise self._fail(step, f"{type(exc).__name__}: {exc}") from exc
+        if result.exited != 0:
+            stderr = "\n".join(
+                line for line in result.stderr.splitlines() if not line.startswith(LOCK_MARK)
+            )
+            tail = (stderr or result.stdout).strip()[-2000:]
+            if result.exited == 124 and step == "run":  # coreutils' timeout ended the runner
+                raise self._fail(step, f"the runner timed out after {int(self.timeout_s)} s")
+            if result.exited in (137, -1):  # -1: the session ended by a signal, no status
+                tail = f"the runner was killed by a signal (out of memory?) {tail}"
+            raise self._fail(step, f"exit status {result.exited}: {tail}")
+        return result
+
+    # -- which python, and what it has -----------------------------------------------------
+    @property
+    def resolved_python(self) -> str:
+        """The runner's interpreter on the device, as shell words: the venv's python when
+        ``device.venv`` has one (``pruneflow device setup`` makes it), else ``device.python``."""
+        if self._python is None:
+            words = " ".join(shlex.quote(p) for p in shlex.split(self.python))
+            self._python = (self.venv and self._venv_python("check")) or words
+        return self._python
+
+    def _venv_python(self, step: str) -> str | None:
+        """``device.venv``'s python (quoted for the device's shell) when it exists there."""
+        venv_python = remote_path(self.venv.rstrip("/") + "/bin/python")
+        found = self._run(step, f"test -x {venv_python} && echo yes || echo no")
+        return venv_python if found.stdout.strip() == "yes" else None
+
+    def probe(self, delegate: dict) -> dict:
+        """The runner's ``--probe`` run by the device's python (see :func:`check`); the runner
+        travels in the command itself, nothing is written on the device."""
+        q = shlex.quote
+        python = self.resolved_python
+        result = self.conn.run(
+            f"{python} -c {q(RUNNER.read_text())} --probe --delegate {q(json.dumps(delegate))}",
+            hide=True,
+            warn=True,
+            in_stream=False,
+            timeout=120,
+        )
+        if result.exited == 127:
+            raise self._fail(
+                "check",
+                f"{python} not found on the device: install python3 there "
+                "(sudo apt install python3) or point device.python at it",
+            )
+        if result.exited != 0:
+            raise self._fail("check", f"{python} exited {result.exited}: {result.stderr[-1000:]}")
+        try:
+            return json.loads(result.stdout)
+        except ValueError as exc:
+            raise self._fail("check", f"the probe printed no JSON: {result.stdout[-500:]}") from exc
+
+    def setup(self, wheels: Path | None = None, log=print) -> dict:
+        """Make ``device.venv`` there with the runner's packages (:func:`.setup.setup`)."""
+        from pruneflow.devices.setup import setup
+
+        return setup(self, wheels, log)
+
+    # -- the benchmark ------------------------------------------------------------------
+    def benchmark(
+        self,
+        models: list[Path],
+        images_dir: Path,
+        out_json: Path,
+        delegate: dict,
+        protocol: Protocol | None = None,
+        keras: Path | None = None,
+    ) -> dict:
+        """Ship, verify, run, fetch, clean up. Writes the fetched result to ``out_json``.
+        ``keras``: a Keras model the runner times too (the device has TensorFlow)."""
+        q = shlex.quote
+        base = (
+            q(self.workdir.rstrip("/") + "/pruneflow.XXXXXX")
+            if self.workdir
+            else "-t pruneflow.XXXXXX"
+        )
+        t0 = time.perf_counter()
+        remote = self._run("prepare", f"mktemp -d {base}").stdout.strip()
+        self.timings["prepare_s"] = time.perf_counter() - t0
+        try:
+            files = bundle([*models, *([keras] if keras else [])], images_dir)
+            t0 = time.perf_counter()
+            self._upload(files, remote)
+            self.timings["upload_s"] = time.perf_counter() - t0
+
+            t0 = time.perf_counter()
+            self._run(
+                "verify",
+                f"cd {q(remote)} && tar -xf bundle.tar && sha256sum -c --quiet --strict SHA256SUMS",
+            )
+            self.timings["verify_s"] = time.perf_counter() - t0
+
+            python = self.resolved_python
+            args = " ".join(
+                q(a)
+                for a in runner_args(
+                    "images",
+                    "result.json",
+                    delegate,
+                    [f"models/{m.name}" for m in models],
+                    protocol or Protocol(),
+                    f"models/{keras.name}" if keras else None,
+                )
+            )
+            # Only one job times on the device at a time: flock on a file in the device's
+            # temporary folder, its wait measured by the device's clock. coreutils' timeout
+            # ends the runner on the device even if the session drops.
+            lock = f"${{TMPDIR:-/tmp}}/{LOCK_FILE}"
+            t0 = time.perf_counter()
+            result = self._run(
+                "run",
+                f"cd {q(remote)} && exec 9>>{lock} && s=$(date +%s.%N) && flock 9 && "
+                f'echo "{LOCK_MARK} $s $(date +%s.%N)" >&2 && '
+                f"timeout -k 5 {int(self.timeout_s)} {python} {RUNNER_NAME} {args}",
+                timeout=self.timeout_s + 10,
+            )
+            self.timings["run_s"] = time.perf_counter() - t0
+            self.timings["lock_wait_s"] = lock_wait(result.stderr)
+
+            t0 = time.perf_counter()
+            try:
+                self.conn.get(f"{remote}/result.json", str(out_json))
+            except Exception as exc:  # noqa: BLE001
+                raise self._fail("fetch", f"{type(exc).__name__}: {exc}") from exc
+            self.timings["fetch_s"] = time.perf_counter() - t0
+        finally:
+            t0 = time.perf_counter()
+            if self.conn is not None and self.conn.is_connected:
+                self.conn.run(f"rm -rf {q(remote)}", hide=True, warn=True, in_stream=False)
+            self.timings["cleanup_s"] = time.perf_counter() - t0
+        try:
+            return json.loads(Path(out_json).read_text())
+        except ValueError as exc:
+            raise self._fail("fetch", f"the result is not JSON: {exc}") from exc
+
+    def _upload(self, files: dict[str, bytes], remote: str) -> None:
+        try:
+            for name, data in files.items():
+                self.conn.put(io.BytesIO(data), f"{remote}/{name}")
+        except Exception as exc:  # noqa: BLE001 - a full disk shows as a short write
+            why = str(exc) or type(exc).__name__
+            need = sum(len(d) for d in files.values())
+            df = self.conn.run(
+                f"df -Pk {shlex.quote(remote)}", hide=True, warn=True, in_stream=False
+            )
+            fields = df.stdout.strip().splitlines()[-1].split() if df.ok else []
+            if len(fields) >= 4 and fields[3].isdigit():
+                free = int(fields[3])
+                why += (
+                    f" ({free} KiB free on the device's disk at {remote}, {need // 1024} "
+                    "KiB needed" + (": the disk is full)" if free * 1024 < need else ")")
+                )
+            raise self._fail("upload", why) from exc
+
+
+def remote_path(path: str) -> str:
+    """``path`` quoted for the device's shell, a leading ``~/`` meaning the user's home."""
+    if path == "~" or path.startswith("~/"):
+        rest = path[2:]
+        return '"$HOME"' + (f"/{shlex.quote(rest)}" if rest else "")
+    return shlex.quote(path)

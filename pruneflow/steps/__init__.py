@@ -1,0 +1,15 @@
+"""The steps of one job, in the order :mod:`pruneflow.pipeline` runs them.
+
+Each step is a folder with its schema beside its code: ``config.py`` (a light dataclass, the
+one place its defaults and checks are written) and the implementation, which receives that
+config object:
+
+- :mod:`.data`: the dataset (``dataset`` group): loaders for digits, tfds, your own folder;
+- :mod:`.model`: the backbone (``backbone`` group): a small CNN, keras.applications bases;
+- :mod:`.train`: the baseline, trained once and cached (``train`` section);
+- :mod:`.prune`: magnitude pruning and fine-tuning (``prune`` group), its distributions;
+- :mod:`.quantize`: prune-preserving quantization-aware training (for ``tflite_int8_qat``);
+- :mod:`.convert`: the TFLite variants (``stage`` group) and their registry;
+- :mod:`.evaluate`: accuracy on the whole validation split;
+- :mod:`.benchmark`: images on disk, timed on the device (``benchmark`` section).
+"""

@@ -1,0 +1,1 @@
+"""Benchmark step: the ``benchmark`` schema (:mod:`.config`) and the timing (:mod:`.benchmark`)."""

@@ -1,0 +1,174 @@
+"""Benchmark stage: benchmark images on disk, the device runner for the .tflite variants,
+timed Keras inference.
+
+The TFLite variants are timed by the device runner (:mod:`pruneflow.devices`); the Keras model,
+which needs TensorFlow, by the runner too on a device that has it, else here in-process with the
+runner's own code (same protocol, same image decoder), and every variant says where it was timed
+(``timed_on``).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from pruneflow.devices.base import Protocol, open_device
+from pruneflow.devices.config import DeviceConfig
+from pruneflow.devices.locks import LockWindow, timing_lock
+from pruneflow.devices.runner import read_images
+from pruneflow.steps.benchmark.config import BenchmarkConfig
+from pruneflow.steps.convert.variants import KERAS
+
+HOST = "host"  # timed_on/<variant> for what is timed on this machine beside a remote device
+
+
+@dataclass
+class Timing:
+    """Per-image timings of every variant, and where they were measured."""
+
+    results: dict[str, dict]  # {variant: the runner's result (times_ms, kernels, note ...)}
+    device: dict[str, str]  # the device's facts as the runner saw them
+    steps: dict[str, float]  # the device's step timings (connect_s, run_s, lock_wait_s ...)
+    runner_json: Path  # the runner's raw result
+    latency_csv: Path  # one row per variant and image
+    window: tuple[float, float]  # when the timing held its lock(s), seconds since the epoch
+    timed_on: dict[str, str]  # {variant: the device's name, or "host" (this machine)}
+
+
+def run_benchmark(
+    keras_model: Path,
+    tflite_models: Mapping[str, Path],
+    images_dir: Path,
+    config: BenchmarkConfig,
+    device: DeviceConfig,
+    delegate: Mapping,
+    out_dir: Path,
+    keras_on: str,
+) -> Timing:
+    """Time the .tflite models on ``device`` with ``delegate`` (the ``delegate`` keys) by the
+    protocol of ``config`` (warm-up, repeats) and the device's cool-down, and the Keras model
+    where ``keras_on`` says (``device``: by the runner on an SSH device, in-process for a local
+    device; ``host``: in-process here; ``off``: not at all;
+    :func:`pruneflow.devices.readiness.readiness` decides). Writes ``runner.json`` and
+    ``latency.csv`` into ``out_dir``.
+
+    Timing is exclusive: this machine's timing lock is held while the Keras model is timed
+    here and, for ``device=local``, while the runner times; an SSH device holds its own lock
+    while its runner times (:mod:`pruneflow.devices.locks`).
+    """
+    out_dir = Path(out_dir)
+    runner_json = out_dir / "runner.json"
+    models = list(tflite_models.values())
+    protocol = Protocol(config.warmup, config.repeats, device.cooldown_c, device.cooldown_max_s)
+    local = not device.remote
+    keras = {}
+    with open_device(device) as dev:
+        if local:  # the device is this machine: one turn for both
+            with timing_lock() as lock:
+                doc = dev.benchmark(models, images_dir, runner_json, dict(delegate), protocol)
+                if keras_on != "off":
+                    keras = {KERAS: time_keras(keras_model, images_dir, protocol)}
+            start = lock.start
+        else:
+            start = time.time()
+            on_device = keras_model if keras_on == "device" else None
+            doc = dev.benchmark(
+                models, images_dir, runner_json, dict(delegate), protocol, keras=on_device
+            )
+    if not local and keras_on == "host":
+        with timing_lock() as lock:  # the Keras model is timed on this machine
+            keras = {KERAS: time_keras(keras_model, images_dir, protocol)}
+    elif not local:
+        lock = LockWindow(end=time.time())
+    steps = {**dev.timings, "lock_wait_s": dev.timings.get("lock_wait_s", 0.0) + lock.wait_s}
+    results = {**keras, **doc["results"]}  # the runner keys a Keras model "keras" too
+    timed_on = {v: dev.name for v in results}
+    if keras_on == "host" and not local:
+        timed_on[KERAS] = HOST
+    csv_path = write_latency_csv(results, doc["images"], out_dir / "latency.csv")
+    return Timing(results, doc["device"], steps, runner_json, csv_path, (start, lock.end), timed_on)
+
+
+def write_images(
+    x: np.ndarray, y: np.ndarray, class_names: list[str], n: int, out_dir: str | Path, *, seed: int
+) -> Path:
+    """Save ``n`` images drawn from ``x`` (seeded) as ``out_dir/<class>/<i>.png``.
+
+    Also writes ``manifest.json`` fixing their order and labels. Returns ``out_dir``.
+    """
+    from PIL import Image
+
+    out = Path(out_dir)
+    idx = np.random.default_rng(seed).permutation(len(x))[: min(n, len(x))]
+    entries = []
+    for i, j in enumerate(idx):
+        label = int(y[j])
+        rel = Path(class_names[label]) / f"{i:05d}.png"
+        (out / rel).parent.mkdir(parents=True, exist_ok=True)
+        img = x[j][..., 0] if x.shape[-1] == 1 else x[j]
+        Image.fromarray(img).save(out / rel)
+        entries.append([str(rel), label])
+    (out / "manifest.json").write_text(json.dumps({"classes": class_names, "images": entries}))
+    return out
+
+
+def time_keras(model_path: str | Path, images_dir: str | Path, protocol: Protocol) -> dict:
+    """The runner's Keras timing (:func:`pruneflow.devices.runner.time_keras`), in this process,
+    with this machine's state before and after; in the runner's result format (no peak
+    memory: this process holds far more than the model)."""
+    from pruneflow.devices.runner import hygiene
+    from pruneflow.devices.runner import time_keras as runner_time_keras
+
+    _, images = read_images(str(images_dir))
+    before = hygiene()
+    result = runner_time_keras(str(model_path), images, protocol.warmup, protocol.repeats)
+    result["hygiene"] = {"before": before, "after": hygiene()}
+    return result
+
+
+LATENCY_COLUMNS = (
+    "variant",
+    "pass",  # 0, 1 ... (repeats); -1: a warm-up image
+    "index",
+    "image",
+    "label",
+    "prediction",
+    "latency_ms",  # the paper's per-image time: decode_ms + invoke_ms + the class
+    "decode_ms",  # read + decode + preprocess
+    "invoke_ms",  # set_tensor + invoke + get_tensor
+    "first",  # 1: the first timed image, reported apart
+)
+
+
+def write_latency_csv(results: dict[str, dict], images: list[str], path: str | Path) -> Path:
+    """One row per (variant, pass, image): the per-image table behind every statistic."""
+    path = Path(path)
+    with open(path, "w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(LATENCY_COLUMNS)
+        for variant, r in results.items():
+            n = len(r["labels"])
+            for i, t in enumerate(r.get("warmup_ms", [])):
+                w.writerow([variant, -1, i % n, images[i % n], r["labels"][i % n], "", f"{t:.6f}"])
+            for i, t in enumerate(r["times_ms"]):
+                w.writerow(
+                    [
+                        variant,
+                        i // n,
+                        i % n,
+                        images[i % n],
+                        r["labels"][i % n],
+                        r["predictions"][i],
+                        f"{t:.6f}",
+                        f"{r['decode_ms'][i]:.6f}",
+                        f"{r['invoke_ms'][i]:.6f}",
+                        int(i == 0),
+                    ]
+                )
+    return path

@@ -1,0 +1,1 @@
+"""Data step: the ``dataset`` group's schemas (:mod:`.config`) and loaders (:mod:`.loaders`)."""

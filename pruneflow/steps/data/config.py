@@ -1,0 +1,151 @@
+"""The ``dataset`` group's schemas: one dataclass per kind of option, checked when built.
+
+Light (no TensorFlow): :mod:`pruneflow.config` composes these before any work. The loader an
+option names (``_target_``, in :mod:`.loaders`) receives the option itself.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from omegaconf import MISSING, SI
+
+from pruneflow.errors import ArgumentError, require
+
+# What keras.utils.image_dataset_from_directory reads (dataset=folder).
+FOLDER_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+
+
+def check_image(image_size: int, channels: int | None, minimum: int = 1) -> None:
+    require(
+        isinstance(image_size, int) and image_size >= minimum,
+        "image_size",
+        image_size,
+        f"integers >= {minimum}",
+    )
+    if channels is not None:
+        require(channels in (1, 3), "channels", channels, "1 (grayscale) or 3 (RGB)")
+
+
+def check_fraction(val_fraction: float) -> None:
+    require(0.0 < val_fraction < 1.0, "val_fraction", val_fraction, "floats in (0, 1)")
+
+
+def check_limit(name: str, limit: int | None) -> None:
+    require(limit is None or limit >= 1, name, limit, "null (the whole split) or integers >= 1")
+
+
+def folder_classes(root: str) -> dict[str, int]:
+    """{class sub-folder: number of image files in it} of a ``dataset=folder`` root."""
+    root = os.path.expanduser(root)
+    counts = {}
+    for entry in sorted(os.scandir(root), key=lambda e: e.name):
+        if entry.is_dir():
+            counts[entry.name] = sum(
+                1 for f in os.scandir(entry.path) if f.name.lower().endswith(FOLDER_SUFFIXES)
+            )
+    return counts
+
+
+def check_folder(root: str | None) -> None:
+    """A folder dataset needs an existing root with at least two classes of images."""
+    require(bool(root), "root", root, "a folder of <class>/<image> files", required=True)
+    require(
+        os.path.isdir(os.path.expanduser(root)),
+        "root",
+        root,
+        "an existing folder of <class>/<image> files (it does not exist)",
+    )
+    classes = folder_classes(root)
+    found = {c: n for c, n in classes.items() if n}
+    if len(found) < 2:
+        raise ArgumentError(
+            "root",
+            root,
+            "a folder with at least two class sub-folders of images (a classifier needs two "
+            f"classes); found {len(found)}: {found or classes or 'no sub-folders'}",
+        )
+
+
+@dataclass
+class DatasetConfig:
+    _target_: str = MISSING  # the loader: a function of this option returning an ImageDataset
+    image_size: int = MISSING
+    seed: int = SI("${seed}")  # the split's and the shuffles' seed: the run's seed
+
+    @property
+    def label(self) -> str:
+        """A short name for run names: ``digits``, ``mnist``, the folder's name."""
+        raise NotImplementedError
+
+
+@dataclass
+class DigitsConfig(DatasetConfig):
+    """scikit-learn's 1797 digits, embedded (offline)."""
+
+    _target_: str = "pruneflow.steps.data.loaders.load_digits"
+    image_size: int = 28
+    val_fraction: float = 0.3
+
+    def __post_init__(self) -> None:
+        check_image(self.image_size, None, minimum=8)
+        check_fraction(self.val_fraction)
+
+    @property
+    def label(self) -> str:
+        return "digits"
+
+    @property
+    def channels(self) -> int:
+        return 1  # grayscale digits
+
+
+@dataclass
+class TfdsConfig(DatasetConfig):
+    """A tensorflow-datasets dataset (downloaded on first use)."""
+
+    _target_: str = "pruneflow.steps.data.loaders.load_tfds"
+    name: str = MISSING
+    channels: int = 3
+    train_split: str = "train[:70%]"  # the paper's 70/30 split of the training split
+    val_split: str = "train[70%:]"
+    data_dir: str | None = None  # null: ~/tensorflow_datasets
+    download: bool = True
+    cache: bool = True  # keep decoded, resized training images in memory across epochs
+    train_limit: int | None = None  # null: the whole split; N: the first N examples
+    val_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        check_image(self.image_size, self.channels)
+        check_limit("train_limit", self.train_limit)
+        check_limit("val_limit", self.val_limit)
+
+    @property
+    def label(self) -> str:
+        return self.name
+
+
+@dataclass
+class FolderConfig(DatasetConfig):
+    """Your own images in ``root/<class>/*.{jpg,png,...}``."""
+
+    _target_: str = "pruneflow.steps.data.loaders.load_folder"
+    root: str | None = None  # required
+    image_size: int = 96
+    channels: int = 3
+    val_fraction: float = 0.3
+    cache: bool = True
+
+    def __post_init__(self) -> None:
+        check_folder(self.root)
+        check_image(self.image_size, self.channels)
+        check_fraction(self.val_fraction)
+
+    @property
+    def label(self) -> str:
+        return os.path.basename(os.path.normpath(self.root))
+
+
+# The schemas the group's YAML options extend (`defaults: [/schema/dataset/tfds@_here_]`).
+SCHEMAS = {"digits": DigitsConfig, "tfds": TfdsConfig, "folder": FolderConfig}

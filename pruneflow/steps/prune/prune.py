@@ -1,0 +1,219 @@
+"""Prune stage: magnitude pruning with tfmot, fine-tuning, stripping, and measured sparsity."""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from pruneflow.errors import ArgumentError, require
+from pruneflow.steps.data.loaders import ImageDataset
+from pruneflow.steps.prune.config import PRUNABLE_LAYER_TYPES, PruneConfig
+from pruneflow.steps.prune.distributions import DISTRIBUTIONS
+from pruneflow.steps.train.train import fit, load_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Pruned:
+    """A pruned (and stripped) model with what was measured on its weights."""
+
+    model: object
+    history: dict[str, list[float]] = field(default_factory=dict)
+    sparsity: float = 0.0
+    params_total: int = 0
+    params_nonzero: int = 0
+    layers: list[dict] = field(default_factory=list)
+    # Selected layers the target leaves without a single weight (tfmot then keeps just one).
+    layers_without_weights: list[str] = field(default_factory=list)
+
+
+def layers_without_weights(rows: list[dict], targets: Mapping[str, float]) -> list[str]:
+    """Layers (rows of :func:`layer_table`) whose target sparsity keeps no weight at all:
+    fewer than half a weight, which magnitude pruning rounds to none."""
+    return [
+        r["layer"]
+        for r in rows
+        if r["layer"] in targets and round(r["size"] * (1 - targets[r["layer"]])) < 1
+    ]
+
+
+def _is_kernel(weight) -> bool:
+    """A kernel weight (``kernel``, ``depthwise_kernel``, ``pointwise_kernel``), not a bias."""
+    return weight.name.split("/")[-1].split(":")[0].endswith("kernel")
+
+
+def kernel_arrays(model) -> list[np.ndarray]:
+    """The kernels of every layer that holds one (Conv, Dense, Depthwise...), as numpy arrays.
+
+    This is where pruning acts; sparsity is measured here, whatever tfmot says it pruned.
+    """
+    return [w.numpy() for w in model.weights if _is_kernel(w)]
+
+
+def sparsity_of(arrays: list[np.ndarray]) -> float:
+    """Fraction of exact zeros over all elements of ``arrays`` (0.0 for no elements)."""
+    total = sum(a.size for a in arrays)
+    if total == 0:
+        return 0.0
+    return sum(int(a.size - np.count_nonzero(a)) for a in arrays) / total
+
+
+def count_params(arrays: list[np.ndarray]) -> tuple[int, int]:
+    """(total, nonzero) element counts over ``arrays``."""
+    return sum(a.size for a in arrays), sum(int(np.count_nonzero(a)) for a in arrays)
+
+
+def leaf_layers(model) -> list:
+    """Every layer of ``model`` in order, nested models (a transfer backbone) expanded."""
+    out = []
+    for layer in model.layers:
+        out.extend(leaf_layers(layer) if hasattr(layer, "layers") and layer.layers else [layer])
+    return out
+
+
+def select_layers(
+    model, layer_types: Sequence[str] | None, exclude: Sequence[str], keep_first_last: bool
+) -> list[str]:
+    """Names of the layers to prune: prunable types (optionally only ``layer_types``), minus
+    the ``exclude``d names, minus the first and last prunable layers with ``keep_first_last``."""
+    types = PRUNABLE_LAYER_TYPES if layer_types is None else set(layer_types)
+    prunable = [la.name for la in leaf_layers(model) if type(la).__name__ in PRUNABLE_LAYER_TYPES]
+    missing = sorted(set(exclude) - {la.name for la in leaf_layers(model)})
+    if missing:
+        raise ArgumentError(
+            "exclude_layers", missing, f"names of layers of {model.name}: {prunable}"
+        )
+    skip = set(exclude)
+    if keep_first_last and prunable:
+        skip |= {prunable[0], prunable[-1]}
+    selected = [
+        la.name
+        for la in leaf_layers(model)
+        if type(la).__name__ in types and la.name in prunable and la.name not in skip
+    ]
+    require(
+        bool(selected),
+        "layer_types" if layer_types is not None else "exclude_layers",
+        list(layer_types if layer_types is not None else exclude),
+        f"a selection that leaves a layer of {model.name} to prune: layer_types, "
+        f"exclude_layers and keep_first_last exclude all of {prunable}",
+    )
+    return selected
+
+
+def layer_table(
+    model, selected: Sequence[str], targets: Mapping[str, float] | None = None
+) -> list[dict]:
+    """Per kernel: layer, type, whether it was selected for pruning, its target sparsity (the
+    distribution's share), size and measured zeros.
+
+    Shows where tfmot left kernels dense (DepthwiseConv2D; 2:4 blocks of 1-channel convs)."""
+    rows = []
+    for layer in leaf_layers(model):
+        for w in layer.weights:
+            if _is_kernel(w):
+                a = w.numpy()
+                rows.append(
+                    {
+                        "layer": layer.name,
+                        "type": type(layer).__name__,
+                        "weight": w.name,
+                        "selected": layer.name in selected,
+                        "target": (targets or {}).get(layer.name, 0.0),
+                        "size": int(a.size),
+                        "zeros": int(a.size - np.count_nonzero(a)),
+                        "sparsity": sparsity_of([a]),
+                    }
+                )
+    return rows
+
+
+def _wrap(model, schedules: Mapping[str, object], m_by_n: tuple[int, int] | None):
+    """``model`` with each layer named in ``schedules`` wrapped by tfmot's
+    ``prune_low_magnitude`` with its own schedule (nested backbones included: their layers are
+    wrapped in place, as tfmot does for a whole model). Other layers are kept as they are."""
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    def wrap(layer):
+        if isinstance(layer, keras.Model):
+            return keras.models.clone_model(layer, input_tensors=None, clone_function=wrap)
+        if layer.name in schedules:
+            return tfmot.sparsity.keras.prune_low_magnitude(
+                layer, pruning_schedule=schedules[layer.name], sparsity_m_by_n=m_by_n
+            )
+        return layer
+
+    return keras.models.clone_model(model, input_tensors=None, clone_function=wrap)
+
+
+def prune_model(
+    baseline_path, data: ImageDataset, config: PruneConfig, *, batch_size: int, seed: int
+) -> Pruned:
+    """Prune a fresh copy of the baseline to ``config.sparsity`` and fine-tune it.
+
+    ``config.distribution`` spreads the sparsity over the selected layers
+    (:mod:`.distributions`); the ``polynomial`` schedule ramps up over the first
+    ``ramp_fraction`` of the fine-tuning steps, then fine-tuning goes on at the final sparsity;
+    ``lr_schedule=cosine`` decays the learning rate over the fine-tuning steps. ``pattern``:
+    ``unstructured`` or ``2:4`` (two zeros in every block of four weights).
+    ``sparsity == 0`` means no pruning: the baseline itself is returned. The returned model has
+    its pruning wrappers stripped; sparsity is measured from its weights. Writes nothing.
+    """
+    import tensorflow_model_optimization as tfmot
+    import tf_keras as keras
+
+    c = config
+    sparsity_keras = tfmot.sparsity.keras
+    model = load_model(baseline_path)  # fresh copy: pruning overwrites the source's weights
+    history: dict[str, list[float]] = {}
+    selected: list[str] = []
+    targets: dict[str, float] = {}
+    starved: list[str] = []
+    if c.sparsity > 0:
+        selected = select_layers(model, c.layer_types, c.exclude_layers, c.keep_first_last)
+        steps = c.epochs * math.ceil(data.train_size / batch_size)
+        spread = DISTRIBUTIONS[c.distribution](c, steps)
+        kernels = {
+            layer.name: next(w for w in layer.weights if _is_kernel(w)).numpy()
+            for layer in leaf_layers(model)
+            if layer.name in selected
+        }
+        targets = spread.targets(kernels)
+        starved = layers_without_weights(layer_table(model, selected), targets)
+        if starved:
+            log.warning(
+                "sparsity %g leaves these layers without a single weight: %s (tfmot keeps one; "
+                "the model will not classify: lower the sparsity or exclude them with "
+                "prune.exclude_layers)",
+                c.sparsity,
+                ", ".join(starved),
+            )
+        keras.utils.set_random_seed(seed)
+        schedules = spread.schedules(targets)
+        pruned = _wrap(model, schedules, (2, 4) if c.pattern == "2:4" else None)
+        callbacks = [sparsity_keras.UpdatePruningStep(), *spread.callbacks(pruned, schedules)]
+        rate = c.learning_rate
+        if c.lr_schedule == "cosine":
+            rate = keras.optimizers.schedules.CosineDecay(c.learning_rate, decay_steps=steps)
+        history = fit(
+            pruned,
+            data,
+            epochs=c.epochs,
+            batch_size=batch_size,
+            learning_rate=rate,
+            callbacks=callbacks,
+            seed=seed,
+        )
+        targets = spread.final_targets(targets, schedules)
+        model = sparsity_keras.strip_pruning(pruned)
+    kernels = kernel_arrays(model)
+    total, nonzero = count_params([w.numpy() for w in model.weights])
+    table = layer_table(model, selected, targets)
+    log.info("pruned to measured sparsity %.4f (target %g)", sparsity_of(kernels), c.sparsity)
+    return Pruned(model, history, sparsity_of(kernels), total, nonzero, table, starved)

@@ -1,0 +1,1 @@
+"""Train step: the ``train`` schema (:mod:`.config`) and the cached baseline (:mod:`.train`)."""

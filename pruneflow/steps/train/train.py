@@ -1,0 +1,257 @@
+"""Train stage: fit the baseline model once and cache it on disk by a hash of its inputs.
+
+A sweep over sparsities shares one baseline: the cache key covers everything that determines it
+(dataset and backbone options, training settings, seed and the code that builds and trains it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pruneflow import __version__
+from pruneflow.errors import require
+from pruneflow.steps.data.loaders import ImageDataset
+from pruneflow.steps.evaluate import keras_accuracy
+from pruneflow.steps.model.build import BASE_LAYER
+from pruneflow.steps.train.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+MODEL_FILE = "model.keras"
+META_FILE = "meta.json"
+# Source files whose code decides what the baseline is; editing one invalidates the cache.
+_BASELINE_SOURCES = ("data/loaders.py", "model/build.py", "train/train.py")
+
+
+@dataclass
+class Baseline:
+    """A trained baseline: where its model lives and how it was obtained."""
+
+    model_path: Path
+    key: str
+    accuracy: float
+    history: dict[str, list[float]] = field(default_factory=dict)
+    cache_hit: bool = False
+    source: str = "trained"  # cache (this machine's) | store (the tracking store) | trained
+
+
+def code_fingerprint() -> str:
+    """Hash of the pruneflow version and of the sources that build and train the baseline."""
+    h = hashlib.sha256(__version__.encode())
+    here = Path(__file__).parent.parent  # pruneflow/steps
+    for name in _BASELINE_SOURCES:
+        h.update((here / name).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_key(spec: dict) -> str:
+    """Stable hash of a JSON-serialisable description of everything that determines a model."""
+    payload = json.dumps(spec, sort_keys=True, default=str).encode()
+    return hashlib.sha256(payload).hexdigest()[:24]
+
+
+def fit(
+    model,
+    data: ImageDataset,
+    *,
+    epochs: int,
+    batch_size: int,
+    learning_rate: float,
+    callbacks=(),
+    seed: int = 0,
+) -> dict[str, list[float]]:
+    """Compile ``model`` and fit it on the training split, validating on the whole validation
+    split after every epoch. Returns the Keras history (loss, accuracy, val_loss, val_accuracy)."""
+    import tf_keras as keras
+
+    model.compile(
+        optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
+        loss="sparse_categorical_crossentropy",
+        metrics=["accuracy"],
+    )
+    if epochs <= 0:
+        return {}
+    hist = model.fit(
+        data.train_batches(batch_size, seed),
+        validation_data=(data.x_val, data.y_val),
+        validation_batch_size=max(batch_size, 256),
+        epochs=epochs,
+        verbose=0,
+        callbacks=list(callbacks),
+    )
+    return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
+
+
+def _set_base_trainable(model, trainable: bool) -> None:
+    names = [layer.name for layer in model.layers]
+    require(
+        BASE_LAYER in names,
+        "frozen_epochs",
+        "> 0",
+        f"0 for {model.name}: freezing needs a pretrained base layer named {BASE_LAYER!r}",
+    )
+    model.get_layer(BASE_LAYER).trainable = trainable
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)  # parallel sweep jobs wait for one trainer
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def read_entry(entry: Path) -> dict | None:
+    """The metadata of cache entry ``entry`` if its model file is whole (its sha256 matches the
+    one written beside it); None if there is no entry. A corrupt entry (truncated, edited, from
+    a version without checksums) is reported, removed and treated as missing."""
+    meta_path, model_path = entry / META_FILE, entry / MODEL_FILE
+    if not meta_path.exists() and not model_path.exists():
+        return None
+    try:
+        meta = json.loads(meta_path.read_text())
+        if not model_path.exists():
+            why = f"{MODEL_FILE} is missing"
+        elif meta.get("sha256") != _sha256(model_path):
+            why = f"{MODEL_FILE} does not match the sha256 in {META_FILE}"
+        else:
+            return meta
+    except (OSError, ValueError) as exc:
+        why = f"{META_FILE} cannot be read: {exc}"
+    log.warning("baseline cache entry %s is corrupt (%s): training it again", entry, why)
+    shutil.rmtree(entry, ignore_errors=True)
+    return None
+
+
+def train_baseline(
+    data: ImageDataset,
+    build_model: Callable[[], object],
+    config: TrainConfig,
+    *,
+    seed: int,
+    cache_dir: str | os.PathLike,
+    key_spec: dict,
+    store=None,
+) -> Baseline:
+    """Return the baseline for ``key_spec``, training it only when no cache has it.
+
+    Looks in the local cache (``<cache_dir>/baselines/<key>/{model.keras,meta.json}``, its model
+    checked against the sha256 in its metadata), then in ``store`` (a
+    :class:`~pruneflow.study.tracking.BaselineStore`: baselines trained on other machines), and
+    trains only if neither has it; a trained baseline goes into both. Jobs of this machine that need
+    the same baseline at once wait for one trainer (a file lock). Entries are written
+    atomically (a crashed run leaves no half-written entry).
+
+    With ``frozen_epochs``, the backbone's pretrained base is frozen for that many epochs of
+    head training, then everything trains for ``epochs`` at ``fine_tune_learning_rate``.
+    """
+    import tf_keras as keras
+
+    epochs, batch_size, learning_rate = config.epochs, config.batch_size, config.learning_rate
+    frozen_epochs = config.frozen_epochs
+    key = cache_key({**key_spec, "code": code_fingerprint()})
+    entry = Path(cache_dir) / "baselines" / key
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    with _locked(Path(cache_dir) / "baselines" / f"{key}.lock"):
+        meta = read_entry(entry)
+        source = "cache"
+        if meta is None and store is not None and _fetch(store, key, entry):
+            meta, source = read_entry(entry), "store"
+        if meta is not None:
+            log.info(
+                "baseline %s (cache hit, %s): val accuracy %.4f", key, source, meta["accuracy"]
+            )
+            return Baseline(
+                entry / MODEL_FILE, key, meta["accuracy"], meta["history"], True, source
+            )
+
+        keras.utils.set_random_seed(seed)
+        model = build_model()
+        history: dict[str, list[float]] = {}
+        if frozen_epochs > 0:  # train the new head on a frozen base first
+            _set_base_trainable(model, False)
+            history = fit(
+                model,
+                data,
+                epochs=frozen_epochs,
+                batch_size=batch_size,
+                learning_rate=learning_rate,
+                seed=seed,
+            )
+            _set_base_trainable(model, True)
+        tuned = fit(
+            model,
+            data,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=config.fine_tune_learning_rate or learning_rate,
+            seed=seed + 1,
+        )
+        history = {k: history.get(k, []) + tuned.get(k, []) for k in {*history, *tuned}}
+        accuracy = keras_accuracy(model, data.x_val, data.y_val)
+
+        entry.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
+        try:
+            model.save(tmp / MODEL_FILE)
+            meta = {
+                "accuracy": accuracy,
+                "history": history,
+                "spec": key_spec,
+                "sha256": _sha256(tmp / MODEL_FILE),
+            }
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
+            os.replace(tmp, entry)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        if store is not None:
+            try:
+                store.publish(key, entry)
+            except Exception as exc:  # noqa: BLE001 - the run goes on with its local copy
+                log.warning("baseline %s not stored in the tracking store: %s", key, exc)
+    log.info("baseline %s (cache miss, trained): val accuracy %.4f", key, accuracy)
+    return Baseline(entry / MODEL_FILE, key, accuracy, history, False, "trained")
+
+
+def _fetch(store, key: str, entry: Path) -> bool:
+    """Copy baseline ``key`` from the tracking store into the local cache; False if absent."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
+    try:
+        if not store.fetch(key, tmp):
+            return False
+        os.replace(tmp / "baseline", entry)
+        return True
+    except Exception as exc:  # noqa: BLE001 - a store that cannot be read: train instead
+        log.warning("baseline %s could not be read from the tracking store: %s", key, exc)
+        return False
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_model(path: str | os.PathLike):
+    """Load a fresh copy of a saved tf_keras model (pruning wraps layers in place, so every
+    pruned variant must start from its own copy)."""
+    import tf_keras as keras
+
+    return keras.models.load_model(path)

@@ -1,0 +1,58 @@
+"""The report: runs read back from the MLflow store as the paper's tables, a CSV, plots and the
+best sparsity per model.
+
+``pruneflow report`` (:mod:`pruneflow.cli.report`) and the end of every sweep
+(:func:`report_sweep`, into the parent run) use it. It reads runs with MLflow's
+``search_runs`` (pandas) and names every column through :mod:`pruneflow.results`; plots are
+matplotlib (Agg) PNGs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pruneflow.study import tracking
+from pruneflow.study.report.markdown import markdown
+from pruneflow.study.report.plots import PLOTS, plots
+from pruneflow.study.report.selection import ReportError, Selection, rows, select
+from pruneflow.study.report.tables import DEFAULT_TOLERANCE, best_line, best_sparsity
+
+RUNS_CSV, REPORT_MD = "runs.csv", "report.md"
+BEST_TAG = "pruneflow.best_sparsity"  # on the parent run: the report's choice per model
+
+__all__ = [
+    "BEST_TAG",
+    "DEFAULT_TOLERANCE",
+    "PLOTS",
+    "REPORT_MD",
+    "RUNS_CSV",
+    "ReportError",
+    "report_sweep",
+    "select",
+    "write_report",
+]
+
+
+def write_report(selection: Selection, out: Path, tolerance: float = DEFAULT_TOLERANCE):
+    """Write runs.csv, report.md and the PNGs into ``out``; returns the table (:func:`rows`)
+    and the best sparsity map."""
+    table = rows(selection)
+    if table.empty or table["accuracy"].notna().sum() == 0:
+        raise ReportError(f"the runs of {selection.title} have no accuracy to report (all failed?)")
+    out.mkdir(parents=True, exist_ok=True)
+    table.drop(columns=["val_loss"]).to_csv(out / RUNS_CSV, index=False)
+    best = best_sparsity(table, tolerance)
+    (out / REPORT_MD).write_text(markdown(selection, table, best, tolerance))
+    plots(table, out)
+    return table, best
+
+
+def report_sweep(uri: str, experiment: str, parent_id: str, out: Path) -> str:
+    """The report of a sweep that just ended, logged to its parent run; returns the best line."""
+    selection = select(uri, experiment, sweep=parent_id)
+    _, best = write_report(selection, out)
+    client = tracking.store_client(uri)
+    client.log_artifacts(parent_id, str(out), "report")
+    line = best_line(best)
+    client.set_tag(parent_id, BEST_TAG, line[:5000])
+    return line

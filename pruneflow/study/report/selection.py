@@ -1,0 +1,199 @@
+"""Which runs a report reads (a sweep, an experiment, a filter) and their table: one row per
+run and variant, every column named through :mod:`pruneflow.results`."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from pruneflow import results
+from pruneflow.errors import PruneflowError
+from pruneflow.steps.convert.variants import VARIANTS
+from pruneflow.study import tracking
+
+MEASURES = results.VARIANT_MEASURES
+# beside the paper's: the per-image time's parts, the steady state, the model's own memory and
+# the threads the runtime really ran (where the runs have them)
+EXTRA_MEASURES = (
+    results.decode("p50"),
+    results.invoke("p50"),
+    results.steady("p50"),
+    results.PEAK_RSS,
+    results.THREADS_USED,
+)
+
+
+class ReportError(PruneflowError, ValueError):
+    """Nothing to report, or no such store, experiment or sweep; the message says which."""
+
+
+@dataclass
+class Selection:
+    """The runs a report covers and where they came from."""
+
+    runs: object  # pandas DataFrame from mlflow.search_runs: one row per job run
+    title: str
+    uri: str
+    experiment: str
+    parent_id: str | None = None
+
+
+def select(
+    uri: str,
+    experiment: str = "pruneflow",
+    sweep: str | None = None,
+    all_runs: bool = False,
+    filter_string: str | None = None,
+) -> Selection:
+    """The job runs of one sweep (``sweep``: a parent run id; default the latest sweep), of a
+    whole experiment (``all_runs``) or matched by an MLflow filter."""
+    import os
+
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+        raise ReportError(
+            f"no MLflow store at {uri[len('sqlite:///') :]}: run pruneflow in this folder first, "
+            "or pass --tracking-uri"
+        )
+    client = tracking.store_client(uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        names = sorted(e.name for e in client.search_experiments())
+        raise ReportError(f"no experiment {experiment!r} in {uri}; experiments there: {names}")
+    mlflow.set_tracking_uri(uri)
+    parent_id, title = None, f"experiment {experiment}"
+    if filter_string or all_runs:
+        where = filter_string or ""
+        if filter_string:
+            title += f", runs matching {filter_string!r}"
+    else:
+        if sweep is None:
+            parents = client.search_runs(
+                [exp.experiment_id],
+                filter_string=f"tags.`{results.SWEEP_TAG}` LIKE 'sweep-%'",
+                order_by=["attributes.start_time DESC"],
+                max_results=1,
+            )
+            if not parents:
+                raise ReportError(
+                    f"experiment {experiment!r} has no sweep yet: run one (pruneflow -m ...), or "
+                    "report every run with --all or some with --filter"
+                )
+            parent = parents[0]
+        else:
+            try:
+                parent = client.get_run(sweep)
+            except MlflowException:
+                raise ReportError(
+                    f"no run {sweep!r} in {uri} (--sweep takes a parent run id)"
+                ) from None
+            if results.SWEEP_TAG not in parent.data.tags:
+                raise ReportError(f"run {sweep} is not a sweep's parent run (it has no sweep tag)")
+        parent_id = parent.info.run_id
+        title = f"sweep {parent.data.tags[results.SWEEP_TAG]} (parent run {parent_id})"
+        where = _sweep_filter(client, exp.experiment_id, parent_id)
+    try:
+        runs = mlflow.search_runs(
+            [exp.experiment_id], filter_string=where, output_format="pandas", max_results=50000
+        )
+    except MlflowException as exc:
+        raise ReportError(f"--filter {filter_string!r} is not an MLflow filter: {exc}") from None
+    sweep_col = f"tags.{results.SWEEP_TAG}"
+    if len(runs) and sweep_col in runs:
+        runs = runs[runs[sweep_col].isna()]  # job runs only, not parents
+    if not len(runs):
+        raise ReportError(f"no runs to report in {title} of {uri}")
+    return Selection(runs.reset_index(drop=True), title, uri, experiment, parent_id)
+
+
+def _sweep_filter(client, experiment_id: str, parent_id: str) -> str:
+    """The sweep's own runs and, for jobs it skipped, the finished runs it found (resume)."""
+
+    ids = {
+        r.info.run_id
+        for r in client.search_runs(
+            [experiment_id], filter_string=f"tags.`{results.PARENT_TAG}` = '{parent_id}'"
+        )
+    }
+    try:
+        jobs = json.loads(Path(client.download_artifacts(parent_id, results.JOBS_FILE)).read_text())
+    except Exception:  # noqa: BLE001 - a parent without its job list: its own runs only
+        jobs = []
+    for job in jobs:
+        done = tracking.finished_run(client.tracking_uri, experiment_id, job["key"])
+        if done is not None:
+            ids.add(done.info.run_id)
+    if not ids:
+        raise ReportError(f"sweep {parent_id} has no runs (it was stopped before any job ran?)")
+    return "attributes.run_id IN (" + ", ".join(f"'{i}'" for i in sorted(ids)) + ")"
+
+
+# -- tables ---------------------------------------------------------------------------------------
+def rows(selection: Selection):
+    """One row per run and variant: runs.csv, and what every table and plot reads."""
+    import pandas as pd
+
+    runs = selection.runs
+    known = [results.KERAS, *VARIANTS]
+    found = {
+        c.split(".", 1)[1].rsplit("/", 1)[0] for c in runs if c.endswith("/" + results.ACCURACY)
+    }
+    variants = [v for v in known if v in found]
+    out = []
+    for _, run in runs.iterrows():
+        tags = {c[5:]: v for c, v in run.items() if c.startswith("tags.")}
+        name = tags.get("mlflow.runName") or ""
+        model = _model(tags, name)
+        for variant in variants:
+            row = {
+                "run_id": run["run_id"],
+                "run_name": name,
+                "status": run["status"],
+                "model": model,
+                "dataset": tags.get(results.DATASET_TAG) or model.split("-")[0],
+                "backbone": tags.get(results.BACKBONE_TAG) or "-".join(model.split("-")[1:]),
+                "target_sparsity": _float(run.get("params.prune.sparsity")),
+                "measured_sparsity": _float(run.get(f"metrics.{results.SPARSITY}")),
+                "variant": variant,
+            }
+            for m in (*MEASURES, *EXTRA_MEASURES):
+                row[m] = _float(run.get(f"metrics.{results.metric(variant, m)}"))
+            threads = run.get("params.delegate.threads")
+            row["threads"] = (
+                "–"  # TensorFlow does not take LiteRT's thread count
+                if variant == results.KERAS
+                else "default"
+                if threads in (None, "None", "null")
+                else str(threads)
+            )
+            row["val_images"] = _float(run.get(f"metrics.{results.VAL_IMAGES}"))
+            row["baseline_accuracy"] = _float(run.get(f"metrics.{results.BASELINE_ACCURACY}"))
+            row["val_loss"] = _float(run.get("metrics." + results.CURVES["val_loss"]))
+            row["device"] = tags.get("device") or ""
+            # where this variant was timed: the device, or "host" beside a remote device
+            row["timed_on"] = tags.get(results.timed_on_tag(variant)) or row["device"]
+            row["kernels"] = tags.get(results.kernels_tag(variant)) or ""
+            row["error"] = tags.get(results.ERROR_MESSAGE_TAG) or ""
+            out.append(row)
+    table = pd.DataFrame(out)
+    return table.sort_values(["model", "target_sparsity", "variant", "threads"], kind="stable")
+
+
+def _model(tags: dict, run_name: str) -> str:
+    if tags.get(results.MODEL_TAG):
+        return tags[results.MODEL_TAG]
+    if tags.get(results.DATASET_TAG) and tags.get(results.BACKBONE_TAG):
+        return f"{tags[results.DATASET_TAG]}-{tags[results.BACKBONE_TAG]}"
+    return run_name.rsplit("-s", 1)[0] if "-s" in run_name else run_name or "?"
+
+
+def _float(value) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return math.nan

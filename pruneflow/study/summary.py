@@ -1,0 +1,128 @@
+"""The end of a sweep in one table: a row per job (overrides, status, baseline accuracy, the
+headline numbers or the error), printed, written beside the sweep and logged to its parent."""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from pruneflow import results
+from pruneflow.steps.convert.variants import VARIANTS
+from pruneflow.study import tracking
+from pruneflow.study.jobs import swept
+
+if TYPE_CHECKING:
+    from pruneflow.study.sweep import Parent, Sweep
+
+
+@dataclass
+class Row:
+    num: int | str
+    overrides: str
+    status: str
+    run_id: str
+    metrics: dict[str, float]
+    error: str = ""
+
+
+def rows(client, sweep: Sweep, parent: Parent, children: list) -> list[Row]:
+    newest: dict[str, Any] = {}
+    for run in children:  # newest first
+        newest.setdefault(run.data.tags.get(results.JOB_KEY_TAG, run.info.run_id), run)
+    rows = []
+    for job in sweep.jobs:
+        if (job.uri, job.experiment) != (parent.uri, parent.experiment):
+            continue
+        run = newest.pop(job.key, None)
+        overrides = " ".join(swept(job.overrides, sweep.overrides))
+        if run is not None:
+            rows.append(_row(job.num, overrides, run))
+            continue
+        done = tracking.finished_run(parent.uri, parent.experiment_id, job.key)
+        if done is not None:
+            row = _row(job.num, overrides, done)
+            row.status = "SKIPPED"
+            rows.append(row)
+        else:
+            rows.append(Row(job.num, overrides, "NOT RUN", "", {}))
+    for run in newest.values():  # jobs a sweeper chose as it went (not listed ahead)
+        tags = run.data.tags
+        rows.append(
+            _row(tags.get(results.JOB_NUM_TAG, "?"), tags.get(results.JOB_OVERRIDES_TAG, ""), run)
+        )
+    return rows
+
+
+def _row(num, overrides: str, run) -> Row:
+    tags = run.data.tags
+    return Row(
+        num,
+        overrides,
+        run.info.status,
+        run.info.run_id,
+        dict(run.data.metrics),
+        tags.get(results.ERROR_MESSAGE_TAG, ""),
+    )
+
+
+def _headline_variant(metrics: dict[str, float]) -> str:
+    """The variant a summary shows: the timed .tflite variant that :data:`VARIANTS` ranks
+    first (int8 in the defaults)."""
+    timed = [
+        k.split("/")[0]
+        for k in metrics
+        if k.endswith("/" + results.latency("p50")) and not k.startswith(results.KERAS)
+    ]
+    ranked = sorted(timed, key=lambda v: (VARIANTS[v].rank if v in VARIANTS else 99, v))
+    return ranked[0] if ranked else ""
+
+
+def headline(metrics: dict[str, float]) -> str:
+    """``tflite_int8 acc 0.983, p50 0.07 ms, gzip 12.3 KB``: the key numbers of a run."""
+    variant = _headline_variant(metrics)
+    if not variant:
+        return "no variant timed"
+    gz = metrics.get(results.metric(variant, results.GZIP), math.nan) / 1024
+    acc = metrics.get(results.metric(variant, results.ACCURACY), math.nan)
+    p50 = metrics.get(results.metric(variant, results.latency("p50")), math.nan)
+    return f"{variant} acc {acc:.3f}, p50 {p50:.3g} ms, gzip {gz:.1f} KB"
+
+
+def summary(sweep: Sweep, parent: Parent, rows: list[Row], status: str) -> str:
+    width = max([len("overrides"), *(len(r.overrides) for r in rows)])
+    width = min(width, 60)
+    lines = [
+        f"{'job':>4}  {'overrides':<{width}}  {'status':<9}{'baseline':>9}  result",
+    ]
+    for r in rows:
+        base = r.metrics.get(results.BASELINE_ACCURACY, math.nan)
+        if r.status in ("FINISHED", "SKIPPED"):
+            what = headline(r.metrics)
+        else:
+            what = r.error[:120] or ("" if r.status != "NOT RUN" else "never started")
+        if r.run_id:
+            what += f"  (run {r.run_id[:12]})" if what else f"(run {r.run_id[:12]})"
+        ov = r.overrides if len(r.overrides) <= width else r.overrides[: width - 1] + "~"
+        lines.append(f"{r.num!s:>4}  {ov:<{width}}  {r.status:<9}{base:>9.4f}  {what}")
+    counts: dict[str, int] = {}
+    for r in rows:
+        counts[r.status.lower()] = counts.get(r.status.lower(), 0) + 1
+    elapsed = time.time() - sweep.started
+    said = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs"
+    lines += [
+        "",
+        f"{sweep.name} {status}: {said} in {_duration(elapsed)} (folder {sweep.folder})",
+        f"results: parent run {parent.run_id}, experiment {parent.experiment!r} in "
+        f"{parent.uri}; see them with: {tracking.show_command(parent.uri)}",
+    ]
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    minutes, s = divmod(int(round(seconds)), 60)
+    hours, m = divmod(minutes, 60)
+    return f"{hours}h{m:02d}m{s:02d}s" if hours else f"{m}m{s:02d}s"

@@ -1,0 +1,224 @@
+"""A multirun as one study: checked whole, one parent run, progress lines, a summary.
+
+Hydra runs the jobs (any launcher: basic, joblib, submitit, ray); this module is what
+pruneflow adds around them, in Hydra's callback (:class:`SweepCallback`, named in
+``conf/config.yaml``) and in each job (:func:`job_context`, used by the command line):
+
+- before the first job: every job's config is composed and checked, each MLflow store and
+  experiment is created once (parallel jobs race on them otherwise), runs of this host whose
+  process is gone are marked KILLED, and a parent run is created, named after the sweep and
+  tagged with its folder, overrides and number of jobs. ``<sweep dir>/sweep.json`` tells the
+  jobs their parent (where workers share no folder, they find it in the store by the sweep's
+  folder tag);
+- each job nests its run under the parent, skips itself when its config already has a
+  FINISHED run (resume, :mod:`pruneflow.pipeline`) and logs one line as it starts and ends;
+- when the sweep ends, however it ends (:func:`end_open_sweeps` from the command line): the
+  summary table (job, overrides, status, baseline accuracy, key metrics or the error), printed,
+  written to ``<sweep dir>/sweep_summary.txt`` and logged to the parent, which ends FINISHED
+  when every job finished or was skipped, FAILED when any failed, KILLED when interrupted.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf
+
+from pruneflow import __version__, results
+from pruneflow.config import check
+from pruneflow.errors import exit_on_user_error
+from pruneflow.study import summary, tracking
+from pruneflow.study.jobs import SWEEP_FILE, Job, listed_ahead, sweep_jobs
+
+log = logging.getLogger(__name__)
+
+_OPEN: list[Sweep] = []  # sweeps of this process whose parent run has not ended
+_GRACE_S = 15.0  # an interrupted sweep waits this long for its jobs to end their runs
+
+
+@dataclass
+class Parent:
+    """A sweep's parent run in one store and experiment."""
+
+    uri: str
+    experiment: str
+    experiment_id: str
+    run_id: str
+
+
+@dataclass
+class Sweep:
+    name: str
+    folder: str
+    started: float
+    overrides: list[str]
+    jobs: list[Job] = field(default_factory=list)
+    parents: list[Parent] = field(default_factory=list)
+
+    def write(self) -> None:
+        path = Path(self.folder) / SWEEP_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2))
+
+
+class SweepCallback(Callback):
+    """Hydra callback of every multirun (conf/config.yaml): checks every job's whole config
+    before any job starts (so ``prune.sparsity=0.5,1.5`` fails before the first training),
+    prepares each store once, ends stale runs, opens the parent run; and closes it at the end.
+    Works with any sweeper or launcher."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        from hydra.core.global_hydra import GlobalHydra
+
+        loader = GlobalHydra.instance().config_loader()
+        overrides = list(config.hydra.overrides.task)
+        # what the sweeper sweeps: its `params` (e.g. from a preset), then the command line
+        params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+        swept_keys = [f"{k}={v}" for k, v in params.items()] + overrides
+        sweep = Sweep(
+            name=time.strftime("sweep-%Y-%m-%d-%H-%M-%S"),
+            folder=str(config.hydra.sweep.dir),
+            started=time.time(),
+            overrides=overrides,
+        )
+        stores: dict[tuple[str, str], str] = {}
+        jobs = []
+        for num, job in enumerate(sweep_jobs(swept_keys, loader)):
+            try:
+                cfg = check(loader.load_sweep_config(config, job))
+            except Exception as exc:  # noqa: BLE001 - any job that cannot compose stops all
+                # Hydra turns a callback's exceptions into warnings; only an exit stops it.
+                cause = f"{exc}\n{exc.__cause__}" if exc.__cause__ else str(exc)
+                exit_on_user_error(f"in sweep job [{' '.join(job)}]: {cause}")
+            t = cfg.tracking
+            uri = tracking.resolve_uri(t.uri, t.dir)
+            stores[(uri, t.experiment)] = t.dir
+            jobs.append(Job(num, job, cfg.job_key, uri, t.experiment))
+        if listed_ahead(swept_keys):  # else a sweeper chooses the jobs as it goes
+            sweep.jobs = jobs
+        try:
+            for (uri, experiment), store_dir in sorted(stores.items()):
+                experiment_id = tracking.prepare_store(uri, experiment, store_dir)
+                for run_id in tracking.end_stale_runs(uri, experiment_id):
+                    log.warning("run %s was left RUNNING by a process that is gone: KILLED", run_id)
+                sweep.parents.append(_open_parent(sweep, uri, experiment, experiment_id))
+        except tracking.TrackingError as exc:
+            print(f"pruneflow: error: {exc}", file=sys.stderr)
+            raise SystemExit(1) from None
+        sweep.write()
+        _OPEN.append(sweep)
+        log.info(
+            "%s: %d jobs, parent run %s",
+            sweep.name,
+            len(sweep.jobs),
+            ", ".join(p.run_id for p in sweep.parents),
+        )
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        end_open_sweeps(interrupted=False)
+
+
+def _open_parent(sweep: Sweep, uri: str, experiment: str, experiment_id: str) -> Parent:
+    client = tracking.store_client(uri)
+    tags = {
+        results.SWEEP_TAG: sweep.name,
+        results.SWEEP_DIR_TAG: sweep.folder,
+        results.SWEEP_OVERRIDES_TAG: " ".join(sweep.overrides),
+        results.SWEEP_JOBS_TAG: len(sweep.jobs) or "chosen by the sweeper",
+        results.VERSION_TAG: __version__,
+        results.HOST_TAG: socket.gethostname(),
+        results.PID_TAG: os.getpid(),
+        "mlflow.source.git.commit": tracking.git_commit(__file__),
+    }
+    run = client.create_run(
+        experiment_id,
+        run_name=sweep.name,
+        tags={k: str(v) for k, v in tags.items() if v is not None},
+    )
+    jobs = [asdict(j) for j in sweep.jobs if (j.uri, j.experiment) == (uri, experiment)]
+    client.log_text(run.info.run_id, json.dumps(jobs, indent=2), results.JOBS_FILE)
+    return Parent(uri, experiment, experiment_id, run.info.run_id)
+
+
+def end_open_sweeps(interrupted: bool) -> None:
+    """End the parent runs of this process's sweeps: summary, artifacts, final status."""
+    while _OPEN:
+        sweep = _OPEN.pop()
+        for parent in sweep.parents:
+            try:
+                _end_parent(sweep, parent, interrupted)
+            except Exception as exc:  # noqa: BLE001 - the store may be what failed
+                print(f"pruneflow: cannot end parent run {parent.run_id}: {exc}", file=sys.stderr)
+
+
+def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
+    client = tracking.store_client(parent.uri)
+    children = _children(client, parent)
+    if interrupted:
+        children = _end_interrupted(client, parent, children)
+    rows = summary.rows(client, sweep, parent, children)
+    failed = [r for r in rows if r.status not in ("FINISHED", "SKIPPED")]
+    status = "KILLED" if interrupted else ("FAILED" if failed else "FINISHED")
+    text = summary.summary(sweep, parent, rows, status)
+    print(text, flush=True)
+    path = Path(sweep.folder) / results.SUMMARY_FILE
+    with contextlib.suppress(OSError):
+        path.write_text(text + "\n")
+    client.log_text(parent.run_id, text + "\n", results.SUMMARY_FILE)
+    if any(r.status in ("FINISHED", "SKIPPED") for r in rows):
+        from pruneflow.study.report import DEFAULT_TOLERANCE, REPORT_MD, report_sweep
+
+        out = Path(sweep.folder) / "report"
+        try:
+            best = report_sweep(parent.uri, parent.experiment, parent.run_id, out)
+            print(
+                f"report: {out / REPORT_MD} (also the parent run's report/)\nbest sparsity "
+                f"(within {DEFAULT_TOLERANCE:g} accuracy points of the baseline): {best}",
+                flush=True,
+            )
+        except Exception as exc:  # noqa: BLE001 - the sweep's results stand without it
+            print(f"pruneflow: no report for {sweep.name}: {exc}", file=sys.stderr)
+    client.set_terminated(parent.run_id, status)
+
+
+def _children(client, parent: Parent) -> list:
+    return client.search_runs(
+        [parent.experiment_id],
+        filter_string=f"tags.`{results.PARENT_TAG}` = '{parent.run_id}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=10000,
+    )
+
+
+def _end_interrupted(client, parent: Parent, children: list) -> list:
+    """Give running jobs a moment to end their own runs KILLED; end the rest here."""
+    deadline = time.monotonic() + _GRACE_S
+    while True:
+        running = [r for r in children if r.info.status == "RUNNING"]
+        alive = [
+            r
+            for r in running
+            if r.data.tags.get(results.PID_TAG, "").isdigit()
+            and r.data.tags.get(results.HOST_TAG) == socket.gethostname()
+            and int(r.data.tags[results.PID_TAG]) != os.getpid()
+            and tracking.process_alive(int(r.data.tags[results.PID_TAG]), r.info.start_time)
+        ]
+        if not alive or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+        children = _children(client, parent)
+    for r in running:
+        for k, v in tracking.error_tags("the sweep was interrupted", "Interrupted").items():
+            client.set_tag(r.info.run_id, k, v)
+        client.set_terminated(r.info.run_id, "KILLED")
+    return _children(client, parent) if running else children

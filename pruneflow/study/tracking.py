@@ -1,0 +1,398 @@
+"""Tracking stage: one MLflow run per job, written through an explicit client (no global state).
+
+Default store: ``sqlite:///<tracking.dir>/mlflow.db`` with artifacts in ``<tracking.dir>/artifacts``
+(mlflow 3 refuses the old file store). ``tracking.uri`` or ``$MLFLOW_TRACKING_URI`` override it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from pruneflow.errors import PruneflowError
+from pruneflow.results import (
+    BASELINE_EXPERIMENT,
+    BASELINE_KEY_TAG,
+    ERROR_MESSAGE_TAG,
+    ERROR_TYPE_TAG,
+    HOST_TAG,
+    JOB_KEY_TAG,
+    PARENT_TAG,
+    PID_TAG,
+)
+
+# MLflow's limits for one log_batch call, for one param value and for one tag value.
+_MAX_PARAMS, _MAX_METRICS, _MAX_PARAM_LEN, _MAX_TAG_LEN = 100, 1000, 6000, 8000
+
+
+class TrackingError(PruneflowError, RuntimeError):
+    """The MLflow store cannot be used; the message names it."""
+
+
+def store_client(uri: str):
+    """An MLflow client of store ``uri`` (the one way pruneflow opens a store)."""
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri)
+
+
+def resolve_uri(uri: str | None, store_dir: str | os.PathLike) -> str:
+    """The tracking URI: explicit ``uri``, else ``$MLFLOW_TRACKING_URI``, else local sqlite."""
+    if uri:
+        return uri
+    if os.environ.get("MLFLOW_TRACKING_URI"):
+        return os.environ["MLFLOW_TRACKING_URI"]
+    return f"sqlite:///{Path(store_dir).resolve() / 'mlflow.db'}"
+
+
+def prepare_store(uri: str, experiment: str, store_dir: str | os.PathLike) -> str:
+    """Create the store and the experiment if needed; returns the experiment id.
+
+    Call once before parallel jobs start: sqlite schema creation and experiment creation race.
+    """
+    from mlflow.exceptions import MlflowException
+
+    artifacts = None
+    where = uri
+    try:
+        if uri.startswith("sqlite:///"):
+            db = Path(uri[len("sqlite:///") :])
+            where = str(db)
+            db.parent.mkdir(parents=True, exist_ok=True)
+            if db.parent == Path(store_dir).resolve():
+                artifacts = (Path(store_dir).resolve() / "artifacts").as_uri()
+        elif "://" in uri and not uri.startswith(("http://", "https://")):
+            # a database (postgresql+psycopg2://...): artifacts in tracking.dir, not in
+            # whatever folder the first run happens to start in; a server keeps its own
+            artifacts = (Path(store_dir).resolve() / "artifacts").as_uri()
+            where = uri.split("@")[-1]  # no password in messages
+        client = store_client(uri)
+        try:
+            found = client.get_experiment_by_name(experiment)
+        except MlflowException:  # another process was creating the same new store: once more
+            time.sleep(1.0)
+            client = store_client(uri)
+            found = client.get_experiment_by_name(experiment)
+        if found is not None:
+            return found.experiment_id
+        try:
+            return client.create_experiment(experiment, artifact_location=artifacts)
+        except MlflowException:  # another job created it between our two calls
+            found = client.get_experiment_by_name(experiment)
+            if found is None:
+                raise
+            return found.experiment_id
+    except Exception as exc:  # noqa: BLE001 - SQLAlchemy, HTTP and OS errors alike
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        raise TrackingError(
+            f"the MLflow store {where} cannot be used for experiment {experiment!r}: {first} "
+            "(check that it exists and is writable, or set tracking.dir / tracking.uri)"
+        ) from None
+
+
+def flatten(node: Any, prefix: str = "") -> dict[str, str]:
+    """Nested dicts/lists to ``{"a.b.0": "value"}`` strings, as MLflow params."""
+    if isinstance(node, Mapping):
+        items = node.items()
+    elif isinstance(node, (list, tuple)):
+        items = enumerate(node)
+    else:
+        return {prefix: str(node)}
+    out: dict[str, str] = {}
+    for k, v in items:
+        key = f"{prefix}.{k}" if prefix else str(k)
+        if isinstance(v, (Mapping, list, tuple)) and len(v) > 0:
+            out.update(flatten(v, key))
+        else:
+            out[key] = str(v)
+    return out
+
+
+def git_commit(path: str | os.PathLike) -> str | None:
+    """The commit of the git checkout holding ``path`` (``+dirty`` if modified), or None."""
+    try:
+        cwd = str(Path(path).resolve().parent)
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        ).stdout.strip()
+        return sha + ("+dirty" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+class Tracker:
+    """Logs to one MLflow run through an explicit client."""
+
+    def __init__(self, uri: str, experiment_id: str, run_id: str):
+
+        self.client = store_client(uri)
+        self.experiment_id = experiment_id
+        self.run_id = run_id
+
+    def log_params(self, params: Mapping[str, Any]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, str(v)[:_MAX_PARAM_LEN]) for k, v in params.items()]
+        for i in range(0, len(items), _MAX_PARAMS):
+            self.client.log_batch(self.run_id, params=items[i : i + _MAX_PARAMS])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int = 0) -> None:
+        self.log_steps({step: metrics})
+
+    def log_steps(self, steps: Mapping[int, Mapping[str, float]]) -> None:
+        """Log ``{step: {name: value}}`` (e.g. training curves) in as few calls as possible."""
+
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [
+            Metric(k, float(v), now, step) for step, ms in steps.items() for k, v in ms.items()
+        ]
+        for i in range(0, len(items), _MAX_METRICS):
+            self.client.log_batch(self.run_id, metrics=items[i : i + _MAX_METRICS])
+
+    def set_tags(self, tags: Mapping[str, Any]) -> None:
+        from mlflow.entities import RunTag
+
+        items = [RunTag(k, str(v)) for k, v in tags.items() if v is not None]
+        if items:
+            self.client.log_batch(self.run_id, tags=items)
+
+    def log_artifact(self, path: str | os.PathLike, artifact_path: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_text(self, text: str, artifact_file: str) -> None:
+        self.client.log_text(self.run_id, text, artifact_file)
+
+    def log(self, record) -> None:
+        """Log a :class:`pruneflow.results.Record`: its metrics, curves, tags and artifacts."""
+        if record.metrics:
+            self.log_metrics(record.metrics)
+        if record.steps:
+            self.log_steps(record.steps)
+        if record.tags:
+            self.set_tags(record.tags)
+        for path, folder in record.artifacts:
+            self.log_artifact(path, folder)
+        for model in record.models:
+            self.log_model(model)
+
+    def log_model(self, model) -> str:
+        """Log a :class:`pruneflow.results.LoggedModel` linked to this run; returns its id.
+
+        MLflow records a model's metrics on its run too: the run shows them under their bare
+        names (``accuracy``: the last variant logged) beside its own ``<variant>/<measure>``."""
+        import time
+
+        from mlflow.entities import Metric
+
+        logged = self.client.create_logged_model(
+            self.experiment_id,
+            name=model.name,
+            source_run_id=self.run_id,
+            params={k: str(v) for k, v in model.params.items()},
+            model_type=model.model_type,
+        )
+        try:
+            self.client.log_model_artifact(logged.model_id, str(model.path))
+            now = int(time.time() * 1000)
+            metrics = [
+                Metric(k, float(v), now, 0, model_id=logged.model_id)
+                for k, v in model.metrics.items()
+            ]
+            if metrics:
+                self.client.log_batch(self.run_id, metrics=metrics)
+        except BaseException:
+            self.client.finalize_logged_model(logged.model_id, "FAILED")
+            raise
+        self.client.finalize_logged_model(logged.model_id, "READY")
+        return logged.model_id
+
+
+@contextlib.contextmanager
+def start_run(
+    uri: str,
+    experiment: str,
+    store_dir: str | os.PathLike,
+    run_name: str | None = None,
+    tags: Mapping[str, Any] | None = None,
+    parent_run_id: str | None = None,
+) -> Iterator[Tracker]:
+    """Create a run (nested under ``parent_run_id`` if given), yield its :class:`Tracker`, and
+    end it FINISHED, FAILED or KILLED.
+
+    A failing job leaves its run FAILED (KILLED for a KeyboardInterrupt) with everything logged
+    so far and its error's type and message as tags; the error is re-raised.
+    """
+
+    experiment_id = prepare_store(uri, experiment, store_dir)
+    client = store_client(uri)
+    tags = {**(tags or {}), PARENT_TAG: parent_run_id}
+    # An explicit create_run with the parent as a tag ignores an inherited MLFLOW_RUN_ID and
+    # any active fluent run.
+    run = client.create_run(
+        experiment_id,
+        run_name=run_name,
+        tags={k: str(v) for k, v in tags.items() if v is not None},
+    )
+    tracker = Tracker(uri, experiment_id, run.info.run_id)
+    status = "FAILED"
+    try:
+        yield tracker
+        status = "FINISHED"
+    except BaseException as exc:
+        status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
+        with contextlib.suppress(Exception):  # the store may be what failed
+            tracker.set_tags(
+                {
+                    ERROR_TYPE_TAG: type(exc).__name__,
+                    ERROR_MESSAGE_TAG: (str(exc) or type(exc).__name__)[:_MAX_TAG_LEN],
+                }
+            )
+        raise
+    finally:
+        client.set_terminated(run.info.run_id, status)
+
+
+def error_tags(message: str, kind: str) -> dict[str, str]:
+    """The tags saying why a run did not finish."""
+    return {ERROR_TYPE_TAG: kind, ERROR_MESSAGE_TAG: message[:_MAX_TAG_LEN]}
+
+
+def newest_run(client, experiment_id: str, tag: str, value: str, status: str):
+    """The newest run of ``experiment_id`` with tag ``tag`` = ``value`` and ``status``, or
+    None."""
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{tag}` = '{value}' and attributes.status = '{status}'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return found[0] if found else None
+
+
+def finished_run(uri: str, experiment_id: str, job_key: str):
+    """The newest FINISHED run of ``experiment_id`` tagged with ``job_key``, or None."""
+
+    client = store_client(uri)
+    return newest_run(client, experiment_id, JOB_KEY_TAG, job_key, "FINISHED")
+
+
+def process_alive(pid: int, since_ms: int | None = None) -> bool:
+    """Whether process ``pid`` of this host exists and (where /proc says) started no later
+    than ``since_ms`` (a run's start, ms since the epoch): a newer process reusing the pid is
+    not the run's."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    if since_ms is None:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time since boot
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    return started <= since_ms / 1000 + 2  # /proc's start time has a one-second grain
+
+
+def end_stale_runs(uri: str, experiment_id: str, host: str | None = None) -> list[str]:
+    """Mark KILLED the RUNNING runs of ``experiment_id`` that executed on this host (their
+    ``host`` tag) in a process that is gone (SIGKILL, a crash, a reboot); returns their ids."""
+    import socket
+
+    client = store_client(uri)
+    host = host or socket.gethostname()
+    ended = []
+    for run in client.search_runs(
+        [experiment_id],
+        filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
+        max_results=1000,
+    ):
+        pid = run.data.tags.get(PID_TAG, "")
+        if not pid.isdigit() or process_alive(int(pid), run.info.start_time):
+            continue
+        for k, v in error_tags(
+            f"its process {pid} on {host} is gone without ending the run (killed?)", "ProcessGone"
+        ).items():
+            client.set_tag(run.info.run_id, k, v)
+        client.set_terminated(run.info.run_id, "KILLED")
+        ended.append(run.info.run_id)
+    return ended
+
+
+def show_command(uri: str) -> str:
+    """The command that shows the runs of store ``uri`` in MLflow's UI."""
+    if uri.startswith(("http://", "https://")):
+        return f"open {uri} in a browser"
+    return f"pruneflow ui --tracking-uri {uri}"
+
+
+class BaselineStore:
+    """Cached baselines in the tracking store: one FINISHED run per baseline key (experiment
+    :data:`BASELINE_EXPERIMENT`) holding the cache entry's files as artifacts, so that workers
+    that share only the tracking server reuse a baseline trained elsewhere."""
+
+    def __init__(self, uri: str, store_dir: str | os.PathLike):
+        self.uri, self.store_dir = uri, store_dir
+
+    def _client(self):
+
+        return store_client(self.uri)
+
+    def fetch(self, key: str, dest: Path) -> bool:
+        """Download the files of baseline ``key`` into the empty folder ``dest``; False if
+        the store has none."""
+        client = self._client()
+        experiment = client.get_experiment_by_name(BASELINE_EXPERIMENT)
+        if experiment is None:
+            return False
+        run = newest_run(client, experiment.experiment_id, BASELINE_KEY_TAG, key, "FINISHED")
+        if run is None:
+            return False
+        client.download_artifacts(run.info.run_id, "baseline", str(dest))
+        return True
+
+    def publish(self, key: str, entry: Path) -> str:
+        """Store the files of cache entry ``entry`` as baseline ``key``; returns the run id."""
+        import socket
+
+        experiment_id = prepare_store(self.uri, BASELINE_EXPERIMENT, self.store_dir)
+        client = self._client()
+        run = client.create_run(
+            experiment_id,
+            run_name=f"baseline-{key}",
+            tags={BASELINE_KEY_TAG: key, HOST_TAG: socket.gethostname()},
+        )
+        status = "FAILED"
+        try:
+            client.log_artifacts(run.info.run_id, str(entry), "baseline")
+            status = "FINISHED"
+        finally:
+            client.set_terminated(run.info.run_id, status)
+        return run.info.run_id
