@@ -15,6 +15,7 @@ from pruneflow.config import Config, check, register
 from pruneflow.devices import readiness
 from pruneflow.devices.base import DeviceError, open_device
 from pruneflow.devices.config import DEFAULT_VENV
+from pruneflow.devices.setup import setup
 from pruneflow.errors import ConfigError, PruneflowError
 
 
@@ -77,7 +78,7 @@ def main(argv: list[str]) -> int:
             if args.wheels and not Path(args.wheels).is_dir():
                 raise ConfigError(f"--wheels {args.wheels} is not a folder")
             with open_device(config.device) as ssh:
-                facts = ssh.setup(Path(args.wheels) if args.wheels else None)
+                facts = setup(ssh, Path(args.wheels) if args.wheels else None)
                 python, who = ssh.resolved_python, f"{ssh.name} ({ssh.address})"
         else:
             facts, python, who = readiness.probe(config.device, delegate)

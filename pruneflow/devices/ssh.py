@@ -175,12 +175,6 @@ class SSHDevice(Device):
         except ValueError as exc:
             raise self._fail("check", f"the probe printed no JSON: {result.stdout[-500:]}") from exc
 
-    def setup(self, wheels: Path | None = None, log=print) -> dict:
-        """Make ``device.venv`` there with the runner's packages (:func:`.setup.setup`)."""
-        from pruneflow.devices.setup import setup
-
-        return setup(self, wheels, log)
-
     # -- the benchmark ------------------------------------------------------------------
     def benchmark(
         self,

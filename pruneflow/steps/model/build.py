@@ -11,11 +11,10 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pruneflow.errors import PruneflowError, require
+from pruneflow.steps.model.config import ARCHS, MIN_TRANSFER_INPUT
 
 if TYPE_CHECKING:
     from pruneflow.steps.model.config import CNNConfig, TransferConfig
-
-MIN_TRANSFER_INPUT = 32  # keras.applications bases refuse smaller inputs
 
 
 def build_cnn(config: CNNConfig, input_shape: Sequence[int], num_classes: int):
@@ -37,14 +36,6 @@ def build_cnn(config: CNNConfig, input_shape: Sequence[int], num_classes: int):
     return keras.Model(inputs, outputs, name="cnn")
 
 
-# Framework facts about keras.applications backbones: constructor name, the preprocessing its
-# ImageNet weights expect, and the first convolution (whose input channels caffe-mode weights
-# expect in BGR order).
-ARCHS = {
-    "mobilenetv2": ("MobileNetV2", "tf", None),
-    "vgg16": ("VGG16", "caffe", "block1_conv1"),
-    "resnet50": ("ResNet50", "caffe", "conv1_conv"),
-}
 # caffe mode: BGR input minus these ImageNet means (given here in RGB order), no scaling.
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
 BASE_LAYER = "base"

@@ -10,7 +10,16 @@ from typing import ClassVar
 from omegaconf import MISSING
 
 from pruneflow.errors import require
-from pruneflow.steps.model.build import ARCHS, MIN_TRANSFER_INPUT
+
+MIN_TRANSFER_INPUT = 32  # keras.applications bases refuse smaller inputs
+# Framework facts about keras.applications backbones: constructor name, the preprocessing its
+# ImageNet weights expect, and the first convolution (whose input channels caffe-mode weights
+# expect in BGR order).
+ARCHS = {
+    "mobilenetv2": ("MobileNetV2", "tf", None),
+    "vgg16": ("VGG16", "caffe", "block1_conv1"),
+    "resnet50": ("ResNet50", "caffe", "conv1_conv"),
+}
 
 
 def check_dropout(dropout: float) -> None:

@@ -123,8 +123,9 @@ class Distribution:
             if t > 0
         }
 
-    def callbacks(self, wrapped, schedules: Mapping[str, object]) -> list:
-        """Keras callbacks that drive the schedules while fine-tuning (besides tfmot's own)."""
+    def callbacks(self, wrappers: Mapping[str, object], schedules: Mapping[str, object]) -> list:
+        """Keras callbacks that drive the schedules while fine-tuning (besides tfmot's own);
+        ``wrappers``: {layer: tfmot's wrapper of it}."""
         return []
 
     def final_targets(
@@ -167,10 +168,10 @@ class Global(Distribution):
     def schedules(self, targets):
         return _assigned_schedules(list(targets), self.end_step, self.frequency)
 
-    def callbacks(self, wrapped, schedules):
+    def callbacks(self, wrappers, schedules):
         return [
             _global_threshold_callback(
-                wrapped,
+                wrappers,
                 schedules,
                 self.config.sparsity,
                 self.end_step,
@@ -207,18 +208,10 @@ def _assigned_schedules(names: Sequence[str], end_step: int, frequency: int) -> 
     return {name: Assigned() for name in names}
 
 
-def _global_threshold_callback(wrapped, schedules, target, end_step, frequency, ramped):
+def _global_threshold_callback(wrappers, schedules, target, end_step, frequency, ramped):
     """A Keras callback that, on every pruning step, recomputes one magnitude threshold across
     the wrapped layers at the ramp's current sparsity and assigns each layer its share."""
     import tf_keras as keras
-
-    from pruneflow.steps.prune.prune import leaf_layers
-
-    wrappers = {  # tfmot's wrappers of the pruned layers (named after the layer they wrap)
-        w.layer.name: w
-        for w in leaf_layers(wrapped)
-        if getattr(w, "layer", None) is not None and w.layer.name in schedules
-    }
 
     class GlobalThreshold(keras.callbacks.Callback):
         def on_train_batch_begin(self, batch, logs=None):

@@ -197,7 +197,12 @@ def prune_model(
         keras.utils.set_random_seed(seed)
         schedules = spread.schedules(targets)
         pruned = _wrap(model, schedules, (2, 4) if c.pattern == "2:4" else None)
-        callbacks = [sparsity_keras.UpdatePruningStep(), *spread.callbacks(pruned, schedules)]
+        wrappers = {  # tfmot's wrappers of the pruned layers (named after the layer they wrap)
+            w.layer.name: w
+            for w in leaf_layers(pruned)
+            if getattr(w, "layer", None) is not None and w.layer.name in schedules
+        }
+        callbacks = [sparsity_keras.UpdatePruningStep(), *spread.callbacks(wrappers, schedules)]
         rate = c.learning_rate
         if c.lr_schedule == "cosine":
             rate = keras.optimizers.schedules.CosineDecay(c.learning_rate, decay_steps=steps)
