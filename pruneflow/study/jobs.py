@@ -6,7 +6,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,31 @@ class Job:
     key: str  # its config's job key (results.JOB_KEY_TAG)
     uri: str
     experiment: str
+
+
+@dataclass
+class Parent:
+    """A sweep's parent run in one store and experiment."""
+
+    uri: str
+    experiment: str
+    experiment_id: str
+    run_id: str
+
+
+@dataclass
+class Sweep:
+    name: str
+    folder: str
+    started: float
+    overrides: list[str]
+    jobs: list[Job] = field(default_factory=list)
+    parents: list[Parent] = field(default_factory=list)
+
+    def write(self) -> None:
+        path = Path(self.folder) / SWEEP_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(asdict(self), indent=2))
 
 
 @dataclass

@@ -6,15 +6,12 @@ from __future__ import annotations
 import math
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from pruneflow import results
 from pruneflow.steps.convert.variants import VARIANTS
 from pruneflow.study import tracking
-from pruneflow.study.jobs import swept
-
-if TYPE_CHECKING:
-    from pruneflow.study.sweep import Parent, Sweep
+from pruneflow.study.jobs import Parent, Sweep, swept
 
 
 @dataclass

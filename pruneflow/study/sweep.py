@@ -27,7 +27,7 @@ import os
 import socket
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -38,37 +38,12 @@ from pruneflow import __version__, results
 from pruneflow.config import check
 from pruneflow.errors import exit_on_user_error
 from pruneflow.study import summary, tracking
-from pruneflow.study.jobs import SWEEP_FILE, Job, listed_ahead, sweep_jobs
+from pruneflow.study.jobs import Job, Parent, Sweep, listed_ahead, sweep_jobs
 
 log = logging.getLogger(__name__)
 
 _OPEN: list[Sweep] = []  # sweeps of this process whose parent run has not ended
 _GRACE_S = 15.0  # an interrupted sweep waits this long for its jobs to end their runs
-
-
-@dataclass
-class Parent:
-    """A sweep's parent run in one store and experiment."""
-
-    uri: str
-    experiment: str
-    experiment_id: str
-    run_id: str
-
-
-@dataclass
-class Sweep:
-    name: str
-    folder: str
-    started: float
-    overrides: list[str]
-    jobs: list[Job] = field(default_factory=list)
-    parents: list[Parent] = field(default_factory=list)
-
-    def write(self) -> None:
-        path = Path(self.folder) / SWEEP_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(asdict(self), indent=2))
 
 
 class SweepCallback(Callback):
