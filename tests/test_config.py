@@ -288,6 +288,10 @@ def test_sweep_jobs_through_the_public_override_parser(overrides, jobs):
         (["dataset=nope"], ["dataset", "digits"]),
         (["prune.sparsity=abc"], ["prune.sparsity", "abc"]),
         (["dataset=folder"], ["dataset.root is required"]),
+        (
+            ["dataset=folder", "dataset.root={root}/a/0.png"],
+            ["dataset.root='{root}/a/0.png' is invalid", "(it is a file, not a folder)"],
+        ),
         (["dataset.image_size=0"], ["dataset.image_size=0", ">= 8"]),
         (["tracking.experiment="], ["tracking.experiment=''", "non-empty"]),
         (["stage=qat", "backbone=mobilenetv2"], ["tflite_int8_qat", "nests one"]),
@@ -308,6 +312,7 @@ def test_sweep_jobs_through_the_public_override_parser(overrides, jobs):
 )
 def test_cli_rejects_bad_input_before_any_work(tmp_path, folder_root, args, expect):
     args = [a.replace("{root}", str(folder_root)) for a in args]
+    expect = [e.replace("{root}", str(folder_root)) for e in expect]
     t0 = time.monotonic()
     proc = run_cli([*args, *TINY, *outputs_to(tmp_path)], cwd=tmp_path, timeout=120)
     seconds = time.monotonic() - t0
