@@ -112,6 +112,20 @@ def test_bad_input_is_one_line(swept, args, message):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("out", ["taken.md", "taken.md/report"])
+def test_an_out_that_is_a_file_is_one_line_naming_out(swept, tmp_path, out):
+    """`--out` an existing file (or a path inside one): refused before the store is read,
+    the file untouched."""
+    tmp, _ = swept
+    (tmp_path / "taken.md").write_text("mine\n")
+    proc = run_cli(["report", "--out", str(tmp_path / out)], cwd=tmp, command=pruneflow_command())
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"pruneflow report: error: --out {tmp_path / out} is ")
+    assert "valid values are a folder" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert (tmp_path / "taken.md").read_text() == "mine\n"
+
+
 def test_no_store_here_is_one_line(tmp_path):
     proc = run_cli(["report"], cwd=tmp_path)
     assert proc.returncode == 1 and "no MLflow store at" in proc.stderr, proc.stderr
