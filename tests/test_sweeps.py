@@ -5,11 +5,13 @@ RUNNING by a dead process, and shared stores (a real ``mlflow server``, PostgreS
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -341,6 +343,56 @@ def test_a_corrupt_cached_baseline_is_retrained_and_replaced(tmp_path, digits, d
     assert "is corrupt" in caplog.text and str(model.parent) in caplog.text
     third = train_baseline(digits, build, **kwargs)  # replaced: a hit again
     assert third.cache_hit and third.model_path.name == MODEL_FILE
+
+
+def test_a_truncated_baseline_restored_from_the_store_is_said_retrained_and_replaced(
+    tmp_path, digits, caplog
+):
+    """Machine A stores its baseline; the store's model file is then truncated (a real file
+    cut in half); machine B (an empty cache) restores it, finds it corrupt, says so, trains it
+    again and stores it in place of the corrupt run, which is marked FAILED; machine C gets
+    the good one from the store."""
+    from urllib.parse import urlparse
+
+    from mlflow.tracking import MlflowClient
+
+    from pruneflow.model import build_cnn
+    from pruneflow.results import BASELINE_EXPERIMENT, BASELINE_KEY_TAG, ERROR_MESSAGE_TAG
+    from pruneflow.train import MODEL_FILE, train_baseline
+
+    uri = store_uri(tmp_path)
+    store = tracking.BaselineStore(uri, tmp_path / "mlruns")
+    kwargs = dict(epochs=1, batch_size=64, learning_rate=1e-3, seed=0, key_spec={"test": "store"})
+
+    def build():
+        return build_cnn(digits.image_shape, digits.num_classes, filters=[4], dense_units=8)
+
+    first = train_baseline(digits, build, cache_dir=tmp_path / "a", store=store, **kwargs)
+    stored = store.find(first.key)
+    client = MlflowClient(tracking_uri=uri)
+    artifacts = Path(urlparse(client.get_run(stored).info.artifact_uri).path)
+    model = artifacts / "baseline" / MODEL_FILE
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="pruneflow")
+    again = train_baseline(digits, build, cache_dir=tmp_path / "b", store=store, **kwargs)
+    assert (again.source, again.cache_hit) == ("trained", False)
+    said = caplog.text
+    assert f"restored from the tracking store (run {stored}) is corrupt" in said, said
+    assert "training it again" in said and "cache entry" not in said
+    replaced = store.find(first.key)
+    assert replaced not in (None, stored)
+    assert f"(run {replaced}) in place of the corrupt run {stored}, now marked FAILED" in said
+    old = client.get_run(stored)
+    assert old.info.status == "FAILED"
+    assert f"replaced by run {replaced}" in old.data.tags[ERROR_MESSAGE_TAG]
+    exp = client.get_experiment_by_name(BASELINE_EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id], f"tags.`{BASELINE_KEY_TAG}` = '{first.key}'")
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+
+    third = train_baseline(digits, build, cache_dir=tmp_path / "c", store=store, **kwargs)
+    assert (third.source, third.cache_hit, third.accuracy) == ("store", True, again.accuracy)
 
 
 @pytest.mark.slow
