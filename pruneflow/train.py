@@ -185,7 +185,8 @@ def train_baseline(
     Looks in the local cache (``<cache_dir>/baselines/<key>/{model.keras,meta.json}``, its model
     checked against the sha256 in its metadata), then in ``store`` (a
     :class:`pruneflow.tracking.BaselineStore`: baselines trained on other machines), and trains
-    only if neither has it; a trained baseline goes into both. A corrupt copy (local or the
+    only if neither has it; a trained baseline goes into both, and one found in the local cache
+    goes into a store that lacks it (a new store, or one emptied). A corrupt copy (local or the
     store's) is removed and said; a store's corrupt run is marked FAILED once the retrained
     baseline is stored in its place. Jobs of this machine that need the same baseline at once
     wait for one trainer (a file lock). Entries are written atomically (a crashed run leaves no
@@ -225,6 +226,8 @@ def train_baseline(
             log.info(
                 "baseline %s (cache hit, %s): val accuracy %.4f", key, source, meta["accuracy"]
             )
+            if source == "cache" and store is not None:
+                _share(store, key, entry)
             return Baseline(
                 entry / MODEL_FILE, key, meta["accuracy"], meta["history"], True, source
             )
@@ -317,6 +320,22 @@ def _replace_corrupt(store, key: str, corrupt_run: str, why: str, run_id: str) -
         run_id,
         corrupt_run,
     )
+
+
+def _share(store, key: str, entry: Path) -> None:
+    """Put cache entry ``entry`` (checked whole) into a tracking store that lacks baseline
+    ``key``: a new store, or one emptied, so that other machines sharing it reuse it."""
+    try:
+        if store.find(key) is None:
+            run_id = store.publish(key, entry)
+            log.info(
+                "baseline %s was not in the tracking store: stored there from the local cache "
+                "(run %s)",
+                key,
+                run_id,
+            )
+    except Exception as exc:  # noqa: BLE001 - the run goes on with its local copy
+        log.warning("baseline %s not stored in the tracking store: %s", key, exc)
 
 
 def load_model(path: str | os.PathLike):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -393,6 +394,33 @@ def test_a_truncated_baseline_restored_from_the_store_is_said_retrained_and_repl
 
     third = train_baseline(digits, build, cache_dir=tmp_path / "c", store=store, **kwargs)
     assert (third.source, third.cache_hit, third.accuracy) == ("store", True, again.accuracy)
+
+
+def test_a_baseline_in_the_cache_goes_into_a_new_store_after_mlruns_is_deleted(tmp_path):
+    """`pruneflow`, `rm -rf mlruns`, `pruneflow`: the second run finds its baseline in the
+    local cache and stores it in the new store, whole, for other machines sharing it."""
+    from pruneflow.train import read_entry
+
+    args = ["prune.sparsity=0.5", *TINY, *outputs_to(tmp_path)]
+    proc = run_cli(args, cwd=tmp_path, command=pruneflow_command())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shutil.rmtree(tmp_path / "mlruns")
+    proc = run_cli(args, cwd=tmp_path, command=pruneflow_command())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, (run,) = read_runs(tmp_path)
+    assert run.data.tags[results.BASELINE_FROM_TAG] == "cache"
+    key = run.data.tags[results.BASELINE_KEY_TAG]
+    assert (
+        f"baseline {key} was not in the tracking store: stored there" in proc.stdout + proc.stderr
+    )
+    store = tracking.BaselineStore(store_uri(tmp_path), tmp_path / "mlruns")
+    assert store.find(key) is not None
+    fetched = tmp_path / "elsewhere"
+    fetched.mkdir()
+    store.fetch(key, fetched)
+    assert read_entry(fetched / "baseline")["accuracy"] == pytest.approx(
+        run.data.metrics[results.BASELINE_ACCURACY]
+    )
 
 
 @pytest.mark.slow
