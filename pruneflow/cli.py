@@ -7,6 +7,8 @@ job its output folder, and turns errors a user can act on into one line on stand
 
 from __future__ import annotations
 
+import contextlib
+import os
 import signal
 import sys
 from pathlib import Path
@@ -17,7 +19,7 @@ from hydra.errors import CompactHydraException, HydraException
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from pruneflow.config import exit_on_config_error, register
+from pruneflow.config import exit_on_config_error, one_line, register
 from pruneflow.errors import ConfigError, PruneflowError
 from pruneflow.process import Interrupted
 from pruneflow.sweep import end_open_sweeps
@@ -59,6 +61,36 @@ def main(cfg: DictConfig) -> dict:
             exit_on_config_error(message)
         print(f"pruneflow: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+@contextlib.contextmanager
+def _config_errors_exit_2():
+    """A composition error Hydra reports itself (a value of the wrong type, an unknown key or
+    option, a bad override) as one line and status 2, like every other config mistake: Hydra
+    prints several lines and exits 1 where it composes (a single run, a sweep's first config),
+    while a sweep's own check of every job exits 2. HYDRA_FULL_ERROR=1 keeps Hydra's trace."""
+    from hydra._internal import utils as hydra_utils
+    from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
+
+    mistakes = (ConfigCompositionException, OverrideParseException, SearchPathException)
+    report = hydra_utils.run_and_report  # what Hydra calls around composing and running
+
+    def run_and_report(func):
+        def composed():
+            try:
+                return func()
+            except mistakes as exc:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                exit_on_config_error(one_line(exc))
+
+        return report(composed)
+
+    hydra_utils.run_and_report = run_and_report
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = report
 
 
 def _describe(exc: Exception, output_dir: str) -> str:
@@ -219,7 +251,8 @@ def cli() -> None:
         raise SystemExit(device(sys.argv[2:]))
     signal.signal(signal.SIGTERM, _terminate)  # jobs install their own while they run
     try:
-        main()
+        with _config_errors_exit_2():
+            main()
     except KeyboardInterrupt:
         end_open_sweeps(interrupted=True)
         print("pruneflow: interrupted", file=sys.stderr)

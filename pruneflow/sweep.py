@@ -36,7 +36,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from pruneflow import __version__, results, tracking
-from pruneflow.config import check, exit_on_config_error, sweep_jobs
+from pruneflow.config import check, exit_on_config_error, one_line, sweep_jobs
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +170,7 @@ class SweepCallback(Callback):
                 cfg = check(loader.load_sweep_config(config, job))
             except Exception as exc:  # noqa: BLE001 - any job that cannot compose stops all
                 # Hydra turns a callback's exceptions into warnings; only an exit stops it.
-                cause = f"{exc}\n{exc.__cause__}" if exc.__cause__ else str(exc)
-                exit_on_config_error(f"in sweep job [{' '.join(job)}]: {cause}")
+                exit_on_config_error(f"in sweep job [{' '.join(job)}]: {one_line(exc)}")
             t = cfg.tracking
             uri = tracking.resolve_uri(t.uri, t.dir)
             stores[(uri, t.experiment)] = t.dir
