@@ -395,6 +395,16 @@ def test_a_truncated_baseline_restored_from_the_store_is_said_retrained_and_repl
     third = train_baseline(digits, build, cache_dir=tmp_path / "c", store=store, **kwargs)
     assert (third.source, third.cache_hit, third.accuracy) == ("store", True, again.accuracy)
 
+    # a corrupt local entry with a whole copy in the store: restored from it, not retrained
+    local = third.model_path
+    local.write_bytes(local.read_bytes()[:100])
+    caplog.clear()
+    fourth = train_baseline(digits, build, cache_dir=tmp_path / "c", store=store, **kwargs)
+    assert (fourth.source, fourth.cache_hit) == ("store", True)
+    assert f"baseline cache entry {local.parent} is corrupt" in caplog.text
+    assert "removed; looking in the tracking store" in caplog.text
+    assert "training it again" not in caplog.text
+
 
 def test_a_baseline_in_the_cache_goes_into_a_new_store_after_mlruns_is_deleted(tmp_path):
     """`pruneflow`, `rm -rf mlruns`, `pruneflow`: the second run finds its baseline in the
