@@ -27,6 +27,23 @@ def require(ok: bool, name: str, value: Any, valid: str, *, required: bool = Fal
         raise ArgumentError(name, value, valid, required=required)
 
 
+def one_line(exc: BaseException) -> str:
+    """An error as one line: Hydra's composition errors span several (the override, then
+    OmegaConf's reason with its key and types; an unknown option, then the group's options)."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    head = lines[0] if lines else type(exc).__name__
+    causes = str(exc.__cause__).splitlines() if exc.__cause__ is not None else []
+    why = next((line.strip() for line in causes if line.strip()), None)
+    merging = "Error merging override "
+    if head.startswith(merging) and why:  # a value of the wrong type: `train.epochs=abc`
+        return f"{head[len(merging) :]} is invalid: {why}"
+    options = getattr(exc, "options", None)  # hydra.errors.MissingConfigException
+    if options:
+        return f"{head}: valid options are {', '.join(options)}"
+    text = " ".join(lines) or head
+    return f"{text} ({why})" if why else text
+
+
 def exit_on_user_error(message: str, status: int = 2) -> NoReturn:
     """Print a mistake the user can fix the way a command-line tool does, ``pruneflow: error:
     ...`` in one line, and exit with ``status`` (2: a bad value or argument)."""
@@ -34,4 +51,11 @@ def exit_on_user_error(message: str, status: int = 2) -> NoReturn:
     raise SystemExit(status)
 
 
-__all__ = ["ArgumentError", "ConfigError", "PruneflowError", "exit_on_user_error", "require"]
+__all__ = [
+    "ArgumentError",
+    "ConfigError",
+    "PruneflowError",
+    "exit_on_user_error",
+    "one_line",
+    "require",
+]

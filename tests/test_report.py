@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -112,12 +113,54 @@ def test_bad_input_is_one_line(swept, args, message):
     assert "Traceback" not in proc.stderr
 
 
+@pytest.mark.parametrize("out", ["taken.md", "taken.md/report"])
+def test_an_out_that_is_a_file_is_one_line_naming_out(swept, tmp_path, out):
+    """`--out` an existing file (or a path inside one): refused before the store is read,
+    the file untouched."""
+    tmp, _ = swept
+    (tmp_path / "taken.md").write_text("mine\n")
+    proc = run_cli(["report", "--out", str(tmp_path / out)], cwd=tmp, command=pruneflow_command())
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"pruneflow report: error: --out {tmp_path / out} is ")
+    assert "valid values are a folder" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert (tmp_path / "taken.md").read_text() == "mine\n"
+
+
 def test_no_store_here_is_one_line(tmp_path):
     proc = run_cli(["report"], cwd=tmp_path)
     assert proc.returncode == 1 and "no MLflow store at" in proc.stderr, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1
     proc = run_cli(["ui"], cwd=tmp_path)
     assert proc.returncode == 1 and "no MLflow store at" in proc.stderr, proc.stderr
+
+
+@pytest.mark.parametrize("port", ["99999", "0", "-1"])
+def test_ui_with_a_port_out_of_range_is_one_line_naming_it(swept, port):
+    """In a folder with a real store: refused before MLflow starts (MLflow itself printed an
+    OverflowError's traceback and exited 0)."""
+    tmp, _ = swept
+    proc = run_cli(["ui", "--port", port], cwd=tmp, command=pruneflow_command(), timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr == (
+        f"pruneflow ui: error: --port {port} is invalid: valid values are 1 to 65535\n"
+    )
+    assert proc.stdout == ""  # not even the "MLflow UI for ..." line
+
+
+def test_ui_on_a_port_in_use_is_one_line_saying_so(swept):
+    tmp, _ = swept
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        proc = run_cli(
+            ["ui", "--port", str(port)], cwd=tmp, command=pruneflow_command(), timeout=120
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.startswith(f"pruneflow ui: error: port {port} is in use on 127.0.0.1")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert proc.stdout == ""
 
 
 def _table(rows):

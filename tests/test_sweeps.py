@@ -5,11 +5,14 @@ RUNNING by a dead process, and shared stores (a real ``mlflow server``, PostgreS
 
 from __future__ import annotations
 
+import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
+from pathlib import Path
 
 import pytest
 
@@ -342,6 +345,93 @@ def test_a_corrupt_cached_baseline_is_retrained_and_replaced(tmp_path, digits, d
     assert "is corrupt" in caplog.text and str(model.parent) in caplog.text
     third = train_baseline(digits, build, **kwargs)  # replaced: a hit again
     assert third.cache_hit and third.model_path.name == MODEL_FILE
+
+
+def test_a_truncated_baseline_restored_from_the_store_is_said_retrained_and_replaced(
+    tmp_path, digits, caplog
+):
+    """Machine A stores its baseline; the store's model file is then truncated (a real file
+    cut in half); machine B (an empty cache) restores it, finds it corrupt, says so, trains it
+    again and stores it in place of the corrupt run, which is marked FAILED; machine C gets
+    the good one from the store."""
+    from urllib.parse import urlparse
+
+    from mlflow.tracking import MlflowClient
+
+    from pruneflow.model import build_cnn
+    from pruneflow.results import BASELINE_EXPERIMENT, BASELINE_KEY_TAG, ERROR_MESSAGE_TAG
+    from pruneflow.train import MODEL_FILE, train_baseline
+
+    uri = store_uri(tmp_path)
+    store = tracking.BaselineStore(uri, tmp_path / "mlruns")
+    kwargs = dict(epochs=1, batch_size=64, learning_rate=1e-3, seed=0, key_spec={"test": "store"})
+
+    def build():
+        return build_cnn(digits.image_shape, digits.num_classes, filters=[4], dense_units=8)
+
+    first = train_baseline(digits, build, cache_dir=tmp_path / "a", store=store, **kwargs)
+    stored = store.find(first.key)
+    client = MlflowClient(tracking_uri=uri)
+    artifacts = Path(urlparse(client.get_run(stored).info.artifact_uri).path)
+    model = artifacts / "baseline" / MODEL_FILE
+    model.write_bytes(model.read_bytes()[: model.stat().st_size // 2])
+
+    caplog.clear()
+    caplog.set_level(logging.INFO, logger="pruneflow")
+    again = train_baseline(digits, build, cache_dir=tmp_path / "b", store=store, **kwargs)
+    assert (again.source, again.cache_hit) == ("trained", False)
+    said = caplog.text
+    assert f"restored from the tracking store (run {stored}) is corrupt" in said, said
+    assert "training it again" in said and "cache entry" not in said
+    replaced = store.find(first.key)
+    assert replaced not in (None, stored)
+    assert f"(run {replaced}) in place of the corrupt run {stored}, now marked FAILED" in said
+    old = client.get_run(stored)
+    assert old.info.status == "FAILED"
+    assert f"replaced by run {replaced}" in old.data.tags[ERROR_MESSAGE_TAG]
+    exp = client.get_experiment_by_name(BASELINE_EXPERIMENT)
+    runs = client.search_runs([exp.experiment_id], f"tags.`{BASELINE_KEY_TAG}` = '{first.key}'")
+    assert sorted(r.info.status for r in runs) == ["FAILED", "FINISHED"]
+
+    third = train_baseline(digits, build, cache_dir=tmp_path / "c", store=store, **kwargs)
+    assert (third.source, third.cache_hit, third.accuracy) == ("store", True, again.accuracy)
+
+    # a corrupt local entry with a whole copy in the store: restored from it, not retrained
+    local = third.model_path
+    local.write_bytes(local.read_bytes()[:100])
+    caplog.clear()
+    fourth = train_baseline(digits, build, cache_dir=tmp_path / "c", store=store, **kwargs)
+    assert (fourth.source, fourth.cache_hit) == ("store", True)
+    assert f"baseline cache entry {local.parent} is corrupt" in caplog.text
+    assert "removed; looking in the tracking store" in caplog.text
+    assert "training it again" not in caplog.text
+
+
+def test_a_baseline_in_the_cache_goes_into_a_new_store_after_mlruns_is_deleted(tmp_path):
+    """`pruneflow`, `rm -rf mlruns`, `pruneflow`: the second run finds its baseline in the
+    local cache and stores it in the new store, whole, for other machines sharing it."""
+    from pruneflow.train import read_entry
+
+    args = ["prune.sparsity=0.5", *TINY, *outputs_to(tmp_path)]
+    proc = run_cli(args, cwd=tmp_path, command=pruneflow_command())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    shutil.rmtree(tmp_path / "mlruns")
+    proc = run_cli(args, cwd=tmp_path, command=pruneflow_command())
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, (run,) = read_runs(tmp_path)
+    assert run.data.tags[results.BASELINE_FROM_TAG] == "cache"
+    key = run.data.tags[results.BASELINE_KEY_TAG]
+    assert (
+        f"baseline {key} was not in the tracking store: stored there" in proc.stdout + proc.stderr
+    )
+    store = tracking.BaselineStore(store_uri(tmp_path), tmp_path / "mlruns")
+    assert store.find(key) is not None
+    fetched = tmp_path / "elsewhere"
+    fetched.mkdir()
+    store.fetch(key, fetched)
+    assert read_entry(fetched / "baseline")["accuracy"] == pytest.approx(
+        run.data.metrics[results.BASELINE_ACCURACY]
+    )
 
 
 @pytest.mark.slow

@@ -39,13 +39,14 @@ def cli() -> None:
         from pruneflow.cli.device import main as device
 
         raise SystemExit(device(sys.argv[2:]))
-    from pruneflow.cli.main import check_swept_group_keys, main
+    from pruneflow.cli.main import check_swept_group_keys, config_errors_exit_2, main
     from pruneflow.study.sweep import end_open_sweeps
 
     check_swept_group_keys(sys.argv[1:])
     signal.signal(signal.SIGTERM, _terminate)  # jobs install their own while they run
     try:
-        main()
+        with config_errors_exit_2():
+            main()
     except KeyboardInterrupt:
         end_open_sweeps(interrupted=True)
         print("pruneflow: interrupted", file=sys.stderr)

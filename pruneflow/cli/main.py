@@ -8,6 +8,8 @@ on into one line on standard error.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import sys
 
 import hydra
@@ -17,7 +19,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from pruneflow.config import register
-from pruneflow.errors import ConfigError, exit_on_user_error
+from pruneflow.errors import ConfigError, exit_on_user_error, one_line
 
 register()
 
@@ -54,6 +56,36 @@ def main(cfg: DictConfig) -> dict:
             exit_on_user_error(message)
         print(f"pruneflow: error: {message}", file=sys.stderr)
         raise SystemExit(1) from None
+
+
+@contextlib.contextmanager
+def config_errors_exit_2():
+    """A composition error Hydra reports itself (a value of the wrong type, an unknown key or
+    option, a bad override) as one line and status 2, like every other config mistake: Hydra
+    prints several lines and exits 1 where it composes (a single run, a sweep's first config),
+    while a sweep's own check of every job exits 2. HYDRA_FULL_ERROR=1 keeps Hydra's trace."""
+    from hydra._internal import utils as hydra_utils
+    from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
+
+    mistakes = (ConfigCompositionException, OverrideParseException, SearchPathException)
+    report = hydra_utils.run_and_report  # what Hydra calls around composing and running
+
+    def run_and_report(func):
+        def composed():
+            try:
+                return func()
+            except mistakes as exc:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                exit_on_user_error(one_line(exc))
+
+        return report(composed)
+
+    hydra_utils.run_and_report = run_and_report
+    try:
+        yield
+    finally:
+        hydra_utils.run_and_report = report
 
 
 def check_swept_group_keys(argv: list[str]) -> None:

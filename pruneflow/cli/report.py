@@ -53,6 +53,16 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     if not args.tolerance >= 0:
         parser.error(f"--tolerance={args.tolerance} is invalid: valid values are points >= 0")
+    if args.out is not None:  # before the store is read: a file there would stop mkdir
+        taken = next((p for p in (args.out, *args.out.parents) if p.exists()), None)
+        if taken is not None and not taken.is_dir():
+            what = "is a file" if taken == args.out else f"is inside a file ({taken})"
+            print(
+                f"pruneflow report: error: --out {args.out} {what}: valid values are a folder, "
+                "existing or new",
+                file=sys.stderr,
+            )
+            return 2
     uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
     try:
         selection = select(uri, args.experiment, args.sweep, args.all, args.filter)

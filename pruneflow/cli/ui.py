@@ -19,6 +19,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--tracking-uri", help="default: ./mlruns, or $MLFLOW_TRACKING_URI")
     args = parser.parse_args(argv)
+    if not 1 <= args.port <= 65535:
+        print(
+            f"pruneflow ui: error: --port {args.port} is invalid: valid values are 1 to 65535",
+            file=sys.stderr,
+        )
+        return 2
     uri = resolve_uri(args.tracking_uri, "mlruns")
     if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
         print(
@@ -27,9 +33,31 @@ def main(argv: list[str]) -> int:
             file=sys.stderr,
         )
         return 1
+    busy = _cannot_listen(args.host, args.port)
+    if busy:  # MLflow would print an ERROR line and still exit 0
+        print(f"pruneflow ui: error: {busy}", file=sys.stderr)
+        return 1
     print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     # the UI needs no job runner (MLflow's GenAI evaluation jobs: seven worker processes)
     env = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     os.execve(sys.executable, [*command, "--host", args.host, "--port", str(args.port)], env)
     return 0  # not reached
+
+
+def _cannot_listen(host: str, port: int) -> str | None:
+    """Why the UI's server could not listen on ``host``:``port`` (bound and released here, the
+    way the server binds it), or None if it can."""
+    import errno
+    import socket
+
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as servers do
+            probe.bind(address)
+    except OSError as exc:
+        if exc.errno == errno.EADDRINUSE:
+            return f"port {port} is in use on {host}: pass another --port, or stop what uses it"
+        return f"cannot listen on --host {host} --port {port}: {exc.strerror or exc}"
+    return None

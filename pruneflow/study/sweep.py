@@ -36,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pruneflow import __version__, results
 from pruneflow.config import check
-from pruneflow.errors import exit_on_user_error
+from pruneflow.errors import exit_on_user_error, one_line
 from pruneflow.study import summary, tracking
 from pruneflow.study.jobs import Job, Parent, Sweep, listed_ahead, sweep_jobs
 
@@ -73,8 +73,7 @@ class SweepCallback(Callback):
                 cfg = check(loader.load_sweep_config(config, job))
             except Exception as exc:  # noqa: BLE001 - any job that cannot compose stops all
                 # Hydra turns a callback's exceptions into warnings; only an exit stops it.
-                cause = f"{exc}\n{exc.__cause__}" if exc.__cause__ else str(exc)
-                exit_on_user_error(f"in sweep job [{' '.join(job)}]: {cause}")
+                exit_on_user_error(f"in sweep job [{' '.join(job)}]: {one_line(exc)}")
             t = cfg.tracking
             uri = tracking.resolve_uri(t.uri, t.dir)
             stores[(uri, t.experiment)] = t.dir

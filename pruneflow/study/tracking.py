@@ -365,18 +365,30 @@ class BaselineStore:
 
         return store_client(self.uri)
 
-    def fetch(self, key: str, dest: Path) -> bool:
-        """Download the files of baseline ``key`` into the empty folder ``dest``; False if
-        the store has none."""
+    def find(self, key: str) -> str | None:
+        """The id of the run holding baseline ``key`` (the newest FINISHED one), or None."""
         client = self._client()
         experiment = client.get_experiment_by_name(BASELINE_EXPERIMENT)
         if experiment is None:
-            return False
+            return None
         run = newest_run(client, experiment.experiment_id, BASELINE_KEY_TAG, key, "FINISHED")
-        if run is None:
-            return False
-        client.download_artifacts(run.info.run_id, "baseline", str(dest))
-        return True
+        return run.info.run_id if run is not None else None
+
+    def fetch(self, key: str, dest: Path) -> str | None:
+        """Download the files of baseline ``key`` into the empty folder ``dest``; the id of
+        the run they came from, or None if the store has none."""
+        run_id = self.find(key)
+        if run_id is not None:
+            self._client().download_artifacts(run_id, "baseline", str(dest))
+        return run_id
+
+    def discard(self, run_id: str, why: str) -> None:
+        """Mark the baseline run ``run_id`` FAILED, saying ``why``: :meth:`fetch` no longer
+        reads it (its files are kept)."""
+        client = self._client()
+        for k, v in error_tags(why, "CorruptBaseline").items():
+            client.set_tag(run_id, k, v)
+        client.set_terminated(run_id, "FAILED")
 
     def publish(self, key: str, entry: Path) -> str:
         """Store the files of cache entry ``entry`` as baseline ``key``; returns the run id."""

@@ -51,12 +51,10 @@ def folder_classes(root: str) -> dict[str, int]:
 def check_folder(root: str | None) -> None:
     """A folder dataset needs an existing root with at least two classes of images."""
     require(bool(root), "root", root, "a folder of <class>/<image> files", required=True)
-    require(
-        os.path.isdir(os.path.expanduser(root)),
-        "root",
-        root,
-        "an existing folder of <class>/<image> files (it does not exist)",
-    )
+    path = os.path.expanduser(root)
+    if not os.path.isdir(path):
+        why = "it is a file, not a folder" if os.path.exists(path) else "it does not exist"
+        require(False, "root", root, f"an existing folder of <class>/<image> files ({why})")
     classes = folder_classes(root)
     found = {c: n for c, n in classes.items() if n}
     if len(found) < 2:

@@ -122,10 +122,15 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class CorruptEntry(Exception):
+    """A cache entry whose files are not whole (it has been removed); the message says why."""
+
+
 def read_entry(entry: Path) -> dict | None:
     """The metadata of cache entry ``entry`` if its model file is whole (its sha256 matches the
     one written beside it); None if there is no entry. A corrupt entry (truncated, edited, from
-    a version without checksums) is reported, removed and treated as missing."""
+    a version without checksums) is removed and raises :class:`CorruptEntry` saying why: what
+    happens next is the caller's to say."""
     meta_path, model_path = entry / META_FILE, entry / MODEL_FILE
     if not meta_path.exists() and not model_path.exists():
         return None
@@ -139,9 +144,8 @@ def read_entry(entry: Path) -> dict | None:
             return meta
     except (OSError, ValueError) as exc:
         why = f"{META_FILE} cannot be read: {exc}"
-    log.warning("baseline cache entry %s is corrupt (%s): training it again", entry, why)
     shutil.rmtree(entry, ignore_errors=True)
-    return None
+    raise CorruptEntry(why)
 
 
 def train_baseline(
@@ -156,12 +160,15 @@ def train_baseline(
 ) -> Baseline:
     """Return the baseline for ``key_spec``, training it only when no cache has it.
 
-    Looks in the local cache (``<cache_dir>/baselines/<key>/{model.keras,meta.json}``, its model
-    checked against the sha256 in its metadata), then in ``store`` (a
+    Looks in the local cache (``<cache_dir>/baselines/<key>/{model.keras,meta.json}``, its
+    model checked against the sha256 in its metadata), then in ``store`` (a
     :class:`~pruneflow.study.tracking.BaselineStore`: baselines trained on other machines), and
-    trains only if neither has it; a trained baseline goes into both. Jobs of this machine that need
-    the same baseline at once wait for one trainer (a file lock). Entries are written
-    atomically (a crashed run leaves no half-written entry).
+    trains only if neither has it; a trained baseline goes into both, and one found in the
+    local cache goes into a store that lacks it (a new store, or one emptied). A corrupt copy
+    (local or the store's) is removed and said; a store's corrupt run is marked FAILED once the
+    retrained baseline is stored in its place. Jobs of this machine that need the same
+    baseline at once wait for one trainer (a file lock). Entries are written atomically (a
+    crashed run leaves no half-written entry).
 
     With ``frozen_epochs``, the backbone's pretrained base is frozen for that many epochs of
     head training, then everything trains for ``epochs`` at ``fine_tune_learning_rate``.
@@ -174,14 +181,32 @@ def train_baseline(
     entry = Path(cache_dir) / "baselines" / key
     entry.parent.mkdir(parents=True, exist_ok=True)
     with _locked(Path(cache_dir) / "baselines" / f"{key}.lock"):
-        meta = read_entry(entry)
-        source = "cache"
-        if meta is None and store is not None and _fetch(store, key, entry):
-            meta, source = read_entry(entry), "store"
+        meta, source, corrupt = None, "cache", None  # corrupt: (store run id, why)
+        try:
+            meta = read_entry(entry)
+        except CorruptEntry as exc:
+            then = "looking in the tracking store" if store is not None else "training it again"
+            log.warning("baseline cache entry %s is corrupt (%s): removed; %s", entry, exc, then)
+        if meta is None and store is not None:
+            run_id = _fetch(store, key, entry)
+            if run_id is not None:
+                try:
+                    meta, source = read_entry(entry), "store"
+                except CorruptEntry as exc:
+                    corrupt = (run_id, str(exc))
+                    log.warning(
+                        "baseline %s restored from the tracking store (run %s) is corrupt (%s): "
+                        "removed from the local cache; training it again, to store in its place",
+                        key,
+                        run_id,
+                        exc,
+                    )
         if meta is not None:
             log.info(
                 "baseline %s (cache hit, %s): val accuracy %.4f", key, source, meta["accuracy"]
             )
+            if source == "cache" and store is not None:
+                _share(store, key, entry)
             return Baseline(
                 entry / MODEL_FILE, key, meta["accuracy"], meta["history"], True, source
             )
@@ -227,26 +252,69 @@ def train_baseline(
             shutil.rmtree(tmp, ignore_errors=True)
         if store is not None:
             try:
-                store.publish(key, entry)
+                run_id = store.publish(key, entry)
             except Exception as exc:  # noqa: BLE001 - the run goes on with its local copy
                 log.warning("baseline %s not stored in the tracking store: %s", key, exc)
+            else:
+                if corrupt:
+                    _replace_corrupt(store, key, *corrupt, run_id)
     log.info("baseline %s (cache miss, trained): val accuracy %.4f", key, accuracy)
     return Baseline(entry / MODEL_FILE, key, accuracy, history, False, "trained")
 
 
-def _fetch(store, key: str, entry: Path) -> bool:
-    """Copy baseline ``key`` from the tracking store into the local cache; False if absent."""
+def _fetch(store, key: str, entry: Path) -> str | None:
+    """Copy baseline ``key`` from the tracking store into the local cache; the id of the run
+    it came from, None if absent."""
     tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
     try:
-        if not store.fetch(key, tmp):
-            return False
-        os.replace(tmp / "baseline", entry)
-        return True
+        run_id = store.fetch(key, tmp)
+        if run_id is not None:
+            os.replace(tmp / "baseline", entry)
+        return run_id
     except Exception as exc:  # noqa: BLE001 - a store that cannot be read: train instead
         log.warning("baseline %s could not be read from the tracking store: %s", key, exc)
-        return False
+        return None
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _replace_corrupt(store, key: str, corrupt_run: str, why: str, run_id: str) -> None:
+    """Mark the store's corrupt run of baseline ``key`` FAILED, now that ``run_id`` holds it."""
+    try:
+        store.discard(corrupt_run, f"corrupt ({why}): replaced by run {run_id}")
+    except Exception as exc:  # noqa: BLE001 - the new run is the newest: fetches read it
+        log.warning(
+            "baseline %s stored in the tracking store (run %s); the corrupt run %s could not "
+            "be marked FAILED: %s",
+            key,
+            run_id,
+            corrupt_run,
+            exc,
+        )
+        return
+    log.info(
+        "baseline %s stored in the tracking store (run %s) in place of the corrupt run %s, "
+        "now marked FAILED",
+        key,
+        run_id,
+        corrupt_run,
+    )
+
+
+def _share(store, key: str, entry: Path) -> None:
+    """Put cache entry ``entry`` (checked whole) into a tracking store that lacks baseline
+    ``key``: a new store, or one emptied, so that other machines sharing it reuse it."""
+    try:
+        if store.find(key) is None:
+            run_id = store.publish(key, entry)
+            log.info(
+                "baseline %s was not in the tracking store: stored there from the local cache "
+                "(run %s)",
+                key,
+                run_id,
+            )
+    except Exception as exc:  # noqa: BLE001 - the run goes on with its local copy
+        log.warning("baseline %s not stored in the tracking store: %s", key, exc)
 
 
 def load_model(path: str | os.PathLike):
