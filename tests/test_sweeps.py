@@ -358,16 +358,17 @@ def test_a_truncated_baseline_restored_from_the_store_is_said_retrained_and_repl
 
     from mlflow.tracking import MlflowClient
 
-    from pruneflow.model import build_cnn
+    from helpers.models import cnn
     from pruneflow.results import BASELINE_EXPERIMENT, BASELINE_KEY_TAG, ERROR_MESSAGE_TAG
-    from pruneflow.train import MODEL_FILE, train_baseline
+    from pruneflow.steps.train.config import TrainConfig
+    from pruneflow.steps.train.train import MODEL_FILE, train_baseline
 
     uri = store_uri(tmp_path)
     store = tracking.BaselineStore(uri, tmp_path / "mlruns")
-    kwargs = dict(epochs=1, batch_size=64, learning_rate=1e-3, seed=0, key_spec={"test": "store"})
+    kwargs = dict(config=TrainConfig(epochs=1, batch_size=64), seed=0, key_spec={"test": "store"})
 
     def build():
-        return build_cnn(digits.image_shape, digits.num_classes, filters=[4], dense_units=8)
+        return cnn(digits.image_shape, digits.num_classes, filters=[4], dense_units=8)
 
     first = train_baseline(digits, build, cache_dir=tmp_path / "a", store=store, **kwargs)
     stored = store.find(first.key)
@@ -410,7 +411,7 @@ def test_a_truncated_baseline_restored_from_the_store_is_said_retrained_and_repl
 def test_a_baseline_in_the_cache_goes_into_a_new_store_after_mlruns_is_deleted(tmp_path):
     """`pruneflow`, `rm -rf mlruns`, `pruneflow`: the second run finds its baseline in the
     local cache and stores it in the new store, whole, for other machines sharing it."""
-    from pruneflow.train import read_entry
+    from pruneflow.steps.train.train import read_entry
 
     args = ["prune.sparsity=0.5", *TINY, *outputs_to(tmp_path)]
     proc = run_cli(args, cwd=tmp_path, command=pruneflow_command())
