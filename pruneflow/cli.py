@@ -7,6 +7,8 @@ job its output folder, and turns errors a user can act on into one line on stand
 
 from __future__ import annotations
 
+import itertools
+import os
 import signal
 import sys
 from pathlib import Path
@@ -15,14 +17,37 @@ import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, HydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pruneflow.config import exit_on_config_error, register
 from pruneflow.errors import ConfigError, PruneflowError
 from pruneflow.process import Interrupted
 from pruneflow.sweep import end_open_sweeps
 
+_FOLDERS: dict[str, str] = {}  # this process's job folders, by the folder they are named after
+
+
+def new_folder(base: str) -> str:
+    """``${new_folder:outputs/<date>/<time>}`` (conf/config.yaml): ``base``, or ``base_2``,
+    ``base_3``, ... where that is taken, made here with ``os.mkdir``, which only one process
+    can do; so runs (and sweeps) started in the same second never share a folder. One answer
+    per process (OmegaConf also caches it in the config, which a launcher's jobs receive)."""
+    key = os.path.abspath(base)
+    if key not in _FOLDERS:
+        Path(base).parent.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            folder = base if n == 1 else f"{base}_{n}"
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                continue
+            _FOLDERS[key] = folder
+            break
+    return _FOLDERS[key]
+
+
 register()
+OmegaConf.register_new_resolver("new_folder", new_folder, use_cache=True, replace=True)
 
 INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C
 
