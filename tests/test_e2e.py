@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,6 +20,7 @@ from helpers.cli import (
     pruneflow_command,
     read_runs,
     run_cli,
+    started_in_one_second,
     sweep_cli,
 )
 from pruneflow import results
@@ -254,3 +256,36 @@ def test_a_layer_name_the_model_lacks_is_a_config_error_naming_the_key(tmp_path)
     proc = run_cli([*TINY, *outputs_to(tmp_path), "prune.exclude_layers=[conv9]"], cwd=tmp_path)
     assert proc.returncode == 2
     assert "prune.exclude_layers=['conv9'] is invalid" in proc.stderr and "conv1" in proc.stderr
+
+
+def test_two_runs_started_together_get_a_folder_and_a_log_each(tmp_path):
+    """Two single runs started in the same second in an empty folder: each writes its models,
+    CSVs and log into its own job folder, and each run's pruneflow.log holds its own lines.
+    (Each has its own MLflow store: two processes creating one new store race on its schema,
+    the first half of issue #15's item 3.)"""
+    from mlflow.tracking import MlflowClient
+
+    sparsities = ("0.3", "0.6")
+    argvs = [[*TINY, f"prune.sparsity={s}", f"tracking.dir=mlruns{s}"] for s in sparsities]
+    cwd, procs = started_in_one_second(argvs, tmp_path, "outputs")
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    folders = sorted((cwd / "outputs").glob("*/*"))
+    assert len(folders) == 2, folders  # not one folder shared
+    first, second = folders
+    assert second.name == f"{first.name}_2"  # outputs/<date>/<time>, then <time>_2
+    assert not (cwd / "multirun").exists()  # a single run makes no sweep folder
+    for folder in folders:  # each run wrote its own models and CSVs
+        assert (folder / "models" / "tflite_fp32.tflite").is_file()
+        assert (folder / "latency.csv").is_file()
+    names = {s: f"digits-cnn-s{s}" for s in sparsities}
+    for s in sparsities:
+        client = MlflowClient(tracking_uri=f"sqlite:///{cwd / f'mlruns{s}' / 'mlflow.db'}")
+        (run,) = client.search_runs([client.get_experiment_by_name("pruneflow").experiment_id])
+        assert run.info.run_name == names[s] and run.info.status == "FINISHED"
+        where = tmp_path / s
+        where.mkdir()
+        log = Path(client.download_artifacts(run.info.run_id, results.LOG_FILE, str(where)))
+        log = log.read_text()
+        (other,) = set(names.values()) - {names[s]}
+        assert f"{names[s]} ... (job" in log and other not in log, log[-2000:]

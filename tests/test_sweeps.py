@@ -5,6 +5,7 @@ RUNNING by a dead process, and shared stores (a real ``mlflow server``, PostgreS
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shutil
@@ -23,6 +24,7 @@ from helpers.cli import (
     pruneflow_command,
     read_runs,
     run_cli,
+    started_in_one_second,
     store_uri,
     sweep_cli,
 )
@@ -514,3 +516,46 @@ def test_a_worker_without_the_sweep_folder_finds_its_parent_in_the_store(tmp_pat
     assert (job.parent_run_id, job.total, job.label) == (parent, 3, "[2/3] prune.sparsity=0.5")
     client.set_terminated(parent, "FINISHED")  # an ended sweep is nobody's parent
     assert job_context(folder, 1, [], uri, "pruneflow").parent_run_id is None
+
+
+def test_two_sweeps_started_together_get_a_folder_each_under_joblib_and_submitit(tmp_path):
+    """Two sweeps started in the same second in an empty folder, one under the joblib launcher
+    and one under submitit's: each its own folder, its own sweep.json, and its job, run in a
+    worker process that receives the config, finds both in the folder its sweep made. (Each
+    has its own MLflow store: two processes creating one new store race on its schema.)"""
+    from mlflow.tracking import MlflowClient
+
+    launchers = {
+        "0.3": ["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+        "0.6": ["hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10"],
+    }
+    argvs = [
+        ["-m", *launcher, f"prune.sparsity={s}", f"tracking.dir=mlruns{s}", *TINY]
+        for s, launcher in launchers.items()
+    ]
+    cwd, procs = started_in_one_second(argvs, tmp_path, "multirun")
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    folders = sorted((cwd / "multirun").glob("*/*"))
+    assert len(folders) == 2, folders  # not one folder shared
+    assert folders[1].name == f"{folders[0].name}_2"  # multirun/<date>/<time>, then <time>_2
+    assert not (cwd / "outputs").exists()  # a sweep makes no single run's folder
+    found = {}
+    for folder in folders:
+        (parent,) = json.loads((folder / "sweep.json").read_text())["parents"]
+        client = MlflowClient(tracking_uri=parent["uri"])
+        (run,) = client.search_runs(
+            [parent["experiment_id"]],
+            filter_string=f"tags.`{results.PARENT_TAG}` = '{parent['run_id']}'",
+        )
+        assert run.info.status == "FINISHED"
+        sparsity = run.data.params["prune.sparsity"]
+        assert parent["uri"].endswith(f"/mlruns{sparsity}/mlflow.db")  # its own sweep's job
+        assert client.get_run(parent["run_id"]).data.tags[results.SWEEP_DIR_TAG] == str(
+            folder.relative_to(cwd)
+        )
+        log = (folder / "0" / results.LOG_FILE).read_text()
+        assert f"[1/1] prune.sparsity={sparsity} " in log and run.info.run_name in log
+        found[sparsity] = log
+    assert sorted(found) == sorted(launchers)
+    assert "s0.6" not in found["0.3"] and "s0.3" not in found["0.6"]

@@ -9,19 +9,44 @@ on into one line on standard error.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import sys
+from pathlib import Path
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, HydraException
 from hydra.types import RunMode
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
 from pruneflow.config import register
 from pruneflow.errors import ConfigError, exit_on_user_error, one_line
 
+_FOLDERS: dict[str, str] = {}  # this process's job folders, by the folder they are named after
+
+
+def new_folder(base: str) -> str:
+    """``${new_folder:outputs/<date>/<time>}`` (conf/config.yaml): ``base``, or ``base_2``,
+    ``base_3``, ... where that is taken, made here with ``os.mkdir``, which only one process
+    can do; so runs (and sweeps) started in the same second never share a folder. One answer
+    per process (OmegaConf also caches it in the config, which a launcher's jobs receive)."""
+    key = os.path.abspath(base)
+    if key not in _FOLDERS:
+        Path(base).parent.mkdir(parents=True, exist_ok=True)
+        for n in itertools.count(1):
+            folder = base if n == 1 else f"{base}_{n}"
+            try:
+                os.mkdir(folder)
+            except FileExistsError:
+                continue
+            _FOLDERS[key] = folder
+            break
+    return _FOLDERS[key]
+
+
 register()
+OmegaConf.register_new_resolver("new_folder", new_folder, use_cache=True, replace=True)
 
 
 class JobFailed(CompactHydraException):

@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -94,6 +95,61 @@ def sweep_cli(tmp: Path, *args: str, env=None, timeout: float = 600):
         command=pruneflow_command(),
         env=env,
     )
+
+
+def started_together(
+    argvs: list[list[str]], cwd: Path, logs: Path, give_up=lambda: False
+) -> list[subprocess.CompletedProcess] | None:
+    """Start the console script once per argument list, all at once, in ``cwd``, and wait for
+    them all (their output in files under ``logs``); or kill them all and return None as soon
+    as ``give_up()`` is true."""
+    logs.mkdir(parents=True, exist_ok=True)
+    procs, files = [], []
+    for n, argv in enumerate(argvs):
+        out, err = open(logs / f"{n}.out", "w+"), open(logs / f"{n}.err", "w+")
+        files += [out, err]
+        procs.append(
+            subprocess.Popen(
+                [*pruneflow_command(), *argv], cwd=cwd, env=clean_env(), stdout=out, stderr=err
+            )
+        )
+    try:
+        while any(p.poll() is None for p in procs):
+            if give_up():
+                return None
+            time.sleep(0.2)
+        done = []
+        for p, out, err in zip(procs, files[::2], files[1::2], strict=True):
+            out.seek(0), err.seek(0)
+            done.append(subprocess.CompletedProcess(p.args, p.returncode, out.read(), err.read()))
+        return done
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        for f in files:
+            f.close()
+
+
+def started_in_one_second(argvs: list[list[str]], tmp: Path, where: str, attempts: int = 10):
+    """(folder, processes): the console script once per argument list, all started at once in
+    an empty folder ``tmp/try<n>``, whose Hydra folders (``where/<date>/<time>...``) were named
+    in one second; a set whose folders name two seconds shows no race: it is killed and started
+    again in a new folder."""
+    for attempt in range(attempts):
+        cwd = tmp / f"try{attempt}"
+        cwd.mkdir()
+
+        def straddled(cwd=cwd) -> bool:
+            found = list((cwd / where).glob("*/*"))
+            seconds = {(f.parent.name, f.name.split("_")[0]) for f in found}
+            return len(found) == len(argvs) and len(seconds) > 1
+
+        procs = started_together(argvs, cwd, tmp / f"console{attempt}", straddled)
+        if procs is not None:
+            return cwd, procs
+    raise AssertionError(f"no {len(argvs)} processes of {attempts} tries started in one second")
 
 
 def store_uri(tmp: Path) -> str:
