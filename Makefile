@@ -1,5 +1,28 @@
 # One entry point for what a developer or CI runs. `make test` is what .ci/run runs.
-PYTHON ?= python3
+
+# The python of every target (or `make ... PYTHON=/path/to/python`): inside a venv (an activated
+# one, or a venv's python3 first on PATH) that venv's; otherwise the checkout's own venv .venv,
+# made from $(BASE_PYTHON) when missing. Debian's python3 refuses pip outside a venv (PEP 668).
+BASE_PYTHON ?= python3
+VENV_DIR := .venv
+ifdef VIRTUAL_ENV
+PYTHON ?= $(VIRTUAL_ENV)/bin/python
+else
+PATH_VENV_PYTHON := $(shell $(BASE_PYTHON) -c \
+  'import sys; print(sys.executable if sys.prefix != sys.base_prefix else "")' 2>/dev/null)
+ifneq ($(PATH_VENV_PYTHON),)
+PYTHON ?= $(PATH_VENV_PYTHON)
+else
+PYTHON ?= $(VENV_DIR)/bin/python
+endif
+endif
+# The venv to make first: only when PYTHON is .venv's.
+VENV := $(filter $(VENV_DIR)/bin/python,$(PYTHON))
+# Where PYTHON's pip puts console scripts (`pruneflow`).
+SCRIPTS = $(shell $(PYTHON) -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+
+# The quick start's sweep (`make run SWEEP="..."` for another).
+SWEEP ?= -m prune.sparsity=0.25,0.5,0.9
 
 # Debian packages the tests use: a private sshd for the SSH device tests; qemu and debootstrap
 # for the emulated Raspberry Pi (slow tests only).
@@ -8,7 +31,32 @@ PYTHON ?= python3
 TEST_DEBS = openssh-server postgresql chromium
 SLOW_DEBS = qemu-user-static binfmt-support debootstrap
 
-.PHONY: install system-deps slow-system-deps test test-slow lint bench
+.PHONY: run venv print-python install system-deps slow-system-deps test test-slow lint bench
+
+# The quick start: pruneflow installed, then the default sweep in this folder.
+run: $(VENV)
+	$(PYTHON) -m pip install -q -e .
+	$(SCRIPTS)/pruneflow $(SWEEP)
+	@echo "make: the pruneflow command is $(SCRIPTS)/pruneflow"
+
+venv: $(VENV)
+
+print-python:
+	@echo $(PYTHON)
+
+# The checkout's venv (git-ignored). `python3 -m venv` needs ensurepip, which Debian ships apart
+# in python3-venv: installed with apt-get when missing (root, as on CI machines).
+$(VENV_DIR)/bin/python:
+	@$(BASE_PYTHON) -c 'import ensurepip, venv' 2>/dev/null || { \
+	  echo "make: $(BASE_PYTHON) cannot make a venv (no ensurepip; Debian ships it in" \
+	    "python3-venv): installing python3-venv with apt-get"; \
+	  if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
+	    echo "make: that needs root and apt-get: sudo apt-get install python3-venv," \
+	      "or run make in an active venv" >&2; exit 1; fi; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q python3-venv; }
+	@echo "make: creating the venv $(VENV_DIR) with" \
+	  "$$($(BASE_PYTHON) -c 'import sys; print(sys.executable, sys.version.split()[0])')"
+	@$(BASE_PYTHON) -m venv $(VENV_DIR) || { rm -rf $(VENV_DIR); exit 1; }
 
 # Installs only what is missing (apt-get needs root, as on CI machines).
 system-deps:
@@ -20,7 +68,7 @@ slow-system-deps:
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SLOW_DEBS); }
 
 # Python packages of the project and of its tests.
-install:
+install: $(VENV)
 	$(PYTHON) -m pip install -q -e ".[test]"
 
 # The default test run: everything but the `slow` marker.
@@ -32,7 +80,7 @@ test-slow: system-deps slow-system-deps install
 	$(PYTHON) -m pip install -q -e ".[test,ray]"
 	$(PYTHON) -m pytest -m slow
 
-lint:
+lint: $(VENV)
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 

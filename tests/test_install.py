@@ -4,10 +4,12 @@ console script from a folder outside the checkout."""
 from __future__ import annotations
 
 import shutil
+import site
 import subprocess
 import sys
 import venv
 import zipfile
+from pathlib import Path
 
 import pytest
 
@@ -46,6 +48,30 @@ def wheel(tmp_path_factory):
     return path
 
 
+def fresh_venv_seeing_this_environment(env_dir: Path) -> Path:
+    """A new venv that sees the packages of the environment these tests run in (TensorFlow
+    etc.: whether that is a venv, a pyenv Python or Debian's), and installs pruneflow itself
+    from the wheel. Its python.
+
+    ``system_site_packages`` would not do: it sees the *base* interpreter's packages, not those
+    of a venv the tests run in. A ``.pth`` file of path lines puts this environment's
+    site-packages after the venv's own; path lines do not run that folder's own ``.pth`` files,
+    so an editable install of pruneflow there (a finder from the checkout) stays out."""
+    venv.create(env_dir, with_pip=True)
+    py = env_dir / "bin" / "python"
+    own = subprocess.run(
+        [py, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    outer = site.getsitepackages()
+    if site.ENABLE_USER_SITE:
+        outer.append(site.getusersitepackages())
+    (Path(own) / "outer-environment.pth").write_text("".join(f"{p}\n" for p in outer))
+    return py
+
+
 def test_the_wheel_carries_the_configs(wheel):
     names = set(zipfile.ZipFile(wheel).namelist())
     for path in ROOT.glob("conf/**/*.yaml"):
@@ -56,10 +82,7 @@ def test_the_wheel_carries_the_configs(wheel):
 
 def test_a_wheel_in_a_fresh_venv_runs_from_any_folder(wheel, tmp_path):
     env_dir = tmp_path / "venv"
-    # The venv sees this environment's packages (TensorFlow etc.) but installs pruneflow itself
-    # from the wheel, with nothing from the checkout.
-    venv.create(env_dir, system_site_packages=True, with_pip=True)
-    py = env_dir / "bin" / "python"
+    py = fresh_venv_seeing_this_environment(env_dir)
     subprocess.run(
         [py, "-m", "pip", "install", "-q", "--no-deps", "--no-index", str(wheel)],
         check=True,
