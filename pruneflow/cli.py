@@ -65,7 +65,7 @@ def main(cfg: DictConfig) -> dict:
 
     hydra_cfg = HydraConfig.get()
     try:
-        config, job = check(cfg), None
+        config, job = check(cfg, hydra_cfg.runtime.choices), None
         if hydra_cfg.mode == RunMode.MULTIRUN:
             t = config.tracking
             job = job_context(
@@ -157,7 +157,8 @@ def device(argv: list[str]) -> int:
     prog = f"pruneflow device {args.action}"
     try:
         with initialize_config_module("pruneflow.conf", version_base="1.3"):
-            config = check(compose("config", overrides=args.overrides))
+            # with Hydra's node, whose choices name the options in messages
+            config = check(compose("config", overrides=args.overrides, return_hydra_config=True))
         options, delegate = fields(config.device), fields(config.delegate)
         if args.action == "setup":
             if config.device.kind != "ssh":
