@@ -415,6 +415,7 @@ def test_the_console_script_refuses_an_unknown_key_in_one_line_before_any_run(tm
     assert not (tmp_path / "mlruns").exists()  # no store, so no run
     assert not (tmp_path / ".pruneflow_cache").exists()  # nothing trained
     assert "[1/" not in proc.stdout  # no job of a sweep started
+    assert not (tmp_path / "multirun").exists()  # a refused sweep leaves no folder
 
 
 def test_device_check_refuses_an_unknown_key_in_one_line(tmp_path):
