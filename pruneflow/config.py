@@ -3,7 +3,9 @@
 Each section's schema lives beside the code it configures (``steps/<step>/config.py``,
 ``devices/config.py``, ``study/config.py``) and checks its own values in ``__post_init__``, in
 its own terms (``sparsity=1.5 ...``); the YAML options under ``conf/<group>/`` extend those
-schemas (Hydra's structured-configs pattern), so a default is written once, there.
+schemas (Hydra's structured-configs pattern), so a default is written once, there. A key that
+an option does not have (``device=local device.host=x``) is refused at compose time; one added
+with Hydra's ``+`` (``+device.host=x``), by :func:`check_keys`.
 :func:`check` turns a composed config into this typed :class:`Config` and is the one place
 that names the config key (``prune.sparsity=1.5 ...``); rules across keys live in
 :meth:`Config.__post_init__`. Nothing here imports TensorFlow, so a bad value stops a run or a
@@ -14,8 +16,10 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import difflib
 import hashlib
 import json
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -160,9 +164,12 @@ def keys_under(prefix: str):
         raise ConfigError(f"{exc.full_key} is required: it has no value") from None
 
 
-def check(cfg: DictConfig) -> Config:
+def check(cfg: DictConfig, choices: Mapping[str, Any] | None = None) -> Config:
     """The typed, checked :class:`Config` of a composed config; raises :class:`ConfigError`
-    naming the first bad key and its valid values. Imports nothing heavy."""
+    naming the first bad key and its valid values, or the first key no schema has. ``choices``:
+    the option chosen in each group (Hydra's ``hydra.runtime.choices``; read from the config's
+    ``hydra`` node when it has one), for messages. Imports nothing heavy."""
+    check_keys(cfg, OmegaConf.select(cfg, "hydra.runtime.choices") if choices is None else choices)
     nodes: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
         node = cfg.get(f.name)
@@ -187,3 +194,105 @@ def instantiate(node, *args, **kwargs):
     from hydra.utils import get_object
 
     return get_object(node._target_)(node, *args, **kwargs)
+
+
+def check_keys(cfg: DictConfig, choices: Mapping[str, Any] | None = None) -> None:
+    """Refuse a key that the schemas lack: Hydra's ``+`` adds one even to a typed config
+    (``+prune.sparsty=0.5``, ``+foo=1``, ``device=local +device.host=pi``) and
+    :func:`OmegaConf.to_object` then drops it, so the run would go on without it. The error
+    names the nearest valid key. Dict-typed keys (``delegate.options``) take any key; the
+    ``hydra`` node is Hydra's; a config group added to the defaults (``+experiment=paper``)
+    leaves no key of its own."""
+    keys = list(_keys(cfg))
+    unknown = next((key for key, known in keys if not known), None)
+    if unknown is not None:
+        valid = [key for key, known in keys if known]
+        raise ConfigError(_unknown_key(unknown, valid, dict(choices or {})))
+
+
+def _keys(node: DictConfig, path: str = "") -> Iterator[tuple[str, bool]]:
+    """(dotted key, whether its schema has it) for every key of a typed node, and of the typed
+    nodes below it; not below a key that is not typed (dict-typed ones take any key)."""
+    schema = OmegaConf.get_type(node)
+    if not dataclasses.is_dataclass(schema):
+        return
+    fields = {f.name for f in dataclasses.fields(schema)}
+    for key, value in node.items_ex(resolve=False):
+        if not path and key == "hydra":
+            continue
+        yield f"{path}{key}", key in fields
+        if key in fields and isinstance(value, DictConfig):
+            yield from _keys(value, f"{path}{key}.")
+
+
+def _unknown_key(key: str, valid: list[str], choices: dict[str, Any]) -> str:
+    """``unknown key prune.sparsty: did you mean prune.sparsity?``; where another option of
+    the group has the key, which; where nothing is near, the keys there are."""
+    section, _, name = key.rpartition(".")
+    if section:  # the section's own keys, and those only other options of its group have
+        here = [k.rpartition(".")[2] for k in valid if k.rpartition(".")[0] == section]
+        elsewhere = _keys_of_other_options(section, here)
+        near = difflib.get_close_matches(name, here + list(elsewhere), n=1, cutoff=0.6)
+        if near and near[0] in elsewhere:
+            options = elsewhere[near[0]]
+            chosen = f"{section}={choices[section]}" if section in choices else None
+            guess = "" if near[0] == name else f" did you mean {section}.{near[0]}?"
+            return (
+                f"unknown key {key}:{guess} {chosen or f'the chosen {section} option'} has no "
+                f"key {near[0]}; {section}={'|'.join(options)} "
+                f"{'has' if len(options) == 1 else 'have'} it"
+            )
+        if near:
+            return f"unknown key {key}: did you mean {section}.{near[0]}?"
+        return f"unknown key {key}: the keys of {section} are {', '.join(here)}"
+    # a top-level key: the top-level keys, the config groups that are no key (experiment),
+    # and every key's last part (`+sparsity=0.5` means prune.sparsity)
+    top = [k for k in valid if "." not in k]
+    groups = [g for g in _packaged_groups() if g not in top]
+    leaves: dict[str, list[str]] = {}
+    for k in valid:
+        leaves.setdefault(k.rpartition(".")[2], []).append(k)
+    near = difflib.get_close_matches(name, top + groups + list(leaves), n=1, cutoff=0.6)
+    if near and near[0] in groups:
+        return f"unknown key {key}: did you mean the config group +{near[0]}=<option>?"
+    if near:
+        return f"unknown key {key}: did you mean {' or '.join(leaves[near[0]])}?"
+    return f"unknown key {key}: the top-level keys are {', '.join(top)}"
+
+
+def _keys_of_other_options(group: str, have: list[str]) -> dict[str, list[str]]:
+    """{key: the packaged options of ``group`` that have it} for the keys of the group's other
+    schemas (``host``: rpi4, ssh, for a local device)."""
+    from importlib.resources import files
+
+    schemas = SCHEMAS.get(group, {})
+    if not schemas:
+        return {}
+    options: dict[str, list[str]] = {}
+    for path in sorted(files("pruneflow.conf").joinpath(group).iterdir(), key=lambda p: p.name):
+        if path.name.endswith(".yaml"):
+            defaults = OmegaConf.load(path).get("defaults") or []
+            bases = {  # `/schema/<group>/<name>@_here_`
+                d.split("@")[0].rsplit("/", 1)[-1]
+                for d in defaults
+                if isinstance(d, str) and d.startswith(f"/schema/{group}/")
+            }
+            for schema in bases & set(schemas):
+                options.setdefault(schema, []).append(path.name.removesuffix(".yaml"))
+    found: dict[str, list[str]] = {}
+    for schema, cls in schemas.items():
+        for f in dataclasses.fields(cls):
+            if f.name not in have:
+                found.setdefault(f.name, []).extend(options.get(schema, [schema]))
+    return {k: sorted(v) for k, v in found.items()}
+
+
+def _packaged_groups() -> list[str]:
+    """The config groups in ``pruneflow.conf`` (dataset, ..., experiment)."""
+    from importlib.resources import files
+
+    return sorted(
+        p.name
+        for p in files("pruneflow.conf").iterdir()
+        if p.is_dir() and p.name[0] != "_" and p.name != "schema"
+    )

@@ -13,7 +13,7 @@ from hydra.errors import ConfigCompositionException
 from omegaconf.errors import ValidationError
 
 from helpers.cli import CONF, TINY, compose, options, outputs_to, pruneflow_command, run_cli
-from pruneflow.config import SCHEMAS, Config, check, instantiate
+from pruneflow.config import SCHEMAS, Config, check, instantiate, register
 from pruneflow.devices.config import DelegateConfig, LocalDeviceConfig, SSHDeviceConfig
 from pruneflow.errors import ArgumentError, ConfigError
 from pruneflow.steps.convert.config import StageConfig
@@ -216,6 +216,66 @@ def test_a_key_an_option_does_not_have_is_refused_at_compose():
         compose(["backbone=vgg16", "backbone.filters=[8]"])
 
 
+# Keys no schema has, added with Hydra's `+` (which adds a key even to a typed config): (the
+# overrides, what the one line says after `unknown key `).
+UNKNOWN_KEYS = [
+    ("+prune.sparsty=0.5", "prune.sparsty: did you mean prune.sparsity?"),
+    ("+sparsity=0.5", "sparsity: did you mean prune.sparsity?"),
+    ("+epochs=2", "epochs: did you mean prune.epochs or train.epochs?"),
+    ("+experimnt=paper", "experimnt: did you mean the config group +experiment=<option>?"),
+    ("+tracking.urj=x", "tracking.urj: did you mean tracking.uri?"),
+    ("+prune.foo=1", "prune.foo: the keys of prune are sparsity, schedule, epochs, learning_rate"),
+    ("+foo=1", "foo: the top-level keys are seed, dataset, backbone, stage, device, delegate"),
+    ("+foo.bar=1", "foo: the top-level keys are seed, dataset, backbone"),
+    # a key only other options of the group have
+    ("device=local +device.host=pi", "device.host: device=local has no key host; device=rpi4|ssh"),
+    ("+device.hots=pi", "device.hots: did you mean device.host? device=local has no key host"),
+    ("device=ssh device.host=h +device.hots=x", "device.hots: did you mean device.host?"),
+    (
+        "dataset=mnist +dataset.root=x",
+        "dataset.root: dataset=mnist has no key root; dataset=folder",
+    ),
+    (
+        "dataset=folder dataset.root=x +dataset.name=x",
+        "dataset.name: dataset=folder has no key name; dataset=cats_vs_dogs|horses_or_humans",
+    ),
+]
+
+
+def _composed_with_choices(overrides: list[str]):
+    """Composed as a run composes it, with Hydra's node (its choices name the options)."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="pruneflow.conf", version_base="1.3"):
+        return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+
+
+@pytest.mark.parametrize("overrides,says", UNKNOWN_KEYS)
+def test_a_key_no_schema_has_is_refused_naming_the_nearest_valid_key(overrides, says):
+    with pytest.raises(ConfigError) as err:
+        check(_composed_with_choices(overrides.split()))
+    assert str(err.value).startswith(f"unknown key {says}"), str(err.value)
+
+
+@pytest.mark.parametrize(
+    "overrides,key,value",
+    [
+        (["+delegate.options.backends=CpuAcc"], "delegate.options", {"backends": "CpuAcc"}),
+        (["++prune.sparsity=0.7"], "prune.sparsity", 0.7),  # ++ of a key that exists
+        (["+experiment=paper_mnist"], "prune.distribution", "uniform"),  # a group, not a key
+        (["+experiment=paper"], "prune.sparsity", 0.5),  # a sweep preset: Hydra's keys only
+    ],
+)
+def test_keys_the_schema_takes_still_pass(overrides, key, value):
+    config = check(_composed_with_choices(overrides))
+    section, _, name = key.partition(".")
+    assert getattr(getattr(config, section), name) == value
+
+
 def test_a_folder_with_one_class_is_refused_naming_what_was_found(tmp_path):
     (tmp_path / "only").mkdir()
     (tmp_path / "only" / "x.png").write_bytes(b"")
@@ -340,6 +400,53 @@ def test_cli_rejects_bad_input_before_any_work(tmp_path, folder_root, args, expe
     assert not (tmp_path / "mlruns").exists()
     assert not list(tmp_path.glob("*/*/models"))
     print(f"{args}: refused in {seconds:.1f} s")  # the README's "within seconds", not asserted
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["+prune.sparsty=0.5"], "unknown key prune.sparsty: did you mean prune.sparsity?"),
+        (
+            ["+foo=1"],
+            "unknown key foo: the top-level keys are seed, dataset, backbone, stage, device, "
+            "delegate, prune, train, benchmark, tracking, paths",
+        ),
+        (
+            ["device=local", "+device.host=pi"],
+            "unknown key device.host: device=local has no key host; device=rpi4|ssh have it",
+        ),
+        # a sweep: refused before job 0, naming the job
+        (
+            ["-m", "+prune.sparsty=0.5,0.8"],
+            "in sweep job [+prune.sparsty=0.5 {common}]: unknown key prune.sparsty: did you "
+            "mean prune.sparsity?",
+        ),
+    ],
+)
+def test_the_console_script_refuses_an_unknown_key_in_one_line_before_any_run(tmp_path, args, line):
+    """`+key` of a key no schema has used to train and finish without it (issue #15). Hydra's
+    folders, the store and the cache go where they go by default, in the empty ``tmp_path``."""
+    proc = run_cli([*args, *TINY], cwd=tmp_path, timeout=120, command=pruneflow_command())
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == ["pruneflow: error: " + line.format(common=" ".join(TINY))]
+    assert not (tmp_path / "mlruns").exists()  # no store, so no run
+    assert not (tmp_path / ".pruneflow_cache").exists()  # nothing trained
+    assert "[1/" not in proc.stdout  # no job of a sweep started
+    assert not (tmp_path / "multirun").exists()  # a refused sweep leaves no folder
+
+
+def test_device_check_refuses_an_unknown_key_in_one_line(tmp_path):
+    proc = run_cli(
+        ["device", "check", "device=ssh", "device.host=h", "+device.hots=x"],
+        cwd=tmp_path,
+        timeout=120,
+        command=pruneflow_command(),
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.splitlines() == [
+        "pruneflow device check: error: unknown key device.hots: did you mean device.host?"
+    ]
+    assert "device ssh" not in proc.stdout  # nothing was probed
 
 
 @pytest.mark.parametrize("preset", options("experiment"))

@@ -61,7 +61,8 @@ def main(argv: list[str]) -> int:
     prog = f"pruneflow device {args.action}"
     try:
         with initialize_config_module("pruneflow.conf", version_base="1.3"):
-            config = check(compose("config", overrides=args.overrides))
+            # with Hydra's node, whose choices name the options in messages
+            config = check(compose("config", overrides=args.overrides, return_hydra_config=True))
         delegate = dataclasses.asdict(config.delegate)
         if args.action == "setup":
             if not config.device.remote:

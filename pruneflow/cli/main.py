@@ -62,7 +62,7 @@ def main(cfg: DictConfig) -> dict:
 
     hydra_cfg = HydraConfig.get()
     try:
-        config, job = check(cfg), None
+        config, job = check(cfg, hydra_cfg.runtime.choices), None
         if hydra_cfg.mode == RunMode.MULTIRUN:
             t = config.tracking
             job = job_context(

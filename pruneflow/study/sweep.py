@@ -60,12 +60,7 @@ class SweepCallback(Callback):
         # what the sweeper sweeps: its `params` (e.g. from a preset), then the command line
         params = OmegaConf.select(config, "hydra.sweeper.params") or {}
         swept_keys = [f"{k}={v}" for k, v in params.items()] + overrides
-        sweep = Sweep(
-            name=time.strftime("sweep-%Y-%m-%d-%H-%M-%S"),
-            folder=str(config.hydra.sweep.dir),
-            started=time.time(),
-            overrides=overrides,
-        )
+        name, started = time.strftime("sweep-%Y-%m-%d-%H-%M-%S"), time.time()
         stores: dict[tuple[str, str], str] = {}
         jobs = []
         for num, job in enumerate(sweep_jobs(swept_keys, loader)):
@@ -78,6 +73,8 @@ class SweepCallback(Callback):
             uri = tracking.resolve_uri(t.uri, t.dir)
             stores[(uri, t.experiment)] = t.dir
             jobs.append(Job(num, job, cfg.job_key, uri, t.experiment))
+        # its folder only now: naming it makes it (conf/config.yaml), for a sweep that runs
+        sweep = Sweep(name, str(config.hydra.sweep.dir), started, overrides)
         if listed_ahead(swept_keys):  # else a sweeper chooses the jobs as it goes
             sweep.jobs = jobs
         try:
