@@ -36,7 +36,9 @@ def run(
 ) -> dict[str, float]:
     """Run every stage for ``cfg``; returns the metrics logged to MLflow.
 
-    Checks the whole config before anything else (:class:`pruneflow.errors.ConfigError`).
+    Checks the whole config before anything else (:class:`pruneflow.errors.ConfigError`),
+    then that ``tracking.dir`` and ``paths.cache_dir`` are writable folders (ConfigError) and
+    that a tracking server answers (:class:`pruneflow.study.tracking.TrackingError`).
     With ``tracking.resume`` (the default), a config that already has a FINISHED run in the
     experiment is not run again: its run's metrics are returned. Otherwise writes models,
     benchmark images, runner results and the job log under ``output_dir`` (default
@@ -45,11 +47,13 @@ def run(
     sweep's parent run when ``job`` (a sweep's job) says so.
     """
     config = check(cfg) if isinstance(cfg, DictConfig) else cfg
+    t = config.tracking
+    uri = tracking.resolve_uri(t.uri, t.dir)
+    # writable folders, an answering server: one line each, before any work or run
+    tracking.check_before_work(uri, t.dir, config.paths.cache_dir)
     _check_layer_selection(config)
     out = Path(output_dir or config.paths.output_dir or ".")
     out.mkdir(parents=True, exist_ok=True)
-    t = config.tracking
-    uri = tracking.resolve_uri(t.uri, t.dir)
     label = job.label if job else config.run_name
     metrics: dict[str, float] = {}
     tags: dict[str, str] = {}

@@ -65,6 +65,7 @@ def main(argv: list[str]) -> int:
             return 2
     uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
     try:
+        tracking.check_server(uri, fix="pass --tracking-uri")
         selection = select(uri, args.experiment, args.sweep, args.all, args.filter)
         name = selection.title.split(" ")[1] if selection.parent_id else args.experiment
         out = args.out or Path("reports") / name
@@ -83,7 +84,7 @@ def main(argv: list[str]) -> int:
                 f"{pick['run_id']} ({pick['model']}, sparsity {pick['target_sparsity']:g}, "
                 f"accuracy {pick['accuracy']:.4f}, gzip {pick[results.GZIP] / 1024:.1f} KB)"
             )
-    except ReportError as exc:
+    except (ReportError, tracking.TrackingError) as exc:
         print(f"pruneflow report: error: {exc}", file=sys.stderr)
         return 1
     print(f"report of {selection.title}: {out}/{REPORT_MD}, {RUNS_CSV}, {', '.join(PLOTS)}")

@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from pruneflow.study.tracking import resolve_uri
+from pruneflow.study.tracking import TrackingError, check_server, resolve_uri
 
 
 def main(argv: list[str]) -> int:
@@ -32,6 +32,11 @@ def main(argv: list[str]) -> int:
             "in this folder first, or pass --tracking-uri",
             file=sys.stderr,
         )
+        return 1
+    try:
+        check_server(uri, fix="pass --tracking-uri")
+    except TrackingError as exc:
+        print(f"pruneflow ui: error: {exc}", file=sys.stderr)
         return 1
     busy = _cannot_listen(args.host, args.port)
     if busy:  # MLflow would print an ERROR line and still exit 0

@@ -4,7 +4,8 @@ Hydra runs the jobs (any launcher: basic, joblib, submitit, ray); this module is
 pruneflow adds around them, in Hydra's callback (:class:`SweepCallback`, named in
 ``conf/config.yaml``) and in each job (:func:`job_context`, used by the command line):
 
-- before the first job: every job's config is composed and checked, each MLflow store and
+- before the first job: every job's config is composed and checked, so are its folders and
+  tracking server (:func:`pruneflow.study.tracking.check_before_work`), each MLflow store and
   experiment is created once (parallel jobs race on them otherwise), runs of this host whose
   process is gone are marked KILLED, and a parent run is created, named after the sweep and
   tagged with its folder, overrides and number of jobs. ``<sweep dir>/sweep.json`` tells the
@@ -36,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from pruneflow import __version__, results
 from pruneflow.config import check
-from pruneflow.errors import exit_on_user_error, one_line
+from pruneflow.errors import ConfigError, exit_on_user_error, one_line
 from pruneflow.study import summary, tracking
 from pruneflow.study.jobs import Job, Parent, Sweep, listed_ahead, sweep_jobs
 
@@ -62,6 +63,7 @@ class SweepCallback(Callback):
         swept_keys = [f"{k}={v}" for k, v in params.items()] + overrides
         name, started = time.strftime("sweep-%Y-%m-%d-%H-%M-%S"), time.time()
         stores: dict[tuple[str, str], str] = {}
+        needs: set[tuple[str, str, str]] = set()  # (uri, tracking.dir, paths.cache_dir)
         jobs = []
         for num, job in enumerate(sweep_jobs(swept_keys, loader)):
             try:
@@ -72,12 +74,18 @@ class SweepCallback(Callback):
             t = cfg.tracking
             uri = tracking.resolve_uri(t.uri, t.dir)
             stores[(uri, t.experiment)] = t.dir
+            needs.add((uri, str(t.dir), str(cfg.paths.cache_dir)))
             jobs.append(Job(num, job, cfg.job_key, uri, t.experiment))
         # its folder only now: naming it makes it (conf/config.yaml), for a sweep that runs
         sweep = Sweep(name, str(config.hydra.sweep.dir), started, overrides)
         if listed_ahead(swept_keys):  # else a sweeper chooses the jobs as it goes
             sweep.jobs = jobs
         try:
+            for uri, store_dir, cache_dir in sorted(needs):  # before job 0 and any run
+                try:
+                    tracking.check_before_work(uri, store_dir, cache_dir)
+                except ConfigError as exc:
+                    exit_on_user_error(str(exc))
             for (uri, experiment), store_dir in sorted(stores.items()):
                 experiment_id = tracking.prepare_store(uri, experiment, store_dir)
                 for run_id in tracking.end_stale_runs(uri, experiment_id):

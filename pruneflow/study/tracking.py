@@ -14,7 +14,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pruneflow.errors import PruneflowError
+from pruneflow.errors import ConfigError, PruneflowError
 from pruneflow.results import (
     BASELINE_EXPERIMENT,
     BASELINE_KEY_TAG,
@@ -50,10 +50,106 @@ def resolve_uri(uri: str | None, store_dir: str | os.PathLike) -> str:
     return f"sqlite:///{Path(store_dir).resolve() / 'mlflow.db'}"
 
 
+SERVER_TIMEOUT_S = 5.0  # how long a tracking server may take to answer the first request
+
+
+def is_server(uri: str) -> bool:
+    return uri.startswith(("http://", "https://"))
+
+
+def check_server(uri: str, fix: str = "set tracking.uri", timeout: float = SERVER_TIMEOUT_S):
+    """Raise :class:`TrackingError` in one line unless the tracking server ``uri`` answers an
+    HTTP request (any status: a server that refuses us says so itself) within ``timeout``
+    seconds. MLflow's own client retries a dead server for minutes, silently; this is asked
+    once, before any work. Nothing to do for other stores."""
+    import urllib.error
+    import urllib.parse
+    import urllib.request
+
+    if not is_server(uri):
+        return
+    parts = urllib.parse.urlsplit(uri)
+    # no password in messages; /health needs none
+    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+    try:
+        with urllib.request.urlopen(f"{shown.rstrip('/')}/health", timeout=timeout):
+            return
+    except urllib.error.HTTPError:
+        return  # it answers
+    except Exception as exc:  # noqa: BLE001 - URLError, timeouts, bad hosts alike
+        reason = getattr(exc, "reason", exc)
+        why = getattr(reason, "strerror", None) or str(reason) or type(exc).__name__
+        if isinstance(reason, TimeoutError) or "timed out" in why:
+            why = f"no answer within {timeout:g} s"
+        raise TrackingError(
+            f"the MLflow tracking server {shown} does not answer ({why}): start it, or {fix}"
+        ) from None
+
+
+def check_folder(key: str, path: str | os.PathLike) -> None:
+    """Raise :class:`ConfigError` naming ``key`` unless ``path`` is (or can be made) a folder
+    that this process can write in: a probe file is created and removed there."""
+    import tempfile
+
+    try:
+        os.makedirs(path, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path, prefix=".pruneflow-probe-"):
+            pass
+    except OSError as exc:
+        if Path(path).is_file():
+            why = "it is a file"
+        else:
+            above = next((p for p in Path(path).parents if p.exists()), None)
+            if above is not None and not above.is_dir():
+                why = f"{above} is a file"
+            else:
+                why = exc.strerror or str(exc)
+        raise ConfigError(f"{key}={path} is not a writable folder ({why})") from None
+
+
+def uses_dir(uri: str, store_dir: str | os.PathLike) -> bool:
+    """Whether store ``uri`` keeps files in ``store_dir`` (tracking.dir): the default sqlite
+    store does, and so does a database store (its artifacts); a server keeps its own."""
+    if uri.startswith("sqlite:///"):
+        return Path(uri[len("sqlite:///") :]).parent == Path(store_dir).resolve()
+    return "://" in uri and not is_server(uri)
+
+
+def check_before_work(uri: str, store_dir: str | os.PathLike, cache_dir: str | os.PathLike):
+    """What a job needs of the machine before any work, each failure one line naming its
+    key: writable ``tracking.dir`` (where the store keeps files there) and ``paths.cache_dir``
+    (:class:`ConfigError`), an answering tracking server (:class:`TrackingError`)."""
+    if uses_dir(uri, store_dir):
+        check_folder("tracking.dir", store_dir)
+    check_folder("paths.cache_dir", cache_dir)
+    check_server(uri)
+
+
+@contextlib.contextmanager
+def _creating(uri: str) -> Iterator[None]:
+    """Hold an exclusive lock beside a sqlite database (``<db>.lock``) while it is opened
+    the first time: processes started together would otherwise both create (migrate) a new
+    database, and one fails (``duplicate column name``). Other stores need none."""
+    if not uri.startswith("sqlite:///"):
+        yield
+        return
+    import fcntl
+
+    try:
+        lock = open(f"{uri[len('sqlite:///') :]}.lock", "a")  # noqa: SIM115 - held below
+    except OSError:  # a read-only folder: the store says what is wrong itself
+        yield
+        return
+    with lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
 def prepare_store(uri: str, experiment: str, store_dir: str | os.PathLike) -> str:
     """Create the store and the experiment if needed; returns the experiment id.
 
-    Call once before parallel jobs start: sqlite schema creation and experiment creation race.
+    A new sqlite store is created under a file lock (:func:`_creating`), so processes may
+    call this together; the experiment's creation tolerates a race too.
     """
     from mlflow.exceptions import MlflowException
 
@@ -66,18 +162,14 @@ def prepare_store(uri: str, experiment: str, store_dir: str | os.PathLike) -> st
             db.parent.mkdir(parents=True, exist_ok=True)
             if db.parent == Path(store_dir).resolve():
                 artifacts = (Path(store_dir).resolve() / "artifacts").as_uri()
-        elif "://" in uri and not uri.startswith(("http://", "https://")):
+        elif "://" in uri and not is_server(uri):
             # a database (postgresql+psycopg2://...): artifacts in tracking.dir, not in
             # whatever folder the first run happens to start in; a server keeps its own
             artifacts = (Path(store_dir).resolve() / "artifacts").as_uri()
             where = uri.split("@")[-1]  # no password in messages
-        client = store_client(uri)
-        try:
-            found = client.get_experiment_by_name(experiment)
-        except MlflowException:  # another process was creating the same new store: once more
-            time.sleep(1.0)
+        with _creating(uri):
             client = store_client(uri)
-            found = client.get_experiment_by_name(experiment)
+            found = client.get_experiment_by_name(experiment)  # opens (creates) the store
         if found is not None:
             return found.experiment_id
         try:
@@ -348,7 +440,7 @@ def end_stale_runs(uri: str, experiment_id: str, host: str | None = None) -> lis
 
 def show_command(uri: str) -> str:
     """The command that shows the runs of store ``uri`` in MLflow's UI."""
-    if uri.startswith(("http://", "https://")):
+    if is_server(uri):
         return f"open {uri} in a browser"
     return f"pruneflow ui --tracking-uri {uri}"
 
