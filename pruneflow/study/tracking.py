@@ -87,23 +87,24 @@ def check_server(uri: str, fix: str = "set tracking.uri", timeout: float = SERVE
 
 
 def check_folder(key: str, path: str | os.PathLike) -> None:
-    """Raise :class:`ConfigError` naming ``key`` unless ``path`` is (or can be made) a folder
-    that this process can write in: a probe file is created and removed there."""
+    """Raise :class:`ConfigError` naming ``key`` unless ``path`` is a folder this process can
+    write in, or can be made one: a probe file is created and removed in it, or in its nearest
+    existing parent when it does not exist yet (nothing is left behind, not even the folder:
+    a run refused by a later check leaves no trace)."""
     import tempfile
 
-    try:
-        os.makedirs(path, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path, prefix=".pruneflow-probe-"):
-            pass
-    except OSError as exc:
-        if Path(path).is_file():
-            why = "it is a file"
-        else:
-            above = next((p for p in Path(path).parents if p.exists()), None)
-            if above is not None and not above.is_dir():
-                why = f"{above} is a file"
-            else:
-                why = exc.strerror or str(exc)
+    path = Path(path)
+    where = next((p for p in (path, *path.parents) if p.exists()), Path("."))  # as given
+    why = None
+    if not where.is_dir():
+        why = "it is a file" if where == path else f"{where} is a file"
+    else:
+        try:
+            with tempfile.TemporaryFile(dir=where, prefix=".pruneflow-probe-"):
+                pass
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+    if why is not None:
         raise ConfigError(f"{key}={path} is not a writable folder ({why})") from None
 
 
