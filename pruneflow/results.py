@@ -70,6 +70,9 @@ def metric(variant: str, measure: str) -> str:
 BASELINE_ACCURACY = "baseline/accuracy"
 VAL_IMAGES = "val/images"  # how many validation images every accuracy is measured on
 SPARSITY, PARAMS_TOTAL, PARAMS_NONZERO = "sparsity", "params_total", "params_nonzero"
+# Channel pruning (prune.channels): the measured fraction of prunable output channels removed,
+# and multiply-accumulates per image of the model that is converted, and of its baseline.
+CHANNELS, MACS, BASELINE_MACS = "channels", "macs", "baseline/macs"
 CURVES = {  # Keras history key -> stepped metric (baseline epochs, then fine-tuning epochs)
     "loss": "train/loss",
     "accuracy": "train/accuracy",
@@ -169,9 +172,11 @@ class LoggedModel:
     metrics: dict[str, float]
 
 
-def model_name(model: str, sparsity: float, variant: str) -> str:
-    """``digits-cnn-s50-tflite_int8``: a LoggedModel's name (MLflow allows no dot in it)."""
-    return f"{model}-s{sparsity * 100:g}-{variant}".replace(".", "_")
+def model_name(model: str, sparsity: float, variant: str, channels: float = 0.0) -> str:
+    """``digits-cnn-s50-tflite_int8`` (``digits-cnn-s50-c25-tflite_int8`` with 25% of the
+    channels removed): a LoggedModel's name (MLflow allows no dot in it)."""
+    thin = f"-c{channels * 100:g}" if channels else ""
+    return f"{model}-s{sparsity * 100:g}{thin}-{variant}".replace(".", "_")
 
 
 def start_tags(config, runtime: str, git_commit: str | None) -> dict[str, Any]:
