@@ -88,8 +88,10 @@ class Config:
 
     @property
     def run_name(self) -> str:
-        """The MLflow run's name: ``tracking.run_name``, else <model>-s<sparsity>."""
-        return self.tracking.run_name or f"{self.model_name}-s{self.prune.sparsity:g}"
+        """The MLflow run's name: ``tracking.run_name``, else <model>-s<sparsity>, with
+        -c<channels> when channels are removed."""
+        thin = f"-c{self.prune.channels:g}" if self.prune.channels else ""
+        return self.tracking.run_name or f"{self.model_name}-s{self.prune.sparsity:g}{thin}"
 
     @property
     def model_name(self) -> str:
@@ -106,6 +108,8 @@ class Config:
         the code that does it lives (``_target_``)."""
         spec = {k: v for k, v in self.as_dict().items() if k not in NOT_IN_JOB_KEY}
         spec = without_targets(spec)
+        if not self.prune.channels:  # off: the keys of a job as it was before channel pruning
+            spec["prune"] = {k: v for k, v in spec["prune"].items() if not k.startswith("channel")}
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:16]
 

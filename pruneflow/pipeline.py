@@ -219,17 +219,24 @@ def _stages(
 
 
 def _check_layer_selection(config: Config) -> None:
-    """Layer names exist once there is a model: build it untrained (its layer names do not
-    depend on the data) and select, so that a selection leaving nothing to prune is a config
-    error before any run or training. Only when the selection is not the default."""
+    """Layer names exist once there is a model: build it untrained (its layer names and its
+    channel groups do not depend on the data) and select, so that a selection leaving nothing
+    to prune is a config error before any run or training. Only when the selection is not the
+    default, or channels are removed."""
     p = config.prune
-    if p.sparsity > 0 and (p.layer_types or p.exclude_layers or p.keep_first_last):
+    selects = p.sparsity > 0 and (p.layer_types or p.exclude_layers or p.keep_first_last)
+    if selects or p.channels > 0:
+        from pruneflow.steps.prune import channels
         from pruneflow.steps.prune.prune import select_layers
 
-        size, channels = config.dataset.image_size, config.dataset.channels
-        model = instantiate(config.backbone, (size, size, channels), 2)
+        size, depth = config.dataset.image_size, config.dataset.channels
+        model = instantiate(config.backbone, (size, size, depth), 2)
         with keys_under("prune."):
-            select_layers(model, p.layer_types, p.exclude_layers, p.keep_first_last)
+            if selects:
+                select_layers(model, p.layer_types, p.exclude_layers, p.keep_first_last)
+            if p.channels > 0:
+                graph = channels.analyze(model)
+                channels.check_selection(graph, p.channel_exclude, p.channel_keep_first_last, model)
 
 
 def _runtime() -> str:

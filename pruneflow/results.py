@@ -222,8 +222,9 @@ def for_baseline(baseline) -> Record:
 
 
 def for_pruning(pruned, baseline_epochs: int, out_dir: Path) -> Record:
-    """A :class:`~pruneflow.steps.prune.prune.Pruned`: measured sparsity, fine-tuning curves,
-    the per-layer table (written to ``out_dir/layers.csv``)."""
+    """A :class:`~pruneflow.steps.prune.prune.Pruned`: measured sparsity and removed channels,
+    parameters, MACs (of the model converted, and of the baseline), fine-tuning curves, the
+    per-layer table with channels before and after (written to ``out_dir/layers.csv``)."""
     path = Path(out_dir) / LAYERS_FILE
     with open(path, "w", newline="") as fh:
         if pruned.layers:
@@ -236,6 +237,9 @@ def for_pruning(pruned, baseline_epochs: int, out_dir: Path) -> Record:
             SPARSITY: pruned.sparsity,
             PARAMS_TOTAL: pruned.params_total,
             PARAMS_NONZERO: pruned.params_nonzero,
+            CHANNELS: pruned.channels,
+            MACS: pruned.macs,
+            BASELINE_MACS: pruned.baseline_macs,
         },
         tags={LAYERS_WITHOUT_WEIGHTS_TAG: ",".join(starved)} if starved else {},
         steps=_curves(pruned.history, baseline_epochs),
@@ -344,12 +348,15 @@ def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], 
         )
         rec.models.append(
             LoggedModel(
-                name=model_name(config.model_name, config.prune.sparsity, variant),
+                name=model_name(
+                    config.model_name, config.prune.sparsity, variant, config.prune.channels
+                ),
                 path=Path(path),
                 model_type="keras" if variant == KERAS else "tflite",
                 params={
                     "variant": variant,
                     "sparsity": str(config.prune.sparsity),
+                    "channels": str(config.prune.channels),
                     "measured_sparsity": f"{metrics.get(SPARSITY, float('nan')):.4f}",
                     "model": config.model_name,
                     "device": config.device.name,

@@ -69,8 +69,13 @@ def test_every_metric_param_tag_and_artifact(sweep):
             results.PARAMS_TOTAL,
             results.PARAMS_NONZERO,
             results.BASELINE_ACCURACY,
+            results.CHANNELS,
+            results.MACS,
+            results.BASELINE_MACS,
         ):
             assert name in m
+        # no channel pruning by default: the converted model costs what the baseline does
+        assert m[results.CHANNELS] == 0 and m[results.MACS] == m[results.BASELINE_MACS] > 0
         for stage in ("data", "train", "prune", "convert", "evaluate", "benchmark"):
             assert m[results.stage_time(stage)] > 0
         assert 0 < m["tflite_int8/size_bytes"] < m["tflite_fp32/size_bytes"]

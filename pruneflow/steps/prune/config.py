@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass, field
 
 from pruneflow.errors import require
+from pruneflow.steps.prune.channels import CHANNEL_DISTRIBUTIONS, CHANNEL_SCHEDULES, CRITERIA
 from pruneflow.steps.prune.distributions import DISTRIBUTIONS
 
 SCHEDULES = ("constant", "polynomial")
@@ -46,6 +47,16 @@ class PruneConfig:
     distribution: str = "global"  # uniform | erk | global: the target spread over the layers
     ramp_fraction: float = 0.75  # the polynomial ramp ends at this fraction of fine-tuning
     lr_schedule: str = "constant"  # constant | cosine (decays over the fine-tuning steps)
+    # Channel pruning (steps/prune/channels.py): whole filters and units removed, the model
+    # rebuilt smaller and dense, then fine-tuned (prune.epochs); prune.sparsity then zeroes the
+    # weights of the thin model. Defaults measured best (BENCHMARKS.md, issue #17).
+    channels: float = 0.0  # fraction of prunable output channels to remove, [0, 1); 0 = off
+    channel_criterion: str = "l1"  # l1 | l2 (filter norms) | bn (|gamma| of a BatchNorm after)
+    channel_distribution: str = "uniform"  # uniform (each layer) | global (one ranking)
+    channel_min: int = 1  # channels every layer keeps at least
+    channel_exclude: list[str] = field(default_factory=list)  # layers whose channels stay
+    channel_keep_first_last: bool = False  # keep the first and last layers' channels
+    channel_schedule: str = "oneshot"  # oneshot | gradual (a share removed every epoch)
 
     def __post_init__(self) -> None:
         s = self.sparsity
@@ -56,11 +67,42 @@ class PruneConfig:
             "floats in [0, 1) (0 = no pruning)",
         )
         require(self.schedule in SCHEDULES, "schedule", self.schedule, str(list(SCHEDULES)))
+        c = self.channels
         require(
-            self.epochs >= (1 if s > 0 else 0),
+            isinstance(c, float) and math.isfinite(c) and 0.0 <= c < 1.0,
+            "channels",
+            c,
+            "floats in [0, 1) (0 = no channel pruning)",
+        )
+        require(
+            self.epochs >= (1 if s > 0 or c > 0 else 0),
             "epochs",
             self.epochs,
-            "integers >= 1 when sparsity > 0 (fine-tuning with pruning)",
+            "integers >= 1 when sparsity > 0 or channels > 0 (fine-tuning with pruning)",
+        )
+        require(
+            self.channel_criterion in CRITERIA,
+            "channel_criterion",
+            self.channel_criterion,
+            str(list(CRITERIA)),
+        )
+        require(
+            self.channel_distribution in CHANNEL_DISTRIBUTIONS,
+            "channel_distribution",
+            self.channel_distribution,
+            str(list(CHANNEL_DISTRIBUTIONS)),
+        )
+        require(
+            self.channel_min >= 1,
+            "channel_min",
+            self.channel_min,
+            "integers >= 1 (a layer left with no channel would cut the model in two)",
+        )
+        require(
+            self.channel_schedule in CHANNEL_SCHEDULES,
+            "channel_schedule",
+            self.channel_schedule,
+            str(list(CHANNEL_SCHEDULES)),
         )
         require(self.learning_rate > 0, "learning_rate", self.learning_rate, "floats > 0")
         require(self.frequency >= 1, "frequency", self.frequency, "integers >= 1")
