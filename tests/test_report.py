@@ -1,5 +1,6 @@
 """`pruneflow report` and `pruneflow ui` on a real store filled by a small real sweep, the best
-sparsity rule on constructed runs, and bad input."""
+sparsity rule on constructed runs, and bad input; channels (prune.channels) beside sparsity on
+runs made directly in a store."""
 
 from __future__ import annotations
 
@@ -26,7 +27,19 @@ from helpers.cli import (
 from helpers.sshd import free_port
 from pruneflow import results
 from pruneflow.results import model_name
-from pruneflow.study.report import BEST_TAG, PLOTS, REPORT_MD, RUNS_CSV, best_sparsity
+from pruneflow.study.report import (
+    BEST_TAG,
+    CHANNEL_PLOTS,
+    PLOTS,
+    REPORT_MD,
+    RUNS_CSV,
+    best_sparsity,
+    plot_names,
+    report_sweep,
+    select,
+    write_report,
+)
+from pruneflow.study.report.tables import best_line, best_variant
 
 
 @pytest.fixture(scope="module")
@@ -319,3 +332,263 @@ def test_register_puts_the_reports_pick_in_the_model_registry(swept, tmp_path):
     model = client.get_logged_model(version.source.removeprefix("models:/"))
     assert model.params["variant"] == pick["variant"]
     assert model.source_run_id == pick["run_id"]
+
+
+# -- channels (prune.channels) beside sparsity: runs made directly in a store, no training ------
+CHANNEL_VARIANTS = ("keras", "tflite_int8")
+BASE_MACS = 5e6
+
+
+def _log_run(client, experiment_id, parent_id, model, sparsity, channels, accuracy, **extra):
+    """One finished job run as pruneflow logs it (the names of pruneflow.results), and its
+    LoggedModels; ``channels`` None: a run made before prune.channels (no param, no MACs)."""
+    from mlflow.entities import Metric, Param
+
+    threads = extra.get("threads", 1)
+    name = f"{model}-s{sparsity:g}" + (f"-c{channels:g}" if channels else "")
+    tags = {
+        results.MODEL_TAG: model,
+        results.PARENT_TAG: parent_id,
+        results.kernels_tag("tflite_int8"): "xnnpack",
+    }
+    run = client.create_run(experiment_id, tags=tags, run_name=name)
+    params = {"prune.sparsity": str(sparsity), "delegate.threads": str(threads)}
+    metrics = {
+        results.SPARSITY: sparsity,
+        results.BASELINE_ACCURACY: 0.97,
+        results.VAL_IMAGES: 360,
+        results.PARAMS_TOTAL: 10000 * (1 - (channels or 0)),
+    }
+    if channels is not None:
+        params["prune.channels"] = str(channels)
+        metrics |= {
+            results.CHANNELS: channels * 0.98,  # measured: a little below the target
+            results.MACS: BASE_MACS * (1 - channels) ** 2,
+            results.BASELINE_MACS: BASE_MACS,
+        }
+    thin = (1 - (channels or 0)) ** 2
+    for i, variant in enumerate(CHANNEL_VARIANTS):
+        metrics[results.metric(variant, results.ACCURACY)] = accuracy
+        metrics[results.metric(variant, results.SIZE)] = 40000.0 * thin / (i + 1)
+        metrics[results.metric(variant, results.GZIP)] = 40000.0 * thin * (1 - sparsity) / (i + 1)
+        for measure in results.LATENCY:
+            metrics[results.metric(variant, measure)] = 0.2 * thin / threads
+    client.log_batch(
+        run.info.run_id,
+        metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
+        params=[Param(k, v) for k, v in params.items()],
+    )
+    for variant in CHANNEL_VARIANTS:
+        logged = client.create_logged_model(
+            experiment_id,
+            name=model_name(model, sparsity, variant, channels=channels or 0.0),
+            source_run_id=run.info.run_id,
+            params={"variant": variant},
+        )
+        client.finalize_logged_model(logged.model_id, "READY")
+    client.set_terminated(run.info.run_id, "FINISHED")
+    return run.info.run_id
+
+
+def _store(tmp, runs, sweep: str = "sweep-thin") -> tuple[str, str]:
+    """A store at ``tmp``/mlruns (where `pruneflow report` run in ``tmp`` looks) with one
+    sweep's parent run and ``runs`` (model, sparsity, channels, accuracy[, threads]) under it;
+    returns (uri, parent run id)."""
+    from mlflow.tracking import MlflowClient
+
+    uri = store_uri(tmp)
+    (tmp / "mlruns").mkdir(parents=True)
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment(
+        "pruneflow", artifact_location=(tmp / "artifacts").as_uri()
+    )
+    parent = client.create_run(experiment_id, tags={results.SWEEP_TAG: sweep})
+    for model, sparsity, channels, accuracy, *threads in runs:
+        _log_run(
+            client,
+            experiment_id,
+            parent.info.run_id,
+            model,
+            sparsity,
+            channels,
+            accuracy,
+            threads=threads[0] if threads else 1,
+        )
+    client.set_terminated(parent.info.run_id, "FINISHED")
+    return uri, parent.info.run_id
+
+
+CHANNEL_RUNS = [  # baseline accuracy 0.97, the default tolerance 1 point: 0.96 holds
+    ("digits-cnn", 0.5, None, 0.970),  # before prune.channels: channels 0, no MACs
+    ("digits-cnn", 0.5, None, 0.970, 2),
+    ("digits-cnn", 0.5, 0.5, 0.965),  # the same sparsity, half the channels: 1/4 of the MACs
+    ("digits-cnn", 0.5, 0.5, 0.965, 2),
+    ("digits-cnn", 0.9, 0.0, 0.966),  # the param 0.0 (channel pruning off), MACs logged
+    ("digits-cnn", 0.9, 0.5, 0.950),  # fewer MACs still, but does not hold
+    ("digits-mlp", 0.25, 0.0, 0.970),  # a model without channel runs: the highest sparsity
+    ("digits-mlp", 0.5, 0.0, 0.965),  # that holds (its file larger than digits-cnn's pick)
+    ("digits-mlp", 0.9, 0.0, 0.950),
+]
+
+
+@pytest.fixture(scope="module")
+def channel_store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("channels")
+    uri, parent_id = _store(tmp, CHANNEL_RUNS)
+    return tmp, uri, parent_id
+
+
+def _lines(md: str, start: str) -> list[str]:
+    return [line for line in md.splitlines() if line.startswith(start)]
+
+
+def test_rows_have_channels_beside_sparsity_and_old_runs_read_as_none_removed(channel_store):
+    from pruneflow.study.report.selection import rows
+
+    _, uri, _ = channel_store
+    table = rows(select(uri, all_runs=True))
+    assert len(table) == len(CHANNEL_RUNS) * len(CHANNEL_VARIANTS)
+    for column in ("channels", "measured_channels", "macs", "baseline_macs", "params_total"):
+        assert column in table, column
+    cnn = table[table["model"] == "digits-cnn"]
+    # sorted by model, sparsity, channels, variant, threads
+    assert list(cnn["target_sparsity"]) == [0.5] * 8 + [0.9] * 4
+    assert list(cnn["channels"]) == [0.0] * 4 + [0.5] * 4 + [0.0, 0.0, 0.5, 0.5]
+    assert list(cnn["variant"][:4]) == ["keras", "keras", "tflite_int8", "tflite_int8"]
+    assert list(cnn["threads"][2:4]) == ["1", "2"]
+    old = cnn[cnn["run_name"] == "digits-cnn-s0.5"]
+    assert len(old) == 4 and (old["channels"] == 0.0).all()  # no param: none removed
+    assert old["measured_channels"].isna().all() and old["macs"].isna().all()
+    thin = cnn[cnn["run_name"] == "digits-cnn-s0.5-c0.5"]
+    assert list(thin["measured_channels"]) == pytest.approx([0.49] * 4)
+    assert (thin["macs"] == BASE_MACS / 4).all() and (thin["baseline_macs"] == BASE_MACS).all()
+    assert (thin["params_total"] == 5000).all()
+    assert set(table["model"]) == {"digits-cnn", "digits-mlp"}  # the -c suffix is no model
+
+
+def test_report_tables_and_plots_keep_channels_apart(channel_store, tmp_path):
+    _, uri, _ = channel_store
+    table, best = write_report(select(uri, all_runs=True), tmp_path)
+    md = (tmp_path / REPORT_MD).read_text()
+    # the best configuration: of those within 1 point, the fewest MACs (s0.5/c0.5, 1.25 M);
+    # s0.9/c0.5 has fewer still but does not hold; digits-mlp keeps the highest sparsity
+    assert "## Best configuration per model (Table 5): the fewest MACs within 1 " in md
+    for variant in CHANNEL_VARIANTS:
+        b = best[("digits-cnn", variant)]
+        assert (b["sparsity"], b["channels"], b["accuracy"]) == (0.5, 0.5, 0.965)
+        assert best[("digits-mlp", variant)]["sparsity"] == 0.5
+        assert best[("digits-mlp", variant)]["channels"] == 0.0
+    assert best_line(best) == (
+        "digits-cnn: keras 0.5/c0.5, tflite_int8 0.5/c0.5; digits-mlp: keras 0.5, tflite_int8 0.5"
+    )
+    assert _lines(md, "| digits-cnn | tflite_int8 | 0.9700 | 0.5 | 0.5 | 1.250 | ")
+    # Table 8: a channels column beside sparsity and MMACs, one row per run
+    assert (
+        "| model | sparsity | channels | measured sparsity | measured channels | images | MMACs "
+        "| keras | tflite_int8 |" in md
+    )
+    assert len(_lines(md, "| digits-cnn | 0.5 | 0 | 0.500 | – | 360 | – | 0.9700 |")) == 2
+    assert len(_lines(md, "| digits-cnn | 0.5 | 0.5 | 0.500 | 0.490 | 360 | 1.250 | 0.9650 |")) == 2
+    assert len(_lines(md, "| digits-cnn | 0.9 | 0 | 0.900 | 0.000 | 360 | 5.000 | 0.9660 |")) == 1
+    # latency (a row per run), threads (one for both runs), sizes (a row per run): the two
+    # configurations at sparsity 0.5 apart, never one row
+    assert len(_lines(md, "| digits-cnn | 0.5 | 0 | tflite_int8 | ")) == 2 + 1 + 2
+    assert len(_lines(md, "| digits-cnn | 0.5 | 0.5 | tflite_int8 | ")) == 2 + 1 + 2
+    assert _lines(md, "| digits-cnn | 0.5 | 0 | tflite_int8 | – | 0.200 | 0.100 |")  # threads
+    assert _lines(md, "| digits-cnn | 0.5 | 0.5 | tflite_int8 | – | 0.050 | 0.025 |")
+    assert "| model | sparsity | channels | variant | raw | gzip |" in md
+    assert _lines(md, "| digits-cnn | 0.5 | 0.5 | keras | 9.8 | 4.9 |")  # KB: a quarter
+    # the plots: the four of every study, and against channels
+    assert plot_names(table) == (*PLOTS, *CHANNEL_PLOTS)
+    for name in (*PLOTS, *CHANNEL_PLOTS):
+        with Image.open(tmp_path / name) as img:
+            img.load()
+            assert img.size[0] >= 550 and img.size[1] >= 400, (name, img.size)
+        assert f"[{name}]({name})" in md
+    csv = pd.read_csv(tmp_path / RUNS_CSV)
+    assert list(csv["channels"]) == list(table["channels"])
+    # the deploy pick: the smallest gzip file at the best configurations
+    pick = best_variant(table, best)
+    assert (pick["model"], pick["variant"], pick["target_sparsity"], pick["channels"]) == (
+        "digits-cnn",
+        "tflite_int8",
+        0.5,
+        0.5,
+    )
+
+
+def test_a_sweep_with_channels_tags_its_parent_with_sparsity_and_channels(channel_store, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    _, uri, parent_id = channel_store
+    line = report_sweep(uri, "pruneflow", parent_id, tmp_path)
+    tag = MlflowClient(tracking_uri=uri).get_run(parent_id).data.tags[BEST_TAG]
+    assert tag == line and tag.startswith("digits-cnn: keras 0.5/c0.5, tflite_int8 0.5/c0.5;")
+
+
+def test_report_register_picks_the_channel_pruned_logged_model(channel_store, tmp_path):
+    tmp, _, _ = channel_store
+    proc = run_cli(["report", "--all", "--register", "thin", "--out", str(tmp_path)], cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert "best sparsity/channels (within 1 accuracy points): digits-cnn: keras 0.5/c0.5" in (
+        proc.stdout
+    )
+    assert f"{', '.join(CHANNEL_PLOTS)}" in proc.stdout
+    assert "(digits-cnn, sparsity 0.5, channels 0.5, accuracy 0.9650" in proc.stdout
+    client, _ = read_runs(tmp)
+    (version,) = client.search_model_versions("name = 'thin'")
+    model = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert model.name == model_name("digits-cnn", 0.5, "tflite_int8", channels=0.5)
+    assert model.name == "digits-cnn-s50-c50-tflite_int8"
+
+
+def test_a_study_without_channel_runs_reports_as_before(tmp_path):
+    """Every run before prune.channels, or with it 0: today's tables, wording and plots."""
+    _, parent_id = _store(
+        tmp_path / "store",
+        [("digits-cnn", 0.5, None, 0.97), ("digits-cnn", 0.9, 0.0, 0.965)],
+    )
+    uri = store_uri(tmp_path / "store")
+    out = tmp_path / "report"
+    table, best = write_report(select(uri, sweep=parent_id), out)
+    assert (table["channels"] == 0.0).all()
+    md = (out / REPORT_MD).read_text()
+    assert (
+        "## Best sparsity per model (Table 5): the highest within 1 accuracy points of the "
+        "baseline\n\n| model | variant | baseline accuracy | best sparsity | accuracy there |\n"
+        in md
+    )
+    assert "channels" not in md
+    assert "| model | sparsity | measured | images | MMACs | keras | tflite_int8 |" in md
+    assert _lines(md, "| digits-cnn | 0.9 | tflite_int8 | 1 | ")
+    assert best_line(best) == "digits-cnn: keras 0.9, tflite_int8 0.9"
+    assert plot_names(table) == PLOTS
+    assert sorted(p.name for p in out.glob("*.png")) == sorted(PLOTS)
+
+
+def test_best_configuration_with_channels_on_constructed_rows():
+    def table(rows):
+        cols = ["model", "variant", "target_sparsity", "channels", "macs", "accuracy"]
+        return pd.DataFrame([dict(zip(cols, r, strict=True), baseline_accuracy=0.96) for r in rows])
+
+    best = best_sparsity(
+        table(
+            [
+                ("m", "keras", 0.9, 0.0, 4e6, 0.96),
+                ("m", "keras", 0.5, 0.5, 1e6, 0.955),  # the fewest MACs that hold
+                ("m", "keras", 0.9, 0.75, 0.25e6, 0.90),  # fewer, but lost
+                ("t", "keras", 0.5, 0.5, 1e6, 0.96),  # a tie on MACs: the higher sparsity
+                ("t", "keras", 0.8, 0.5, 1e6, 0.955),
+                ("u", "keras", 0.5, 0.5, math.nan, 0.96),  # no MACs: after the known ones
+                ("u", "keras", 0.2, 0.25, 3e6, 0.96),
+                ("x", "keras", 0.5, 0.5, 1e6, 0.90),  # none holds
+            ]
+        )
+    )
+    assert (best[("m", "keras")]["sparsity"], best[("m", "keras")]["channels"]) == (0.5, 0.5)
+    assert best[("t", "keras")]["sparsity"] == 0.8
+    assert (best[("u", "keras")]["sparsity"], best[("u", "keras")]["channels"]) == (0.2, 0.25)
+    assert best[("x", "keras")]["why"] == "no (sparsity, channels) within 1 points of the baseline"
+    assert best_line(best).startswith("m: keras 0.5/c0.5; t: keras 0.8/c0.5;")
+    # the old rule's table (no channels column) still works: the highest sparsity
+    assert best_sparsity(_table([("m", "keras", 0.9, 0.955, 0.96)]))[("m", "keras")]["sparsity"]

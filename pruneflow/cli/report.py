@@ -11,15 +11,15 @@ from pruneflow import results
 from pruneflow.study import tracking
 from pruneflow.study.report import (
     DEFAULT_TOLERANCE,
-    PLOTS,
     REPORT_MD,
     RUNS_CSV,
     ReportError,
     select,
     write_report,
 )
+from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.registry import register
-from pruneflow.study.report.tables import best_line, best_variant
+from pruneflow.study.report.tables import best_line, best_variant, has_channels
 
 
 def main(argv: list[str]) -> int:
@@ -42,7 +42,8 @@ def main(argv: list[str]) -> int:
         "--register",
         metavar="NAME",
         help="register the report's pick (the smallest gzip file among the variants at their "
-        "best sparsity) in the Model Registry as NAME",
+        "best sparsity, or (sparsity, channels) where runs removed channels) in the Model "
+        "Registry as NAME",
     )
     parser.add_argument(
         "--tolerance",
@@ -79,16 +80,21 @@ def main(argv: list[str]) -> int:
                     f"{args.tolerance:g} points of the baseline"
                 )
             version = register(uri, args.experiment, pick, args.register)
+            thin = f", channels {pick['channels']:g}" if pick["channels"] else ""
             registered = (
                 f"registered {args.register} version {version}: {pick['variant']} of run "
-                f"{pick['run_id']} ({pick['model']}, sparsity {pick['target_sparsity']:g}, "
+                f"{pick['run_id']} ({pick['model']}, sparsity {pick['target_sparsity']:g}{thin}, "
                 f"accuracy {pick['accuracy']:.4f}, gzip {pick[results.GZIP] / 1024:.1f} KB)"
             )
     except (ReportError, tracking.TrackingError) as exc:
         print(f"pruneflow report: error: {exc}", file=sys.stderr)
         return 1
-    print(f"report of {selection.title}: {out}/{REPORT_MD}, {RUNS_CSV}, {', '.join(PLOTS)}")
-    print(f"best sparsity (within {args.tolerance:g} accuracy points): {best_line(best)}")
+    print(
+        f"report of {selection.title}: {out}/{REPORT_MD}, {RUNS_CSV}, "
+        f"{', '.join(plot_names(table))}"
+    )
+    what = "best sparsity/channels" if has_channels(table) else "best sparsity"
+    print(f"{what} (within {args.tolerance:g} accuracy points): {best_line(best)}")
     if registered:
         print(registered)
     return 0

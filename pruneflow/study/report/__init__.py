@@ -1,5 +1,6 @@
 """The report: runs read back from the MLflow store as the paper's tables, a CSV, plots and the
-best sparsity per model.
+best sparsity per model (the best (sparsity, channels) configuration where runs removed
+channels with ``prune.channels``).
 
 ``pruneflow report`` (:mod:`pruneflow.cli.report`) and the end of every sweep
 (:func:`report_sweep`, into the parent run) use it. It reads runs with MLflow's
@@ -13,20 +14,24 @@ from pathlib import Path
 
 from pruneflow.study import tracking
 from pruneflow.study.report.markdown import markdown
-from pruneflow.study.report.plots import PLOTS, plots
+from pruneflow.study.report.plots import CHANNEL_PLOTS, PLOTS, plot_names, plots
 from pruneflow.study.report.selection import ReportError, Selection, rows, select
 from pruneflow.study.report.tables import DEFAULT_TOLERANCE, best_line, best_sparsity
 
 RUNS_CSV, REPORT_MD = "runs.csv", "report.md"
-BEST_TAG = "pruneflow.best_sparsity"  # on the parent run: the report's choice per model
+# on the parent run: the report's choice per model (sparsity, or sparsity/c<channels>)
+BEST_TAG = "pruneflow.best_sparsity"
 
 __all__ = [
     "BEST_TAG",
+    "CHANNEL_PLOTS",
     "DEFAULT_TOLERANCE",
     "PLOTS",
     "REPORT_MD",
     "RUNS_CSV",
     "ReportError",
+    "best_sparsity",
+    "plot_names",
     "report_sweep",
     "select",
     "write_report",
@@ -34,8 +39,8 @@ __all__ = [
 
 
 def write_report(selection: Selection, out: Path, tolerance: float = DEFAULT_TOLERANCE):
-    """Write runs.csv, report.md and the PNGs into ``out``; returns the table (:func:`rows`)
-    and the best sparsity map."""
+    """Write runs.csv, report.md and the PNGs (:func:`plot_names`) into ``out``; returns the
+    table (:func:`rows`) and the best sparsity map (:func:`best_sparsity`)."""
     table = rows(selection)
     if table.empty or table["accuracy"].notna().sum() == 0:
         raise ReportError(f"the runs of {selection.title} have no accuracy to report (all failed?)")

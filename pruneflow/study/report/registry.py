@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 from pruneflow import results
 from pruneflow.study import tracking
 from pruneflow.study.report.selection import ReportError
@@ -12,7 +14,13 @@ def register(uri: str, experiment: str, row, name: str) -> str:
     returns the version."""
     client = tracking.store_client(uri)
     exp = client.get_experiment_by_name(experiment)
-    wanted = results.model_name(row["model"], row["target_sparsity"], row["variant"])
+    channels = float(row.get("channels", 0.0))  # runs.csv before channels: none removed
+    wanted = results.model_name(
+        row["model"],
+        row["target_sparsity"],
+        row["variant"],
+        channels=0.0 if math.isnan(channels) else channels,
+    )
     found = [
         m
         for m in client.search_logged_models(

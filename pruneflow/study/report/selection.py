@@ -135,7 +135,13 @@ def _sweep_filter(client, experiment_id: str, parent_id: str) -> str:
 
 # -- tables ---------------------------------------------------------------------------------------
 def rows(selection: Selection):
-    """One row per run and variant: runs.csv, and what every table and plot reads."""
+    """One row per run and variant: runs.csv, and what every table and plot reads.
+
+    Beside the sparsity, channel pruning's dimension: ``channels`` the target fraction of
+    output channels removed (``params.prune.channels``; 0.0 for runs made before it existed),
+    ``measured_channels`` the fraction really removed, and the run's ``macs`` (per image, of
+    the converted model), ``baseline_macs`` and ``params_total`` (NaN where a run lacks them).
+    """
     import pandas as pd
 
     runs = selection.runs
@@ -159,6 +165,11 @@ def rows(selection: Selection):
                 "backbone": tags.get(results.BACKBONE_TAG) or "-".join(model.split("-")[1:]),
                 "target_sparsity": _float(run.get("params.prune.sparsity")),
                 "measured_sparsity": _float(run.get(f"metrics.{results.SPARSITY}")),
+                "channels": _channels(run.get("params.prune.channels")),
+                "measured_channels": _float(run.get(f"metrics.{results.CHANNELS}")),
+                "macs": _float(run.get(f"metrics.{results.MACS}")),
+                "baseline_macs": _float(run.get(f"metrics.{results.BASELINE_MACS}")),
+                "params_total": _float(run.get(f"metrics.{results.PARAMS_TOTAL}")),
                 "variant": variant,
             }
             for m in (*MEASURES, *EXTRA_MEASURES):
@@ -181,7 +192,9 @@ def rows(selection: Selection):
             row["error"] = tags.get(results.ERROR_MESSAGE_TAG) or ""
             out.append(row)
     table = pd.DataFrame(out)
-    return table.sort_values(["model", "target_sparsity", "variant", "threads"], kind="stable")
+    return table.sort_values(
+        ["model", "target_sparsity", "channels", "variant", "threads"], kind="stable"
+    )
 
 
 def _model(tags: dict, run_name: str) -> str:
@@ -190,6 +203,12 @@ def _model(tags: dict, run_name: str) -> str:
     if tags.get(results.DATASET_TAG) and tags.get(results.BACKBONE_TAG):
         return f"{tags[results.DATASET_TAG]}-{tags[results.BACKBONE_TAG]}"
     return run_name.rsplit("-s", 1)[0] if "-s" in run_name else run_name or "?"
+
+
+def _channels(value) -> float:
+    """The target fraction of channels removed: 0.0 (none) for a run without the param."""
+    channels = _float(value)
+    return 0.0 if math.isnan(channels) else channels
 
 
 def _float(value) -> float:
