@@ -528,3 +528,34 @@ def test_the_study_presets_sweep_five_models_at_the_papers_nine_sparsities(prese
     assert sorted(seen) == sorted(models)
     nine = [0.25, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.97, 0.99]
     assert all(sparsities == nine for sparsities in seen.values())
+
+
+@pytest.mark.parametrize(
+    "preset, model",
+    [
+        ("channels_mobilenetv2", "cats_vs_dogs-mobilenetv2"),
+        ("channels_offline", "offline_cats_vs_dogs"),
+    ],
+)
+def test_the_channel_presets_sweep_channels_beside_sparsity(preset, model):
+    """`pruneflow -m +experiment=channels_mobilenetv2` (and its offline stand-in): 9 jobs of
+    one model, every (channels, sparsity) pair of 0 / 0.25 / 0.5 and 0 / 0.5 / 0.9."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pruneflow.config import register
+
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="pruneflow.conf", version_base="1.3"):
+        cfg = hydra_compose("config", [f"+experiment={preset}"], return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+        jobs = sweep_jobs([*params, f"+experiment={preset}"], loader)
+    GlobalHydra.instance().clear()
+    configs = [check(compose(job)) for job in jobs]
+    assert {c.model_name for c in configs} == {model}
+    pairs = sorted((c.prune.channels, c.prune.sparsity) for c in configs)
+    assert pairs == [(c, s) for c in (0.0, 0.25, 0.5) for s in (0.0, 0.5, 0.9)]
+    assert len({c.job_key for c in configs}) == 9
