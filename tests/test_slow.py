@@ -112,6 +112,37 @@ def test_check_setup_and_a_thread_sweep_on_an_emulated_arm64_pi(emulated_pi, tmp
         assert results["tflite_fp32_sparse"]["predictions"] == results["tflite_fp32"]["predictions"]
 
 
+@pytest.mark.needs("qemu", "root")
+def test_a_channel_pruned_int8_mobilenetv2_runs_on_the_emulated_pi(emulated_pi, tmp_path):
+    """The speed-up of channel pruning is a property of the model: the thin int8 MobileNetV2
+    is converted here and timed on the (emulated) arm64 Pi like any other variant."""
+    root, pi = emulated_pi
+    venv = "/opt/pruneflow-test-venv"
+    device = [*pi, f"device.venv={venv}", "device.timeout_s=1200"]
+    wheels = root / "opt" / "pruneflow-wheels"
+    setup = run_cli(["device", "setup", *device, "--wheels", str(wheels)], tmp_path, 1800)
+    assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-2000:]
+    args = [
+        *TINY,
+        *outputs_to(tmp_path),
+        *device,
+        "backbone=mobilenetv2",
+        "backbone.weights=null",
+        "backbone.input_size=32",
+        "prune.channels=0.5",
+        "prune.sparsity=0",
+        "stage=int8",
+    ]
+    proc = run_cli(args, cwd=tmp_path, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, (run,) = read_runs(tmp_path)
+    tags, m = run.data.tags, run.data.metrics
+    assert tags["device.machine"] == "aarch64" and tags["timed_on/tflite_int8"] == "rpi4"
+    assert m["tflite_int8/latency_p50_ms"] > 0
+    assert m["channels"] == pytest.approx(0.5, abs=0.03)
+    assert m["macs"] <= 0.35 * m["baseline/macs"]
+
+
 def test_the_offline_study_runs_whole_and_ends_with_its_report(tmp_path):
     """`pruneflow -m +experiment=paper_offline`: five stand-in models at the paper's nine
     sparsities, 45 FINISHED runs under one parent, and the report with every model."""
