@@ -160,8 +160,9 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
         out = Path(sweep.folder) / "report"
         try:
             best = report_sweep(parent.uri, parent.experiment, parent.run_id, out)
+            what = "best sparsity/channels" if "/c" in best else "best sparsity"
             print(
-                f"report: {out / REPORT_MD} (also the parent run's report/)\nbest sparsity "
+                f"report: {out / REPORT_MD} (also the parent run's report/)\n{what} "
                 f"(within {DEFAULT_TOLERANCE:g} accuracy points of the baseline): {best}",
                 flush=True,
             )
