@@ -96,5 +96,6 @@ bench: system-deps install
 	$(PYTHON) bench/pruning_mobilenet.py
 	$(PYTHON) bench/sparse_fp32.py
 	$(PYTHON) bench/device_protocol.py
+	$(PYTHON) bench/channels.py
 	@# this version against the previous one: OLD_PYTHON=<a venv's python with it installed>
 	@if [ -n "$(OLD_PYTHON)" ]; then $(PYTHON) bench/previous_version.py 3 $(OLD_PYTHON); fi

@@ -4,8 +4,8 @@ Every latency is the device runner's per-image ``invoke`` p50 (set_tensor + invo
 on this machine (device=local's code path, each model in a fresh process, XNNPACK, 1 thread),
 the compared models alternating ROUNDS times; ratios are of the medians over rounds.
 
-1. ``defaults``: digits + cnn, the default budget, channels 0.5 alone (sparsity 0): validation
-   accuracy for each criterion (l1, l2; the cnn has no BatchNorm, so bn is l1 there) x
+1. ``defaults``: digits + cnn, the default budget, channels 0.5 and 0.75 alone (sparsity 0):
+   validation accuracy for each criterion (l1, l2; the cnn has no BatchNorm, so bn is l1 there) x
    distribution (uniform, global) x schedule (oneshot, gradual).
 2. ``digits``: the default config (sparsity 0.5) at channels 0 and 0.5: accuracy, MACs,
    tflite_fp32 and tflite_int8 invoke p50.
@@ -21,6 +21,7 @@ Writes bench/results/channels.json.     python bench/channels.py [ROUNDS] [PART 
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import json
 import statistics
 import sys
@@ -121,21 +122,21 @@ class Digits:
 def part_defaults(tmp: Path, rounds: int) -> dict:
     digits = Digits(tmp)
     out = {}
-    for criterion in ("l1", "l2"):
-        for distribution in ("uniform", "global"):
-            for schedule in ("oneshot", "gradual"):
-                name = f"{criterion}/{distribution}/{schedule}"
-                r = digits.prune(
-                    name.replace("/", "_"),
-                    variants=[],
-                    sparsity=0.0,
-                    channels=0.5,
-                    channel_criterion=criterion,
-                    channel_distribution=distribution,
-                    channel_schedule=schedule,
-                )
-                out[name] = {k: r[k] for k in ("accuracy", "baseline_accuracy", "macs", "channels")}
-                print(name, json.dumps(out[name]), flush=True)
+    for level, criterion, distribution, schedule in itertools.product(
+        (0.5, 0.75), ("l1", "l2"), ("uniform", "global"), ("oneshot", "gradual")
+    ):
+        name = f"c{level}/{criterion}/{distribution}/{schedule}"
+        r = digits.prune(
+            name.replace("/", "_"),
+            variants=[],
+            sparsity=0.0,
+            channels=level,
+            channel_criterion=criterion,
+            channel_distribution=distribution,
+            channel_schedule=schedule,
+        )
+        out[name] = {k: r[k] for k in ("accuracy", "baseline_accuracy", "macs", "channels")}
+        print(name, json.dumps(out[name]), flush=True)
     return out
 
 
