@@ -223,3 +223,22 @@ def test_the_job_key_ignores_channel_keys_while_channels_are_off(cfg_tiny):
     thin = check(cfg_tiny).job_key
     cfg_tiny.prune.channel_criterion = "l1"
     assert len({base, thin, check(cfg_tiny).job_key}) == 3
+
+
+def test_a_sweep_over_channels_ends_with_a_report_that_has_them(tmp_path):
+    """`pruneflow -m prune.channels=0,0.5 prune.sparsity=0`: real runs, the report at the
+    sweep's end keeps the two apart and plots latency and MACs against channels."""
+    from helpers.cli import sweep_cli
+
+    proc = sweep_cli(tmp_path, "prune.channels=0,0.5", "prune.sparsity=0")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, runs = read_runs(tmp_path)
+    assert sorted(r.info.run_name for r in runs) == ["digits-cnn-s0", "digits-cnn-s0-c0.5"]
+    macs = {r.data.params["prune.channels"]: r.data.metrics[results.MACS] for r in runs}
+    assert macs["0.5"] <= 0.3 * macs["0.0"]
+    assert "best sparsity/channels (within" in proc.stdout, proc.stdout[-2000:]
+    report = tmp_path / "multirun" / "report"
+    assert (report / "latency_vs_channels.png").is_file()
+    assert (report / "macs_vs_channels.png").is_file()
+    text = (report / "report.md").read_text()
+    assert "channels" in text
