@@ -217,7 +217,7 @@ def test_the_job_key_ignores_channel_keys_while_channels_are_off(cfg_tiny):
     from pruneflow.config import check
 
     base = check(cfg_tiny).job_key
-    cfg_tiny.prune.channel_criterion = "l2"
+    cfg_tiny.prune.channel_criterion = "bn"
     assert check(cfg_tiny).job_key == base  # stores made before channel pruning resume
     cfg_tiny.prune.channels = 0.5
     thin = check(cfg_tiny).job_key

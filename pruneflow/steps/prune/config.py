@@ -51,7 +51,7 @@ class PruneConfig:
     # rebuilt smaller and dense, then fine-tuned (prune.epochs); prune.sparsity then zeroes the
     # weights of the thin model. Defaults measured best (BENCHMARKS.md, issue #17).
     channels: float = 0.0  # fraction of prunable output channels to remove, [0, 1); 0 = off
-    channel_criterion: str = "l1"  # l1 | l2 (filter norms) | bn (|gamma| of a BatchNorm after)
+    channel_criterion: str = "l2"  # l2 | l1 (filter norms) | bn (|gamma| of a BatchNorm after)
     channel_distribution: str = "uniform"  # uniform (each layer) | global (one ranking)
     channel_min: int = 1  # channels every layer keeps at least
     channel_exclude: list[str] = field(default_factory=list)  # layers whose channels stay
