@@ -480,6 +480,25 @@ def test_a_users_own_config_folder_adds_options_beside_the_packaged_ones(tmp_pat
     assert proc.returncode == 2 and "dataset.root='/nonexistent'" in proc.stderr
 
 
+def _preset_jobs(preset: str) -> list[list[str]]:
+    """The overrides of every job a sweep preset's `hydra.sweeper.params` makes."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    from pruneflow.config import register
+
+    register()
+    GlobalHydra.instance().clear()
+    with initialize_config_module(config_module="pruneflow.conf", version_base="1.3"):
+        cfg = hydra_compose("config", [f"+experiment={preset}"], return_hydra_config=True)
+        loader = GlobalHydra.instance().config_loader()
+        params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
+        jobs = sweep_jobs([*params, f"+experiment={preset}"], loader)
+    GlobalHydra.instance().clear()
+    return jobs
+
+
 @pytest.mark.parametrize(
     "preset, models",
     [
@@ -505,20 +524,7 @@ def test_a_users_own_config_folder_adds_options_beside_the_packaged_ones(tmp_pat
 def test_the_study_presets_sweep_five_models_at_the_papers_nine_sparsities(preset, models):
     """`pruneflow -m +experiment=paper` (and `paper_offline`): the sweeper's params list 45
     jobs, each a whole checked config of one of the five models."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    from pruneflow.config import register
-
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="pruneflow.conf", version_base="1.3"):
-        cfg = hydra_compose("config", [f"+experiment={preset}"], return_hydra_config=True)
-        loader = GlobalHydra.instance().config_loader()
-        params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
-        jobs = sweep_jobs([*params, f"+experiment={preset}"], loader)
-    GlobalHydra.instance().clear()
+    jobs = _preset_jobs(preset)
     assert len(jobs) == 45
     seen = {}
     for job in jobs:
@@ -540,20 +546,7 @@ def test_the_study_presets_sweep_five_models_at_the_papers_nine_sparsities(prese
 def test_the_channel_presets_sweep_channels_beside_sparsity(preset, model):
     """`pruneflow -m +experiment=channels_mobilenetv2` (and its offline stand-in): 9 jobs of
     one model, every (channels, sparsity) pair of 0 / 0.25 / 0.5 and 0 / 0.5 / 0.9."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_module
-    from hydra.core.global_hydra import GlobalHydra
-
-    from pruneflow.config import register
-
-    register()
-    GlobalHydra.instance().clear()
-    with initialize_config_module(config_module="pruneflow.conf", version_base="1.3"):
-        cfg = hydra_compose("config", [f"+experiment={preset}"], return_hydra_config=True)
-        loader = GlobalHydra.instance().config_loader()
-        params = [f"{k}={v}" for k, v in cfg.hydra.sweeper.params.items()]
-        jobs = sweep_jobs([*params, f"+experiment={preset}"], loader)
-    GlobalHydra.instance().clear()
+    jobs = _preset_jobs(preset)
     configs = [check(compose(job)) for job in jobs]
     assert {c.model_name for c in configs} == {model}
     pairs = sorted((c.prune.channels, c.prune.sparsity) for c in configs)
