@@ -242,3 +242,36 @@ def test_a_sweep_over_channels_ends_with_a_report_that_has_them(tmp_path):
     assert (report / "macs_vs_channels.png").is_file()
     text = (report / "report.md").read_text()
     assert "channels" in text
+
+
+def test_channels_a_layer_cannot_follow_are_kept_and_the_rest_still_exact():
+    """A Concatenate in the middle and a layer called twice: their channels stay, the other
+    layers' go, and the thin model still equals the masked one."""
+    import tf_keras as keras
+
+    from pruneflow.steps.prune import channels
+
+    layers = keras.layers
+    x = inputs = keras.Input((16, 16, 3))
+    a = layers.Conv2D(8, 3, padding="same", activation="relu", name="a")(x)
+    b = layers.Conv2D(8, 3, padding="same", activation="relu", name="b")(x)
+    x = layers.Concatenate(name="cat")([a, b])
+    x = layers.Conv2D(12, 3, padding="same", name="c")(x)
+    x = layers.BatchNormalization(name="c_bn")(x)
+    x = layers.ReLU(name="c_relu")(x)
+    twice = layers.Conv2D(12, 1, name="twice")
+    x = layers.Add(name="add")([twice(x), twice(layers.ReLU(name="r2")(x))])
+    x = layers.Conv2D(10, 3, padding="same", activation="relu", name="d")(x)
+    x = layers.GlobalAveragePooling2D(name="gap")(x)
+    outputs = layers.Dense(4, activation="softmax", name="probs")(x)
+    model = keras.Model(inputs, outputs)
+    _random_batchnorm(model)
+    graph = channels.analyze(model)
+    assert "cat" in _group_with(graph, "a").kept_because
+    assert "twice" in _group_with(graph, "c").kept_because
+    plan = channels.plan(model, 0.5, _options())
+    assert set(plan.channels()) >= {"d"} and plan.channels()["d"] == (10, 5)
+    assert plan.channels()["a"] == (8, 8) and plan.channels()["c"] == (12, 12)
+    thin, masked = channels.rebuild(model, plan), channels.masked(model, plan)
+    x = np.random.default_rng(2).uniform(0, 255, (3, 16, 16, 3)).astype("float32")
+    np.testing.assert_allclose(thin(x).numpy(), masked(x).numpy(), atol=1e-5)

@@ -167,14 +167,19 @@ def _walk(model, given: list[_Tensor], graph: Graph) -> list[_Tensor]:
 
     seen = {id(t): d for t, d in zip(model.inputs, given, strict=True)}
     for layer in model.layers:
-        for i, node in enumerate(layer._inbound_nodes):
-            if functional._make_node_key(layer.name, i) not in model._network_nodes:
-                continue
-            if type(layer).__name__ == "InputLayer":
-                continue
+        if type(layer).__name__ == "InputLayer":
+            continue
+        nodes = [
+            node
+            for i, node in enumerate(layer._inbound_nodes)
+            if functional._make_node_key(layer.name, i) in model._network_nodes
+        ]
+        for node in nodes:
             ins = [seen[id(t)] for t in _flat(node.keras_inputs)]
             outs = _flat(node.outputs)
-            if hasattr(layer, "layers") and layer.layers:  # a nested model: its own graph
+            if len(nodes) > 1:  # one layer's weights on several inputs: its channels stay
+                made = _kept(ins, outs, graph, f"{layer.name} is called {len(nodes)} times")
+            elif hasattr(layer, "layers") and layer.layers:  # a nested model: its own graph
                 made = _walk(layer, ins, graph)
             else:
                 made = _visit(layer, ins, outs, graph)
@@ -182,14 +187,19 @@ def _walk(model, given: list[_Tensor], graph: Graph) -> list[_Tensor]:
     return [seen[id(t)] for t in _flat(model.outputs)]
 
 
+def _kept(ins: list[_Tensor], outs: list, graph: Graph, why: str) -> list[_Tensor]:
+    """A layer whose channels cannot be followed: its inputs' and outputs' channels stay."""
+    for t in ins:
+        graph.keep(t.group, why)
+    return [_Tensor(graph.new(int(o.shape[-1]), why)) for o in outs]
+
+
 def _visit(layer, ins: list[_Tensor], outs: list, graph: Graph) -> list[_Tensor]:
     kind = type(layer).__name__
     channels_last = getattr(layer, "data_format", "channels_last") == "channels_last"
 
     def unknown(why: str) -> list[_Tensor]:
-        for t in ins:
-            graph.keep(t.group, why)
-        return [_Tensor(graph.new(int(o.shape[-1]), why)) for o in outs]
+        return _kept(ins, outs, graph, why)
 
     if kind in PRODUCERS and channels_last and getattr(layer, "groups", 1) == 1:
         (x,) = ins
