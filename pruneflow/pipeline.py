@@ -145,10 +145,10 @@ def _stages(
     from pruneflow.steps.benchmark.benchmark import run_benchmark, write_images
     from pruneflow.steps.convert.convert import describe, export_models
     from pruneflow.steps.convert.variants import KERAS
-    from pruneflow.steps.evaluate import evaluate
+    from pruneflow.steps.evaluate import predict
     from pruneflow.steps.prune.prune import prune_model
     from pruneflow.steps.quantize.qat import quantize_aware
-    from pruneflow.steps.train.train import train_baseline
+    from pruneflow.steps.train.train import load_model, train_baseline
 
     keras.backend.clear_session()  # the jobs of a sweep share this process
 
@@ -199,10 +199,12 @@ def _stages(
         files = describe(paths)
     record(results.for_files(files))
 
-    with timer("evaluate"):
+    with timer("evaluate"):  # every model on the same images, the baseline's too (paired)
         tflite = {v: p for v, p in paths.items() if v != KERAS}
-        accuracy = evaluate({KERAS: pruned.model, **tflite}, data.x_val, data.y_val)
-    record(results.for_accuracy(accuracy, len(data.y_val)))
+        dense = load_model(baseline.model_path)
+        models = {results.BASELINE: dense, KERAS: pruned.model, **tflite}
+        predictions = predict(models, data.x_val)
+    record(results.for_accuracy(predictions, data.y_val, out))
 
     with timer("benchmark"):
         b = config.benchmark

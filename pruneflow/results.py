@@ -57,6 +57,17 @@ PEAK_RSS, THREADS_USED = "peak_rss_mb", "threads_used"  # the model's own runner
 # The device's state around each model (only what the device exposes)
 HYGIENE = {"temp_c": "temp_{}_c", "freq_mhz": "freq_{}_mhz", "load1": "load1_{}"}
 COOLDOWN = "cooldown_s"
+# Beyond the paper (issue #18): each accuracy's 95% Wilson interval over the validation images,
+# and each variant against the baseline model on the same images (pruneflow.stats): accuracy
+# minus the baseline's, the exact McNemar p-value, the exact interval of the difference.
+ACCURACY_CI_LOW, ACCURACY_CI_HIGH = "accuracy_ci_low", "accuracy_ci_high"
+VS_BASELINE = {
+    "delta": "vs_baseline_delta",
+    "p": "vs_baseline_p",
+    "ci_low": "vs_baseline_ci_low",
+    "ci_high": "vs_baseline_ci_high",
+}
+EVIDENCE = (ACCURACY_CI_LOW, ACCURACY_CI_HIGH, *VS_BASELINE.values())  # every variant
 FILE_SPARSITY, FELL_BACK = "sparsity", "fell_back"
 TFLITE_MEASURES = (FILE_SPARSITY, FELL_BACK)  # .tflite variants only
 
@@ -68,6 +79,8 @@ def metric(variant: str, measure: str) -> str:
 
 # -- run-level metrics -------------------------------------------------------------------------
 BASELINE_ACCURACY = "baseline/accuracy"
+BASELINE_CI_LOW, BASELINE_CI_HIGH = "baseline/accuracy_ci_low", "baseline/accuracy_ci_high"
+BASELINE = "baseline"  # the baseline model's column in eval/predictions.csv
 VAL_IMAGES = "val/images"  # how many validation images every accuracy is measured on
 SPARSITY, PARAMS_TOTAL, PARAMS_NONZERO = "sparsity", "params_total", "params_nonzero"
 # Channel pruning (prune.channels): the measured fraction of prunable output channels removed,
@@ -144,6 +157,7 @@ def fallback_tag(variant: str) -> str:
 CONFIG_FILE = "config.yaml"
 MODELS_DIR = "models"
 LAYERS_DIR, LAYERS_FILE = "prune", "layers.csv"
+EVAL_DIR, PREDICTIONS_FILE = "eval", "predictions.csv"  # index, label, baseline, each variant
 BENCHMARK_DIR, LATENCY_FILE, RUNNER_FILE = "benchmark", "latency.csv", "runner.json"
 LOG_FILE = "pruneflow.log"  # the job's log (with libraries' output and any traceback)
 SUMMARY_FILE, JOBS_FILE = "sweep_summary.txt", "sweep_jobs.json"  # on a sweep's parent run
@@ -260,11 +274,42 @@ def for_files(files: Mapping[str, Any]) -> Record:
     return rec
 
 
-def for_accuracy(accuracy: Mapping[str, float], images: int) -> Record:
-    """``{variant: top-1 accuracy on the whole validation split}`` of ``images`` images."""
-    return Record(
-        metrics={VAL_IMAGES: float(images), **{metric(v, ACCURACY): a for v, a in accuracy.items()}}
-    )
+def for_accuracy(predictions: Mapping[str, Any], labels, out_dir: Path) -> Record:
+    """``{name: predicted classes}`` of the baseline model (:data:`BASELINE`) and of every
+    variant on the same validation images: each variant's accuracy and its Wilson interval,
+    its paired comparison with the baseline, the baseline's interval, ``val/images``, and
+    every prediction in ``out_dir/predictions.csv``."""
+    import numpy as np
+
+    from pruneflow.stats import paired_comparison, wilson_interval
+
+    y = np.asarray(labels)
+    correct = {name: np.asarray(p) == y for name, p in predictions.items()}
+    rec = Record(metrics={VAL_IMAGES: float(len(y))})
+    base = correct.get(BASELINE)
+    if base is not None:
+        rec.metrics[BASELINE_CI_LOW], rec.metrics[BASELINE_CI_HIGH] = wilson_interval(
+            int(base.sum()), len(y)
+        )
+    for name, ok in correct.items():
+        if name == BASELINE:
+            continue
+        rec.metrics[metric(name, ACCURACY)] = float(ok.mean()) if len(ok) else float("nan")
+        low, high = wilson_interval(int(ok.sum()), len(ok))
+        rec.metrics[metric(name, ACCURACY_CI_LOW)] = low
+        rec.metrics[metric(name, ACCURACY_CI_HIGH)] = high
+        if base is not None:
+            paired = paired_comparison(ok, base)
+            for key, measure in VS_BASELINE.items():
+                rec.metrics[metric(name, measure)] = float(paired[key])
+    path = Path(out_dir) / PREDICTIONS_FILE
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["index", "label", *predictions])
+        for i, label in enumerate(y):
+            writer.writerow([i, int(label), *(int(p[i]) for p in predictions.values())])
+    rec.artifacts.append((path, EVAL_DIR))
+    return rec
 
 
 def for_device_check(ready) -> Record:
@@ -341,6 +386,7 @@ def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], 
     for variant, path in paths.items():
         measures = (
             *VARIANT_MEASURES,
+            *EVIDENCE,
             decode("p50"),
             invoke("p50"),
             PEAK_RSS,

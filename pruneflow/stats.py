@@ -39,3 +39,58 @@ def latency_stats(times_ms: Sequence[float]) -> dict[str, float]:
         "p90": p90,
         "p99": p99,
     }
+
+
+# -- accuracy: an interval, and a paired comparison on the same images --------------------------
+CONFIDENCE = 0.95  # every interval pruneflow reports
+
+
+def wilson_interval(correct: int, n: int, confidence: float = CONFIDENCE) -> tuple[float, float]:
+    """The Wilson score interval of an accuracy of ``correct`` out of ``n`` images
+    (statsmodels' ``proportion_confint(method="wilson")``); (nan, nan) for no images."""
+    from statsmodels.stats.proportion import proportion_confint
+
+    if n <= 0:
+        return math.nan, math.nan
+    low, high = proportion_confint(int(correct), int(n), alpha=1 - confidence, method="wilson")
+    return float(low), float(high)
+
+
+def paired_comparison(
+    correct: Sequence[bool], reference: Sequence[bool], confidence: float = CONFIDENCE
+) -> dict[str, float]:
+    """A model against a reference on the same images, image by image.
+
+    With ``a`` images both get right, ``b`` only the model, ``c`` only the reference and ``d``
+    neither: ``delta`` = accuracy minus the reference's = (b - c) / n; ``p``: the exact
+    two-sided McNemar test (statsmodels' ``mcnemar(exact=True)``, a binomial test of b against
+    c; 1.0 when no image differs); ``ci_low``/``ci_high``: Newcombe's (1998) method 10 interval
+    of the paired difference, the two accuracies' Wilson intervals (statsmodels) combined with
+    their correlation (phi, corrected as Newcombe does). Unlike the exact conditional interval,
+    it keeps a width when b and c are small or zero (Fagerland, Lydersen & Laake, Statistical
+    Analysis of Contingency Tables, ch. 8: its square-and-add interval).
+    """
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    x, r = np.asarray(correct, dtype=bool), np.asarray(reference, dtype=bool)
+    if x.shape != r.shape or x.ndim != 1:
+        raise ValueError(f"paired predictions need the same images: {x.shape} and {r.shape}")
+    n = len(x)
+    a, b = int(np.sum(x & r)), int(np.sum(x & ~r))
+    c, d = int(np.sum(~x & r)), int(np.sum(~x & ~r))
+    out = {"b": b, "c": c, "n": n}
+    if n == 0:
+        return {**out, "delta": math.nan, "p": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    p = 1.0 if b + c == 0 else float(mcnemar([[a, b], [c, d]], exact=True).pvalue)
+    p1, p2 = (a + b) / n, (a + c) / n
+    l1, u1 = wilson_interval(a + b, n, confidence)
+    l2, u2 = wilson_interval(a + c, n, confidence)
+    margins = (a + b) * (c + d) * (a + c) * (b + d)
+    cross = a * d - b * c
+    phi = 0.0
+    if margins > 0:
+        phi = (cross - n / 2 if cross > n / 2 else min(cross, 0)) / math.sqrt(margins)
+    delta = p1 - p2
+    low = delta - math.sqrt((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
+    high = delta + math.sqrt((p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2)
+    return {**out, "delta": delta, "p": min(p, 1.0), "ci_low": low, "ci_high": high}

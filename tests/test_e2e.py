@@ -58,8 +58,12 @@ def test_every_metric_param_tag_and_artifact(sweep):
     for run in runs:
         m, tags, params = run.data.metrics, run.data.tags, run.data.params
         for variant in (results.KERAS, *VARIANTS):
-            for measure in results.VARIANT_MEASURES:
+            for measure in (*results.VARIANT_MEASURES, *results.EVIDENCE):
                 assert results.metric(variant, measure) in m, (variant, measure)
+            low, high = (
+                m[results.metric(variant, k)] for k in ("accuracy_ci_low", "accuracy_ci_high")
+            )
+            assert low <= m[results.metric(variant, results.ACCURACY)] <= high
             assert tags[results.kernels_tag(variant)] in ("xnnpack", "builtin", "tensorflow")
         for variant in VARIANTS:
             for measure in results.TFLITE_MEASURES:
@@ -93,6 +97,7 @@ def test_every_metric_param_tag_and_artifact(sweep):
             assert sorted(steps) == [0, 1], name
         top = {a.path for a in client.list_artifacts(run.info.run_id)}
         assert top == {
+            results.EVAL_DIR,
             results.BENCHMARK_DIR,
             results.MODELS_DIR,
             results.LAYERS_DIR,

@@ -34,15 +34,25 @@ def tflite_accuracy(model_path: str | Path, x: np.ndarray, y: np.ndarray) -> flo
     return float(np.mean(tflite_predict(model_path, x) == y))
 
 
+def keras_predict(model, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
+    """Predicted class of every image of ``x`` with a Keras model."""
+    return np.argmax(model.predict(x, batch_size=batch_size, verbose=0), axis=-1)
+
+
 def keras_accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 256) -> float:
     """Top-1 accuracy of a Keras model on every image of ``x``."""
-    probs = model.predict(x, batch_size=batch_size, verbose=0)
-    return float(np.mean(np.argmax(probs, axis=-1) == y))
+    return float(np.mean(keras_predict(model, x, batch_size) == y))
+
+
+def predict(models: dict[str, object], x: np.ndarray) -> dict[str, np.ndarray]:
+    """{name: predicted class of every image of ``x``} for Keras models (objects) and .tflite
+    files (paths): the same images for all, so that they can be compared image by image."""
+    return {
+        name: tflite_predict(m, x) if isinstance(m, (str, Path)) else keras_predict(m, x)
+        for name, m in models.items()
+    }
 
 
 def evaluate(models: dict[str, object], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """{variant: accuracy} for a Keras model (an object) and .tflite files (paths)."""
-    return {
-        name: tflite_accuracy(m, x, y) if isinstance(m, (str, Path)) else keras_accuracy(m, x, y)
-        for name, m in models.items()
-    }
+    return {name: float(np.mean(p == y)) for name, p in predict(models, x).items()}
