@@ -64,8 +64,10 @@ def run(
         if job is None:  # a sweep did this before its first job
             for run_id in tracking.end_stale_runs(uri, experiment_id):
                 log.warning("run %s was left RUNNING by a process that is gone: KILLED", run_id)
+        code = tracking.code_version()
+        replaces = None
         if t.resume:
-            done = tracking.finished_run(uri, experiment_id, config.job_key)
+            done = tracking.finished_run(uri, experiment_id, config.job_key, code)
             if done is not None:
                 log.info(
                     "%s skipped (finished run %s has this config; tracking.resume=false runs "
@@ -74,9 +76,20 @@ def run(
                     done.info.run_id,
                 )
                 return dict(done.data.metrics)
+            replaces = tracking.finished_run(uri, experiment_id, config.job_key)
+            if replaces is not None:
+                log.info(
+                    "%s: finished run %s has this config but was made by other code (this "
+                    "is pruneflow %s, code %s): running it again",
+                    label,
+                    _made_by(replaces),
+                    results.__version__,
+                    code,
+                )
         tags = {
-            **results.start_tags(config, _runtime(), tracking.git_commit(__file__)),
+            **results.start_tags(config, _runtime(), tracking.git_commit(__file__), code),
             **(job.tags() if job else {}),
+            **({results.REPLACES_TAG: _made_by(replaces)} if replaces is not None else {}),
         }
         parent = job.parent_run_id if job else None
         with tracking.start_run(uri, t.experiment, t.dir, config.run_name, tags, parent) as tr:
@@ -239,6 +252,13 @@ def _check_layer_selection(config: Config) -> None:
             if p.channels > 0:
                 graph = channels.analyze(model)
                 channels.check_selection(graph, p.channel_exclude, p.channel_keep_first_last, model)
+
+
+def _made_by(run) -> str:
+    """``<run id> (pruneflow <version>, code <hash>)``: which code made ``run``."""
+    tags = run.data.tags
+    version, code = tags.get(results.VERSION_TAG, "?"), tags.get(results.CODE_TAG, "unknown")
+    return f"{run.info.run_id} (pruneflow {version}, code {code})"
 
 
 def _runtime() -> str:

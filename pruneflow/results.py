@@ -110,6 +110,10 @@ DATASET_TAG, BACKBONE_TAG = "dataset", "backbone"
 MODEL_TAG = "model"  # what reports group by: tracking.model, else <dataset>-<backbone>
 JOB_KEY_TAG = "pruneflow.job_key"  # identity of the work (config minus paths and tracking)
 VERSION_TAG, PID_TAG, HOST_TAG = "pruneflow.version", "pruneflow.pid", "host"
+# The code that made a run (a hash of the package: study.tracking.code_version); a job is resumed
+# only from a run of the same code. REPLACES_TAG: on a run made again because the FINISHED run of
+# its config came from other code, that run's id.
+CODE_TAG, REPLACES_TAG = "pruneflow.code", "pruneflow.replaces"
 BASELINE_CACHE_TAG, BASELINE_KEY_TAG = "baseline_cache", "baseline_key"
 # selected layers the target sparsity leaves without a single weight (a warning)
 LAYERS_WITHOUT_WEIGHTS_TAG = "prune.layers_without_weights"
@@ -193,12 +197,13 @@ def model_name(model: str, sparsity: float, variant: str, channels: float = 0.0)
     return f"{model}-s{sparsity * 100:g}{thin}-{variant}".replace(".", "_")
 
 
-def start_tags(config, runtime: str, git_commit: str | None) -> dict[str, Any]:
+def start_tags(config, runtime: str, git_commit: str | None, code: str) -> dict[str, Any]:
     """Tags a run has from its creation, before any work (a run that fails early has them)."""
     dev = config.device
     return {
         "mlflow.source.git.commit": git_commit,
         VERSION_TAG: __version__,
+        CODE_TAG: code,
         JOB_KEY_TAG: config.job_key,
         "runtime": runtime,
         "delegate": config.delegate.name,

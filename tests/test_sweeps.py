@@ -175,6 +175,34 @@ def _terminatesweep_cli(args: list[str], tmp_path, when) -> str:
     return log.read_text()
 
 
+def test_a_run_made_by_other_code_is_not_reused_and_the_summary_says_so(tmp_path):
+    """A FINISHED run of the same config from another pruneflow (its `pruneflow.code` tag
+    rewritten here to stand for an older install) is run again, named in the new run's tags,
+    the job's log and the sweep's summary; a run of this code is still reused."""
+    from mlflow.tracking import MlflowClient
+
+    first = sweep_cli(tmp_path, "prune.sparsity=0.5,0.8")
+    assert first.returncode == 0, first.stderr[-3000:]
+    client = MlflowClient(tracking_uri=store_uri(tmp_path))
+    old, kept = read_runs(tmp_path)[1]
+    assert old.data.tags[results.CODE_TAG] == tracking.code_version()
+    client.set_tag(old.info.run_id, results.CODE_TAG, "0ldc0de0ldc0")
+
+    second = sweep_cli(tmp_path, "prune.sparsity=0.5,0.8")
+    assert second.returncode == 0, second.stderr[-3000:]
+    assert second.stdout.count("skipped (finished run") == 1  # the run of this code
+    runs = read_runs(tmp_path)[1]
+    assert len(runs) == 3
+    again = runs[-1]
+    assert again.data.params["prune.sparsity"] == "0.5"
+    assert again.data.tags[results.REPLACES_TAG].startswith(old.info.run_id)
+    assert "code 0ldc0de0ldc0" in again.data.tags[results.REPLACES_TAG]
+    summary = (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
+    assert f"job 0 ran again: the finished run {old.info.run_id}" in summary
+    assert "1 finished, 1 skipped" in summary
+    assert f"(run {kept.info.run_id[:12]})" in summary  # reused
+
+
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     args = ["-m", "prune.sparsity=0.3,0.5,0.8", *TINY, *outputs_to(tmp_path)]
     _terminatesweep_cli(args, tmp_path, _second_job_running)

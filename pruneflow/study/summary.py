@@ -22,6 +22,7 @@ class Row:
     run_id: str
     metrics: dict[str, float]
     error: str = ""
+    replaces: str = ""  # the earlier run of its config, made by other code (REPLACES_TAG)
 
 
 def rows(client, sweep: Sweep, parent: Parent, children: list) -> list[Row]:
@@ -37,7 +38,9 @@ def rows(client, sweep: Sweep, parent: Parent, children: list) -> list[Row]:
         if run is not None:
             rows.append(_row(job.num, overrides, run))
             continue
-        done = tracking.finished_run(parent.uri, parent.experiment_id, job.key)
+        done = tracking.finished_run(
+            parent.uri, parent.experiment_id, job.key, tracking.code_version()
+        )
         if done is not None:
             row = _row(job.num, overrides, done)
             row.status = "SKIPPED"
@@ -61,6 +64,7 @@ def _row(num, overrides: str, run) -> Row:
         run.info.run_id,
         dict(run.data.metrics),
         tags.get(results.ERROR_MESSAGE_TAG, ""),
+        tags.get(results.REPLACES_TAG, ""),
     )
 
 
@@ -103,6 +107,14 @@ def summary(sweep: Sweep, parent: Parent, rows: list[Row], status: str) -> str:
             what += f"  (run {r.run_id[:12]})" if what else f"(run {r.run_id[:12]})"
         ov = r.overrides if len(r.overrides) <= width else r.overrides[: width - 1] + "~"
         lines.append(f"{r.num!s:>4}  {ov:<{width}}  {r.status:<9}{base:>9.4f}  {what}")
+    again = [r for r in rows if r.replaces]
+    if again:
+        lines.append("")
+    for r in again:  # a sweep reuses only runs of the same code: these ran again
+        lines.append(
+            f"job {r.num} ran again: the finished run {r.replaces} of its config was made "
+            "by other code (runs are reused only from the same code)"
+        )
     counts: dict[str, int] = {}
     for r in rows:
         counts[r.status.lower()] = counts.get(r.status.lower(), 0) + 1

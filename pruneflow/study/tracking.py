@@ -7,6 +7,8 @@ Default store: ``sqlite:///<tracking.dir>/mlflow.db`` with artifacts in ``<track
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
 import subprocess
 import time
@@ -18,6 +20,7 @@ from pruneflow.errors import ConfigError, PruneflowError
 from pruneflow.results import (
     BASELINE_EXPERIMENT,
     BASELINE_KEY_TAG,
+    CODE_TAG,
     ERROR_MESSAGE_TAG,
     ERROR_TYPE_TAG,
     HOST_TAG,
@@ -381,11 +384,40 @@ def newest_run(client, experiment_id: str, tag: str, value: str, status: str):
     return found[0] if found else None
 
 
-def finished_run(uri: str, experiment_id: str, job_key: str):
-    """The newest FINISHED run of ``experiment_id`` tagged with ``job_key``, or None."""
-
+def finished_run(uri: str, experiment_id: str, job_key: str, code: str | None = None):
+    """The newest FINISHED run of ``experiment_id`` tagged with ``job_key`` (and made by the
+    code ``code``, :func:`code_version`, when given), or None."""
     client = store_client(uri)
-    return newest_run(client, experiment_id, JOB_KEY_TAG, job_key, "FINISHED")
+    if code is None:
+        return newest_run(client, experiment_id, JOB_KEY_TAG, job_key, "FINISHED")
+    found = client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`{JOB_KEY_TAG}` = '{job_key}' and tags.`{CODE_TAG}` = '{code}' "
+        "and attributes.status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    return found[0] if found else None
+
+
+@functools.cache
+def code_version() -> str:
+    """What made a run, as a hash of the pruneflow package's code and packaged configs (every
+    ``.py`` and ``.yaml`` file under it) and its version: a job is resumed only from a run of the
+    same code (``pruneflow.code``), whether installed from a wheel or run from a checkout."""
+    import pruneflow
+    import pruneflow.conf  # conf/ of a checkout, or inside an installed package
+
+    h = hashlib.sha256(pruneflow.__version__.encode())
+    for package in (pruneflow, pruneflow.conf):
+        root = Path(package.__file__).resolve().parent
+        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml")):
+            where = path.relative_to(root).parts
+            inside_conf = package is pruneflow and where[0] == "conf"  # hashed as pruneflow.conf
+            if "__pycache__" not in where and not inside_conf:
+                h.update("/".join(where).encode())
+                h.update(path.read_bytes())
+    return h.hexdigest()[:12]
 
 
 def process_alive(pid: int, since_ms: int | None = None) -> bool:
