@@ -22,7 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from pruneflow import results
 from pruneflow.config import Config, check, instantiate, keys_under, without_targets
 from pruneflow.process import Termination, job_log
-from pruneflow.study import tracking
+from pruneflow.study import provenance, tracking
 from pruneflow.study.jobs import JobContext
 from pruneflow.study.summary import headline
 
@@ -64,7 +64,7 @@ def run(
         if job is None:  # a sweep did this before its first job
             for run_id in tracking.end_stale_runs(uri, experiment_id):
                 log.warning("run %s was left RUNNING by a process that is gone: KILLED", run_id)
-        code = tracking.code_version()
+        code = provenance.code_version()
         replaces = None
         if t.resume:
             done = tracking.finished_run(uri, experiment_id, config.job_key, code)
@@ -87,7 +87,7 @@ def run(
                     code,
                 )
         tags = {
-            **results.start_tags(config, _runtime(), tracking.git_commit(__file__), code),
+            **results.start_tags(config, _runtime(), provenance.git_commit(__file__), code),
             **(job.tags() if job else {}),
             **({results.REPLACES_TAG: _made_by(replaces)} if replaces is not None else {}),
         }

@@ -110,7 +110,7 @@ DATASET_TAG, BACKBONE_TAG = "dataset", "backbone"
 MODEL_TAG = "model"  # what reports group by: tracking.model, else <dataset>-<backbone>
 JOB_KEY_TAG = "pruneflow.job_key"  # identity of the work (config minus paths and tracking)
 VERSION_TAG, PID_TAG, HOST_TAG = "pruneflow.version", "pruneflow.pid", "host"
-# The code that made a run (a hash of the package: study.tracking.code_version); a job is resumed
+# The code that made a run (a hash of the package: study.provenance.code_version); a job is resumed
 # only from a run of the same code. REPLACES_TAG: on a run made again because the FINISHED run of
 # its config came from other code, that run's id.
 CODE_TAG, REPLACES_TAG = "pruneflow.code", "pruneflow.replaces"

@@ -29,7 +29,7 @@ from helpers.cli import (
     sweep_cli,
 )
 from pruneflow import results
-from pruneflow.study import tracking
+from pruneflow.study import provenance, tracking
 
 
 def _parent_of(run) -> str:
@@ -185,7 +185,7 @@ def test_a_run_made_by_other_code_is_not_reused_and_the_summary_says_so(tmp_path
     assert first.returncode == 0, first.stderr[-3000:]
     client = MlflowClient(tracking_uri=store_uri(tmp_path))
     old, kept = read_runs(tmp_path)[1]
-    assert old.data.tags[results.CODE_TAG] == tracking.code_version()
+    assert old.data.tags[results.CODE_TAG] == provenance.code_version()
     client.set_tag(old.info.run_id, results.CODE_TAG, "0ldc0de0ldc0")
 
     second = sweep_cli(tmp_path, "prune.sparsity=0.5,0.8")

@@ -10,7 +10,7 @@ from typing import Any
 
 from pruneflow import results
 from pruneflow.steps.convert.variants import VARIANTS
-from pruneflow.study import tracking
+from pruneflow.study import provenance, tracking
 from pruneflow.study.jobs import Parent, Sweep, swept
 
 
@@ -39,7 +39,7 @@ def rows(client, sweep: Sweep, parent: Parent, children: list) -> list[Row]:
             rows.append(_row(job.num, overrides, run))
             continue
         done = tracking.finished_run(
-            parent.uri, parent.experiment_id, job.key, tracking.code_version()
+            parent.uri, parent.experiment_id, job.key, provenance.code_version()
         )
         if done is not None:
             row = _row(job.num, overrides, done)

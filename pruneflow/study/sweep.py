@@ -38,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 from pruneflow import __version__, results
 from pruneflow.config import check
 from pruneflow.errors import ConfigError, exit_on_user_error, one_line
-from pruneflow.study import summary, tracking
+from pruneflow.study import provenance, summary, tracking
 from pruneflow.study.jobs import Job, Parent, Sweep, listed_ahead, sweep_jobs
 
 log = logging.getLogger(__name__)
@@ -117,7 +117,7 @@ def _open_parent(sweep: Sweep, uri: str, experiment: str, experiment_id: str) ->
         results.VERSION_TAG: __version__,
         results.HOST_TAG: socket.gethostname(),
         results.PID_TAG: os.getpid(),
-        "mlflow.source.git.commit": tracking.git_commit(__file__),
+        "mlflow.source.git.commit": provenance.git_commit(__file__),
     }
     run = client.create_run(
         experiment_id,

@@ -7,10 +7,7 @@ Default store: ``sqlite:///<tracking.dir>/mlflow.db`` with artifacts in ``<track
 from __future__ import annotations
 
 import contextlib
-import functools
-import hashlib
 import os
-import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -209,30 +206,6 @@ def flatten(node: Any, prefix: str = "") -> dict[str, str]:
     return out
 
 
-def git_commit(path: str | os.PathLike) -> str | None:
-    """The commit of the git checkout holding ``path`` (``+dirty`` if modified), or None."""
-    try:
-        cwd = str(Path(path).resolve().parent)
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=cwd,
-            capture_output=True,
-            text=True,
-            timeout=5,
-        ).stdout.strip()
-        return sha + ("+dirty" if dirty else "")
-    except (OSError, subprocess.SubprocessError):
-        return None
-
-
 class Tracker:
     """Logs to one MLflow run through an explicit client."""
 
@@ -386,7 +359,7 @@ def newest_run(client, experiment_id: str, tag: str, value: str, status: str):
 
 def finished_run(uri: str, experiment_id: str, job_key: str, code: str | None = None):
     """The newest FINISHED run of ``experiment_id`` tagged with ``job_key`` (and made by the
-    code ``code``, :func:`code_version`, when given), or None."""
+    code ``code``, :func:`pruneflow.study.provenance.code_version`, when given), or None."""
     client = store_client(uri)
     if code is None:
         return newest_run(client, experiment_id, JOB_KEY_TAG, job_key, "FINISHED")
@@ -398,26 +371,6 @@ def finished_run(uri: str, experiment_id: str, job_key: str, code: str | None = 
         max_results=1,
     )
     return found[0] if found else None
-
-
-@functools.cache
-def code_version() -> str:
-    """What made a run, as a hash of the pruneflow package's code and packaged configs (every
-    ``.py`` and ``.yaml`` file under it) and its version: a job is resumed only from a run of the
-    same code (``pruneflow.code``), whether installed from a wheel or run from a checkout."""
-    import pruneflow
-    import pruneflow.conf  # conf/ of a checkout, or inside an installed package
-
-    h = hashlib.sha256(pruneflow.__version__.encode())
-    for package in (pruneflow, pruneflow.conf):
-        root = Path(package.__file__).resolve().parent
-        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml")):
-            where = path.relative_to(root).parts
-            inside_conf = package is pruneflow and where[0] == "conf"  # hashed as pruneflow.conf
-            if "__pycache__" not in where and not inside_conf:
-                h.update("/".join(where).encode())
-                h.update(path.read_bytes())
-    return h.hexdigest()[:12]
 
 
 def process_alive(pid: int, since_ms: int | None = None) -> bool:
