@@ -94,3 +94,24 @@ def paired_comparison(
     low = delta - math.sqrt((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
     high = delta + math.sqrt((p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2)
     return {**out, "delta": delta, "p": min(p, 1.0), "ci_low": low, "ci_high": high}
+
+
+def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[str, float]:
+    """The mean of ``values`` (one per run: a seed's accuracy, latency or paired difference)
+    and its Student t interval over the runs (scipy's ``t.interval`` with ``sem``: mean
+    +- t(df = n - 1) * std / sqrt(n)); ``std`` the sample deviation (divisor n - 1). NaN values
+    are left out; fewer than two values: the mean (or NaN) and a NaN deviation and interval."""
+    from scipy import stats
+
+    v = np.asarray(values, dtype=np.float64)
+    v = v[~np.isnan(v)]
+    out = {"n": len(v), "mean": float(np.mean(v)) if len(v) else math.nan}
+    if len(v) < 2:
+        return {**out, "std": math.nan, "ci_low": math.nan, "ci_high": math.nan}
+    sem = float(stats.sem(v))
+    low, high = (
+        stats.t.interval(confidence, len(v) - 1, loc=out["mean"], scale=sem)
+        if sem > 0
+        else (out["mean"], out["mean"])  # every run the same: no spread to widen it
+    )
+    return {**out, "std": float(np.std(v, ddof=1)), "ci_low": float(low), "ci_high": float(high)}

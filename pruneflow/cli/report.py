@@ -13,6 +13,7 @@ from pruneflow.study.report import (
     DEFAULT_TOLERANCE,
     REPORT_MD,
     RUNS_CSV,
+    SUMMARY_CSV,
     ReportError,
     select,
     write_report,
@@ -90,11 +91,14 @@ def main(argv: list[str]) -> int:
         print(f"pruneflow report: error: {exc}", file=sys.stderr)
         return 1
     print(
-        f"report of {selection.title}: {out}/{REPORT_MD}, {RUNS_CSV}, "
+        f"report of {selection.title}: {out}/{REPORT_MD}, {RUNS_CSV}, {SUMMARY_CSV}, "
         f"{', '.join(plot_names(table))}"
     )
     what = "best sparsity/channels" if has_channels(table) else "best sparsity"
     print(f"{what} (within {args.tolerance:g} accuracy points): {best_line(best)}")
+    for (model, variant), b in best.items():  # picks the validation split cannot resolve
+        if b.get("unresolved"):
+            print(f"unresolved: {model} {variant}: {'; '.join(b['unresolved'])}")
     if registered:
         print(registered)
     return 0

@@ -5,5 +5,6 @@
 - :mod:`.jobs`: a sweep's jobs, listed and checked ahead, and each job's context;
 - :mod:`.sweep`: the parent run of a multirun (Hydra's callback), and its end;
 - :mod:`.summary`: the table printed when a sweep ends;
-- :mod:`.report`: runs read back as the paper's tables, a CSV, plots and the best sparsity.
+- :mod:`.report`: runs read back as the paper's tables, CSVs (per run, over seeds), plots and the
+  best sparsity with its evidence.
 """

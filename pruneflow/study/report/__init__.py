@@ -1,6 +1,7 @@
-"""The report: runs read back from the MLflow store as the paper's tables, a CSV, plots and the
-best sparsity per model (the best (sparsity, channels) configuration where runs removed
-channels with ``prune.channels``).
+"""The report: runs read back from the MLflow store as the paper's tables, a CSV of the runs,
+one of the configurations over their seeds (:mod:`~pruneflow.study.report.summary`), plots and
+the best sparsity per model with its evidence (the best (sparsity, channels) configuration
+where runs removed channels with ``prune.channels``).
 
 ``pruneflow report`` (:mod:`pruneflow.cli.report`) and the end of every sweep
 (:func:`report_sweep`, into the parent run) use it. It reads runs with MLflow's
@@ -16,9 +17,10 @@ from pruneflow.study import tracking
 from pruneflow.study.report.markdown import markdown
 from pruneflow.study.report.plots import CHANNEL_PLOTS, PLOTS, plot_names, plots
 from pruneflow.study.report.selection import ReportError, Selection, rows, select
+from pruneflow.study.report.summary import summary
 from pruneflow.study.report.tables import DEFAULT_TOLERANCE, best_line, best_sparsity
 
-RUNS_CSV, REPORT_MD = "runs.csv", "report.md"
+RUNS_CSV, SUMMARY_CSV, REPORT_MD = "runs.csv", "summary.csv", "report.md"
 # on the parent run: the report's choice per model (sparsity, or sparsity/c<channels>)
 BEST_TAG = "pruneflow.best_sparsity"
 
@@ -29,26 +31,31 @@ __all__ = [
     "PLOTS",
     "REPORT_MD",
     "RUNS_CSV",
+    "SUMMARY_CSV",
     "ReportError",
     "best_sparsity",
     "plot_names",
     "report_sweep",
     "select",
+    "summary",
     "write_report",
 ]
 
 
 def write_report(selection: Selection, out: Path, tolerance: float = DEFAULT_TOLERANCE):
-    """Write runs.csv, report.md and the PNGs (:func:`plot_names`) into ``out``; returns the
-    table (:func:`rows`) and the best sparsity map (:func:`best_sparsity`)."""
+    """Write runs.csv, summary.csv (:func:`summary`: a row per configuration and variant over
+    its seeds), report.md and the PNGs (:func:`plot_names`) into ``out``; returns the table
+    (:func:`rows`) and the best sparsity map (:func:`best_sparsity`)."""
     table = rows(selection)
     if table.empty or table["accuracy"].notna().sum() == 0:
         raise ReportError(f"the runs of {selection.title} have no accuracy to report (all failed?)")
     out.mkdir(parents=True, exist_ok=True)
     table.drop(columns=["val_loss"]).to_csv(out / RUNS_CSV, index=False)
+    over_seeds = summary(table)
+    over_seeds.to_csv(out / SUMMARY_CSV, index=False)
     best = best_sparsity(table, tolerance)
-    (out / REPORT_MD).write_text(markdown(selection, table, best, tolerance))
-    plots(table, out)
+    (out / REPORT_MD).write_text(markdown(selection, table, best, tolerance, over_seeds))
+    plots(table, out, tolerance, over_seeds)
     return table, best
 
 

@@ -1,21 +1,33 @@
 """The report as markdown: the paper's tables (accuracy, latency with its interval, size) and
-the best sparsity per model; where runs removed channels (``prune.channels``), a channels
-column beside every sparsity and the best (sparsity, channels) configuration instead."""
+the best sparsity per model with its evidence, the numbers over seeds (summary.csv); where runs
+removed channels (``prune.channels``), a channels column beside every sparsity and the best
+(sparsity, channels) configuration instead; where runs have several seeds, a seed column in
+every per-run table."""
 
 from __future__ import annotations
 
 import math
 
+import pandas as pd
+
 from pruneflow import results
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.selection import Selection
+from pruneflow.study.report.summary import summary as summarize
 from pruneflow.study.report.tables import fmt as _fmt
-from pruneflow.study.report.tables import has_channels
+from pruneflow.study.report.tables import has_channels, resolution
 
 Z95 = 1.959964  # two-sided 95% normal quantile: the mean's confidence interval
 
 
-def markdown(selection: Selection, table, best, tolerance: float) -> str:
+def seeds(table) -> list[int]:
+    """The runs' distinct seeds (``params.seed``), sorted; none for runs without it."""
+    return sorted({int(s) for s in table["seed"].dropna()}) if "seed" in table else []
+
+
+def markdown(selection: Selection, table, best, tolerance: float, summary=None) -> str:
+    summary = summarize(table) if summary is None else summary
+    several = len(seeds(table)) > 1  # then a seed column labels every per-run row
     lines = [
         f"# pruneflow report: {selection.title}",
         "",
@@ -25,16 +37,28 @@ def markdown(selection: Selection, table, best, tolerance: float) -> str:
         "the rest; `–` marks a value the run does not have (failed or partial runs).",
         "",
     ]
+    if several:
+        lines += [
+            f"Runs of {len(seeds(table))} seeds ({', '.join(map(str, seeds(table)))}): the "
+            "best configuration and the table over seeds (summary.csv) aggregate a "
+            "configuration's runs; every per-run table has a `seed` column.",
+            "",
+        ]
+    elif seeds(table):
+        lines += [f"Every run has seed {seeds(table)[0]}.", ""]
     chan = has_channels(table)  # only then a channels column beside every sparsity
     lines += _best_table(table, best, tolerance)
+    lines += _summary_table(summary, chan)
     lines += ["", "## Accuracy per variant (Table 8)", ""]
     variants = list(dict.fromkeys(table["variant"]))
     macs = "macs" in table and bool(table["macs"].notna().any())  # MACs per run, where logged
     head = (
-        ["model", "sparsity", "channels", "measured sparsity", "measured channels", "images"]
-        if chan
-        else ["model", "sparsity", "measured", "images"]
-    ) + (["MMACs"] if macs else [])
+        (["model", "sparsity", "channels"] if chan else ["model", "sparsity"])
+        + (["seed"] if several else [])
+        + (["measured sparsity", "measured channels"] if chan else ["measured"])
+        + ["images"]
+        + (["MMACs"] if macs else [])
+    )
     lines += [
         "| " + " | ".join(head + variants) + " |",
         "|" + "---|" * (len(head) + len(variants)),
@@ -47,6 +71,8 @@ def markdown(selection: Selection, table, best, tolerance: float) -> str:
         cells = [model, _fmt(sparsity, "g")]
         if chan:
             cells.append(_fmt(first["channels"], "g"))
+        if several:
+            cells.append(_seed(first))
         cells.append(_fmt(first["measured_sparsity"], ".3f"))
         if chan:
             cells.append(_fmt(first["measured_channels"], ".3f"))
@@ -64,10 +90,11 @@ def markdown(selection: Selection, table, best, tolerance: float) -> str:
         "`timed on` is the device, or `host` for a model timed on this machine beside a remote "
         "device; peak RSS is the model's own runner process.",
         "",
-        f"| model | sparsity | {'channels | ' if chan else ''}variant | threads | first | mean "
+        f"| model | {_config_head(chan, several)}variant | threads | first | mean "
         "| std | ste | 95% CI of the mean | p50 | p99 | decode | invoke | peak RSS MB | timed on "
         "| kernels |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|" + "---|" * chan,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+        + "---|" * (chan + several),
     ]
     for _, r in table.iterrows():
         mean, ste = r[results.latency("mean")], r[results.latency("ste")]
@@ -77,7 +104,7 @@ def markdown(selection: Selection, table, best, tolerance: float) -> str:
             else "–"
         )
         lines.append(
-            f"| {r['model']} | {_config(r, chan)} | {r['variant']} | {r['threads']} | "
+            f"| {r['model']} | {_config(r, chan, several)} | {r['variant']} | {r['threads']} | "
             + " | ".join(
                 _fmt(r[results.latency(m)], ".3f") for m in ("first", "mean", "std", "ste")
             )
@@ -92,12 +119,12 @@ def markdown(selection: Selection, table, best, tolerance: float) -> str:
         "",
         "## Sizes, KB (raw and gzip-compressed: what pruning's zeros save)",
         "",
-        f"| model | sparsity | {'channels | ' if chan else ''}variant | raw | gzip |",
-        "|---|---|---|---|---|" + "---|" * chan,
+        f"| model | {_config_head(chan, several)}variant | raw | gzip |",
+        "|---|---|---|---|---|" + "---|" * (chan + several),
     ]
     for _, r in table.iterrows():
         lines.append(
-            f"| {r['model']} | {_config(r, chan)} | {r['variant']} | "
+            f"| {r['model']} | {_config(r, chan, several)} | {r['variant']} | "
             f"{_fmt(r[results.SIZE] / 1024, '.1f')} | {_fmt(r[results.GZIP] / 1024, '.1f')} |"
         )
     unfinished = table[table["status"] != "FINISHED"].drop_duplicates("run_id")
@@ -109,42 +136,118 @@ def markdown(selection: Selection, table, best, tolerance: float) -> str:
     return "\n".join(lines)
 
 
-def _config(r, chan: bool) -> str:
-    """A row's sparsity cell, and its channels cell when the study removed channels."""
-    sparsity = _fmt(r["target_sparsity"], "g")
-    return f"{sparsity} | {_fmt(r['channels'], 'g')}" if chan else sparsity
+def _config(r, chan: bool, several: bool = False) -> str:
+    """A row's sparsity cell, its channels cell when the study removed channels, and its seed
+    cell when the runs have several seeds."""
+    cells = [_fmt(r["target_sparsity"], "g")]
+    if chan:
+        cells.append(_fmt(r["channels"], "g"))
+    if several:
+        cells.append(_seed(r))
+    return " | ".join(cells)
+
+
+def _config_head(chan: bool, several: bool) -> str:
+    return "sparsity | " + ("channels | " if chan else "") + ("seed | " if several else "")
+
+
+def _seed(r) -> str:
+    seed = r.get("seed")
+    return "–" if seed is None or seed is pd.NA or _isnan(seed) else str(int(seed))
+
+
+def _isnan(v) -> bool:
+    return isinstance(v, float) and math.isnan(v)
+
+
+def _points(v, spec: str = "+.2f") -> str:
+    """A difference of accuracies (a fraction) in points: ``-0.37``."""
+    return _fmt(v * 100 if isinstance(v, float) else math.nan, spec)
+
+
+def _interval(low, high, spec: str = ".4f", scale: float = 1.0) -> str:
+    if _isnan(low) or _isnan(high):
+        return "–"
+    return f"{format(low * scale, spec)} – {format(high * scale, spec)}"
+
+
+def _evidence(b, tolerance: float) -> list[str]:
+    """A best configuration's evidence cells: the difference with the baseline in points, its
+    paired 95% interval, the runs it rests on, the rule that judged it, what is unresolved."""
+    unresolved = "; ".join(b.get("unresolved", [])) or "–"
+    if b["why"]:
+        return ["–", "–", "–", b.get("rule", "–"), unresolved]
+    rule = "non-inferior" if b["rule"] == "non-inferiority" else "point (no paired metrics)"
+    runs = str(b["n_runs"]) + (f" (seeds {b['seeds']})" if " " in b["seeds"] else "")
+    return [
+        _points(b["delta"]),
+        _interval(b["ci_low"], b["ci_high"], "+.2f", 100),
+        runs,
+        rule,
+        unresolved,
+    ]
+
+
+EVIDENCE_HEAD = "| Δ points | paired 95% CI, points | runs | rule | unresolved |"
+
+
+def _rule_text(tolerance: float) -> list[str]:
+    return [
+        "A configuration holds when it is non-inferior to the baseline: the lower bound of the "
+        "paired 95% interval of its accuracy minus the baseline's on the same images "
+        f"(Newcombe's) is above -{tolerance:g} points; with several seeds the lower of the mean "
+        "of the per-seed bounds and the t interval of the per-seed differences. Runs without "
+        "the paired metrics (made before them) fall back to the point rule, the mean accuracy "
+        f"at least the baseline's minus {tolerance:g} points, and say so (`rule`). `unresolved` "
+        "names a pick that rests on differences the split cannot resolve: the point rule picks "
+        "otherwise, or the pick (or a configuration preferred to it) holds (misses) by less "
+        "than one image.",
+    ]
 
 
 def _best_table(table, best, tolerance: float) -> list[str]:
     """Table 5: the best sparsity per model and variant, or with channel runs the best
-    (sparsity, channels) configuration (:func:`~pruneflow.study.report.tables.best_sparsity`)."""
+    (sparsity, channels) configuration (:func:`~pruneflow.study.report.tables.best_sparsity`),
+    with its evidence, and what one image is worth."""
+    worth = [f"- {line}" for line in resolution(table)]
+    if worth:
+        worth = ["Resolution of the validation split:", "", *worth, ""]
     if not has_channels(table):
         lines = [
-            f"## Best sparsity per model (Table 5): the highest within {tolerance:g} accuracy "
-            "points of the baseline",
+            "## Best sparsity per model (Table 5): the highest non-inferior to the baseline "
+            f"within {tolerance:g} accuracy points",
             "",
-            "| model | variant | baseline accuracy | best sparsity | accuracy there |",
-            "|---|---|---|---|---|",
+            *_rule_text(tolerance),
+            "",
+            *worth,
+            "| model | variant | baseline accuracy | best sparsity | accuracy there "
+            + EVIDENCE_HEAD,
+            "|---|---|---|---|---|---|---|---|---|---|",
         ]
         for (model, variant), b in best.items():
             chosen = _fmt(b["sparsity"], "g") if not b["why"] else b["why"]
             lines.append(
                 f"| {model} | {variant} | {_fmt(b.get('baseline'))} | {chosen} | "
-                f"{_fmt(b.get('accuracy', math.nan))} |"
+                f"{_fmt(b.get('accuracy', math.nan))} | "
+                + " | ".join(_evidence(b, tolerance))
+                + " |"
             )
         return lines
     lines = [
-        f"## Best configuration per model (Table 5): the fewest MACs within {tolerance:g} "
-        "accuracy points of the baseline",
+        "## Best configuration per model (Table 5): the fewest MACs non-inferior to the "
+        f"baseline within {tolerance:g} accuracy points",
         "",
-        "Of the (sparsity, channels) pairs whose accuracy holds, the one with the fewest "
+        "Of the (sparsity, channels) pairs that hold, the one with the fewest "
         "multiply-accumulates per image (ties, or MACs not logged: the higher sparsity, then the "
         "more channels removed, then the better accuracy); a model without channel runs keeps "
         "the highest sparsity that holds. p50 is the median over the configuration's runs.",
         "",
+        *_rule_text(tolerance),
+        "",
+        *worth,
         "| model | variant | baseline accuracy | best sparsity | channels | MMACs | p50 ms "
-        "| accuracy there |",
-        "|---|---|---|---|---|---|---|---|",
+        "| accuracy there " + EVIDENCE_HEAD,
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     p50 = results.latency("p50")
     for (model, variant), b in best.items():
@@ -162,8 +265,47 @@ def _best_table(table, best, tolerance: float) -> list[str]:
             cost = _fmt(float(at[p50].median()), ".3f")
         lines.append(
             f"| {model} | {variant} | {_fmt(b.get('baseline'))} | {chosen} | {cost} | "
-            f"{_fmt(b.get('accuracy', math.nan))} |"
+            f"{_fmt(b.get('accuracy', math.nan))} | " + " | ".join(_evidence(b, tolerance)) + " |"
         )
+    return lines
+
+
+def _summary_table(summary, chan: bool) -> list[str]:
+    """Every configuration and variant over its runs (summary.csv): the mean accuracy and p50
+    with their 95% intervals."""
+    swept = [c for c in summary if c.startswith("params.")]
+    threads = summary["threads"].nunique() > 2 if "threads" in summary else False  # "–" + 2
+    head = ["model", "sparsity", *(["channels"] if chan else []), *(c[7:] for c in swept)]
+    head += [*(["threads"] if threads else []), "variant", "runs", "seeds"]
+    head += ["accuracy", "95% CI", "std", "p50 ms", "95% CI", "std"]
+    lines = [
+        "",
+        "## Accuracy and latency over seeds (summary.csv)",
+        "",
+        "Each configuration's runs together (its seeds): the mean, its 95% interval (Student's "
+        "t over the runs; with one run, its accuracy's Wilson interval over the images and no "
+        "latency interval) and the runs' standard deviation.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    for _, r in summary.iterrows():
+        cells = [r["model"], _fmt(r["target_sparsity"], "g")]
+        if chan:
+            cells.append(_fmt(r["channels"], "g"))
+        cells += [str(r[c]) for c in swept]
+        if threads:
+            cells.append(str(r["threads"]))
+        cells += [r["variant"], str(r["n_runs"]), r["seeds"] or "–"]
+        cells += [
+            _fmt(r["accuracy_mean"]),
+            _interval(r["accuracy_ci_low"], r["accuracy_ci_high"]),
+            _fmt(r["accuracy_std"]),
+            _fmt(r["latency_p50_mean"], ".3f"),
+            _interval(r["latency_p50_ci_low"], r["latency_p50_ci_high"], ".3f"),
+            _fmt(r["latency_p50_std"], ".3f"),
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
     return lines
 
 
@@ -188,7 +330,7 @@ def _threads_table(table, chan: bool = False) -> list[str]:
     for (model, sparsity, channels, variant, timed_on), g in table.groupby(
         ["model", "target_sparsity", "channels", "variant", "timed_on"], sort=False
     ):
-        by = dict(zip(g["threads"], g[p50], strict=True))
+        by = g.groupby("threads", sort=False)[p50].median()  # over seeds, if several
         config = _fmt(sparsity, "g") + (f" | {_fmt(channels, 'g')}" if chan else "")
         lines.append(
             f"| {model} | {config} | {variant} | {timed_on or '–'} | "

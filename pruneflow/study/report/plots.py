@@ -1,5 +1,7 @@
 """The report's plots: accuracy, latency and size against sparsity per model, and the Pareto
-front of accuracy against latency (matplotlib, Agg, PNG); where runs removed channels
+front of accuracy against latency (matplotlib, Agg, PNG), every point a configuration's mean
+over its runs (summary.csv; error bars its 95% interval, the baseline a line in its tolerance
+band); where runs removed channels
 (``prune.channels``), latency and MACs against channels too, a line per channels value in the
 sparsity plots and the Pareto points labelled by their (sparsity, channels)."""
 
@@ -8,7 +10,13 @@ from __future__ import annotations
 from pathlib import Path
 
 from pruneflow import results
-from pruneflow.study.report.tables import config_label, has_channels, pareto_front
+from pruneflow.study.report.summary import summary as summarize
+from pruneflow.study.report.tables import (
+    DEFAULT_TOLERANCE,
+    config_label,
+    has_channels,
+    pareto_front,
+)
 
 PLOTS = (
     "accuracy_vs_sparsity.png",
@@ -26,12 +34,26 @@ def plot_names(table) -> tuple[str, ...]:
     return PLOTS + CHANNEL_PLOTS if has_channels(table) else PLOTS
 
 
-def plots(table, out: Path) -> list[Path]:
+def _errors(s, column: str):
+    """Asymmetric error bars of ``<column>_mean`` from its interval (none where it is NaN)."""
+    mean = s[f"{column}_mean"]
+    low = (mean - s[f"{column}_ci_low"]).fillna(0.0).clip(lower=0.0)
+    high = (s[f"{column}_ci_high"] - mean).fillna(0.0).clip(lower=0.0)
+    return [low.to_numpy(), high.to_numpy()]
+
+
+def plots(table, out: Path, tolerance: float = DEFAULT_TOLERANCE, summary=None) -> list[Path]:
+    """The PNGs of :func:`plot_names` into ``out``; the sparsity plots and the Pareto front
+    from ``summary`` (:func:`~pruneflow.study.report.summary.summary` of ``table``)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    agg = summarize(table) if summary is None else summary
+    agg = agg.assign(
+        gzip_kb=agg[f"{results.GZIP}_mean"] / 1024, size_kb=agg[f"{results.SIZE}_mean"] / 1024
+    )
     models = list(dict.fromkeys(table["model"]))
     variants = list(dict.fromkeys(table["variant"]))
     chan = has_channels(table)
@@ -51,12 +73,13 @@ def plots(table, out: Path) -> list[Path]:
                     if len(s):
                         yield v, f" c{c:g}", STYLES[i % len(STYLES)], s
 
-    def per_model(name: str, ylabel: str, draw, x: str = "target_sparsity") -> None:
+    def per_model(name: str, ylabel: str, draw, x: str = "target_sparsity", frame=agg) -> None:
+        """A panel per model: ``draw(ax, rows of frame for the model, its model)``."""
         fig, axes = plt.subplots(
             1, len(models), figsize=(5.5 * len(models), 4), squeeze=False, constrained_layout=True
         )
         for ax, model in zip(axes[0], models, strict=True):
-            draw(ax, table[table["model"] == model].sort_values(x))
+            draw(ax, frame[frame["model"] == model].sort_values(x, kind="stable"), model)
             ax.set_title(model)
             ax.set_xlabel(x.replace("_", " ") if x != "channels" else "target channels removed")
             ax.set_ylabel(ylabel)
@@ -67,65 +90,84 @@ def plots(table, out: Path) -> list[Path]:
         plt.close(fig)
         paths.append(out / name)
 
-    def accuracy(ax, g) -> None:
+    def accuracy(ax, g, model) -> None:
+        runs = table[table["model"] == model]
+        base = runs.drop_duplicates("run_id") if "run_id" in runs else runs
+        base = base["baseline_accuracy"].dropna()
+        if len(base):  # the baseline (its mean over the runs' seeds), and what still holds
+            b = float(base.mean())
+            ax.axhline(b, color="k", lw=1, label="baseline")
+            ax.axhspan(
+                b - tolerance / 100,
+                b,
+                color="k",
+                alpha=0.08,
+                label=f"tolerance, {tolerance:g} points",
+            )
         colors = {}
         for v, suffix, style, s in lines(g):
-            (line,) = ax.plot(
+            container = ax.errorbar(
                 s["target_sparsity"],
-                s["accuracy"],
-                style,
+                s["accuracy_mean"],
+                yerr=_errors(s, "accuracy"),
+                fmt=style,
                 marker="o",
+                capsize=3,
                 label=v + suffix,
                 color=colors.get(v),
             )
-            colors.setdefault(v, line.get_color())
-        loss = g[g["variant"] == variants[0]]
+            colors.setdefault(v, container.lines[0].get_color())
+        loss = runs[runs["variant"] == variants[0]]
         if chan:
             loss = loss[loss["channels"] == levels[0]]
+        loss = loss.groupby("target_sparsity", sort=True)["val_loss"].mean()  # over seeds
         twin = ax.twinx()
-        twin.plot(loss["target_sparsity"], loss["val_loss"], "k--", alpha=0.5, label="val loss")
+        twin.plot(loss.index, loss.values, "k--", alpha=0.5, label="val loss")
         twin.set_ylabel("validation loss (keras, dashed)" + (f", c{levels[0]:g}" if chan else ""))
 
-    def latency(ax, g) -> None:
+    def latency(ax, g, model) -> None:
         colors = {}
         for v, suffix, style, s in lines(g):
-            (line,) = ax.plot(
+            container = ax.errorbar(
                 s["target_sparsity"],
-                s[results.latency("p50")],
-                style,
+                s["latency_p50_mean"],
+                yerr=_errors(s, "latency_p50"),
+                fmt=style,
                 marker="o",
+                capsize=3,
                 label=v + suffix,
                 color=colors.get(v),
             )
-            colors.setdefault(v, line.get_color())
+            colors.setdefault(v, container.lines[0].get_color())
         ax.set_yscale("log")
 
-    def size(ax, g) -> None:
+    def size(ax, g, model) -> None:
         colors = {}
         for v, suffix, style, s in lines(g):
             (line,) = ax.plot(
-                s["target_sparsity"], s[results.SIZE] / 1024, style, alpha=0.4, color=colors.get(v)
+                s["target_sparsity"], s["size_kb"], style, alpha=0.4, color=colors.get(v)
             )
             colors.setdefault(v, line.get_color())
             ax.plot(
                 s["target_sparsity"],
-                s[results.GZIP] / 1024,
+                s["gzip_kb"],
                 style,
                 marker="o",
                 color=line.get_color(),
                 label=f"{v}{suffix} (gzip; raw faint)",
             )
 
-    per_model(PLOTS[0], "validation accuracy", accuracy)
-    per_model(PLOTS[1], "latency p50 per image, ms", latency)
+    per_model(PLOTS[0], "validation accuracy (mean, 95% CI)", accuracy)
+    per_model(PLOTS[1], "latency p50 per image, ms (mean, 95% CI)", latency)
     per_model(PLOTS[2], "size, KB", size)
 
     fig, axes = plt.subplots(1, 2, figsize=(12, 4.5), constrained_layout=True)
     for ax, cost, label in (
-        (axes[0], results.latency("p50"), "latency p50, ms"),
+        (axes[0], "latency_p50_mean", "latency p50, ms"),
         (axes[1], "gzip_kb", "gzip size, KB"),
     ):
-        points = table.assign(gzip_kb=table[results.GZIP] / 1024).dropna(subset=[cost, "accuracy"])
+        # a configuration's mean over its runs (seeds)
+        points = agg.assign(accuracy=agg["accuracy_mean"]).dropna(subset=[cost, "accuracy"])
         for v in variants:
             s = points[points["variant"] == v]
             ax.scatter(s[cost], s["accuracy"], label=v, s=18)
@@ -166,7 +208,7 @@ def plots(table, out: Path) -> list[Path]:
     def by_channels(s, column: str):
         return s.groupby("channels", sort=True)[column].median()
 
-    def latency_channels(ax, g) -> None:
+    def latency_channels(ax, g, model) -> None:
         colors = {}
         for v in variants:
             for i, sp in enumerate(sparsities):
@@ -185,7 +227,7 @@ def plots(table, out: Path) -> list[Path]:
                 colors.setdefault(v, line.get_color())
         ax.set_yscale("log")
 
-    def macs_channels(ax, g) -> None:
+    def macs_channels(ax, g, model) -> None:
         runs = g.drop_duplicates("run_id")  # MACs are the run's, one per run
         for i, sp in enumerate(sparsities):
             s = runs[runs["target_sparsity"] == sp]
@@ -197,6 +239,6 @@ def plots(table, out: Path) -> list[Path]:
         if len(base):
             ax.axhline(float(base.median()) / 1e6, color="k", alpha=0.5, ls=":", label="baseline")
 
-    per_model(CHANNEL_PLOTS[0], "latency p50 per image, ms", latency_channels, x="channels")
-    per_model(CHANNEL_PLOTS[1], "MACs per image, millions", macs_channels, x="channels")
+    per_model(CHANNEL_PLOTS[0], "latency p50 per image, ms", latency_channels, "channels", table)
+    per_model(CHANNEL_PLOTS[1], "MACs per image, millions", macs_channels, "channels", table)
     return paths

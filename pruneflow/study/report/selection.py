@@ -23,6 +23,11 @@ EXTRA_MEASURES = (
     results.PEAK_RSS,
     results.THREADS_USED,
 )
+# Params that are columns of their own (target_sparsity, channels, threads, seed), and the
+# sections that say where outputs go (not what is computed: paths, tracking): never a swept
+# setting of their own (:func:`swept_params`).
+OWN_COLUMNS = ("prune.sparsity", "prune.channels", "delegate.threads", "seed")
+NOT_SETTINGS = ("paths.", "tracking.")
 
 
 class ReportError(PruneflowError, ValueError):
@@ -141,6 +146,12 @@ def rows(selection: Selection):
     output channels removed (``params.prune.channels``; 0.0 for runs made before it existed),
     ``measured_channels`` the fraction really removed, and the run's ``macs`` (per image, of
     the converted model), ``baseline_macs`` and ``params_total`` (NaN where a run lacks them).
+
+    Issue #18's evidence: ``seed`` (``params.seed``; missing before it was logged), every
+    variant's Wilson interval (``accuracy_ci_low``/``_high``) and paired comparison with the
+    baseline (``vs_baseline_delta``, ``_p``, ``_ci_low``, ``_ci_high``), the baseline's own
+    interval (``baseline_ci_low``/``_high``): NaN for runs made before them. And every other
+    setting the runs sweep (:func:`swept_params`) as its ``params.<key>`` column.
     """
     import pandas as pd
 
@@ -150,6 +161,7 @@ def rows(selection: Selection):
         c.split(".", 1)[1].rsplit("/", 1)[0] for c in runs if c.endswith("/" + results.ACCURACY)
     }
     variants = [v for v in known if v in found]
+    swept = swept_params(runs)
     out = []
     for _, run in runs.iterrows():
         tags = {c[5:]: v for c, v in run.items() if c.startswith("tags.")}
@@ -159,6 +171,7 @@ def rows(selection: Selection):
             row = {
                 "run_id": run["run_id"],
                 "run_name": name,
+                "seed": _float(run.get("params.seed")),
                 "status": run["status"],
                 "model": model,
                 "dataset": tags.get(results.DATASET_TAG) or model.split("-")[0],
@@ -170,9 +183,10 @@ def rows(selection: Selection):
                 "macs": _float(run.get(f"metrics.{results.MACS}")),
                 "baseline_macs": _float(run.get(f"metrics.{results.BASELINE_MACS}")),
                 "params_total": _float(run.get(f"metrics.{results.PARAMS_TOTAL}")),
+                **{p: _param(run.get(p)) for p in swept},
                 "variant": variant,
             }
-            for m in (*MEASURES, *EXTRA_MEASURES):
+            for m in (*MEASURES, *EXTRA_MEASURES, *results.EVIDENCE):
                 row[m] = _float(run.get(f"metrics.{results.metric(variant, m)}"))
             threads = run.get("params.delegate.threads")
             row["threads"] = (
@@ -184,6 +198,8 @@ def rows(selection: Selection):
             )
             row["val_images"] = _float(run.get(f"metrics.{results.VAL_IMAGES}"))
             row["baseline_accuracy"] = _float(run.get(f"metrics.{results.BASELINE_ACCURACY}"))
+            row["baseline_ci_low"] = _float(run.get(f"metrics.{results.BASELINE_CI_LOW}"))
+            row["baseline_ci_high"] = _float(run.get(f"metrics.{results.BASELINE_CI_HIGH}"))
             row["val_loss"] = _float(run.get("metrics." + results.CURVES["val_loss"]))
             row["device"] = tags.get("device") or ""
             # where this variant was timed: the device, or "host" beside a remote device
@@ -192,9 +208,38 @@ def rows(selection: Selection):
             row["error"] = tags.get(results.ERROR_MESSAGE_TAG) or ""
             out.append(row)
     table = pd.DataFrame(out)
+    if table.empty:
+        return table
+    table["seed"] = table["seed"].astype("Int64")  # 42, not 42.0; <NA> for runs without
     return table.sort_values(
-        ["model", "target_sparsity", "channels", "variant", "threads"], kind="stable"
+        ["model", "target_sparsity", "channels", *swept, "variant", "threads", "seed"],
+        kind="stable",
     )
+
+
+def swept_params(runs) -> list[str]:
+    """The ``params.<key>`` columns of ``runs`` (``search_runs``) that the runs sweep besides
+    sparsity, channels, threads and seed: a param with two or more values among the runs of one
+    model (``train.epochs=1,5``, ``device=local,pi``, ``prune.schedule``...), never where
+    outputs go (``paths.*``, ``tracking.*``). A param that only some runs have (added to
+    pruneflow later) counts when those runs differ; a run without it reads ``–``."""
+    if not len(runs):
+        return []
+    tags = runs.filter(like="tags.").rename(columns=lambda c: c[5:])
+    model = [
+        _model(t, t.get("mlflow.runName") or "")
+        for t in tags.where(tags.notna(), None).to_dict("records")
+    ]
+    swept = []
+    for column in runs:
+        if not column.startswith("params."):
+            continue
+        key = column[len("params.") :]
+        if key in OWN_COLUMNS or key.startswith(NOT_SETTINGS):
+            continue
+        if (runs[column].groupby(model).nunique(dropna=True) > 1).any():
+            swept.append(column)
+    return sorted(swept)
 
 
 def _model(tags: dict, run_name: str) -> str:
@@ -209,6 +254,10 @@ def _channels(value) -> float:
     """The target fraction of channels removed: 0.0 (none) for a run without the param."""
     channels = _float(value)
     return 0.0 if math.isnan(channels) else channels
+
+
+def _param(value) -> str:
+    return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _float(value) -> float:
