@@ -469,3 +469,26 @@ def test_report_of_runs_read_back_matches_the_store(seeded):
     runs = pd.read_csv(out / RUNS_CSV)
     assert sorted(runs["seed"].unique()) == [1, 2, 3]
     assert list(runs["seed"]) == list(table["seed"])
+
+
+def test_a_param_that_follows_the_seed_is_not_a_setting():
+    """`-m seed=1,2,3`: dataset.seed is ${seed}, so it changes with the seed; it must not split
+    the seeds' runs into configurations of their own (a swept train.epochs still does)."""
+    import pandas as pd
+
+    from pruneflow.study.report.selection import swept_params
+
+    runs = pd.DataFrame(
+        [
+            {
+                "tags.mlflow.runName": "digits-cnn-s0.5",
+                "params.seed": str(seed),
+                "params.dataset.seed": str(seed),
+                "params.train.epochs": str(epochs),
+                "params.paths.output_dir": f"out/{seed}/{epochs}",
+            }
+            for seed in (1, 2, 3)
+            for epochs in (1, 5)
+        ]
+    )
+    assert swept_params(runs) == ["params.train.epochs"]

@@ -222,7 +222,9 @@ def swept_params(runs) -> list[str]:
     sparsity, channels, threads and seed: a param with two or more values among the runs of one
     model (``train.epochs=1,5``, ``device=local,pi``, ``prune.schedule``...), never where
     outputs go (``paths.*``, ``tracking.*``). A param that only some runs have (added to
-    pruneflow later) counts when those runs differ; a run without it reads ``–``."""
+    pruneflow later) counts when those runs differ; a run without it reads ``–``. A param that
+    takes one value per seed (``dataset.seed``, which is ``${seed}``) follows the seed and is
+    not a setting."""
     if not len(runs):
         return []
     tags = runs.filter(like="tags.").rename(columns=lambda c: c[5:])
@@ -230,6 +232,7 @@ def swept_params(runs) -> list[str]:
         _model(t, t.get("mlflow.runName") or "")
         for t in tags.where(tags.notna(), None).to_dict("records")
     ]
+    seeds = runs["params.seed"].fillna("") if "params.seed" in runs else None
     swept = []
     for column in runs:
         if not column.startswith("params."):
@@ -237,8 +240,11 @@ def swept_params(runs) -> list[str]:
         key = column[len("params.") :]
         if key in OWN_COLUMNS or key.startswith(NOT_SETTINGS):
             continue
-        if (runs[column].groupby(model).nunique(dropna=True) > 1).any():
-            swept.append(column)
+        if not (runs[column].groupby(model).nunique(dropna=True) > 1).any():
+            continue
+        if seeds is not None and (runs[column].groupby([model, seeds]).nunique() <= 1).all():
+            continue  # it follows the seed (dataset.seed is ${seed}): not a setting of its own
+        swept.append(column)
     return sorted(swept)
 
 
