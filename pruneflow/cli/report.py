@@ -95,7 +95,7 @@ def main(argv: list[str]) -> int:
         f"{', '.join(plot_names(table))}"
     )
     what = "best sparsity/channels" if has_channels(table) else "best sparsity"
-    print(f"{what} (within {args.tolerance:g} accuracy points): {best_line(best)}")
+    print(f"{what} (non-inferior within {args.tolerance:g} accuracy points): {best_line(best)}")
     for (model, variant), b in best.items():  # picks the validation split cannot resolve
         if b.get("unresolved"):
             print(f"unresolved: {model} {variant}: {'; '.join(b['unresolved'])}")

@@ -163,7 +163,8 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
             what = "best sparsity/channels" if "/c" in best else "best sparsity"
             print(
                 f"report: {out / REPORT_MD} (also the parent run's report/)\n{what} "
-                f"(within {DEFAULT_TOLERANCE:g} accuracy points of the baseline): {best}",
+                f"(non-inferior within {DEFAULT_TOLERANCE:g} accuracy points of the baseline): "
+                f"{best}",
                 flush=True,
             )
         except Exception as exc:  # noqa: BLE001 - the sweep's results stand without it
