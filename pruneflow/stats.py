@@ -94,3 +94,24 @@ def paired_comparison(
     low = delta - math.sqrt((p1 - l1) ** 2 - 2 * phi * (p1 - l1) * (u2 - p2) + (u2 - p2) ** 2)
     high = delta + math.sqrt((p2 - l2) ** 2 - 2 * phi * (p2 - l2) * (u1 - p1) + (u1 - p1) ** 2)
     return {**out, "delta": delta, "p": min(p, 1.0), "ci_low": low, "ci_high": high}
+
+
+# -- latency: a ratio paired over interleaved rounds --------------------------------------------
+def ratio_interval(
+    ratios: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
+    """(point, low, high) of a latency ratio measured once per round, both models timed in
+    the same round (paired): the geometric mean of the per-round ratios, and Student's t
+    interval on their logarithms, exponentiated: ``exp(mean(log r) +- t(n-1) * sd(log r) /
+    sqrt(n))``. Ratios are multiplicative (2x slower and 2x faster are symmetric on the log
+    scale), and the interval always holds its point estimate. A model against itself (every
+    ratio exactly 1) gives (1, 1, 1). Needs at least two finite positive ratios, else nan."""
+    from scipy.stats import t
+
+    logs = np.log(np.asarray([r for r in ratios if math.isfinite(r) and r > 0], dtype=float))
+    n = len(logs)
+    if n < 2:
+        return math.nan, math.nan, math.nan
+    mean, sd = float(np.mean(logs)), float(np.std(logs, ddof=1))
+    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)
