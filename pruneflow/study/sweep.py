@@ -157,7 +157,7 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
     if any(r.status in ("FINISHED", "SKIPPED") for r in rows):
         from pruneflow.study.report import DEFAULT_TOLERANCE, REPORT_MD, report_sweep
 
-        out = Path(sweep.folder) / "report"
+        out = Path(sweep.folder) / results.REPORT_DIR
         try:
             best = report_sweep(parent.uri, parent.experiment, parent.run_id, out)
             what = "best sparsity/channels" if "/c" in best else "best sparsity"
