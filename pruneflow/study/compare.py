@@ -61,7 +61,18 @@ TAIL = (
     "ratio_ci_low",
     "ratio_ci_high",
 )
-ROUND_COLUMNS = ("round", "position", "stem", "run_id", "variant", "dense", "p50_ms", "ratio")
+# compare_rounds.csv: one row per model and round (group: the timing group it was timed in)
+ROUND_COLUMNS = (
+    "group",
+    "round",
+    "position",  # its place in the round's shuffled order
+    "stem",
+    "run_id",
+    "variant",
+    "dense",
+    "p50_ms",
+    "ratio",  # to its dense baseline's p50 in the same round
+)
 
 
 class CompareError(PruneflowError, ValueError):
@@ -421,6 +432,7 @@ def run_rounds(
                 for position, m in enumerate(order):
                     rows.append(
                         {
+                            "group": n,
                             "round": r,
                             "position": position,
                             "stem": m.stem,
