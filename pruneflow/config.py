@@ -192,6 +192,23 @@ def check(cfg: DictConfig, choices: Mapping[str, Any] | None = None) -> Config:
     return Config(**nodes)
 
 
+def from_settings(settings: Mapping[str, Any] | str) -> Config:
+    """The typed, checked :class:`Config` of a run's resolved config (its ``config.yaml``
+    artifact, :meth:`Config.as_dict`, as a mapping or YAML text): each group that has several
+    schemas (:data:`SCHEMAS`) takes the one whose loader or builder (``_target_``) the settings
+    name, so the config is the run's own, key for key (its job key and baseline key too)."""
+    raw = OmegaConf.create(settings if isinstance(settings, str) else dict(settings))
+    typed = OmegaConf.structured(Config)
+    for group, schemas in SCHEMAS.items():
+        target = OmegaConf.select(raw, f"{group}._target_")
+        schema = next((s for s in schemas.values() if s._target_ == target), None)
+        if schema is None:
+            raise ConfigError(f"{group}._target_={target} names no {group} schema of this version")
+        typed[group] = OmegaConf.structured(schema)
+    with keys_under(""):
+        return check(OmegaConf.merge(typed, raw), choices={})
+
+
 def instantiate(node, *args, **kwargs):
     """Build what an option's ``_target_`` names, handing it the option itself:
     ``target(node, *args, **kwargs)`` (a dataset's loader, a backbone's builder, a device)."""

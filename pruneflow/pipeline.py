@@ -161,7 +161,7 @@ def _stages(
     from pruneflow.steps.evaluate import predict
     from pruneflow.steps.prune.prune import prune_model
     from pruneflow.steps.quantize.qat import quantize_aware
-    from pruneflow.steps.train.train import load_model, train_baseline
+    from pruneflow.steps.train.train import load_model
 
     keras.backend.clear_session()  # the jobs of a sweep share this process
 
@@ -169,23 +169,7 @@ def _stages(
         data = instantiate(config.dataset)
 
     with timer("train"):
-        baseline = train_baseline(
-            data,
-            lambda: instantiate(config.backbone, data.image_shape, data.num_classes),
-            config.train,
-            seed=config.seed,
-            cache_dir=config.paths.cache_dir,
-            store=(
-                tracking.BaselineStore(uri, config.tracking.dir)
-                if config.tracking.store_baselines
-                else None
-            ),
-            key_spec={
-                **without_targets({k: settings[k] for k in ("dataset", "backbone", "train")}),
-                "seed": config.seed,
-                "data": data.fingerprint(),
-            },
-        )
+        baseline = get_baseline(config, data, uri)
     record(results.for_baseline(baseline))
 
     with timer("prune"), keys_under("prune."):  # layer names are checked against the model
@@ -205,7 +189,7 @@ def _stages(
                 pruned.model, data, stage, batch_size=config.train.batch_size, seed=config.seed
             )
     with timer("convert"):
-        calibration = data.train_sample(stage.representative_samples, seed=config.seed)
+        calibration = calibration_sample(config, data)
         paths = export_models(
             pruned.model, stage.variants, out / results.MODELS_DIR, calibration, qat_model=qat
         )
@@ -231,6 +215,38 @@ def _stages(
     record(results.for_models(config, so_far, paths, timing))  # each variant a LoggedModel
 
     record(results.for_stage_times(timer.seconds))
+
+
+def get_baseline(config: Config, data, uri: str):
+    """The job's dense baseline (:class:`~pruneflow.steps.train.train.Baseline`): from the
+    local cache, else the tracking store, else trained (and kept in both), by the key of what
+    determines it (dataset, backbone, training, seed, the data itself). ``pruneflow compare``
+    finds a run's baseline through it too."""
+    from pruneflow.steps.train.train import train_baseline
+
+    settings = config.as_dict()
+    return train_baseline(
+        data,
+        lambda: instantiate(config.backbone, data.image_shape, data.num_classes),
+        config.train,
+        seed=config.seed,
+        cache_dir=config.paths.cache_dir,
+        store=(
+            tracking.BaselineStore(uri, config.tracking.dir)
+            if config.tracking.store_baselines
+            else None
+        ),
+        key_spec={
+            **without_targets({k: settings[k] for k in ("dataset", "backbone", "train")}),
+            "seed": config.seed,
+            "data": data.fingerprint(),
+        },
+    )
+
+
+def calibration_sample(config: Config, data):
+    """The training images that calibrate a job's int8 variants (``stage``, seeded)."""
+    return data.train_sample(config.stage.representative_samples, seed=config.seed)
 
 
 def _check_layer_selection(config: Config) -> None:

@@ -165,6 +165,10 @@ EVAL_DIR, PREDICTIONS_FILE = "eval", "predictions.csv"  # index, label, baseline
 BENCHMARK_DIR, LATENCY_FILE, RUNNER_FILE = "benchmark", "latency.csv", "runner.json"
 LOG_FILE = "pruneflow.log"  # the job's log (with libraries' output and any traceback)
 SUMMARY_FILE, JOBS_FILE = "sweep_summary.txt", "sweep_jobs.json"  # on a sweep's parent run
+REPORT_DIR = "report"  # a sweep's report: <sweep dir>/report/ and the parent run's report/
+# `pruneflow compare` (issue #18): every .tflite variant of a sweep's runs and of its dense
+# baseline re-timed in interleaved rounds; in the report folder and the parent's report/
+COMPARE_CSV, COMPARE_ROUNDS_CSV, COMPARE_PLOT = "compare.csv", "compare_rounds.csv", "compare.png"
 
 
 @dataclass

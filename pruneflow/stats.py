@@ -115,3 +115,24 @@ def t_interval(values: Sequence[float], confidence: float = CONFIDENCE) -> dict[
         else (out["mean"], out["mean"])  # every run the same: no spread to widen it
     )
     return {**out, "std": float(np.std(v, ddof=1)), "ci_low": float(low), "ci_high": float(high)}
+
+
+# -- latency: a ratio paired over interleaved rounds --------------------------------------------
+def ratio_interval(
+    ratios: Sequence[float], confidence: float = CONFIDENCE
+) -> tuple[float, float, float]:
+    """(point, low, high) of a latency ratio measured once per round, both models timed in
+    the same round (paired): the geometric mean of the per-round ratios, and Student's t
+    interval on their logarithms, exponentiated: ``exp(mean(log r) +- t(n-1) * sd(log r) /
+    sqrt(n))``. Ratios are multiplicative (2x slower and 2x faster are symmetric on the log
+    scale), and the interval always holds its point estimate. A model against itself (every
+    ratio exactly 1) gives (1, 1, 1). Needs at least two finite positive ratios, else nan."""
+    from scipy.stats import t
+
+    logs = np.log(np.asarray([r for r in ratios if math.isfinite(r) and r > 0], dtype=float))
+    n = len(logs)
+    if n < 2:
+        return math.nan, math.nan, math.nan
+    mean, sd = float(np.mean(logs)), float(np.std(logs, ddof=1))
+    half = float(t.ppf(0.5 + confidence / 2, n - 1)) * sd / math.sqrt(n)
+    return math.exp(mean), math.exp(mean - half), math.exp(mean + half)

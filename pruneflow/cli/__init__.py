@@ -2,6 +2,8 @@
 
 - ``pruneflow [overrides]``, ``pruneflow -m ...``: a job, a sweep (:mod:`.main`, Hydra's);
 - ``pruneflow report ...``: tables, CSV and plots of runs (:mod:`.report`);
+- ``pruneflow compare ...``: a sweep's models against its dense baseline, timed interleaved
+  (:mod:`.compare`);
 - ``pruneflow ui ...``: MLflow's UI on this folder's store (:mod:`.ui`);
 - ``pruneflow device check|setup ...``: a device's readiness, and its venv (:mod:`.device`).
 """
@@ -23,14 +25,18 @@ def _terminate(signum, frame) -> None:
 def cli() -> None:
     """The console script and ``python -m pruneflow``: Ctrl-C or SIGTERM prints one line and
     exits 130, with the interrupted run (and a sweep's parent run) marked KILLED; a sweep ends
-    with its summary however it ends. ``pruneflow report ...``, ``pruneflow ui ...`` and
-    ``pruneflow device check|setup ...`` are subcommands; everything else is Hydra's command
-    line."""
+    with its summary however it ends. ``pruneflow report ...``, ``pruneflow compare ...``,
+    ``pruneflow ui ...`` and ``pruneflow device check|setup ...`` are subcommands; everything
+    else is Hydra's command line."""
     command = sys.argv[1:2]
     if command == ["report"]:
         from pruneflow.cli.report import main as report
 
         raise SystemExit(report(sys.argv[2:]))
+    if command == ["compare"]:
+        from pruneflow.cli.compare import main as compare
+
+        raise SystemExit(compare(sys.argv[2:]))
     if command == ["ui"]:
         from pruneflow.cli.ui import main as ui
 

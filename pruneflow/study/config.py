@@ -7,6 +7,9 @@ from dataclasses import dataclass
 
 from pruneflow.errors import require
 
+COMPARE_ROUNDS_KEY = "tracking.compare_rounds"  # the sweep-end compare (TrackingConfig below)
+MIN_ROUNDS = 2  # `pruneflow compare`: fewer rounds have no interval
+
 
 @dataclass
 class TrackingConfig:
@@ -21,9 +24,20 @@ class TrackingConfig:
     # true: trained baselines are also kept in the store, so that machines sharing only the
     # tracking server reuse them (the local cache, paths.cache_dir, is looked in first)
     store_baselines: bool = True
+    # > 0: the sweep ends (after its report) with `pruneflow compare --rounds N` on its runs:
+    # every .tflite variant and the dense baseline's re-timed in N interleaved rounds
+    # (compare.csv in <sweep dir>/report/); 0: off. Not in the job key (tracking).
+    compare_rounds: int = 0
 
     def __post_init__(self) -> None:
         uri, experiment = self.uri, self.experiment
+        rounds = self.compare_rounds
+        require(
+            rounds == 0 or rounds >= MIN_ROUNDS,
+            "compare_rounds",
+            rounds,
+            f"0 (off) or integers >= {MIN_ROUNDS} (a paired interval needs {MIN_ROUNDS} rounds)",
+        )
         require(uri is None or bool(uri.strip()), "uri", uri, "null (the local store) or a URI")
         require(bool(str(self.dir).strip()), "dir", self.dir, "a folder for the local store")
         named = bool(experiment and experiment.strip())

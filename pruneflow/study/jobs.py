@@ -47,6 +47,7 @@ class Sweep:
     overrides: list[str]
     jobs: list[Job] = field(default_factory=list)
     parents: list[Parent] = field(default_factory=list)
+    compare_rounds: int = 0  # tracking.compare_rounds: `pruneflow compare` at the end; 0: off
 
     def write(self) -> None:
         path = Path(self.folder) / SWEEP_FILE

@@ -64,7 +64,7 @@ class SweepCallback(Callback):
         name, started = time.strftime("sweep-%Y-%m-%d-%H-%M-%S"), time.time()
         stores: dict[tuple[str, str], str] = {}
         needs: set[tuple[str, str, str]] = set()  # (uri, tracking.dir, paths.cache_dir)
-        jobs = []
+        jobs, rounds = [], 0
         for num, job in enumerate(sweep_jobs(swept_keys, loader)):
             try:
                 cfg = check(loader.load_sweep_config(config, job))
@@ -76,8 +76,10 @@ class SweepCallback(Callback):
             stores[(uri, t.experiment)] = t.dir
             needs.add((uri, str(t.dir), str(cfg.paths.cache_dir)))
             jobs.append(Job(num, job, cfg.job_key, uri, t.experiment))
+            rounds = max(rounds, t.compare_rounds)
         # its folder only now: naming it makes it (conf/config.yaml), for a sweep that runs
         sweep = Sweep(name, str(config.hydra.sweep.dir), started, overrides)
+        sweep.compare_rounds = rounds
         if listed_ahead(swept_keys):  # else a sweeper chooses the jobs as it goes
             sweep.jobs = jobs
         try:
@@ -157,7 +159,7 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
     if any(r.status in ("FINISHED", "SKIPPED") for r in rows):
         from pruneflow.study.report import DEFAULT_TOLERANCE, REPORT_MD, report_sweep
 
-        out = Path(sweep.folder) / "report"
+        out = Path(sweep.folder) / results.REPORT_DIR
         try:
             best = report_sweep(parent.uri, parent.experiment, parent.run_id, out)
             what = "best sparsity/channels" if "/c" in best else "best sparsity"
@@ -169,7 +171,44 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
             )
         except Exception as exc:  # noqa: BLE001 - the sweep's results stand without it
             print(f"pruneflow: no report for {sweep.name}: {exc}", file=sys.stderr)
+        if sweep.compare_rounds and not interrupted:
+            try:
+                _compare(sweep, parent, out)
+            except KeyboardInterrupt:  # the parent still ends, KILLED
+                client.set_terminated(parent.run_id, "KILLED")
+                raise
     client.set_terminated(parent.run_id, status)
+
+
+def _compare(sweep: Sweep, parent: Parent, out: Path) -> None:
+    """``pruneflow compare --rounds <tracking.compare_rounds>`` on the sweep that just ended,
+    into its report folder and its parent run; a failure is one line, the sweep stands."""
+    from pruneflow.study.compare import COLUMNS, TAIL, compare_sweep, lines
+    from pruneflow.study.config import COMPARE_ROUNDS_KEY
+
+    print(
+        f"compare ({COMPARE_ROUNDS_KEY}={sweep.compare_rounds}): every .tflite variant and the "
+        "dense baseline's, interleaved",
+        flush=True,
+    )
+    try:
+        table, _ = compare_sweep(
+            parent.uri,
+            parent.experiment,
+            parent.run_id,
+            out,
+            sweep.compare_rounds,
+            say=lambda line: print(line, flush=True),
+        )
+    except Exception as exc:  # noqa: BLE001 - the sweep's results stand without it
+        print(f"pruneflow: no compare for {sweep.name}: {one_line(exc)}", file=sys.stderr)
+        return
+    settings = [k for k in table[0] if k not in (*COLUMNS, *TAIL)] if table else []
+    print(lines(table, settings), flush=True)
+    print(
+        f"compare: {out / results.COMPARE_CSV} (also the parent run's {results.REPORT_DIR}/)",
+        flush=True,
+    )
 
 
 def _children(client, parent: Parent) -> list:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pruneflow import results
 from pruneflow.study import tracking
 from pruneflow.study.report.markdown import markdown
 from pruneflow.study.report.plots import CHANNEL_PLOTS, PLOTS, plot_names, plots
@@ -64,7 +65,7 @@ def report_sweep(uri: str, experiment: str, parent_id: str, out: Path) -> str:
     selection = select(uri, experiment, sweep=parent_id)
     _, best = write_report(selection, out)
     client = tracking.store_client(uri)
-    client.log_artifacts(parent_id, str(out), "report")
+    client.log_artifacts(parent_id, str(out), results.REPORT_DIR)
     line = best_line(best)
     client.set_tag(parent_id, BEST_TAG, line[:5000])
     return line

@@ -1,0 +1,116 @@
+"""``pruneflow compare``: a sweep's .tflite variants and its dense baseline's, re-timed in
+interleaved rounds on the sweep's device (:mod:`pruneflow.study.compare`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from pruneflow import results
+from pruneflow.errors import PruneflowError
+from pruneflow.study import tracking
+from pruneflow.study.config import MIN_ROUNDS
+
+PROG = "pruneflow compare"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse whose errors are one line (no usage block), exit status 2."""
+
+    def error(self, message: str):
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(2)
+
+
+def _fail(message: str, status: int) -> int:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    return status
+
+
+def main(argv: list[str]) -> int:
+    from pruneflow.study.compare import DEFAULT_ROUNDS, DEFAULT_SEED
+
+    parser = _Parser(
+        prog=PROG,
+        description="Re-time every .tflite variant of a sweep's runs and the same variants of "
+        "their dense baseline on the sweep's device, interleaved: each round times every model "
+        "once in a shuffled order; writes compare.csv (invoke p50, ratio to dense and its 95% "
+        "paired interval over the rounds) and compare.png into the sweep's report folder and "
+        "its parent run.",
+    )
+    parser.add_argument(
+        "--tracking-uri", help="the MLflow store (default: ./mlruns, or $MLFLOW_TRACKING_URI)"
+    )
+    parser.add_argument("--experiment", default="pruneflow")
+    parser.add_argument("--sweep", help="a sweep's parent run id (default: the latest sweep)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=DEFAULT_ROUNDS,
+        help=f"rounds, each timing every model once (>= {MIN_ROUNDS}; default {DEFAULT_ROUNDS})",
+    )
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="of the rounds' orders")
+    parser.add_argument(
+        "--out",
+        type=Path,
+        help="default: the sweep's folder's report/ (needed when that folder is gone)",
+    )
+    args = parser.parse_args(argv)
+    if args.rounds < MIN_ROUNDS:
+        return _fail(
+            f"--rounds {args.rounds} is invalid: valid values are integers >= {MIN_ROUNDS} "
+            "(a paired interval over the rounds needs two)",
+            2,
+        )
+    if args.out is not None:  # before the store is read: a file there would stop mkdir
+        taken = next((p for p in (args.out, *args.out.parents) if p.exists()), None)
+        if taken is not None and not taken.is_dir():
+            what = "is a file" if taken == args.out else f"is inside a file ({taken})"
+            return _fail(f"--out {args.out} {what}: valid values are a folder, existing or new", 2)
+    from pruneflow.devices.base import DeviceError
+    from pruneflow.study.compare import CompareError, compare, lines, plan
+    from pruneflow.study.report import ReportError, select
+
+    uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
+    try:
+        tracking.check_server(uri, fix="pass --tracking-uri")
+        try:
+            selection = select(uri, args.experiment, args.sweep)
+        except PruneflowError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - a database that cannot be read, mostly
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+            raise tracking.TrackingError(
+                f"the MLflow store {uri.split('@')[-1]} cannot be read: {first} "
+                "(pass --tracking-uri)"
+            ) from None
+        out = args.out
+        if out is None:
+            client = tracking.store_client(uri)
+            tags = client.get_run(selection.parent_id).data.tags
+            folder = tags.get(results.SWEEP_DIR_TAG)
+            if not folder or not Path(folder).is_dir():
+                return _fail(
+                    f"the folder of {selection.title} ({folder or 'unknown'}) is gone: pass "
+                    "--out FOLDER for compare.csv and compare.png",
+                    2,
+                )
+            out = Path(folder) / results.REPORT_DIR
+        the_plan = plan(selection)
+        print(
+            f"compare: {selection.title}: "
+            f"{sum(len(g.models) for g in the_plan.groups)} models, {args.rounds} rounds",
+            flush=True,
+        )
+        table, paths = compare(
+            the_plan, out, args.rounds, args.seed, lambda line: print(line, flush=True)
+        )
+    except (ReportError, CompareError, tracking.TrackingError, DeviceError, PruneflowError) as exc:
+        return _fail(str(exc), 1)
+    print(lines(table, the_plan.settings))
+    print(
+        f"compare of {selection.title}: {', '.join(str(p) for p in paths)} (also the parent "
+        f"run's {results.REPORT_DIR}/)"
+    )
+    return 0
