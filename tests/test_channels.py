@@ -9,7 +9,7 @@ import csv
 import numpy as np
 import pytest
 
-from helpers.cli import TINY, outputs_to, pruneflow_command, read_runs, run_cli
+from helpers.cli import TINY, outputs_to, read_runs, run_cli
 from helpers.models import cnn, prune_quick, transfer
 from pruneflow import results
 
@@ -174,27 +174,6 @@ def test_gradual_removes_a_share_every_epoch(trained_model_path, digits):
     assert len(pruned.history["loss"]) == 2
 
 
-def test_a_channel_pruned_run_logs_its_cost_and_layers(tmp_path):
-    """The console script: prune.channels with int8, one run with channels, MACs and the
-    per-layer channels in prune/layers.csv."""
-    proc = run_cli(
-        [*TINY, *outputs_to(tmp_path), "prune.channels=0.5", "stage=int8"],
-        cwd=tmp_path,
-        command=pruneflow_command(),
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    client, (run,) = read_runs(tmp_path)
-    m = run.data.metrics
-    assert run.info.run_name == "digits-cnn-s0.5-c0.5"
-    assert run.data.params["prune.channels"] == "0.5"
-    assert abs(m[results.CHANNELS] - 0.5) < 0.02
-    assert 0 < m[results.MACS] <= 0.3 * m[results.BASELINE_MACS]
-    assert m["tflite_int8/accuracy"] > 0.5
-    path = client.download_artifacts(run.info.run_id, "prune/layers.csv", str(tmp_path))
-    rows = {r["layer"]: r for r in csv.DictReader(open(path))}
-    assert rows["conv1"]["channels_before"] == "16" and rows["conv1"]["channels_after"] == "8"
-
-
 @pytest.mark.parametrize(
     ("override", "says"),
     [
@@ -225,17 +204,25 @@ def test_the_job_key_ignores_channel_keys_while_channels_are_off(cfg_tiny):
     assert len({base, thin, check(cfg_tiny).job_key}) == 3
 
 
-def test_a_sweep_over_channels_ends_with_a_report_that_has_them(tmp_path):
-    """`pruneflow -m prune.channels=0,0.5 prune.sparsity=0`: real runs, the report at the
-    sweep's end keeps the two apart and plots latency and MACs against channels."""
+def test_a_sweep_over_channels_logs_their_cost_and_ends_with_a_report_that_has_them(tmp_path):
+    """`pruneflow -m prune.channels=0,0.5 prune.sparsity=0 stage=int8` (the console script):
+    real runs with channels, MACs and the per-layer channels in prune/layers.csv; the report at
+    the sweep's end keeps the two apart and plots latency and MACs against channels."""
     from helpers.cli import sweep_cli
 
-    proc = sweep_cli(tmp_path, "prune.channels=0,0.5", "prune.sparsity=0")
+    proc = sweep_cli(tmp_path, "prune.channels=0,0.5", "prune.sparsity=0", "stage=int8")
     assert proc.returncode == 0, proc.stderr[-3000:]
-    _, runs = read_runs(tmp_path)
+    client, runs = read_runs(tmp_path)
     assert sorted(r.info.run_name for r in runs) == ["digits-cnn-s0", "digits-cnn-s0-c0.5"]
-    macs = {r.data.params["prune.channels"]: r.data.metrics[results.MACS] for r in runs}
-    assert macs["0.5"] <= 0.3 * macs["0.0"]
+    thin, full = sorted(runs, key=lambda r: -float(r.data.params["prune.channels"]))
+    m = thin.data.metrics
+    assert abs(m[results.CHANNELS] - 0.5) < 0.02 and full.data.metrics[results.CHANNELS] == 0
+    assert 0 < m[results.MACS] <= 0.3 * m[results.BASELINE_MACS]
+    assert m[results.BASELINE_MACS] == full.data.metrics[results.MACS]
+    assert m["tflite_int8/accuracy"] > 0.5
+    path = client.download_artifacts(thin.info.run_id, "prune/layers.csv", str(tmp_path))
+    rows = {r["layer"]: r for r in csv.DictReader(open(path))}
+    assert rows["conv1"]["channels_before"] == "16" and rows["conv1"]["channels_after"] == "8"
     assert "best sparsity/channels (non-inferior within" in proc.stdout, proc.stdout[-2000:]
     report = tmp_path / "multirun" / "report"
     assert (report / "latency_vs_channels.png").is_file()

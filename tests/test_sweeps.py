@@ -102,6 +102,22 @@ def test_a_sweep_nests_its_runs_resumes_and_ends_runs_left_by_dead_processes(tmp
     _, parents = read_runs(tmp_path, parents=True)
     assert [p.info.status for p in parents] == ["FINISHED", "FINISHED"]
 
+    # a run of the same config by other code (its `pruneflow.code` tag rewritten here to
+    # stand for an older install) is not reused: run again, named in the new run and the summary
+    old, kept = runs
+    assert old.data.tags[results.CODE_TAG] == provenance.code_version()
+    client.set_tag(old.info.run_id, results.CODE_TAG, "0ldc0de0ldc0")
+    upgraded = sweep_cli(tmp_path, "prune.sparsity=0.5,0.8")
+    assert upgraded.returncode == 0, upgraded.stderr[-3000:]
+    assert upgraded.stdout.count("skipped (finished run") == 1  # the run of this code
+    again = [r for r in read_runs(tmp_path)[1] if r.info.run_id not in (stale, alive)][-1]
+    assert again.data.params["prune.sparsity"] == "0.5"
+    assert again.data.tags[results.REPLACES_TAG].startswith(old.info.run_id)
+    assert "code 0ldc0de0ldc0" in again.data.tags[results.REPLACES_TAG]
+    summary = (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
+    assert f"job 0 ran again: the finished run {old.info.run_id}" in summary
+    assert "1 finished, 1 skipped" in summary and f"(run {kept.info.run_id[:12]})" in summary
+
     # tracking.resume=false runs it again; a single run has no parent
     third = run_cli(
         ["prune.sparsity=0.5", "tracking.resume=false", *TINY, *outputs_to(tmp_path)],
@@ -173,34 +189,6 @@ def _terminatesweep_cli(args: list[str], tmp_path, when) -> str:
             proc.kill()
     assert proc.returncode == 130, log.read_text()[-3000:]
     return log.read_text()
-
-
-def test_a_run_made_by_other_code_is_not_reused_and_the_summary_says_so(tmp_path):
-    """A FINISHED run of the same config from another pruneflow (its `pruneflow.code` tag
-    rewritten here to stand for an older install) is run again, named in the new run's tags,
-    the job's log and the sweep's summary; a run of this code is still reused."""
-    from mlflow.tracking import MlflowClient
-
-    first = sweep_cli(tmp_path, "prune.sparsity=0.5,0.8")
-    assert first.returncode == 0, first.stderr[-3000:]
-    client = MlflowClient(tracking_uri=store_uri(tmp_path))
-    old, kept = read_runs(tmp_path)[1]
-    assert old.data.tags[results.CODE_TAG] == provenance.code_version()
-    client.set_tag(old.info.run_id, results.CODE_TAG, "0ldc0de0ldc0")
-
-    second = sweep_cli(tmp_path, "prune.sparsity=0.5,0.8")
-    assert second.returncode == 0, second.stderr[-3000:]
-    assert second.stdout.count("skipped (finished run") == 1  # the run of this code
-    runs = read_runs(tmp_path)[1]
-    assert len(runs) == 3
-    again = runs[-1]
-    assert again.data.params["prune.sparsity"] == "0.5"
-    assert again.data.tags[results.REPLACES_TAG].startswith(old.info.run_id)
-    assert "code 0ldc0de0ldc0" in again.data.tags[results.REPLACES_TAG]
-    summary = (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
-    assert f"job 0 ran again: the finished run {old.info.run_id}" in summary
-    assert "1 finished, 1 skipped" in summary
-    assert f"(run {kept.info.run_id[:12]})" in summary  # reused
 
 
 def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
