@@ -73,7 +73,7 @@ install: $(VENV)
 
 # The default test run: everything but the `slow` marker.
 test: system-deps install lint
-	$(PYTHON) -m pytest -m "not slow"
+	$(PYTHON) -m pytest -m "not slow" --durations=15
 
 # Long end-to-end runs, kept out of CI (with the ray extra: the Ray launcher's test).
 test-slow: system-deps slow-system-deps install
