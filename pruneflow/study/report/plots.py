@@ -104,19 +104,7 @@ def plots(table, out: Path, tolerance: float = DEFAULT_TOLERANCE, summary=None) 
                 alpha=0.08,
                 label=f"tolerance, {tolerance:g} points",
             )
-        colors = {}
-        for v, suffix, style, s in lines(g):
-            container = ax.errorbar(
-                s["target_sparsity"],
-                s["accuracy_mean"],
-                yerr=_errors(s, "accuracy"),
-                fmt=style,
-                marker="o",
-                capsize=3,
-                label=v + suffix,
-                color=colors.get(v),
-            )
-            colors.setdefault(v, container.lines[0].get_color())
+        error_lines(ax, g, "accuracy")
         loss = runs[runs["variant"] == variants[0]]
         if chan:
             loss = loss[loss["channels"] == levels[0]]
@@ -125,13 +113,15 @@ def plots(table, out: Path, tolerance: float = DEFAULT_TOLERANCE, summary=None) 
         twin.plot(loss.index, loss.values, "k--", alpha=0.5, label="val loss")
         twin.set_ylabel("validation loss (keras, dashed)" + (f", c{levels[0]:g}" if chan else ""))
 
-    def latency(ax, g, model) -> None:
+    def error_lines(ax, g, measure: str) -> None:
+        """A line per variant (and channels value) of ``<measure>_mean`` against sparsity,
+        its 95% interval as error bars; a variant keeps one color across its lines."""
         colors = {}
         for v, suffix, style, s in lines(g):
             container = ax.errorbar(
                 s["target_sparsity"],
-                s["latency_p50_mean"],
-                yerr=_errors(s, "latency_p50"),
+                s[f"{measure}_mean"],
+                yerr=_errors(s, measure),
                 fmt=style,
                 marker="o",
                 capsize=3,
@@ -139,6 +129,9 @@ def plots(table, out: Path, tolerance: float = DEFAULT_TOLERANCE, summary=None) 
                 color=colors.get(v),
             )
             colors.setdefault(v, container.lines[0].get_color())
+
+    def latency(ax, g, model) -> None:
+        error_lines(ax, g, "latency_p50")
         ax.set_yscale("log")
 
     def size(ax, g, model) -> None:
