@@ -24,16 +24,14 @@ import dataclasses
 import itertools
 import json
 import statistics
-import sys
-import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+from parts import run_parts
 
 import pruneflow  # noqa: F401 - sets the Keras environment first
 
-HERE = Path(__file__).resolve().parent
 VARIANTS = ["tflite_fp32", "tflite_int8"]
 DELEGATE = {"name": "xnnpack", "threads": 1, "fallback": "builtin", "library": None, "options": {}}
 
@@ -232,18 +230,7 @@ PARTS = {"defaults": part_defaults, "digits": part_digits, "curve": part_curve, 
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 3
-    parts = sys.argv[2:] or list(PARTS)
-    path = HERE / "results" / "channels.json"
-    path.parent.mkdir(exist_ok=True)
-    result = json.loads(path.read_text()) if path.exists() else {}
-    result |= {"rounds": rounds, "date": time.strftime("%Y-%m-%d")}
-    for part in parts:
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            result[part] = PARTS[part](Path(tmp), rounds)
-            result[part + "_s"] = time.perf_counter() - t0
-        path.write_text(json.dumps(result, indent=2))
+    run_parts("channels", PARTS, rounds=3)
 
 
 if __name__ == "__main__":

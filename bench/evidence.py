@@ -21,11 +21,11 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
+from parts import run_parts
+
 PRUNEFLOW = str(Path(sys.executable).parent / "pruneflow")
 SPARSITIES = "prune.sparsity=0.25,0.5,0.9"
 
@@ -123,19 +123,7 @@ PARTS = {"seeds": part_seeds, "compare": part_compare}
 
 
 def main() -> None:
-    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 5
-    parts = sys.argv[2:] or list(PARTS)
-    path = HERE / "results" / "evidence.json"
-    path.parent.mkdir(exist_ok=True)
-    result = json.loads(path.read_text()) if path.exists() else {}
-    result |= {"rounds": rounds, "date": time.strftime("%Y-%m-%d")}
-    for part in parts:
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            result[part] = PARTS[part](Path(tmp), rounds)
-            result[part + "_s"] = time.perf_counter() - t0
-            print(part, json.dumps(result[part], indent=1, default=str), flush=True)
-        path.write_text(json.dumps(result, indent=2, default=str))
+    run_parts("evidence", PARTS, rounds=5)
 
 
 if __name__ == "__main__":
