@@ -23,6 +23,7 @@ from helpers.cli import (
     run_cli,
     store_uri,
     sweep_cli,
+    sweep_store,
 )
 from helpers.sshd import free_port
 from pruneflow import results
@@ -397,15 +398,7 @@ def _store(tmp, runs, sweep: str = "sweep-thin") -> tuple[str, str]:
     """A store at ``tmp``/mlruns (where `pruneflow report` run in ``tmp`` looks) with one
     sweep's parent run and ``runs`` (model, sparsity, channels, accuracy[, threads]) under it;
     returns (uri, parent run id)."""
-    from mlflow.tracking import MlflowClient
-
-    uri = store_uri(tmp)
-    (tmp / "mlruns").mkdir(parents=True)
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment(
-        "pruneflow", artifact_location=(tmp / "artifacts").as_uri()
-    )
-    parent = client.create_run(experiment_id, tags={results.SWEEP_TAG: sweep})
+    uri, client, experiment_id, parent = sweep_store(tmp, sweep)
     for model, sparsity, channels, accuracy, *threads in runs:
         _log_run(
             client,

@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from helpers.cli import run_cli, store_uri
+from helpers.cli import run_cli, sweep_store
 from pruneflow import results
 from pruneflow.study.report import (
     BEST_TAG,
@@ -79,15 +79,7 @@ def _log(client, experiment_id, parent_id, model, sparsity, variants, seed=None,
 def _store(tmp, runs, sweep: str = "sweep-stats"):
     """A store at ``tmp``/mlruns with a sweep's parent and ``runs``: (model, sparsity,
     variants, keywords of :func:`_log`); returns (uri, parent run id)."""
-    from mlflow.tracking import MlflowClient
-
-    uri = store_uri(tmp)
-    (tmp / "mlruns").mkdir(parents=True)
-    client = MlflowClient(tracking_uri=uri)
-    experiment_id = client.create_experiment(
-        "pruneflow", artifact_location=(tmp / "artifacts").as_uri()
-    )
-    parent = client.create_run(experiment_id, tags={results.SWEEP_TAG: sweep})
+    uri, client, experiment_id, parent = sweep_store(tmp, sweep)
     for model, sparsity, variants, kw in runs:
         _log(client, experiment_id, parent.info.run_id, model, sparsity, variants, **kw)
     client.set_terminated(parent.info.run_id, "FINISHED")

@@ -156,6 +156,24 @@ def store_uri(tmp: Path) -> str:
     return f"sqlite:///{tmp / 'mlruns' / 'mlflow.db'}"
 
 
+def sweep_store(tmp: Path, sweep: str):
+    """A new store at ``tmp``/mlruns (where `pruneflow report` run in ``tmp`` looks) with the
+    experiment ``pruneflow`` and one sweep's parent run: (uri, client, experiment id, parent
+    run), for tests that log runs under it directly."""
+    from mlflow.tracking import MlflowClient
+
+    from pruneflow.results import SWEEP_TAG
+
+    uri = store_uri(tmp)
+    (tmp / "mlruns").mkdir(parents=True)
+    client = MlflowClient(tracking_uri=uri)
+    experiment_id = client.create_experiment(
+        "pruneflow", artifact_location=(tmp / "artifacts").as_uri()
+    )
+    parent = client.create_run(experiment_id, tags={SWEEP_TAG: sweep})
+    return uri, client, experiment_id, parent
+
+
 def read_runs(tmp: Path, experiment: str = "pruneflow", parents: bool = False):
     """(client, runs oldest first) of the store that ``outputs_to(tmp)`` sends runs to: the
     jobs' runs, or with ``parents`` the sweeps' parent runs."""
