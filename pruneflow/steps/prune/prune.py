@@ -9,9 +9,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from pruneflow.errors import ArgumentError, require
 from pruneflow.steps.data.loaders import ImageDataset
 from pruneflow.steps.model.measure import leaf_layers, macs
+from pruneflow.steps.model.select import select_layers as select
 from pruneflow.steps.prune import channels as thin
 from pruneflow.steps.prune.config import PRUNABLE_LAYER_TYPES, PruneConfig
 from pruneflow.steps.prune.distributions import DISTRIBUTIONS
@@ -35,6 +35,14 @@ class Pruned:
     channels: float = 0.0  # measured fraction of prunable output channels removed
     macs: int = 0  # multiply-accumulates per image of this model
     baseline_macs: int = 0  # ... and of the baseline it was made from
+    selected: list[str] = field(default_factory=list)  # layers given to magnitude pruning
+    targets: dict[str, float] = field(default_factory=dict)  # ... and their target sparsity
+    channels_before: dict[str, int] = field(default_factory=dict)  # output channels, by layer
+
+    def layer_table(self, model, clustered: Sequence[str] = ()) -> list[dict]:
+        """:func:`layer_table` of ``model`` made from this one by a later step (clustering:
+        the layers it ``clustered``), with this pruning's selection, targets and channels."""
+        return layer_table(model, self.selected, self.targets, self.channels_before, clustered)
 
 
 def layers_without_weights(rows: list[dict], targets: Mapping[str, float]) -> list[str]:
@@ -78,29 +86,9 @@ def select_layers(
 ) -> list[str]:
     """Names of the layers to prune: prunable types (optionally only ``layer_types``), minus
     the ``exclude``d names, minus the first and last prunable layers with ``keep_first_last``."""
-    types = PRUNABLE_LAYER_TYPES if layer_types is None else set(layer_types)
-    prunable = [la.name for la in leaf_layers(model) if type(la).__name__ in PRUNABLE_LAYER_TYPES]
-    missing = sorted(set(exclude) - {la.name for la in leaf_layers(model)})
-    if missing:
-        raise ArgumentError(
-            "exclude_layers", missing, f"names of layers of {model.name}: {prunable}"
-        )
-    skip = set(exclude)
-    if keep_first_last and prunable:
-        skip |= {prunable[0], prunable[-1]}
-    selected = [
-        la.name
-        for la in leaf_layers(model)
-        if type(la).__name__ in types and la.name in prunable and la.name not in skip
-    ]
-    require(
-        bool(selected),
-        "layer_types" if layer_types is not None else "exclude_layers",
-        list(layer_types if layer_types is not None else exclude),
-        f"a selection that leaves a layer of {model.name} to prune: layer_types, "
-        f"exclude_layers and keep_first_last exclude all of {prunable}",
+    return select(
+        model, layer_types, exclude, keep_first_last, kinds=PRUNABLE_LAYER_TYPES, acting="prune"
     )
-    return selected
 
 
 def out_channels(layer) -> int:
@@ -117,10 +105,12 @@ def layer_table(
     selected: Sequence[str],
     targets: Mapping[str, float] | None = None,
     before: Mapping[str, int] | None = None,
+    clustered: Sequence[str] = (),
 ) -> list[dict]:
     """Per kernel: layer, type, its output channels before channel pruning (``before``, by
     layer name; else as now) and after, whether it was selected for unstructured pruning, its
-    target sparsity (the distribution's share), size and measured zeros.
+    target sparsity (the distribution's share), size, measured zeros, whether it was
+    ``clustered`` and its distinct values.
 
     Shows where tfmot left kernels dense (DepthwiseConv2D; 2:4 blocks of 1-channel convs)."""
     rows = []
@@ -141,6 +131,8 @@ def layer_table(
                         "size": int(a.size),
                         "zeros": int(a.size - np.count_nonzero(a)),
                         "sparsity": sparsity_of([a]),
+                        "clustered": layer.name in clustered,
+                        "unique_values": int(np.unique(a).size),
                     }
                 )
     return rows
@@ -217,6 +209,9 @@ def prune_model(
         channels=removed,
         macs=macs(model),
         baseline_macs=baseline_macs,
+        selected=selected,
+        targets=targets,
+        channels_before=before,
     )
 
 
