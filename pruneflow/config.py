@@ -31,6 +31,7 @@ from pruneflow.devices import config as devices
 from pruneflow.devices.config import DelegateConfig, DeviceConfig
 from pruneflow.errors import ArgumentError, ConfigError
 from pruneflow.steps.benchmark.config import BenchmarkConfig
+from pruneflow.steps.cluster.config import ClusterConfig
 from pruneflow.steps.convert.config import StageConfig
 from pruneflow.steps.data import config as data
 from pruneflow.steps.data.config import DatasetConfig
@@ -57,6 +58,7 @@ class Config:
     device: DeviceConfig = MISSING
     delegate: DelegateConfig = field(default_factory=DelegateConfig)
     prune: PruneConfig = field(default_factory=PruneConfig)
+    cluster: ClusterConfig = field(default_factory=ClusterConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
@@ -89,9 +91,11 @@ class Config:
     @property
     def run_name(self) -> str:
         """The MLflow run's name: ``tracking.run_name``, else <model>-s<sparsity>, with
-        -c<channels> when channels are removed."""
+        -c<channels> when channels are removed and -cl<clusters> when weights are clustered."""
         thin = f"-c{self.prune.channels:g}" if self.prune.channels else ""
-        return self.tracking.run_name or f"{self.model_name}-s{self.prune.sparsity:g}{thin}"
+        shared = f"-cl{self.cluster.clusters}" if self.cluster.clusters else ""
+        name = f"{self.model_name}-s{self.prune.sparsity:g}{thin}{shared}"
+        return self.tracking.run_name or name
 
     @property
     def model_name(self) -> str:
@@ -110,6 +114,8 @@ class Config:
         spec = without_targets(spec)
         if not self.prune.channels:  # off: the keys of a job as it was before channel pruning
             spec["prune"] = {k: v for k, v in spec["prune"].items() if not k.startswith("channel")}
+        if not self.cluster.clusters:  # off: the key of a job as it was before clustering
+            del spec["cluster"]
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:16]
 

@@ -1,10 +1,10 @@
 """The job: one composed config in, one MLflow run out.
 
-device check -> data -> baseline (cached) -> prune -> QAT -> convert -> evaluate -> benchmark
--> record. Each step is one function in ``pruneflow/steps/<step>/`` that receives its config
-section and returns a small typed result; :mod:`pruneflow.results` turns it into MLflow names
-as soon as it exists, so a run that fails midway is marked FAILED (KILLED when interrupted)
-with its partial artifacts, its error and its log.
+device check -> data -> baseline (cached) -> prune -> cluster -> QAT -> convert -> evaluate
+-> benchmark -> record. Each step is one function in ``pruneflow/steps/<step>/`` that receives
+its config section and returns a small typed result; :mod:`pruneflow.results` turns it into
+MLflow names as soon as it exists, so a run that fails midway is marked FAILED (KILLED when
+interrupted) with its partial artifacts, its error and its log.
 """
 
 from __future__ import annotations
@@ -156,11 +156,12 @@ def _stages(
     import tf_keras as keras
 
     from pruneflow.steps.benchmark.benchmark import run_benchmark, write_images
+    from pruneflow.steps.cluster.cluster import cluster_model
     from pruneflow.steps.convert.convert import describe, export_models
     from pruneflow.steps.convert.variants import KERAS
     from pruneflow.steps.evaluate import predict
     from pruneflow.steps.prune.prune import prune_model
-    from pruneflow.steps.quantize.qat import quantize_aware
+    from pruneflow.steps.quantize.qat import quantize_aware, scheme_for
     from pruneflow.steps.train.train import load_model
 
     keras.backend.clear_session()  # the jobs of a sweep share this process
@@ -180,26 +181,53 @@ def _stages(
             batch_size=config.train.batch_size,
             seed=config.seed,
         )
-    record(results.for_pruning(pruned, len(baseline.history.get("loss", [])), out))
+    epochs = len(baseline.history.get("loss", []))
+    record(results.for_pruning(pruned, epochs, out))
+
+    model, clustered = pruned.model, None
+    if config.cluster.clusters:
+        with timer("cluster"), keys_under("cluster."):
+            clustered = cluster_model(
+                pruned.model,
+                data,
+                config.cluster,
+                preserve_sparsity=config.prune.sparsity > 0,  # sparsity-preserving clustering
+                batch_size=config.train.batch_size,
+                seed=config.seed,
+            )
+        model = clustered.model
+        epochs += len(pruned.history.get("loss", []))
+        table = pruned.layer_table(model, clustered.layers)
+        record(results.for_clustering(clustered, table, epochs, out))
 
     stage, qat = config.stage, None
     if stage.needs_qat:
+        scheme = scheme_for(clustered is not None, config.prune.sparsity > 0)
         with timer("qat"):
             qat = quantize_aware(
-                pruned.model, data, stage, batch_size=config.train.batch_size, seed=config.seed
+                model,
+                data,
+                stage,
+                batch_size=config.train.batch_size,
+                seed=config.seed,
+                scheme=scheme,
             )
+        record(results.for_qat(scheme))
     with timer("convert"):
         calibration = calibration_sample(config, data)
         paths = export_models(
-            pruned.model, stage.variants, out / results.MODELS_DIR, calibration, qat_model=qat
+            model, stage.variants, out / results.MODELS_DIR, calibration, qat_model=qat
         )
-        files = describe(paths)
+        if clustered is None:
+            files = describe(paths)
+        else:
+            files = describe(paths, clustered.layers, clustered.unique_weights)
     record(results.for_files(files))
 
     with timer("evaluate"):  # every model on the same images, the baseline's too (paired)
         tflite = {v: p for v, p in paths.items() if v != KERAS}
         dense = load_model(baseline.model_path)
-        models = {results.BASELINE: dense, KERAS: pruned.model, **tflite}
+        models = {results.BASELINE: dense, KERAS: model, **tflite}
         predictions = predict(models, data.x_val)
     record(results.for_accuracy(predictions, data.y_val, out))
 
@@ -249,25 +277,39 @@ def calibration_sample(config: Config, data):
     return data.train_sample(config.stage.representative_samples, seed=config.seed)
 
 
+_MANY_CLASSES = 1000
+
+
 def _check_layer_selection(config: Config) -> None:
     """Layer names exist once there is a model: build it untrained (its layer names and its
     channel groups do not depend on the data) and select, so that a selection leaving nothing
-    to prune is a config error before any run or training. Only when the selection is not the
-    default, or channels are removed."""
-    p = config.prune
+    to prune or cluster, or a layer with fewer weights than clusters, is a config error before
+    any run or training. Only when the selection is not the default, channels are removed or
+    weights clustered. With channels removed, clustering is checked on the untrained model
+    thinned as the job will thin it (with ``channel_distribution=global`` the trained model's
+    layers may come out thinner; the cluster step checks again)."""
+    p, c = config.prune, config.cluster
     selects = p.sparsity > 0 and (p.layer_types or p.exclude_layers or p.keep_first_last)
-    if selects or p.channels > 0:
+    if selects or p.channels > 0 or c.clusters:
+        from pruneflow.steps.cluster import cluster
         from pruneflow.steps.prune import channels
         from pruneflow.steps.prune.prune import select_layers
 
         size, depth = config.dataset.image_size, config.dataset.channels
-        model = instantiate(config.backbone, (size, size, depth), 2)
+        # the class count is the data's, unknown before loading it: so many classes that the
+        # output layer is never too small here (the cluster step checks it on the real model)
+        model = instantiate(config.backbone, (size, size, depth), _MANY_CLASSES)
         with keys_under("prune."):
             if selects:
                 select_layers(model, p.layer_types, p.exclude_layers, p.keep_first_last)
             if p.channels > 0:
                 graph = channels.analyze(model)
                 channels.check_selection(graph, p.channel_exclude, p.channel_keep_first_last, model)
+                if c.clusters:
+                    model = channels.rebuild(model, channels.plan(model, p.channels, p))
+        with keys_under("cluster."):
+            if c.clusters:
+                cluster.select(model, c)
 
 
 def _made_by(run) -> str:

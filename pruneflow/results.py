@@ -70,6 +70,9 @@ VS_BASELINE = {
 EVIDENCE = (ACCURACY_CI_LOW, ACCURACY_CI_HIGH, *VS_BASELINE.values())  # every variant
 FILE_SPARSITY, FELL_BACK = "sparsity", "fell_back"
 TFLITE_MEASURES = (FILE_SPARSITY, FELL_BACK)  # .tflite variants only
+# Clustered runs (cluster.clusters): the most distinct values in any clustered weight tensor,
+# counted from each file (per channel where int8 scales each channel apart), and in Keras's.
+UNIQUE_WEIGHTS = "unique_weights"
 
 
 def metric(variant: str, measure: str) -> str:
@@ -92,7 +95,7 @@ CURVES = {  # Keras history key -> stepped metric (baseline epochs, then fine-tu
     "val_loss": "val/loss",
     "val_accuracy": "val/accuracy",
 }
-STAGES = ("check", "data", "train", "prune", "qat", "convert", "evaluate", "benchmark")
+STAGES = ("check", "data", "train", "prune", "cluster", "qat", "convert", "evaluate", "benchmark")
 
 
 def stage_time(stage: str) -> str:
@@ -117,6 +120,9 @@ CODE_TAG, REPLACES_TAG = "pruneflow.code", "pruneflow.replaces"
 BASELINE_CACHE_TAG, BASELINE_KEY_TAG = "baseline_cache", "baseline_key"
 # selected layers the target sparsity leaves without a single weight (a warning)
 LAYERS_WITHOUT_WEIGHTS_TAG = "prune.layers_without_weights"
+# tflite_int8_qat's quantization-aware scheme: pqat | cqat | pcqat (steps/quantize/qat.py)
+QAT_SCHEME_TAG = "qat.scheme"
+CLUSTERED_LAYERS_TAG = "cluster.layers"  # the layers clustering clustered
 # Tags of a run that failed: why, in the run itself (its log artifact has the traceback).
 ERROR_TYPE_TAG, ERROR_MESSAGE_TAG = "pruneflow.error.type", "pruneflow.error.message"
 PARENT_TAG = "mlflow.parentRunId"  # MLflow's own nesting tag: a sweep job's parent run
@@ -194,11 +200,14 @@ class LoggedModel:
     metrics: dict[str, float]
 
 
-def model_name(model: str, sparsity: float, variant: str, channels: float = 0.0) -> str:
-    """``digits-cnn-s50-tflite_int8`` (``digits-cnn-s50-c25-tflite_int8`` with 25% of the
-    channels removed): a LoggedModel's name (MLflow allows no dot in it)."""
+def model_name(
+    model: str, sparsity: float, variant: str, channels: float = 0.0, clusters: int = 0
+) -> str:
+    """``digits-cnn-s50-tflite_int8`` (``digits-cnn-s50-c25-cl16-tflite_int8`` with 25% of the
+    channels removed and 16 clusters): a LoggedModel's name (MLflow allows no dot in it)."""
     thin = f"-c{channels * 100:g}" if channels else ""
-    return f"{model}-s{sparsity * 100:g}{thin}-{variant}".replace(".", "_")
+    shared = f"-cl{clusters}" if clusters else ""
+    return f"{model}-s{sparsity * 100:g}{thin}{shared}-{variant}".replace(".", "_")
 
 
 def start_tags(config, runtime: str, git_commit: str | None, code: str) -> dict[str, Any]:
@@ -248,12 +257,7 @@ def for_pruning(pruned, baseline_epochs: int, out_dir: Path) -> Record:
     """A :class:`~pruneflow.steps.prune.prune.Pruned`: measured sparsity and removed channels,
     parameters, MACs (of the model converted, and of the baseline), fine-tuning curves, the
     per-layer table with channels before and after (written to ``out_dir/layers.csv``)."""
-    path = Path(out_dir) / LAYERS_FILE
-    with open(path, "w", newline="") as fh:
-        if pruned.layers:
-            writer = csv.DictWriter(fh, fieldnames=list(pruned.layers[0]))
-            writer.writeheader()
-            writer.writerows(pruned.layers)
+    path = _layers_csv(pruned.layers, out_dir)
     starved = pruned.layers_without_weights
     return Record(
         metrics={
@@ -270,6 +274,34 @@ def for_pruning(pruned, baseline_epochs: int, out_dir: Path) -> Record:
     )
 
 
+def _layers_csv(rows: list[dict], out_dir: Path) -> Path:
+    """The per-layer table (``prune/layers.csv``) written to ``out_dir``."""
+    path = Path(out_dir) / LAYERS_FILE
+    with open(path, "w", newline="") as fh:
+        if rows:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return path
+
+
+def for_clustering(clustered, layers: list[dict], offset: int, out_dir: Path) -> Record:
+    """A :class:`~pruneflow.steps.cluster.cluster.Clustered`: the layers clustered, its
+    fine-tuning curves (after the epochs before it, ``offset``), and the per-layer table of
+    the clustered model (``layers``, with distinct values per layer) replacing the pruned
+    one's in ``prune/layers.csv``."""
+    return Record(
+        tags={CLUSTERED_LAYERS_TAG: ",".join(clustered.layers)},
+        steps=_curves(clustered.history, offset),
+        artifacts=[(_layers_csv(layers, out_dir), LAYERS_DIR)],
+    )
+
+
+def for_qat(scheme: str) -> Record:
+    """Which quantization-aware scheme made ``tflite_int8_qat`` (pqat, cqat, pcqat)."""
+    return Record(tags={QAT_SCHEME_TAG: scheme})
+
+
 def for_files(files: Mapping[str, Any]) -> Record:
     """``{variant: pruneflow.steps.convert.convert.ModelFile}``: sizes, stored zeros, the
     files themselves."""
@@ -279,6 +311,8 @@ def for_files(files: Mapping[str, Any]) -> Record:
         rec.metrics[metric(variant, GZIP)] = f.gzip_bytes
         if f.sparsity is not None:
             rec.metrics[metric(variant, FILE_SPARSITY)] = f.sparsity
+        if f.unique_weights is not None:
+            rec.metrics[metric(variant, UNIQUE_WEIGHTS)] = f.unique_weights
         rec.artifacts.append((f.path, MODELS_DIR))
     return rec
 
@@ -399,12 +433,17 @@ def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], 
             decode("p50"),
             invoke("p50"),
             PEAK_RSS,
+            UNIQUE_WEIGHTS,
             *(TFLITE_MEASURES if variant != KERAS else ()),
         )
         rec.models.append(
             LoggedModel(
                 name=model_name(
-                    config.model_name, config.prune.sparsity, variant, config.prune.channels
+                    config.model_name,
+                    config.prune.sparsity,
+                    variant,
+                    config.prune.channels,
+                    config.cluster.clusters,
                 ),
                 path=Path(path),
                 model_type="keras" if variant == KERAS else "tflite",
@@ -412,6 +451,7 @@ def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], 
                     "variant": variant,
                     "sparsity": str(config.prune.sparsity),
                     "channels": str(config.prune.channels),
+                    "clusters": str(config.cluster.clusters),
                     "measured_sparsity": f"{metrics.get(SPARSITY, float('nan')):.4f}",
                     "model": config.model_name,
                     "device": config.device.name,

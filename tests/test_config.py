@@ -221,7 +221,7 @@ def test_a_key_an_option_does_not_have_is_refused_at_compose():
 UNKNOWN_KEYS = [
     ("+prune.sparsty=0.5", "prune.sparsty: did you mean prune.sparsity?"),
     ("+sparsity=0.5", "sparsity: did you mean prune.sparsity?"),
-    ("+epochs=2", "epochs: did you mean prune.epochs or train.epochs?"),
+    ("+epochs=2", "epochs: did you mean prune.epochs or cluster.epochs or train.epochs?"),
     ("+experimnt=paper", "experimnt: did you mean the config group +experiment=<option>?"),
     ("+tracking.urj=x", "tracking.urj: did you mean tracking.uri?"),
     ("+prune.foo=1", "prune.foo: the keys of prune are sparsity, schedule, epochs, learning_rate"),
@@ -409,7 +409,7 @@ def test_cli_rejects_bad_input_before_any_work(tmp_path, folder_root, args, expe
         (
             ["+foo=1"],
             "unknown key foo: the top-level keys are seed, dataset, backbone, stage, device, "
-            "delegate, prune, train, benchmark, tracking, paths",
+            "delegate, prune, cluster, train, benchmark, tracking, paths",
         ),
         (
             ["device=local", "+device.host=pi"],

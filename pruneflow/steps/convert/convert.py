@@ -22,15 +22,25 @@ class ModelFile:
     size_bytes: int
     gzip_bytes: int
     sparsity: float | None  # zeros stored in a .tflite file's weights; None for Keras
+    # clustered runs: the most distinct values in a clustered weight tensor (unique_weights)
+    unique_weights: int | None = None
 
 
-def describe(paths: Mapping[str, Path]) -> dict[str, ModelFile]:
-    """{variant: ModelFile} for the files :func:`export_models` wrote."""
+def describe(
+    paths: Mapping[str, Path], clustered: Iterable[str] = (), keras_unique: int | None = None
+) -> dict[str, ModelFile]:
+    """{variant: ModelFile} for the files :func:`export_models` wrote; with the names of the
+    ``clustered`` layers, each .tflite file's :func:`unique_weights` (the Keras model's,
+    measured on its kernels, is ``keras_unique``)."""
+    layers = list(clustered)
     files = {}
     for variant, path in paths.items():
         raw, gz = file_sizes(path)
-        zeros = None if variant == KERAS else weight_sparsity(path)
-        files[variant] = ModelFile(Path(path), raw, gz, zeros)
+        if variant == KERAS:
+            files[variant] = ModelFile(Path(path), raw, gz, None, keras_unique if layers else None)
+        else:
+            unique = unique_weights(path, layers) if layers else None
+            files[variant] = ModelFile(Path(path), raw, gz, weight_sparsity(path), unique)
     return files
 
 
@@ -103,13 +113,10 @@ def export_models(
     return paths
 
 
-def weight_sparsity(path: str | Path) -> float:
-    """Fraction of exact zeros over the constant weight tensors (rank >= 2) of a .tflite file
-    (for a tensor in sparse format, the zeros it does not store count as zeros).
-
-    What the deployed file really holds: int8 weights keep pruning's zeros only if quantization
-    preserved them.
-    """
+def _weight_tensors(path: str | Path):
+    """The constant weight tensors (rank >= 2) of a .tflite file, as (name, stored values,
+    dense size, axis of per-channel quantization or None, whether in sparse format): a tensor
+    in sparse format stores only its nonzero blocks, so its dense size is larger."""
     from tensorflow.lite.python import schema_py_generated as fb
 
     dtypes = {
@@ -119,7 +126,6 @@ def weight_sparsity(path: str | Path) -> float:
     }
     buf = Path(path).read_bytes()
     model = fb.Model.GetRootAsModel(buf, 0)
-    zeros = total = 0
     for g in range(model.SubgraphsLength()):
         graph = model.Subgraphs(g)
         for t in range(graph.TensorsLength()):
@@ -129,8 +135,49 @@ def weight_sparsity(path: str | Path) -> float:
             if dtype is None or tensor.ShapeLength() < 2 or data is None or not data.DataLength():
                 continue
             values = np.frombuffer(data.DataAsNumpy().tobytes(), dtype=dtype)
-            # a tensor in sparse format stores only its nonzero blocks: count the dense shape
-            size = values.size if tensor.Sparsity() is None else int(np.prod(tensor.ShapeAsNumpy()))
-            zeros += int(size - np.count_nonzero(values))
-            total += size
+            shape = tuple(int(d) for d in tensor.ShapeAsNumpy())
+            sparse = tensor.Sparsity() is not None
+            quant = tensor.Quantization()
+            axis = quant.QuantizedDimension() if quant and quant.ScaleLength() > 1 else None
+            if not sparse:
+                values = values.reshape(shape)
+            yield tensor.Name().decode(), values, int(np.prod(shape)), axis, sparse
+
+
+def weight_sparsity(path: str | Path) -> float:
+    """Fraction of exact zeros over the constant weight tensors (rank >= 2) of a .tflite file
+    (for a tensor in sparse format, the zeros it does not store count as zeros).
+
+    What the deployed file really holds: int8 weights keep pruning's zeros only if quantization
+    preserved them.
+    """
+    zeros = total = 0
+    for _, values, size, _, _ in _weight_tensors(path):
+        zeros += int(size - np.count_nonzero(values))
+        total += size
     return zeros / total if total else 0.0
+
+
+def unique_weights(path: str | Path, layers: Iterable[str]) -> int | None:
+    """The most distinct values in any weight tensor of ``layers`` (Keras layer names) in a
+    .tflite file, counted from the file; None when no tensor of theirs is found.
+
+    A tensor belongs to a layer when the layer's name is one part of the tensor's name (the
+    converter names weights after the ops that use them, ``cnn/conv1/Conv2D``, and
+    quantization-aware layers ``quant_<name>``). A tensor quantized per channel (int8
+    convolutions: every output channel has its own scale) is counted per channel, where
+    clustering's shared values stay shared; a tensor in sparse format counts its zeros too.
+    """
+    wanted = set(layers)
+    most = None
+    for name, values, size, axis, sparse in _weight_tensors(path):
+        parts = {p.removeprefix("quant_") for op in name.split(";") for p in op.split("/")}
+        if not parts & wanted:
+            continue
+        if axis is None:
+            unstored_zeros = sparse and size > values.size and values.all()
+            n = len(np.unique(values)) + int(unstored_zeros)
+        else:
+            n = max(len(np.unique(s)) for s in np.moveaxis(values, axis, 0))
+        most = n if most is None else max(most, n)
+    return most

@@ -1,7 +1,8 @@
-"""Quantize stage: prune-preserving quantization-aware training (PQAT) for ``tflite_int8_qat``.
+"""Quantize stage: quantization-aware training for ``tflite_int8_qat`` that preserves what the
+steps before it made: pruning's zeros (PQAT), clustering's centroids (CQAT), or both (PCQAT).
 
-Plain QAT re-learns every weight and destroys pruning's zeros; tfmot's
-``Default8BitPrunePreserveQuantizeScheme`` keeps them. The fine-tuned quantization-aware model
+Plain QAT re-learns every weight and destroys pruning's zeros and clustering's shared values;
+tfmot's collaborative-optimization schemes keep them. The fine-tuned quantization-aware model
 is converted to full-integer TFLite by :mod:`pruneflow.steps.convert.convert`.
 """
 
@@ -51,6 +52,28 @@ def _output_only_config():
     return OutputOnlyQuantizeConfig
 
 
+# tfmot's schemes, by the tag value a run records (``qat.scheme``): prune-preserving (also
+# what a dense, unclustered model gets: with no zeros it is plain QAT), cluster-preserving,
+# and sparsity- and cluster-preserving.
+SCHEMES = ("pqat", "cqat", "pcqat")
+
+
+def scheme_for(clustered: bool, pruned: bool) -> str:
+    """The scheme that keeps what the model has: ``pcqat``, ``cqat`` or ``pqat``."""
+    if clustered:
+        return "pcqat" if pruned else "cqat"
+    return "pqat"
+
+
+def _scheme(name: str):
+    import tensorflow_model_optimization as tfmot
+
+    combine = tfmot.experimental.combine
+    if name == "pqat":
+        return combine.Default8BitPrunePreserveQuantizeScheme()
+    return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=name == "pcqat")
+
+
 def nests_a_model(model) -> bool:
     """True when ``model`` holds another model as a layer (a transfer backbone's base)."""
     import tf_keras as keras
@@ -58,9 +81,17 @@ def nests_a_model(model) -> bool:
     return any(isinstance(layer, keras.Model) for layer in model.layers)
 
 
-def quantize_aware(model, data: ImageDataset, config: StageConfig, *, batch_size: int, seed: int):
-    """A prune-preserving quantization-aware copy of ``model``, fine-tuned for
-    ``config.qat_epochs`` at ``config.qat_learning_rate``.
+def quantize_aware(
+    model,
+    data: ImageDataset,
+    config: StageConfig,
+    *,
+    batch_size: int,
+    seed: int,
+    scheme: str = "pqat",
+):
+    """A quantization-aware copy of ``model`` under ``scheme`` (:data:`SCHEMES`; see
+    :func:`scheme_for`), fine-tuned for ``config.qat_epochs`` at ``config.qat_learning_rate``.
 
     A QAT model scores chance accuracy before its first training step (shared/STACK.md), so
     the schema requires an epoch. Models with a nested backbone are not supported by tfmot's QAT.
@@ -75,6 +106,7 @@ def quantize_aware(model, data: ImageDataset, config: StageConfig, *, batch_size
         "a model without a nested model inside (tfmot cannot quantize one); use tflite_int8 "
         "(post-training) for transfer backbones",
     )
+    require(scheme in SCHEMES, "scheme", scheme, str(list(SCHEMES)))
     q = tfmot.quantization.keras
     config_cls = _output_only_config()
 
@@ -89,9 +121,7 @@ def quantize_aware(model, data: ImageDataset, config: StageConfig, *, batch_size
     annotated = keras.models.clone_model(model, clone_function=annotate)
     annotated.set_weights(model.get_weights())
     with q.quantize_scope({"OutputOnlyQuantizeConfig": config_cls}):
-        qat = q.quantize_apply(
-            annotated, tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
-        )
+        qat = q.quantize_apply(annotated, _scheme(scheme))
     keras.utils.set_random_seed(seed)
     fit(
         qat,
