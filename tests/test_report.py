@@ -1,6 +1,6 @@
 """`pruneflow report` and `pruneflow ui` on a real store filled by a small real sweep, the best
-sparsity rule on constructed runs, and bad input; channels (prune.channels) beside sparsity on
-runs made directly in a store."""
+sparsity rule on constructed runs, and bad input; channels (prune.channels) and clusters
+(cluster.clusters) beside sparsity on runs made directly in a store."""
 
 from __future__ import annotations
 
@@ -31,16 +31,19 @@ from pruneflow.results import model_name
 from pruneflow.study.report import (
     BEST_TAG,
     CHANNEL_PLOTS,
+    CLUSTER_PLOTS,
     PLOTS,
     REPORT_MD,
     RUNS_CSV,
+    SUMMARY_CSV,
     best_sparsity,
     plot_names,
     report_sweep,
     select,
     write_report,
 )
-from pruneflow.study.report.tables import best_line, best_variant
+from pruneflow.study.report.selection import UNIQUE_WEIGHTS
+from pruneflow.study.report.tables import best_line, best_variant, has_clusters
 
 
 @pytest.fixture(scope="module")
@@ -343,13 +346,24 @@ CHANNEL_VARIANTS = ("keras", "tflite_int8")
 BASE_MACS = 5e6
 
 
-def _log_run(client, experiment_id, parent_id, model, sparsity, channels, accuracy, **extra):
+def _log_run(
+    client,
+    experiment_id,
+    parent_id,
+    model,
+    sparsity,
+    channels,
+    accuracy,
+    threads=1,
+    clusters=None,
+):
     """One finished job run as pruneflow logs it (the names of pruneflow.results), and its
-    LoggedModels; ``channels`` None: a run made before prune.channels (no param, no MACs)."""
+    LoggedModels; ``channels`` None: a run made before prune.channels (no param, no MACs);
+    ``clusters`` None: a run made before cluster.clusters (no param, no unique weights)."""
     from mlflow.entities import Metric, Param
 
-    threads = extra.get("threads", 1)
     name = f"{model}-s{sparsity:g}" + (f"-c{channels:g}" if channels else "")
+    name += f"-cl{clusters}" if clusters else ""
     tags = {
         results.MODEL_TAG: model,
         results.PARENT_TAG: parent_id,
@@ -370,22 +384,33 @@ def _log_run(client, experiment_id, parent_id, model, sparsity, channels, accura
             results.MACS: BASE_MACS * (1 - channels) ** 2,
             results.BASELINE_MACS: BASE_MACS,
         }
+    if clusters is not None:
+        params["cluster.clusters"] = str(clusters)
     thin = (1 - (channels or 0)) ** 2
+    # clustered: fewer distinct weights compress better (16 clusters: half the gzip file)
+    packed = math.log2(clusters) / 8 if clusters else 1.0
     for i, variant in enumerate(CHANNEL_VARIANTS):
         metrics[results.metric(variant, results.ACCURACY)] = accuracy
         metrics[results.metric(variant, results.SIZE)] = 40000.0 * thin / (i + 1)
-        metrics[results.metric(variant, results.GZIP)] = 40000.0 * thin * (1 - sparsity) / (i + 1)
+        metrics[results.metric(variant, results.GZIP)] = (
+            40000.0 * thin * (1 - sparsity) * packed / (i + 1)
+        )
         for measure in results.LATENCY:
             metrics[results.metric(variant, measure)] = 0.2 * thin / threads
+        if clusters:
+            metrics[results.metric(variant, UNIQUE_WEIGHTS)] = clusters
     client.log_batch(
         run.info.run_id,
         metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
         params=[Param(k, v) for k, v in params.items()],
     )
     for variant in CHANNEL_VARIANTS:
+        logged_as = model_name(model, sparsity, variant, channels=channels or 0.0)
+        if clusters:  # as the clustering step names it: -cl<clusters> before the variant
+            logged_as = logged_as.removesuffix(f"-{variant}") + f"-cl{clusters}-{variant}"
         logged = client.create_logged_model(
             experiment_id,
-            name=model_name(model, sparsity, variant, channels=channels or 0.0),
+            name=logged_as,
             source_run_id=run.info.run_id,
             params={"variant": variant},
         )
@@ -396,19 +421,12 @@ def _log_run(client, experiment_id, parent_id, model, sparsity, channels, accura
 
 def _store(tmp, runs, sweep: str = "sweep-thin") -> tuple[str, str]:
     """A store at ``tmp``/mlruns (where `pruneflow report` run in ``tmp`` looks) with one
-    sweep's parent run and ``runs`` (model, sparsity, channels, accuracy[, threads]) under it;
-    returns (uri, parent run id)."""
+    sweep's parent run and ``runs`` (model, sparsity, channels, accuracy[, threads[, clusters]])
+    under it; returns (uri, parent run id)."""
     uri, client, experiment_id, parent = sweep_store(tmp, sweep)
-    for model, sparsity, channels, accuracy, *threads in runs:
+    for model, sparsity, channels, accuracy, *more in runs:
         _log_run(
-            client,
-            experiment_id,
-            parent.info.run_id,
-            model,
-            sparsity,
-            channels,
-            accuracy,
-            threads=threads[0] if threads else 1,
+            client, experiment_id, parent.info.run_id, model, sparsity, channels, accuracy, *more
         )
     client.set_terminated(parent.info.run_id, "FINISHED")
     return uri, parent.info.run_id
@@ -504,6 +522,10 @@ def test_report_tables_and_plots_keep_channels_apart(channel_store, tmp_path):
             img.load()
             assert img.size[0] >= 550 and img.size[1] >= 400, (name, img.size)
         assert f"[{name}]({name})" in md
+    # no run clustered: no clusters column, no unique weights, no plot against clusters
+    assert not has_clusters(table) and (table["clusters"] == 0).all()
+    assert "clusters" not in md and "unique weights" not in md
+    assert not (tmp_path / CLUSTER_PLOTS[0]).exists()
     csv = pd.read_csv(tmp_path / RUNS_CSV)
     assert list(csv["channels"]) == list(table["channels"])
     # the deploy pick: the smallest gzip file at the best configurations
@@ -564,7 +586,7 @@ def test_a_study_without_channel_runs_reports_as_before(tmp_path):
     # runs without the paired metrics: the point rule, said so
     assert _lines(md, "| digits-cnn | tflite_int8 | 0.9700 | 0.9 | 0.9650 | -0.50 | – | 1 | point")
     assert "- digits-cnn: one image = 0.278 points on 360 images" in md
-    assert "channels" not in md
+    assert "channels" not in md and "clusters" not in md
     assert "| model | sparsity | measured | images | MMACs | keras | tflite_int8 |" in md
     assert _lines(md, "| digits-cnn | 0.9 | tflite_int8 | 1 | ")
     assert best_line(best) == "digits-cnn: keras 0.9, tflite_int8 0.9"
@@ -598,3 +620,184 @@ def test_best_configuration_with_channels_on_constructed_rows():
     assert best_line(best).startswith("m: keras 0.5/c0.5; t: keras 0.8/c0.5;")
     # the old rule's table (no channels column) still works: the highest sparsity
     assert best_sparsity(_table([("m", "keras", 0.9, 0.955, 0.96)]))[("m", "keras")]["sparsity"]
+
+
+# -- clusters (cluster.clusters) beside sparsity: runs made directly in a store, no training ----
+CLUSTER_RUNS = [  # (model, sparsity, channels, accuracy, threads, clusters); baseline 0.97
+    ("digits-cnn", 0.5, None, 0.970),  # before cluster.clusters (and prune.channels): clusters 0
+    ("digits-cnn", 0.5, 0.0, 0.968, 1, 16),  # the same sparsity, clustered: another row
+    ("digits-cnn", 0.9, 0.0, 0.966, 1, 0),  # the param 0 (clustering off)
+    ("digits-cnn", 0.9, 0.0, 0.950, 1, 8),  # the smallest file, but it does not hold
+    ("digits-cnn", 0.9, 0.0, 0.964, 1, 16),  # holds, half the gzip file: the pick
+    ("digits-cnn", 0.9, 0.0, 0.965, 1, 32),  # holds, more accurate, but a larger file
+    ("digits-mlp", 0.5, 0.0, 0.965, 1, 0),  # a model without clustered runs: no clusters label
+    ("digits-mlp", 0.9, 0.0, 0.950, 1, 0),
+]
+
+
+@pytest.fixture(scope="module")
+def cluster_store(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("clusters")
+    uri, parent_id = _store(tmp, CLUSTER_RUNS, sweep="sweep-packed")
+    return tmp, uri, parent_id
+
+
+@pytest.fixture(scope="module")
+def cluster_report(cluster_store, tmp_path_factory):
+    _, uri, _ = cluster_store
+    out = tmp_path_factory.mktemp("cluster-report")
+    table, best = write_report(select(uri, all_runs=True), out)
+    return out, table, best
+
+
+def test_rows_have_clusters_and_unique_weights_and_old_runs_read_as_not_clustered(
+    cluster_report,
+):
+    out, table, _ = cluster_report
+    assert len(table) == len(CLUSTER_RUNS) * len(CHANNEL_VARIANTS)
+    assert has_clusters(table)
+    cnn = table[table["model"] == "digits-cnn"]
+    # sorted by model, sparsity, channels, clusters, variant
+    assert list(cnn["clusters"]) == [0] * 2 + [16] * 2 + [0] * 2 + [8] * 2 + [16] * 2 + [32] * 2
+    assert list(cnn["target_sparsity"]) == [0.5] * 4 + [0.9] * 8
+    old = cnn[cnn["run_name"] == "digits-cnn-s0.5"]
+    assert len(old) == 2 and (old["clusters"] == 0).all()  # no param: not clustered
+    assert old[UNIQUE_WEIGHTS].isna().all()
+    packed = cnn[cnn["run_name"] == "digits-cnn-s0.9-cl16"]
+    assert list(packed[UNIQUE_WEIGHTS]) == [16, 16]
+    assert cnn[cnn["run_name"] == "digits-cnn-s0.9"][UNIQUE_WEIGHTS].isna().all()  # off
+    assert set(table["model"]) == {"digits-cnn", "digits-mlp"}  # the -cl suffix is no model
+    csv = pd.read_csv(out / RUNS_CSV)
+    assert list(csv["clusters"]) == list(table["clusters"])
+    assert list(csv[UNIQUE_WEIGHTS].fillna(0)) == list(table[UNIQUE_WEIGHTS].fillna(0))
+    # summary.csv: runs differing only in clusters are configurations of their own
+    summary = pd.read_csv(out / SUMMARY_CSV)
+    at = summary[(summary["model"] == "digits-cnn") & (summary["variant"] == "tflite_int8")]
+    assert list(zip(at["target_sparsity"], at["clusters"], strict=True)) == [
+        (0.5, 0),
+        (0.5, 16),
+        (0.9, 0),
+        (0.9, 8),
+        (0.9, 16),
+        (0.9, 32),
+    ]
+    assert (at["n_runs"] == 1).all()
+
+
+def test_the_best_configuration_prefers_the_smaller_gzip_where_only_clusters_differ(
+    cluster_report,
+):
+    _, table, best = cluster_report
+    # 0.9 holds at 0, 16 and 32 clusters (8 does not): the smallest gzip file of those, 16,
+    # though 0 and 32 are more accurate; digits-mlp never clustered: sparsity alone
+    for variant in CHANNEL_VARIANTS:
+        b = best[("digits-cnn", variant)]
+        assert (b["sparsity"], b["channels"], b["clusters"], b["accuracy"]) == (
+            0.9,
+            0.0,
+            16,
+            0.964,
+        )
+        assert b["with_clusters"] and not b["with_channels"]
+        mlp = best[("digits-mlp", variant)]
+        assert (mlp["sparsity"], mlp["clusters"], mlp["with_clusters"]) == (0.5, 0, False)
+    assert best[("digits-cnn", "tflite_int8")]["gzip"] == pytest.approx(40000 * 0.1 * 0.5 / 2)
+    assert best_line(best) == (
+        "digits-cnn: keras 0.9/cl16, tflite_int8 0.9/cl16; digits-mlp: keras 0.5, tflite_int8 0.5"
+    )
+    # the deploy pick: the smallest gzip file at the best configurations
+    pick = best_variant(table, best)
+    assert (pick["model"], pick["variant"], pick["target_sparsity"], pick["clusters"]) == (
+        "digits-cnn",
+        "tflite_int8",
+        0.9,
+        16,
+    )
+    assert pick["run_name"] == "digits-cnn-s0.9-cl16"
+
+
+def test_report_tables_have_a_clusters_column_and_unique_weights(cluster_report):
+    out, _, _ = cluster_report
+    md = (out / REPORT_MD).read_text()
+    assert (
+        "## Best configuration per model (Table 5): the highest sparsity non-inferior to the "
+        "baseline within 1 accuracy points, then the smallest gzip file\n" in md
+    )
+    assert "Of the (sparsity, clusters) configurations that hold" in md
+    assert (
+        "| model | variant | baseline accuracy | best sparsity | clusters | gzip KB "
+        "| accuracy there | Δ points |" in md
+    )
+    assert _lines(md, "| digits-cnn | tflite_int8 | 0.9700 | 0.9 | 16 | 1.0 | 0.9640 | ")
+    assert _lines(md, "| digits-mlp | tflite_int8 | 0.9700 | 0.5 | 0 | 9.8 | 0.9650 | ")
+    # the table over seeds, Table 8 and latency: a clusters column beside sparsity
+    assert "| model | sparsity | clusters | variant | runs | seeds | accuracy |" in md
+    assert "| model | sparsity | clusters | measured | images | MMACs | keras | tflite_int8 |" in md
+    assert len(_lines(md, "| digits-cnn | 0.5 | 0 | 0.500 | 360 | – | 0.9700 |")) == 1
+    assert len(_lines(md, "| digits-cnn | 0.5 | 16 | 0.500 | 360 | 5.000 | 0.9680 |")) == 1
+    assert "| model | sparsity | clusters | variant | threads | first |" in md
+    # latency, the table over seeds and sizes: one row each for the two runs at 0.5, apart
+    for clusters in (0, 16):
+        assert len(_lines(md, f"| digits-cnn | 0.5 | {clusters} | tflite_int8 | ")) == 3
+    # sizes: the unique weights of a clustered file, `–` for the others
+    assert "| model | sparsity | clusters | variant | raw | gzip | unique weights |" in md
+    assert _lines(md, "| digits-cnn | 0.9 | 16 | tflite_int8 | 19.5 | 1.0 | 16 |")
+    assert _lines(md, "| digits-cnn | 0.9 | 0 | tflite_int8 | 19.5 | 2.0 | – |")
+    assert "channels" not in md  # no run removed channels
+
+
+def test_gzip_vs_clusters_is_plotted_when_a_run_clustered(cluster_report):
+    out, table, _ = cluster_report
+    assert plot_names(table) == (*PLOTS, *CLUSTER_PLOTS) == (*PLOTS, "gzip_vs_clusters.png")
+    md = (out / REPORT_MD).read_text()
+    for name in (*PLOTS, *CLUSTER_PLOTS):
+        with Image.open(out / name) as img:
+            img.load()
+            assert img.size[0] >= 550 and img.size[1] >= 400, (name, img.size)
+        assert f"[{name}]({name})" in md
+    assert sorted(p.name for p in out.glob("*.png")) == sorted((*PLOTS, *CLUSTER_PLOTS))
+
+
+def test_report_register_picks_the_clustered_logged_model(cluster_store, tmp_path):
+    tmp, _, _ = cluster_store
+    proc = run_cli(["report", "--all", "--register", "packed", "--out", str(tmp_path)], cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert "digits-cnn: keras 0.9/cl16, tflite_int8 0.9/cl16;" in proc.stdout
+    assert "gzip_vs_clusters.png" in proc.stdout
+    client, _ = read_runs(tmp)
+    (version,) = client.search_model_versions("name = 'packed'")
+    model = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert model.name == "digits-cnn-s90-cl16-tflite_int8"
+    assert client.get_run(version.run_id).info.run_name == "digits-cnn-s0.9-cl16"
+
+
+def test_a_sweep_with_clusters_tags_its_parent_with_them(cluster_store, tmp_path):
+    from mlflow.tracking import MlflowClient
+
+    _, uri, parent_id = cluster_store
+    line = report_sweep(uri, "pruneflow", parent_id, tmp_path)
+    tag = MlflowClient(tracking_uri=uri).get_run(parent_id).data.tags[BEST_TAG]
+    assert tag == line and tag.startswith("digits-cnn: keras 0.9/cl16, tflite_int8 0.9/cl16;")
+
+
+def test_best_configuration_with_channels_and_clusters_on_constructed_rows():
+    def table(rows):
+        cols = ["model", "variant", "target_sparsity", "channels", "clusters", "macs"]
+        cols += [results.GZIP, "accuracy"]
+        return pd.DataFrame([dict(zip(cols, r, strict=True), baseline_accuracy=0.96) for r in rows])
+
+    best = best_sparsity(
+        table(
+            [
+                ("m", "keras", 0.5, 0.5, 0, 1e6, 4000, 0.96),
+                ("m", "keras", 0.5, 0.5, 16, 1e6, 2000, 0.955),  # the same MACs, a smaller file
+                ("m", "keras", 0.5, 0.5, 8, 1e6, 1500, 0.90),  # smaller still, but lost
+                ("m", "keras", 0.5, 0.25, 16, 2e6, 1000, 0.96),  # the smallest: more MACs
+                ("x", "keras", 0.5, 0.0, 16, 4e6, 1000, 0.90),  # none holds
+            ]
+        )
+    )
+    b = best[("m", "keras")]
+    assert (b["sparsity"], b["channels"], b["clusters"]) == (0.5, 0.5, 16)
+    assert best[("x", "keras")]["why"] == "no (sparsity, clusters) within 1 points of the baseline"
+    assert best_line(best) == "m: keras 0.5/c0.5/cl16; x: keras –"

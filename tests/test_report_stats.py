@@ -337,10 +337,11 @@ def test_summary_csv_aggregates_three_seeds_with_t_intervals(seeded):
     out, _, _ = seeded
     summary = pd.read_csv(out / SUMMARY_CSV)
     assert len(summary) == 2 * 2  # two sparsities, two variants: the seeds together
-    assert list(summary.columns[:5]) == [
+    assert list(summary.columns[:6]) == [
         "model",
         "target_sparsity",
         "channels",
+        "clusters",
         "threads",
         "variant",
     ]

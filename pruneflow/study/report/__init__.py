@@ -1,7 +1,8 @@
 """The report: runs read back from the MLflow store as the paper's tables, a CSV of the runs,
 one of the configurations over their seeds (:mod:`~pruneflow.study.report.summary`), plots and
-the best sparsity per model with its evidence (the best (sparsity, channels) configuration
-where runs removed channels with ``prune.channels``).
+the best sparsity per model with its evidence (the best (sparsity, channels, clusters)
+configuration where runs removed channels with ``prune.channels`` or clustered weights with
+``cluster.clusters``: only the dimensions the study varies).
 
 ``pruneflow report`` (:mod:`pruneflow.cli.report`) and the end of every sweep
 (:func:`report_sweep`, into the parent run) use it. It reads runs with MLflow's
@@ -16,18 +17,20 @@ from pathlib import Path
 from pruneflow import results
 from pruneflow.study import tracking
 from pruneflow.study.report.markdown import markdown
-from pruneflow.study.report.plots import CHANNEL_PLOTS, PLOTS, plot_names, plots
+from pruneflow.study.report.plots import CHANNEL_PLOTS, CLUSTER_PLOTS, PLOTS, plot_names, plots
 from pruneflow.study.report.selection import ReportError, Selection, rows, select
 from pruneflow.study.report.summary import summary
 from pruneflow.study.report.tables import DEFAULT_TOLERANCE, best_line, best_sparsity
 
 RUNS_CSV, SUMMARY_CSV, REPORT_MD = "runs.csv", "summary.csv", "report.md"
-# on the parent run: the report's choice per model (sparsity, or sparsity/c<channels>)
+# on the parent run: the report's choice per model (sparsity, or sparsity/c<channels>,
+# sparsity/cl<clusters>, sparsity/c<channels>/cl<clusters>: the dimensions the study varies)
 BEST_TAG = "pruneflow.best_sparsity"
 
 __all__ = [
     "BEST_TAG",
     "CHANNEL_PLOTS",
+    "CLUSTER_PLOTS",
     "DEFAULT_TOLERANCE",
     "PLOTS",
     "REPORT_MD",

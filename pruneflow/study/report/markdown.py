@@ -1,8 +1,10 @@
 """The report as markdown: the paper's tables (accuracy, latency with its interval, size) and
 the best sparsity per model with its evidence, the numbers over seeds (summary.csv); where runs
 removed channels (``prune.channels``), a channels column beside every sparsity and the best
-(sparsity, channels) configuration instead; where runs have several seeds, a seed column in
-every per-run table."""
+(sparsity, channels) configuration instead; where runs clustered weights
+(``cluster.clusters``), a clusters column likewise, the best configuration with its clusters and
+the sizes with their unique weights; where runs have several seeds, a seed column in every
+per-run table."""
 
 from __future__ import annotations
 
@@ -12,10 +14,16 @@ import pandas as pd
 
 from pruneflow import results
 from pruneflow.study.report.plots import plot_names
-from pruneflow.study.report.selection import Selection
+from pruneflow.study.report.selection import DIMENSION_COLUMNS, UNIQUE_WEIGHTS, Selection
 from pruneflow.study.report.summary import summary as summarize
+from pruneflow.study.report.tables import (
+    at_config,
+    dimensions,
+    has_channels,
+    has_clusters,
+    resolution,
+)
 from pruneflow.study.report.tables import fmt as _fmt
-from pruneflow.study.report.tables import has_channels, resolution
 
 Z95 = 1.959964  # two-sided 95% normal quantile: the mean's confidence interval
 
@@ -46,14 +54,16 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None) 
         ]
     elif seeds(table):
         lines += [f"Every run has seed {seeds(table)[0]}.", ""]
-    chan = has_channels(table)  # only then a channels column beside every sparsity
+    # only the dimensions some run uses (channels, clusters) have a column beside sparsity
+    dims = dimensions(table)
+    chan = has_channels(table)  # then the measured channels beside the measured sparsity
     lines += _best_table(table, best, tolerance)
-    lines += _summary_table(summary, chan)
+    lines += _summary_table(summary, dims)
     lines += ["", "## Accuracy per variant (Table 8)", ""]
     variants = list(dict.fromkeys(table["variant"]))
     macs = "macs" in table and bool(table["macs"].notna().any())  # MACs per run, where logged
     head = (
-        (["model", "sparsity", "channels"] if chan else ["model", "sparsity"])
+        ["model", "sparsity", *(d.column for d in dims)]
         + (["seed"] if several else [])
         + (["measured sparsity", "measured channels"] if chan else ["measured"])
         + ["images"]
@@ -63,16 +73,10 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None) 
         "| " + " | ".join(head + variants) + " |",
         "|" + "---|" * (len(head) + len(variants)),
     ]
-    for (model, sparsity, _), g in table.groupby(
-        ["model", "target_sparsity", "run_id"], sort=False
-    ):
+    for (model, _, _), g in table.groupby(["model", "target_sparsity", "run_id"], sort=False):
         acc = dict(zip(g["variant"], g["accuracy"], strict=True))
         first = g.iloc[0]
-        cells = [model, _fmt(sparsity, "g")]
-        if chan:
-            cells.append(_fmt(first["channels"], "g"))
-        if several:
-            cells.append(_seed(first))
+        cells = [model, _config(first, dims, several)]
         cells.append(_fmt(first["measured_sparsity"], ".3f"))
         if chan:
             cells.append(_fmt(first["measured_channels"], ".3f"))
@@ -90,11 +94,11 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None) 
         "`timed on` is the device, or `host` for a model timed on this machine beside a remote "
         "device; peak RSS is the model's own runner process.",
         "",
-        f"| model | {_config_head(chan, several)}variant | threads | first | mean "
+        f"| model | {_config_head(dims, several)}variant | threads | first | mean "
         "| std | ste | 95% CI of the mean | p50 | p99 | decode | invoke | peak RSS MB | timed on "
         "| kernels |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
-        + "---|" * (chan + several),
+        + "---|" * (len(dims) + several),
     ]
     for _, r in table.iterrows():
         mean, ste = r[results.latency("mean")], r[results.latency("ste")]
@@ -104,7 +108,7 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None) 
             else "–"
         )
         lines.append(
-            f"| {r['model']} | {_config(r, chan, several)} | {r['variant']} | {r['threads']} | "
+            f"| {r['model']} | {_config(r, dims, several)} | {r['variant']} | {r['threads']} | "
             + " | ".join(
                 _fmt(r[results.latency(m)], ".3f") for m in ("first", "mean", "std", "ste")
             )
@@ -114,18 +118,30 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None) 
             f"{_fmt(r[results.PEAK_RSS], '.1f')} | {r['timed_on'] or '–'} | "
             f"{r['kernels'] or '–'} |"
         )
-    lines += _threads_table(table, chan)
+    lines += _threads_table(table, dims)
+    clustered = has_clusters(table)  # then each file's unique weights beside its sizes
     lines += [
         "",
         "## Sizes, KB (raw and gzip-compressed: what pruning's zeros save)",
         "",
-        f"| model | {_config_head(chan, several)}variant | raw | gzip |",
-        "|---|---|---|---|---|" + "---|" * (chan + several),
+        *(
+            [
+                "`unique weights`: the most distinct values in any clustered weight tensor of "
+                "the file (`–`: not clustered).",
+                "",
+            ]
+            if clustered
+            else []
+        ),
+        f"| model | {_config_head(dims, several)}variant | raw | gzip |"
+        + (" unique weights |" if clustered else ""),
+        "|---|---|---|---|---|" + "---|" * (len(dims) + several + clustered),
     ]
     for _, r in table.iterrows():
         lines.append(
-            f"| {r['model']} | {_config(r, chan, several)} | {r['variant']} | "
+            f"| {r['model']} | {_config(r, dims, several)} | {r['variant']} | "
             f"{_fmt(r[results.SIZE] / 1024, '.1f')} | {_fmt(r[results.GZIP] / 1024, '.1f')} |"
+            + (f" {_fmt(r[UNIQUE_WEIGHTS], '.0f')} |" if clustered else "")
         )
     unfinished = table[table["status"] != "FINISHED"].drop_duplicates("run_id")
     if len(unfinished):
@@ -136,19 +152,19 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None) 
     return "\n".join(lines)
 
 
-def _config(r, chan: bool, several: bool = False) -> str:
-    """A row's sparsity cell, its channels cell when the study removed channels, and its seed
-    cell when the runs have several seeds."""
-    cells = [_fmt(r["target_sparsity"], "g")]
-    if chan:
-        cells.append(_fmt(r["channels"], "g"))
+def _config(r, dims, several: bool = False) -> str:
+    """A row's sparsity cell, a cell per dimension the study varies (``dims``: channels,
+    clusters), and its seed cell when the runs have several seeds."""
+    cells = [_fmt(r["target_sparsity"], "g"), *(_fmt(r[d.column], "g") for d in dims)]
     if several:
         cells.append(_seed(r))
     return " | ".join(cells)
 
 
-def _config_head(chan: bool, several: bool) -> str:
-    return "sparsity | " + ("channels | " if chan else "") + ("seed | " if several else "")
+def _config_head(dims, several: bool) -> str:
+    return "".join(f"{c} | " for c in ("sparsity", *(d.column for d in dims))) + (
+        "seed | " if several else ""
+    )
 
 
 def _seed(r) -> str:
@@ -206,76 +222,86 @@ def _rule_text(tolerance: float) -> list[str]:
 
 
 def _best_table(table, best, tolerance: float) -> list[str]:
-    """Table 5: the best sparsity per model and variant, or with channel runs the best
-    (sparsity, channels) configuration (:func:`~pruneflow.study.report.tables.best_sparsity`),
-    with its evidence, and what one image is worth."""
+    """Table 5: the best sparsity per model and variant, or with channel runs or clustered ones
+    the best (sparsity, channels, clusters) configuration, showing only the dimensions the study
+    varies (:func:`~pruneflow.study.report.tables.best_sparsity`), with its evidence, and what
+    one image is worth."""
     worth = [f"- {line}" for line in resolution(table)]
     if worth:
         worth = ["Resolution of the validation split:", "", *worth, ""]
-    if not has_channels(table):
-        lines = [
-            "## Best sparsity per model (Table 5): the highest non-inferior to the baseline "
-            f"within {tolerance:g} accuracy points",
+    dims = dimensions(table)
+    chan, clustered = has_channels(table), has_clusters(table)
+    pairs = f"({', '.join(['sparsity', *(d.column for d in dims)])})"
+    by_gzip = "where only the clusters differ, the smaller gzip file (what clustering is for), "
+    if chan:
+        title = (
+            "Best configuration per model (Table 5): the fewest MACs non-inferior to the "
+            f"baseline within {tolerance:g} accuracy points"
+        )
+        text = [
+            f"Of the {pairs} configurations that hold, the one with the fewest "
+            "multiply-accumulates per image (ties, or MACs not logged: the higher sparsity, then "
+            f"the more channels removed, then {by_gzip if clustered else ''}the better "
+            "accuracy); a model without channel runs keeps the highest sparsity that holds. p50 "
+            "is the median over the configuration's runs.",
             "",
-            *_rule_text(tolerance),
-            "",
-            *worth,
-            "| model | variant | baseline accuracy | best sparsity | accuracy there "
-            + EVIDENCE_HEAD,
-            "|---|---|---|---|---|---|---|---|---|---|",
         ]
-        for (model, variant), b in best.items():
-            chosen = _fmt(b["sparsity"], "g") if not b["why"] else b["why"]
-            lines.append(
-                f"| {model} | {variant} | {_fmt(b.get('baseline'))} | {chosen} | "
-                f"{_fmt(b.get('accuracy', math.nan))} | "
-                + " | ".join(_evidence(b, tolerance))
-                + " |"
-            )
-        return lines
+    elif clustered:
+        title = (
+            "Best configuration per model (Table 5): the highest sparsity non-inferior to the "
+            f"baseline within {tolerance:g} accuracy points, then the smallest gzip file"
+        )
+        text = [
+            f"Of the {pairs} configurations that hold, the highest sparsity, then {by_gzip}then "
+            "the better accuracy. Clusters 0: not clustered.",
+            "",
+        ]
+    else:
+        title = (
+            "Best sparsity per model (Table 5): the highest non-inferior to the baseline "
+            f"within {tolerance:g} accuracy points"
+        )
+        text = []
+    head = ["best sparsity", *(d.column for d in dims)]
+    head += ["gzip KB"] * clustered + ["MMACs", "p50 ms"] * chan  # what the choice rests on
     lines = [
-        "## Best configuration per model (Table 5): the fewest MACs non-inferior to the "
-        f"baseline within {tolerance:g} accuracy points",
+        f"## {title}",
         "",
-        "Of the (sparsity, channels) pairs that hold, the one with the fewest "
-        "multiply-accumulates per image (ties, or MACs not logged: the higher sparsity, then the "
-        "more channels removed, then the better accuracy); a model without channel runs keeps "
-        "the highest sparsity that holds. p50 is the median over the configuration's runs.",
-        "",
+        *text,
         *_rule_text(tolerance),
         "",
         *worth,
-        "| model | variant | baseline accuracy | best sparsity | channels | MMACs | p50 ms "
-        "| accuracy there " + EVIDENCE_HEAD,
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| model | variant | baseline accuracy | "
+        + " | ".join(head)
+        + " | accuracy there "
+        + EVIDENCE_HEAD,
+        "|---|---|---|" + "---|" * (len(head) + 6),
     ]
     p50 = results.latency("p50")
     for (model, variant), b in best.items():
         if b["why"]:
-            chosen, cost = f"{b['why']} | – | –", "–"
+            cells = [b["why"], *["–"] * (len(head) - 1)]
         else:
-            at = table[
-                (table["model"] == model)
-                & (table["variant"] == variant)
-                & (table["target_sparsity"] == b["sparsity"])
-                & (table["channels"] == b["channels"])
-            ]
-            chosen = f"{_fmt(b['sparsity'], 'g')} | {_fmt(b['channels'], 'g')} | "
-            chosen += _fmt(b.get("macs", math.nan) / 1e6, ".3f")
-            cost = _fmt(float(at[p50].median()), ".3f")
+            cells = [_fmt(b["sparsity"], "g"), *(_fmt(b[d.column], "g") for d in dims)]
+            if clustered:
+                cells.append(_fmt(b.get("gzip", math.nan) / 1024, ".1f"))
+            if chan:
+                cells.append(_fmt(b.get("macs", math.nan) / 1e6, ".3f"))
+                at = at_config(table, model, variant, b)
+                cells.append(_fmt(float(at[p50].median()), ".3f"))
         lines.append(
-            f"| {model} | {variant} | {_fmt(b.get('baseline'))} | {chosen} | {cost} | "
+            f"| {model} | {variant} | {_fmt(b.get('baseline'))} | {' | '.join(cells)} | "
             f"{_fmt(b.get('accuracy', math.nan))} | " + " | ".join(_evidence(b, tolerance)) + " |"
         )
     return lines
 
 
-def _summary_table(summary, chan: bool) -> list[str]:
+def _summary_table(summary, dims) -> list[str]:
     """Every configuration and variant over its runs (summary.csv): the mean accuracy and p50
-    with their 95% intervals."""
+    with their 95% intervals; a column per dimension the study varies (``dims``)."""
     swept = [c for c in summary if c.startswith("params.")]
     threads = summary["threads"].nunique() > 2 if "threads" in summary else False  # "–" + 2
-    head = ["model", "sparsity", *(["channels"] if chan else []), *(c[7:] for c in swept)]
+    head = ["model", "sparsity", *(d.column for d in dims), *(c[7:] for c in swept)]
     head += [*(["threads"] if threads else []), "variant", "runs", "seeds"]
     head += ["accuracy", "95% CI", "std", "p50 ms", "95% CI", "std"]
     lines = [
@@ -290,9 +316,7 @@ def _summary_table(summary, chan: bool) -> list[str]:
         "|" + "---|" * len(head),
     ]
     for _, r in summary.iterrows():
-        cells = [r["model"], _fmt(r["target_sparsity"], "g")]
-        if chan:
-            cells.append(_fmt(r["channels"], "g"))
+        cells = [r["model"], _config(r, dims)]
         cells += [str(r[c]) for c in swept]
         if threads:
             cells.append(str(r["threads"]))
@@ -309,9 +333,10 @@ def _summary_table(summary, chan: bool) -> list[str]:
     return lines
 
 
-def _threads_table(table, chan: bool = False) -> list[str]:
+def _threads_table(table, dims=()) -> list[str]:
     """p50 per thread count side by side, when the runs swept delegate.threads (the .tflite
-    variants: the Keras model does not take LiteRT's thread count)."""
+    variants: the Keras model does not take LiteRT's thread count); a column per dimension the
+    study varies (``dims``)."""
     table = table[table["variant"] != results.KERAS]  # TensorFlow ignores delegate.threads
     counts = list(dict.fromkeys(table["threads"]))
     if len(counts) < 2:
@@ -320,20 +345,19 @@ def _threads_table(table, chan: bool = False) -> list[str]:
         "",
         "## Threads (delegate.threads): p50 per image, ms",
         "",
-        f"| model | sparsity | {'channels | ' if chan else ''}variant | timed on | "
-        + " | ".join(counts)
-        + " |",
-        "|---|---|---|---|" + "---|" * chan + "---|" * len(counts),
+        f"| model | {_config_head(dims, False)}variant | timed on | " + " | ".join(counts) + " |",
+        "|---|---|---|---|" + "---|" * len(dims) + "---|" * len(counts),
     ]
     p50 = results.latency("p50")
-    # channels in the key: runs at one sparsity with different channels are never one row
-    for (model, sparsity, channels, variant, timed_on), g in table.groupby(
-        ["model", "target_sparsity", "channels", "variant", "timed_on"], sort=False
-    ):
+    # every dimension in the key: runs at one sparsity with different channels or clusters are
+    # never one row
+    keys = ["model", "target_sparsity", *DIMENSION_COLUMNS, "variant", "timed_on"]
+    for _, g in table.groupby(keys, sort=False):
         by = g.groupby("threads", sort=False)[p50].median()  # over seeds, if several
-        config = _fmt(sparsity, "g") + (f" | {_fmt(channels, 'g')}" if chan else "")
+        first = g.iloc[0]
         lines.append(
-            f"| {model} | {config} | {variant} | {timed_on or '–'} | "
+            f"| {first['model']} | {_config(first, dims)} | {first['variant']} | "
+            f"{first['timed_on'] or '–'} | "
             + " | ".join(_fmt(by.get(c, math.nan), ".3f") for c in counts)
             + " |"
         )

@@ -2,39 +2,33 @@
 
 from __future__ import annotations
 
-import math
-
-from pruneflow import results
 from pruneflow.study import tracking
 from pruneflow.study.report.selection import ReportError
 
 
 def register(uri: str, experiment: str, row, name: str) -> str:
     """Register the LoggedModel of ``row`` (a runs.csv row) in the Model Registry as ``name``;
-    returns the version."""
+    returns the version.
+
+    The model is the one its run logged for the row's variant (its param ``variant``): that
+    run's configuration (sparsity, channels, clusters) is the row's, whatever the name it was
+    logged under (``digits-cnn-s90-cl16-tflite_int8`` for a clustered run)."""
     client = tracking.store_client(uri)
     exp = client.get_experiment_by_name(experiment)
-    channels = float(row.get("channels", 0.0))  # runs.csv before channels: none removed
-    wanted = results.model_name(
-        row["model"],
-        row["target_sparsity"],
-        row["variant"],
-        channels=0.0 if math.isnan(channels) else channels,
-    )
     found = [
         m
         for m in client.search_logged_models(
             experiment_ids=[exp.experiment_id],
             filter_string=f"source_run_id = '{row['run_id']}'",
         )
-        if m.name == wanted
+        if m.params.get("variant") == row["variant"] and "READY" in str(m.status)
     ]
     if not found:
         raise ReportError(
-            f"run {row['run_id']} has no logged model {wanted!r} to register (it was logged "
-            "before pruneflow logged each variant as a model?)"
+            f"run {row['run_id']} has no logged model of {row['variant']} to register (it was "
+            "logged before pruneflow logged each variant as a model?)"
         )
-    model = found[0]
+    model = max(found, key=lambda m: m.creation_timestamp)  # a run's variant: once
     try:
         client.get_registered_model(name)
     except Exception:  # noqa: BLE001 - not registered yet

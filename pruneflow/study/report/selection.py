@@ -14,19 +14,42 @@ from pruneflow.steps.convert.variants import VARIANTS
 from pruneflow.study import tracking
 
 MEASURES = results.VARIANT_MEASURES
-# beside the paper's: the per-image time's parts, the steady state, the model's own memory and
-# the threads the runtime really ran (where the runs have them)
+# weight clustering's (cluster.clusters): the most distinct values in any clustered weight
+# tensor of a variant's file; logged by clustered runs only
+UNIQUE_WEIGHTS = "unique_weights"
+# beside the paper's: the per-image time's parts, the steady state, the model's own memory,
+# the threads the runtime really ran and the unique weights (where the runs have them)
 EXTRA_MEASURES = (
     results.decode("p50"),
     results.invoke("p50"),
     results.steady("p50"),
     results.PEAK_RSS,
     results.THREADS_USED,
+    UNIQUE_WEIGHTS,
 )
-# Params that are columns of their own (target_sparsity, channels, threads, seed), and the
-# sections that say where outputs go (not what is computed: paths, tracking): never a swept
-# setting of their own (:func:`swept_params`).
-OWN_COLUMNS = ("prune.sparsity", "prune.channels", "delegate.threads", "seed")
+
+
+@dataclass(frozen=True)
+class Dimension:
+    """A dimension of a configuration beside its sparsity: its column in the report's table,
+    the param it reads (0, off, for a run made before the param existed), the type of its
+    values, and the prefix that labels it (``c0.25``, ``cl16``)."""
+
+    column: str
+    param: str
+    prefix: str
+    kind: type = float
+
+
+DIMENSIONS = (
+    Dimension("channels", "prune.channels", "c"),  # the target fraction of channels removed
+    Dimension("clusters", "cluster.clusters", "cl", int),  # centroids per weight tensor
+)
+DIMENSION_COLUMNS = tuple(d.column for d in DIMENSIONS)
+# Params that are columns of their own (target_sparsity, the dimensions, threads, seed), and
+# the sections that say where outputs go (not what is computed: paths, tracking): never a
+# swept setting of their own (:func:`swept_params`).
+OWN_COLUMNS = ("prune.sparsity", *(d.param for d in DIMENSIONS), "delegate.threads", "seed")
 NOT_SETTINGS = ("paths.", "tracking.")
 
 
@@ -142,10 +165,13 @@ def _sweep_filter(client, experiment_id: str, parent_id: str) -> str:
 def rows(selection: Selection):
     """One row per run and variant: runs.csv, and what every table and plot reads.
 
-    Beside the sparsity, channel pruning's dimension: ``channels`` the target fraction of
-    output channels removed (``params.prune.channels``; 0.0 for runs made before it existed),
-    ``measured_channels`` the fraction really removed, and the run's ``macs`` (per image, of
-    the converted model), ``baseline_macs`` and ``params_total`` (NaN where a run lacks them).
+    Beside the sparsity, a column per dimension of :data:`DIMENSIONS` (0 for runs made before
+    its param existed): ``channels`` the target fraction of output channels removed
+    (``params.prune.channels``), with ``measured_channels`` the fraction really removed and the
+    run's ``macs`` (per image, of the converted model), ``baseline_macs`` and ``params_total``;
+    ``clusters`` the centroids per weight tensor of weight clustering
+    (``params.cluster.clusters``, 0: not clustered), with each variant's ``unique_weights``
+    (NaN where a run lacks them).
 
     Issue #18's evidence: ``seed`` (``params.seed``; missing before it was logged), every
     variant's Wilson interval (``accuracy_ci_low``/``_high``) and paired comparison with the
@@ -178,7 +204,7 @@ def rows(selection: Selection):
                 "backbone": tags.get(results.BACKBONE_TAG) or "-".join(model.split("-")[1:]),
                 "target_sparsity": _float(run.get("params.prune.sparsity")),
                 "measured_sparsity": _float(run.get(f"metrics.{results.SPARSITY}")),
-                "channels": _channels(run.get("params.prune.channels")),
+                **{d.column: _setting(run.get(f"params.{d.param}"), d.kind) for d in DIMENSIONS},
                 "measured_channels": _float(run.get(f"metrics.{results.CHANNELS}")),
                 "macs": _float(run.get(f"metrics.{results.MACS}")),
                 "baseline_macs": _float(run.get(f"metrics.{results.BASELINE_MACS}")),
@@ -212,19 +238,19 @@ def rows(selection: Selection):
         return table
     table["seed"] = table["seed"].astype("Int64")  # 42, not 42.0; <NA> for runs without
     return table.sort_values(
-        ["model", "target_sparsity", "channels", *swept, "variant", "threads", "seed"],
+        ["model", "target_sparsity", *DIMENSION_COLUMNS, *swept, "variant", "threads", "seed"],
         kind="stable",
     )
 
 
 def swept_params(runs) -> list[str]:
     """The ``params.<key>`` columns of ``runs`` (``search_runs``) that the runs sweep besides
-    sparsity, channels, threads and seed: a param with two or more values among the runs of one
-    model (``train.epochs=1,5``, ``device=local,pi``, ``prune.schedule``...), never where
-    outputs go (``paths.*``, ``tracking.*``). A param that only some runs have (added to
-    pruneflow later) counts when those runs differ; a run without it reads ``–``. A param that
-    takes one value per seed (``dataset.seed``, which is ``${seed}``) follows the seed and is
-    not a setting."""
+    sparsity, its dimensions (channels, clusters), threads and seed: a param with two or more
+    values among the runs of one model (``train.epochs=1,5``, ``device=local,pi``,
+    ``prune.schedule``...), never where outputs go (``paths.*``, ``tracking.*``). A param that
+    only some runs have (added to pruneflow later) counts when those runs differ; a run
+    without it reads ``–``. A param that takes one value per seed (``dataset.seed``, which is
+    ``${seed}``) follows the seed and is not a setting."""
     if not len(runs):
         return []
     tags = runs.filter(like="tags.").rename(columns=lambda c: c[5:])
@@ -256,10 +282,10 @@ def _model(tags: dict, run_name: str) -> str:
     return run_name.rsplit("-s", 1)[0] if "-s" in run_name else run_name or "?"
 
 
-def _channels(value) -> float:
-    """The target fraction of channels removed: 0.0 (none) for a run without the param."""
-    channels = _float(value)
-    return 0.0 if math.isnan(channels) else channels
+def _setting(value, kind: type = float):
+    """A dimension's value as ``kind``: 0 (off) for a run without its param."""
+    setting = _float(value)
+    return kind(0 if math.isnan(setting) else setting)
 
 
 def _param(value) -> str:

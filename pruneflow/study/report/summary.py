@@ -2,9 +2,11 @@
 runs of different seeds (or repeats) of one configuration aggregated, each mean with a 95%
 interval (:mod:`pruneflow.stats`).
 
-A configuration is a model, target sparsity, channels, every other setting the runs sweep
-(:func:`~pruneflow.study.report.selection.swept_params`: ``params.<key>`` columns), and the
-thread count; what is left to differ between its runs is the seed (or nothing: a rerun).
+A configuration is a model, target sparsity, its dimensions
+(:data:`~pruneflow.study.report.selection.DIMENSIONS`: channels, clusters), every other setting
+the runs sweep (:func:`~pruneflow.study.report.selection.swept_params`: ``params.<key>``
+columns), and the thread count; what is left to differ between its runs is the seed (or
+nothing: a rerun).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 
 from pruneflow import results
 from pruneflow.stats import t_interval
+from pruneflow.study.report.selection import DIMENSION_COLUMNS, DIMENSIONS
 
 P50 = results.latency("p50")
 SUMMARY_COLUMNS = (  # after the configuration's own columns (:func:`config_columns`)
@@ -39,10 +42,11 @@ SUMMARY_COLUMNS = (  # after the configuration's own columns (:func:`config_colu
 
 
 def config_columns(table) -> list[str]:
-    """The columns that name a configuration and variant in ``table`` (those it has)."""
+    """The columns that name a configuration and variant in ``table`` (those it has, and
+    every dimension: :func:`summary` makes those a table lacks 0, off)."""
     swept = [c for c in table if c.startswith("params.")]
-    wanted = ["model", "target_sparsity", "channels", *swept, "threads", "variant"]
-    return [c for c in wanted if c in table or c == "channels"]
+    wanted = ["model", "target_sparsity", *DIMENSION_COLUMNS, *swept, "threads", "variant"]
+    return [c for c in wanted if c in table or c in DIMENSION_COLUMNS]
 
 
 def _mean(s) -> float:
@@ -76,9 +80,12 @@ def summary(table):
     """
     import pandas as pd
 
-    if "channels" not in table:
-        table = table.assign(channels=0.0)
-    table = table.assign(channels=table["channels"].fillna(0.0))
+    table = table.assign(  # a dimension the table lacks, or a run's missing value: 0, off
+        **{
+            d.column: table[d.column].fillna(0) if d.column in table else d.kind(0)
+            for d in DIMENSIONS
+        }
+    )
     keys = config_columns(table)
     out = []
     for key, g in table.groupby(keys, sort=False, dropna=False):  # the table's order

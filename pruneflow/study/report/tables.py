@@ -1,29 +1,49 @@
 """What a report concludes from its table: the best configuration (sparsity, and channels
-where the runs removed channels) per model and variant, the pick to deploy, the Pareto front
-of accuracy against a cost."""
+where the runs removed channels, clusters where they clustered weights) per model and variant,
+the pick to deploy, the Pareto front of accuracy against a cost."""
 
 from __future__ import annotations
 
 import math
 
 from pruneflow import results
+from pruneflow.study.report.selection import DIMENSION_COLUMNS, DIMENSIONS, Dimension
 
 DEFAULT_TOLERANCE = 1.0  # accuracy points below the baseline that still count as holding
+GZIP_MEAN = f"{results.GZIP}_mean"  # a configuration's gzip size (summary.csv)
+
+
+def _uses(table, column: str) -> bool:
+    """Whether any run of ``table`` has the dimension ``column`` on (> 0)."""
+    return column in table and bool((table[column].fillna(0) > 0).any())
+
+
+def dimensions(table) -> list[Dimension]:
+    """The dimensions beside sparsity (:data:`~pruneflow.study.report.selection.DIMENSIONS`)
+    that some run of ``table`` uses: only those have columns in the report's tables, lines in
+    its plots and a part in its labels."""
+    return [d for d in DIMENSIONS if _uses(table, d.column)]
 
 
 def has_channels(table) -> bool:
     """Whether any run of ``table`` removed channels (``prune.channels`` > 0): only then do the
     report's tables, plots and best configuration show channels beside sparsity."""
-    return "channels" in table and bool((table["channels"].fillna(0.0) > 0).any())
+    return _uses(table, "channels")
+
+
+def has_clusters(table) -> bool:
+    """Whether any run of ``table`` clustered its weights (``cluster.clusters`` > 0): only then
+    do the report's tables, plots and best configuration show clusters beside sparsity."""
+    return _uses(table, "clusters")
 
 
 def best_sparsity(table, tolerance: float = DEFAULT_TOLERANCE) -> dict[tuple[str, str], dict]:
-    """{(model, variant): {"sparsity", "channels", "accuracy", "baseline", "macs",
-    "with_channels", "why", and the evidence: "rule", "delta", "ci_low", "ci_high", "n_runs",
-    "seeds", "val_images", "one_image", "p50", "point_pick", "unresolved"}}: the best
-    configuration that holds within ``tolerance`` points of the baseline (sparsity NaN with the
-    reason in ``why`` when none does), judged on the numbers of :func:`summary.summary` (a
-    configuration's runs of every seed together).
+    """{(model, variant): {"sparsity", "channels", "clusters", "accuracy", "baseline", "macs",
+    "gzip", "with_channels", "with_clusters", "why", and the evidence: "rule", "delta",
+    "ci_low", "ci_high", "n_runs", "seeds", "val_images", "one_image", "p50", "point_pick",
+    "unresolved"}}: the best configuration that holds within ``tolerance`` points of the
+    baseline (sparsity NaN with the reason in ``why`` when none does), judged on the numbers of
+    :func:`summary.summary` (a configuration's runs of every seed together).
 
     A configuration holds when it is **non-inferior**: the lower bound of its paired 95%
     interval of accuracy minus the baseline's, on the same images, is above ``-tolerance``
@@ -37,7 +57,10 @@ def best_sparsity(table, tolerance: float = DEFAULT_TOLERANCE) -> dict[tuple[str
     runs (``with_channels``): the fewest MACs per image (the median over its runs: a property
     of the model, unlike a latency timed on a busy machine); ties (unstructured sparsity leaves
     the MACs as they are), or MACs missing: the higher sparsity, then the more channels
-    removed, then the better accuracy.
+    removed, then the better accuracy. A model with clustered runs (``with_clusters``,
+    ``clusters`` > 0 somewhere) keeps that order and, where configurations differ only in
+    their clusters (the same sparsity and channels), prefers the smaller gzip file (the mean
+    over its runs): clustering's point is the compressed size.
 
     ``unresolved`` lists why a pick rests on differences the split cannot resolve: the point
     rule would pick another configuration (``point_pick``, its label), or the pick holds, or a
@@ -50,46 +73,36 @@ def best_sparsity(table, tolerance: float = DEFAULT_TOLERANCE) -> dict[tuple[str
     configs["unknown"] = configs["macs"].isna()  # MACs missing: after every known one
     best = {}
     for (model, variant), group in configs.groupby(["model", "variant"], sort=True):
-        with_channels = bool((configs.loc[configs["model"] == model, "channels"] > 0).any())
-        what = "(sparsity, channels)" if with_channels else "sparsity"
+        dims = dimensions(configs[configs["model"] == model])
+        what = f"({', '.join(['sparsity', *(d.column for d in dims)])})" if dims else "sparsity"
+        nothing = {  # the configuration when none is picked, and what the model's study varies
+            "sparsity": math.nan,
+            **{d.column: math.nan for d in DIMENSIONS},
+            **{f"with_{d.column}": d in dims for d in DIMENSIONS},
+        }
         baseline = group["baseline_accuracy_mean"].dropna()
         if baseline.empty:
-            best[(model, variant)] = {
-                "sparsity": math.nan,
-                "channels": math.nan,
-                "with_channels": with_channels,
-                "why": "no baseline accuracy",
-            }
+            best[(model, variant)] = {**nothing, "why": "no baseline accuracy"}
             continue
         base = float(baseline.median())
         group = group[group["accuracy_mean"].notna()].assign(
             baseline_accuracy_mean=group["baseline_accuracy_mean"].fillna(base)
         )
         group = group.assign(point=group["accuracy_mean"] - group["baseline_accuracy_mean"])
-        if with_channels:
-            ranked = group.sort_values(
-                ["unknown", "macs", "target_sparsity", "channels", "accuracy_mean"],
-                ascending=[True, True, False, False, False],
-                kind="stable",
-            )
-        else:
-            ranked = group.sort_values(
-                ["target_sparsity", "accuracy_mean"], ascending=False, kind="stable"
-            )
+        keys = _preference(dims)
+        ranked = group.sort_values(list(keys), ascending=list(keys.values()), kind="stable")
         paired = ranked["vs_baseline_n"] > 0
         # the point rule as it always was: the mean accuracy against the baseline's minus it
         by_point = ranked["accuracy_mean"] >= ranked["baseline_accuracy_mean"] - tolerance / 100
         holds = by_point.where(~paired, ranked["vs_baseline_ci_low"] > limit)
         margin = (ranked["vs_baseline_ci_low"].where(paired, ranked["point"])) - limit
-        label = [_label(r, with_channels) for _, r in ranked.iterrows()]
+        label = [config_label(r["target_sparsity"], r, dims) for _, r in ranked.iterrows()]
         image = 1 / ranked["val_images"].where(ranked["val_images"] > 0)  # NaN: not logged
         point_pick = next((lb for lb, ok in zip(label, by_point, strict=True) if ok), None)
         if not holds.any():
             rule = "non-inferior " if paired.any() else ""
             best[(model, variant)] = {
-                "sparsity": math.nan,
-                "channels": math.nan,
-                "with_channels": with_channels,
+                **nothing,
                 "baseline": base,
                 "rule": "non-inferiority" if paired.any() else "point",
                 "point_pick": point_pick,
@@ -117,12 +130,13 @@ def best_sparsity(table, tolerance: float = DEFAULT_TOLERANCE) -> dict[tuple[str
                 )
                 break
         best[(model, variant)] = {
+            **nothing,
             "sparsity": float(top["target_sparsity"]),
-            "channels": float(top["channels"]),
+            **{d.column: d.kind(top[d.column]) for d in DIMENSIONS},
             "accuracy": float(top["accuracy_mean"]),
             "baseline": float(top["baseline_accuracy_mean"]),
             "macs": float(top["macs"]),
-            "with_channels": with_channels,
+            "gzip": float(top[GZIP_MEAN]),
             "why": "",
             "rule": "non-inferiority" if paired.iloc[at] else "point",
             "delta": float(top["vs_baseline_delta_mean"] if paired.iloc[at] else top["point"]),
@@ -139,10 +153,59 @@ def best_sparsity(table, tolerance: float = DEFAULT_TOLERANCE) -> dict[tuple[str
     return best
 
 
-def _label(config, with_channels: bool) -> str:
-    """A configuration as the tag line writes it: ``0.9``, ``0.5/c0.25`` with channel runs."""
-    sparsity = fmt(float(config["target_sparsity"]), "g")
-    return f"{sparsity}/c{fmt(float(config['channels']), 'g')}" if with_channels else sparsity
+def _preference(dims: list[Dimension]) -> dict[str, bool]:
+    """The order :func:`best_sparsity` prefers configurations in: {sort key: ascending}, for a
+    model whose study varies ``dims``."""
+    columns = {d.column for d in dims}
+    keys = {"unknown": True, "macs": True} if "channels" in columns else {}
+    keys["target_sparsity"] = False
+    if "channels" in columns:
+        keys["channels"] = False
+    if "clusters" in columns:  # what is left to differ, at one sparsity and channels
+        keys[GZIP_MEAN] = True
+    keys["accuracy_mean"] = False
+    return keys
+
+
+def dimension_parts(config, dims: list[Dimension]) -> list[str]:
+    """``["c0.25", "cl16"]``: the values of ``dims`` in ``config`` (a mapping: a row, a best
+    configuration), as labels write them."""
+    return [f"{d.prefix}{fmt(float(config[d.column]), 'g')}" for d in dims]
+
+
+def config_label(sparsity: float, config, dims: list[Dimension]) -> str:
+    """A configuration as the tag line writes it: ``0.9``, ``0.5/c0.25`` with channel runs,
+    ``0.9/cl16`` with clustered ones, ``0.5/c0.25/cl16`` with both (only the dimensions the
+    study varies, ``dims``; ``config`` holds their values)."""
+    return "/".join([fmt(float(sparsity), "g"), *dimension_parts(config, dims)])
+
+
+def best_dimensions(b: dict) -> list[Dimension]:
+    """The dimensions a best configuration's model varies (:func:`best_sparsity`)."""
+    return [d for d in DIMENSIONS if b.get(f"with_{d.column}")]
+
+
+def matches(table, values: dict):
+    """Which rows of ``table`` hold ``values`` ({column: value}), a boolean array; a
+    dimension's column that the table lacks (a runs.csv made before it), or a missing value in
+    it, reads 0: off."""
+    import numpy as np
+
+    at = np.ones(len(table), dtype=bool)
+    for column, value in values.items():
+        if column in DIMENSION_COLUMNS:
+            held = table[column].fillna(0) if column in table else 0
+        else:
+            held = table[column]
+        at &= np.asarray(held == value, dtype=bool)
+    return at
+
+
+def at_config(table, model: str, variant: str, b: dict):
+    """The rows of ``table`` at the best configuration ``b`` of (model, variant): its sparsity
+    and its value of every dimension (:func:`matches`)."""
+    values = {"model": model, "variant": variant, "target_sparsity": b["sparsity"]}
+    return table[matches(table, values | {c: b.get(c, 0) for c in DIMENSION_COLUMNS})]
 
 
 def resolution(table) -> list[str]:
@@ -163,11 +226,6 @@ def fmt(v, spec: str = ".4f") -> str:
     return "–" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, spec)
 
 
-def config_label(sparsity: float, channels: float) -> str:
-    """``s0.5/c0.25``: a (sparsity, channels) configuration in a plot."""
-    return f"s{fmt(sparsity, 'g')}/c{fmt(channels, 'g')}"
-
-
 def pareto_front(points, cost: str):
     """The rows no other row beats on both lower ``cost`` and higher accuracy."""
     ordered = points.sort_values([cost, "accuracy"], ascending=[True, False])
@@ -182,19 +240,13 @@ def pareto_front(points, cost: str):
 # -- the whole report -----------------------------------------------------------------------------
 def best_variant(table, best: dict):
     """The report's pick to deploy: of every (model, variant) at its best configuration (its
-    sparsity and, where runs removed channels, its channels), the smallest gzip file (ties: the
-    higher accuracy); None when no configuration holds."""
-    channels = table["channels"].fillna(0.0) if "channels" in table else 0.0
+    sparsity and, where runs removed channels or clustered weights, its channels and clusters),
+    the smallest gzip file (ties: the higher accuracy); None when no configuration holds."""
     picks = []
     for (model, variant), b in best.items():
         if b["why"]:
             continue
-        rows = table[
-            (table["model"] == model)
-            & (table["variant"] == variant)
-            & (table["target_sparsity"] == b["sparsity"])
-            & (channels == b.get("channels", 0.0))
-        ]
+        rows = at_config(table, model, variant, b)
         picks.append(rows.sort_values("accuracy", ascending=False).iloc[0])
     if not picks:
         return None
@@ -203,11 +255,11 @@ def best_variant(table, best: dict):
 
 def best_line(best: dict) -> str:
     """The best configuration as one tag value: ``digits-cnn: keras 0.9, tflite_int8 0.9; ...``
-    (``tflite_int8 0.5/c0.25`` for a model with channel runs: sparsity/channels)."""
+    (``tflite_int8 0.5/c0.25`` for a model with channel runs: sparsity/channels; ``0.9/cl16``
+    with clustered runs, ``0.5/c0.25/cl16`` with both: :func:`config_label`)."""
     per_model: dict[str, list[str]] = {}
     for (model, variant), b in best.items():
-        chosen = fmt(b["sparsity"], "g")
-        if b.get("with_channels") and not b["why"]:
-            chosen += f"/c{fmt(b['channels'], 'g')}"
+        dims = best_dimensions(b) if not b["why"] else []
+        chosen = config_label(b["sparsity"], b, dims)
         per_model.setdefault(model, []).append(f"{variant} {chosen}")
     return "; ".join(f"{m}: {', '.join(v)}" for m, v in per_model.items())
