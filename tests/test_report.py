@@ -405,9 +405,7 @@ def _log_run(
         params=[Param(k, v) for k, v in params.items()],
     )
     for variant in CHANNEL_VARIANTS:
-        logged_as = model_name(model, sparsity, variant, channels=channels or 0.0)
-        if clusters:  # as the clustering step names it: -cl<clusters> before the variant
-            logged_as = logged_as.removesuffix(f"-{variant}") + f"-cl{clusters}-{variant}"
+        logged_as = model_name(model, sparsity, variant, channels or 0.0, clusters or 0)
         logged = client.create_logged_model(
             experiment_id,
             name=logged_as,

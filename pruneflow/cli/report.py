@@ -20,7 +20,7 @@ from pruneflow.study.report import (
 )
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.registry import register
-from pruneflow.study.report.tables import best_line, best_variant, has_channels
+from pruneflow.study.report.tables import best_line, best_variant, has_channels, has_clusters
 
 
 def main(argv: list[str]) -> int:
@@ -82,6 +82,7 @@ def main(argv: list[str]) -> int:
                 )
             version = register(uri, args.experiment, pick, args.register)
             thin = f", channels {pick['channels']:g}" if pick["channels"] else ""
+            thin += f", {pick['clusters']:g} clusters" if pick.get("clusters") else ""
             registered = (
                 f"registered {args.register} version {version}: {pick['variant']} of run "
                 f"{pick['run_id']} ({pick['model']}, sparsity {pick['target_sparsity']:g}{thin}, "
@@ -94,7 +95,8 @@ def main(argv: list[str]) -> int:
         f"report of {selection.title}: {out}/{REPORT_MD}, {RUNS_CSV}, {SUMMARY_CSV}, "
         f"{', '.join(plot_names(table))}"
     )
-    what = "best sparsity/channels" if has_channels(table) else "best sparsity"
+    dims = ["channels"] * has_channels(table) + ["clusters"] * has_clusters(table)
+    what = "/".join(["best sparsity", *dims])
     print(f"{what} (non-inferior within {args.tolerance:g} accuracy points): {best_line(best)}")
     for (model, variant), b in best.items():  # picks the validation split cannot resolve
         if b.get("unresolved"):

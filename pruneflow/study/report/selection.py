@@ -14,9 +14,7 @@ from pruneflow.steps.convert.variants import VARIANTS
 from pruneflow.study import tracking
 
 MEASURES = results.VARIANT_MEASURES
-# weight clustering's (cluster.clusters): the most distinct values in any clustered weight
-# tensor of a variant's file; logged by clustered runs only
-UNIQUE_WEIGHTS = "unique_weights"
+UNIQUE_WEIGHTS = results.UNIQUE_WEIGHTS  # logged by clustered runs only
 # beside the paper's: the per-image time's parts, the steady state, the model's own memory,
 # the threads the runtime really ran and the unique weights (where the runs have them)
 EXTRA_MEASURES = (
