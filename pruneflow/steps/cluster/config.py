@@ -7,27 +7,16 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from pruneflow.errors import require
+from pruneflow.steps.prune.config import PRUNABLE_LAYER_TYPES
 
 # tfmot's centroid initialisations (tfmot.clustering.keras.CentroidInitialization), by the
 # lower-case name of their enum member.
 INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
 # Framework fact: the Keras layer types whose kernels tfmot 0.8.1 clusters
-# (clustering_registry.ClusteringRegistry). DepthwiseConv2D and BatchNormalization are in its
-# registry with no weight to cluster, so they are not offered.
-CLUSTERABLE_LAYER_TYPES = frozenset(
-    {
-        "Conv1D",
-        "Conv2D",
-        "Conv3D",
-        "Conv1DTranspose",
-        "Conv2DTranspose",
-        "Conv3DTranspose",
-        "SeparableConv1D",
-        "SeparableConv2D",
-        "Dense",
-        "Embedding",
-    }
-)
+# (clustering_registry.ClusteringRegistry): the ones it prunes and Conv1DTranspose.
+# DepthwiseConv2D and BatchNormalization are in its registry with no weight to cluster, so
+# they are not offered.
+CLUSTERABLE_LAYER_TYPES = PRUNABLE_LAYER_TYPES | {"Conv1DTranspose"}
 
 
 @dataclass
