@@ -81,14 +81,14 @@ def unclustered_unique(folder: Path) -> dict:
 
 
 def part_chain(tmp: Path, rounds: int) -> dict:
-    pruneflow(
-        "-m", "prune.sparsity=0,0.5,0.9", "cluster.clusters=0,8,16,32", "stage=qat", cwd=tmp
-    )
+    pruneflow("-m", "prune.sparsity=0,0.5,0.9", "cluster.clusters=0,8,16,32", "stage=qat", cwd=tmp)
     return {"jobs": jobs(tmp), "unclustered_unique": unclustered_unique(tmp)}
 
 
 def part_seeds(tmp: Path, rounds: int) -> dict:
-    pruneflow("-m", "seed=1,2,3", "prune.sparsity=0.9", "cluster.clusters=0,16", "stage=qat", cwd=tmp)
+    pruneflow(
+        "-m", "seed=1,2,3", "prune.sparsity=0.9", "cluster.clusters=0,16", "stage=qat", cwd=tmp
+    )
     rows = jobs(tmp)
     per_seed = {}
     for seed in (1, 2, 3):
