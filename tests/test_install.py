@@ -77,6 +77,8 @@ def test_the_wheel_carries_the_configs(wheel):
     for path in ROOT.glob("conf/**/*.yaml"):
         assert f"pruneflow/conf/{path.relative_to(ROOT / 'conf')}" in names, path
     assert "pruneflow/conf/__init__.py" in names
+    for init in ROOT.glob("pruneflow/**/__init__.py"):  # every package of the code, too
+        assert str(init.relative_to(ROOT)) in names, init
     assert not any(n.startswith(("tests/", "helpers/")) for n in names)  # test code stays out
 
 
