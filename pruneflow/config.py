@@ -39,10 +39,11 @@ from pruneflow.steps.model import config as model
 from pruneflow.steps.model.config import MIN_TRANSFER_INPUT, BackboneConfig, TransferConfig
 from pruneflow.steps.prune.config import PruneConfig
 from pruneflow.steps.train.config import TrainConfig
-from pruneflow.study.config import PathsConfig, TrackingConfig
+from pruneflow.study.config import PathsConfig, SearchConfig, TrackingConfig
 
-# Sections that say where things go, not what is computed: not part of a job's identity.
-NOT_IN_JOB_KEY = ("paths", "tracking")
+# Sections that say where things go (or what a search optimizes), not what is computed: not
+# part of a job's identity.
+NOT_IN_JOB_KEY = ("paths", "tracking", "search")
 # Groups whose options extend one of several schemas, registered as `schema/<group>/<name>`
 # (an option's YAML starts with `defaults: [/schema/<group>/<name>@_here_]`), out of the
 # groups a user picks from.
@@ -63,6 +64,7 @@ class Config:
     benchmark: BenchmarkConfig = field(default_factory=BenchmarkConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    search: SearchConfig = field(default_factory=SearchConfig)
 
     def __post_init__(self) -> None:
         """Rules across keys: a config that breaks one would fail after training."""

@@ -75,6 +75,8 @@ def run(
                     label,
                     done.info.run_id,
                 )
+                if job is not None:
+                    job.note_skipped(uri, t.experiment, config.job_key)
                 return dict(done.data.metrics)
             replaces = tracking.finished_run(uri, experiment_id, config.job_key)
             if replaces is not None:

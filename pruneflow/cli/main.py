@@ -54,16 +54,23 @@ class JobFailed(CompactHydraException):
 
 
 @hydra.main(version_base="1.3", config_path="pkg://pruneflow.conf", config_name="config")
-def main(cfg: DictConfig) -> dict:
+def main(cfg: DictConfig) -> dict | list[float] | None:
+    """One job. Under Hydra's Optuna sweeper (a search) it returns the values of
+    ``search.objectives`` (None for a failed trial: Optuna records it failed and goes on), else
+    the run's metrics."""
     from pruneflow.config import check
     from pruneflow.pipeline import run
+    from pruneflow.study import search
     from pruneflow.study.jobs import job_context
     from pruneflow.study.tracking import resolve_uri
 
     hydra_cfg = HydraConfig.get()
+    objectives = None
     try:
         config, job = check(cfg, hydra_cfg.runtime.choices), None
         if hydra_cfg.mode == RunMode.MULTIRUN:
+            if search.is_search(hydra_cfg.sweeper):
+                objectives = config.search.objectives
             t = config.tracking
             job = job_context(
                 hydra_cfg.sweep.dir,
@@ -72,9 +79,22 @@ def main(cfg: DictConfig) -> dict:
                 resolve_uri(t.uri, t.dir),
                 t.experiment,
             )
-        return run(config, output_dir=hydra_cfg.runtime.output_dir, job=job)
+        metrics = run(config, output_dir=hydra_cfg.runtime.output_dir, job=job)
+        if objectives is None:
+            return metrics
+        values = search.trial_result(metrics, objectives)
+        if values is None:
+            print(
+                f"pruneflow: job {hydra_cfg.job.num} logged no {', '.join(objectives)}: Optuna "
+                "counts it as a failed trial",
+                file=sys.stderr,
+            )
+        return values
     except Exception as exc:  # noqa: BLE001 - one line for the user; the job log has the rest
         message = _describe(exc, hydra_cfg.runtime.output_dir)
+        if objectives is not None:  # a failed trial: Optuna marks it failed, the search goes on
+            print(f"pruneflow: job {hydra_cfg.job.num} failed: {message}", file=sys.stderr)
+            return search.trial_result(None, objectives)
         if hydra_cfg.mode == RunMode.MULTIRUN:  # the other jobs still run; Hydra reports after
             raise JobFailed(f"job {hydra_cfg.job.num}: {message}") from None
         if isinstance(exc, ConfigError):  # a bad value: status 2, like a bad argument

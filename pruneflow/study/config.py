@@ -3,7 +3,7 @@ go. Neither is part of a job's identity (its job key). Light: no MLflow import."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from pruneflow.errors import require
 
@@ -48,3 +48,12 @@ class TrackingConfig:
 class PathsConfig:
     cache_dir: str = ".pruneflow_cache"  # trained baselines, keyed by what determines them
     output_dir: str | None = None  # null: the Hydra job's folder (the current one outside Hydra)
+
+
+@dataclass
+class SearchConfig:
+    """What a search optimizes (``hydra/sweeper=optuna``; :mod:`pruneflow.study.search`): the
+    metrics each trial returns to Optuna, in the order of the sweeper's ``direction`` list.
+    Ignored under any other sweeper; not in the job key (a job computes the same either way)."""
+
+    objectives: list[str] = field(default_factory=list)  # e.g. [tflite_int8/accuracy, ...]

@@ -16,6 +16,7 @@ from pruneflow.study import tracking
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "sweep.json"  # in the sweep folder: the parent runs and the jobs
+SKIPPED_DIR = "skipped"  # on a search's parent: the trials resumed from FINISHED runs
 
 
 @dataclass
@@ -48,6 +49,10 @@ class Sweep:
     jobs: list[Job] = field(default_factory=list)
     parents: list[Parent] = field(default_factory=list)
     compare_rounds: int = 0  # tracking.compare_rounds: `pruneflow compare` at the end; 0: off
+    # a search (hydra/sweeper=optuna): its objectives, their directions, the searched keys
+    objectives: list[str] = field(default_factory=list)
+    directions: list[str] = field(default_factory=list)
+    searched: list[str] = field(default_factory=list)
 
     def write(self) -> None:
         path = Path(self.folder) / SWEEP_FILE
@@ -75,6 +80,31 @@ class JobContext:
             results.JOB_NUM_TAG: self.num,
             results.JOB_OVERRIDES_TAG: " ".join(self.overrides),
         }
+
+    def note_skipped(self, uri: str, experiment: str, key: str) -> None:
+        """Tell the parent that this job was skipped for a FINISHED run of its config (job
+        key ``key``), when the sweep did not list its jobs ahead (a sweeper chooses them: a
+        search): ``skipped/<num>.json`` on the parent, which the summary and the report read
+        (:func:`skipped_jobs`)."""
+        if self.total is not None or self.parent_run_id is None:
+            return  # listed ahead: the parent knows its jobs already
+        job = Job(self.num, self.overrides, key, uri, experiment)
+        client = tracking.store_client(uri)
+        client.log_text(
+            self.parent_run_id, json.dumps(asdict(job)), f"{SKIPPED_DIR}/{self.num}.json"
+        )
+
+
+def skipped_jobs(client, parent_run_id: str) -> list[Job]:
+    """The jobs of a sweep not listed ahead that were skipped (:meth:`JobContext.note_skipped`)."""
+    import tempfile
+
+    found = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for item in client.list_artifacts(parent_run_id, SKIPPED_DIR):
+            path = client.download_artifacts(parent_run_id, item.path, tmp)
+            found.append(Job(**json.loads(Path(path).read_text())))
+    return sorted(found, key=lambda j: j.num)
 
 
 def job_context(

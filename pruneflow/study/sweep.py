@@ -25,6 +25,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import socket
 import sys
 import time
@@ -38,8 +39,8 @@ from omegaconf import DictConfig, OmegaConf
 from pruneflow import __version__, results
 from pruneflow.config import check
 from pruneflow.errors import ConfigError, exit_on_user_error, one_line
-from pruneflow.study import provenance, summary, tracking
-from pruneflow.study.jobs import Job, Parent, Sweep, listed_ahead, sweep_jobs
+from pruneflow.study import provenance, search, summary, tracking
+from pruneflow.study.jobs import Job, Parent, Sweep, listed_ahead, skipped_jobs, sweep_jobs
 
 log = logging.getLogger(__name__)
 
@@ -80,7 +81,17 @@ class SweepCallback(Callback):
         # its folder only now: naming it makes it (conf/config.yaml), for a sweep that runs
         sweep = Sweep(name, str(config.hydra.sweep.dir), started, overrides)
         sweep.compare_rounds = rounds
-        if listed_ahead(swept_keys):  # else a sweeper chooses the jobs as it goes
+        sweeper = OmegaConf.select(config, "hydra.sweeper")
+        if search.is_search(sweeper):  # objectives against directions, before any trial
+            wanted = search.directions(sweeper)
+            try:
+                search.check(cfg.search.objectives, wanted, cfg.stage.variants)
+            except ConfigError as exc:
+                exit_on_user_error(str(exc))
+            sweep.objectives, sweep.directions = list(cfg.search.objectives), wanted
+            sweep.searched = [str(k) for k in params]
+        # else a sweeper chooses the jobs as it goes (a search: some of the listed ones)
+        if listed_ahead(swept_keys) and not search.is_search(sweeper):
             sweep.jobs = jobs
         try:
             for uri, store_dir, cache_dir in sorted(needs):  # before job 0 and any run
@@ -121,6 +132,10 @@ def _open_parent(sweep: Sweep, uri: str, experiment: str, experiment_id: str) ->
         results.PID_TAG: os.getpid(),
         "mlflow.source.git.commit": provenance.git_commit(__file__),
     }
+    if sweep.objectives:
+        tags[search.OBJECTIVES_TAG] = ", ".join(
+            f"{o}:{d}" for o, d in zip(sweep.objectives, sweep.directions, strict=True)
+        )
     run = client.create_run(
         experiment_id,
         run_name=sweep.name,
@@ -145,6 +160,10 @@ def end_open_sweeps(interrupted: bool) -> None:
 def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
     client = tracking.store_client(parent.uri)
     children = _children(client, parent)
+    if not sweep.jobs:  # chosen by the sweeper: those it resumed were noted on the parent
+        sweep.jobs = skipped_jobs(client, parent.run_id)
+        jobs = [asdict(j) for j in sweep.jobs]
+        client.log_text(parent.run_id, json.dumps(jobs, indent=2), results.JOBS_FILE)
     if interrupted:
         children = _end_interrupted(client, parent, children)
     rows = summary.rows(client, sweep, parent, children)
@@ -162,7 +181,8 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
         out = Path(sweep.folder) / results.REPORT_DIR
         try:
             best = report_sweep(parent.uri, parent.experiment, parent.run_id, out)
-            what = "best sparsity/channels" if "/c" in best else "best sparsity"
+            dims = ["channels"] * bool(re.search(r"/c\d", best)) + ["clusters"] * ("/cl" in best)
+            what = "/".join(["best sparsity", *dims])
             print(
                 f"report: {out / REPORT_MD} (also the parent run's report/)\n{what} "
                 f"(non-inferior within {DEFAULT_TOLERANCE:g} accuracy points of the baseline): "
@@ -171,6 +191,8 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
             )
         except Exception as exc:  # noqa: BLE001 - the sweep's results stand without it
             print(f"pruneflow: no report for {sweep.name}: {exc}", file=sys.stderr)
+        if sweep.objectives:
+            _search_front(sweep, parent, client, children, out)
         if sweep.compare_rounds and not interrupted:
             try:
                 _compare(sweep, parent, out)
@@ -178,6 +200,26 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
                 client.set_terminated(parent.run_id, "KILLED")
                 raise
     client.set_terminated(parent.run_id, status)
+
+
+def _search_front(sweep: Sweep, parent: Parent, client, children: list, out: Path) -> None:
+    """A search's end: its trials' Pareto front (pareto.csv, pareto_search.png) in the report
+    folder and the parent's report/, the front's runs tagged on the parent, and printed."""
+    trials = {r.info.run_id: r for r in children}
+    for job in sweep.jobs:  # the trials it resumed: their FINISHED runs
+        done = tracking.finished_run(parent.uri, parent.experiment_id, job.key)
+        if done is not None:
+            trials.setdefault(done.info.run_id, done)
+    runs = list(trials.values())
+    on = search.write_front(runs, sweep.objectives, sweep.directions, sweep.searched, out)
+    for name in (search.FRONT_CSV, search.FRONT_PLOT):
+        client.log_artifact(parent.run_id, str(out / name), results.REPORT_DIR)
+    client.set_tag(parent.run_id, search.FRONT_TAG, ",".join(r.info.run_id for r in on))
+    print(
+        f"search: {len(on)} of {len(runs)} trials on the Pareto front of "
+        f"{', '.join(sweep.objectives)}: {out / search.FRONT_CSV}",
+        flush=True,
+    )
 
 
 def _compare(sweep: Sweep, parent: Parent, out: Path) -> None:

@@ -35,7 +35,9 @@ class TrackingError(PruneflowError, RuntimeError):
 
 
 def store_client(uri: str):
-    """An MLflow client of store ``uri`` (the one way pruneflow opens a store)."""
+    """An MLflow client of store ``uri`` (the one way pruneflow opens a store); its artifact
+    downloads draw no progress bar on the console."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri)
