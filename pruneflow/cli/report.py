@@ -7,7 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from pruneflow import results
 from pruneflow.study import tracking
 from pruneflow.study.report import (
     DEFAULT_TOLERANCE,
@@ -20,7 +19,13 @@ from pruneflow.study.report import (
 )
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.registry import register
-from pruneflow.study.report.tables import best_line, best_variant, has_channels, has_clusters
+from pruneflow.study.report.tables import (
+    best_line,
+    best_variant,
+    has_channels,
+    has_clusters,
+    pick_text,
+)
 
 
 def main(argv: list[str]) -> int:
@@ -81,12 +86,9 @@ def main(argv: list[str]) -> int:
                     f"{args.tolerance:g} points of the baseline"
                 )
             version = register(uri, args.experiment, pick, args.register)
-            thin = f", channels {pick['channels']:g}" if pick["channels"] else ""
-            thin += f", {pick['clusters']:g} clusters" if pick.get("clusters") else ""
             registered = (
                 f"registered {args.register} version {version}: {pick['variant']} of run "
-                f"{pick['run_id']} ({pick['model']}, sparsity {pick['target_sparsity']:g}{thin}, "
-                f"accuracy {pick['accuracy']:.4f}, gzip {pick[results.GZIP] / 1024:.1f} KB)"
+                f"{pick['run_id']} ({pick['model']}, {pick_text(pick)})"
             )
     except (ReportError, tracking.TrackingError) as exc:
         print(f"pruneflow report: error: {exc}", file=sys.stderr)
