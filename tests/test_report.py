@@ -1021,3 +1021,77 @@ def test_budget_metric_no_run_logs_names_the_nearest(budget_runs, text, nearest)
     assert str(raised.value).startswith(
         f"no selected run logs a metric {name!r}: the nearest are {nearest}"
     ), str(raised.value)
+
+
+def test_pruneflow_report_budget_prints_and_writes_the_pick(budget_store, tmp_path):
+    tmp, _, ids = budget_store
+    budget = "tflite_int8/invoke_p50_ms<=2, tflite_int8/gzip_bytes<=60000"
+    proc = run_cli(
+        ["report", "--all", "--budget", budget, "--out", str(tmp_path)],
+        cwd=tmp,
+        command=pruneflow_command(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    pick = (
+        f"digits-cnn tflite_int8 of run {ids['a']} (sparsity 0.5, accuracy 0.9750, "
+        "invoke_p50_ms 0.5, gzip 9.8 KB)"
+    )
+    assert f"within budget ({budget}): {pick}\n" in proc.stdout
+    assert "best sparsity" in proc.stdout  # the rest of the report as ever
+    md = (tmp_path / REPORT_MD).read_text()
+    assert (
+        "## Within the budget\n\nThe most accurate run variant that meets every constraint of "
+        f"`{budget}` (ties: the smaller gzip file, then the run id): {pick}.\n" in md
+    )
+
+
+@pytest.mark.parametrize(
+    "budget, in_store, status, message",
+    [  # a budget that does not parse: refused before any store is read (here there is none)
+        ("accuracy=0.9", False, 2, "--budget 'accuracy=0.9': 'accuracy=0.9' is not a constraint"),
+        ("invoke_p50<=1", True, 2, "--budget 'invoke_p50<=1': no selected run logs a metric "),
+        ("accuracy>=0.99", True, 1, "nothing within the budget: no (run, variant) of the 10 "),
+    ],
+)
+def test_pruneflow_report_bad_budget_is_one_line_and_writes_nothing(
+    budget_store, tmp_path, budget, in_store, status, message
+):
+    tmp, _, _ = budget_store
+    out = tmp_path / "report"
+    proc = run_cli(
+        ["report", "--all", "--budget", budget, "--out", str(out)],
+        cwd=tmp if in_store else tmp_path,
+    )
+    assert proc.returncode == status, proc.stderr
+    assert proc.stderr.startswith(f"pruneflow report: error: {message}"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists() and proc.stdout == ""
+
+
+def test_pruneflow_report_register_with_a_budget_registers_its_pick(budget_store, tmp_path):
+    tmp, _, ids = budget_store
+    proc = run_cli(
+        [
+            "report",
+            "--all",
+            "--budget",
+            "time/train_s>=100, time/train_s<=150",
+            "--register",
+            "digits-budget",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=tmp,
+    )
+    assert proc.returncode == 0, proc.stderr
+    run_id = min(ids["c"], ids["d"])
+    assert (
+        f"registered digits-budget version 1: tflite_int8 of run {run_id} (digits-cnn, sparsity "
+        "0.9, accuracy 0.9500, gzip 2.0 KB)" in proc.stdout
+    )
+    client, _ = read_runs(tmp)
+    (version,) = client.search_model_versions("name = 'digits-budget'")
+    assert version.run_id == run_id
+    model = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert (model.source_run_id, model.params["variant"]) == (run_id, "tflite_int8")
+    assert model.name == model_name("digits-cnn", 0.9, "tflite_int8")
