@@ -89,6 +89,10 @@ SPARSITY, PARAMS_TOTAL, PARAMS_NONZERO = "sparsity", "params_total", "params_non
 # Channel pruning (prune.channels): the measured fraction of prunable output channels removed,
 # and multiply-accumulates per image of the model that is converted, and of its baseline.
 CHANNELS, MACS, BASELINE_MACS = "channels", "macs", "baseline/macs"
+# The bare names that are the run's own, never a variant's, though a variant may log a measure
+# of that name (a .tflite file's stored zeros, <variant>/sparsity: FILE_SPARSITY). (A run also
+# has a variant's bare measures, accuracy or gzip_bytes: MLflow's copy of a LoggedModel's.)
+RUN_MEASURES = (SPARSITY, PARAMS_TOTAL, PARAMS_NONZERO, CHANNELS, MACS)
 CURVES = {  # Keras history key -> stepped metric (baseline epochs, then fine-tuning epochs)
     "loss": "train/loss",
     "accuracy": "train/accuracy",

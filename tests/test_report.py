@@ -356,10 +356,12 @@ def _log_run(
     accuracy,
     threads=1,
     clusters=None,
+    extra=None,
 ):
     """One finished job run as pruneflow logs it (the names of pruneflow.results), and its
     LoggedModels; ``channels`` None: a run made before prune.channels (no param, no MACs);
-    ``clusters`` None: a run made before cluster.clusters (no param, no unique weights)."""
+    ``clusters`` None: a run made before cluster.clusters (no param, no unique weights);
+    ``extra``: {metric: value} beside (or instead of) those."""
     from mlflow.entities import Metric, Param
 
     name = f"{model}-s{sparsity:g}" + (f"-c{channels:g}" if channels else "")
@@ -399,6 +401,7 @@ def _log_run(
             metrics[results.metric(variant, measure)] = 0.2 * thin / threads
         if clusters:
             metrics[results.metric(variant, UNIQUE_WEIGHTS)] = clusters
+    metrics |= extra or {}
     client.log_batch(
         run.info.run_id,
         metrics=[Metric(k, float(v), 0, 0) for k, v in metrics.items()],
@@ -799,3 +802,296 @@ def test_best_configuration_with_channels_and_clusters_on_constructed_rows():
     assert (b["sparsity"], b["channels"], b["clusters"]) == (0.5, 0.5, 16)
     assert best[("x", "keras")]["why"] == "no (sparsity, clusters) within 1 points of the baseline"
     assert best_line(best) == "m: keras 0.5/c0.5/cl16; x: keras –"
+
+
+# -- the pick within a budget (--budget): runs made directly in a store, no training -----------
+INVOKE, TRAIN_S = results.invoke("p50"), results.stage_time("train")
+
+
+def _timed(keras_invoke, int8_invoke, int8_accuracy, train_s):
+    """A run's metrics beside _log_run's: each variant's invoke p50, tflite_int8's own
+    accuracy, its file's stored zeros (<variant>/sparsity) and the training time."""
+    return {
+        results.metric("keras", INVOKE): keras_invoke,
+        results.metric("tflite_int8", INVOKE): int8_invoke,
+        results.metric("tflite_int8", results.ACCURACY): int8_accuracy,
+        results.metric("tflite_int8", results.FILE_SPARSITY): 0.5,
+        TRAIN_S: train_s,
+    }
+
+
+# name: (sparsity, channels, keras accuracy, clusters, metrics); gzip: keras 20000 at 0.5,
+# 4000 at 0.9, 500 for e (half the channels, 16 clusters); tflite_int8 half keras's
+BUDGET_RUNS = {
+    "a": (0.5, None, 0.98, None, _timed(1.5, 0.5, 0.975, 30)),  # the most accurate
+    "b": (0.9, None, 0.97, None, _timed(1.2, 0.3, 0.965, 60)),
+    "c": (0.9, None, 0.95, None, _timed(1.0, 0.3, 0.95, 100)),  # c and d: the same numbers
+    "d": (0.9, None, 0.95, None, _timed(1.0, 0.3, 0.95, 100)),
+    "e": (0.9, 0.5, 0.96, 16, _timed(0.9, 0.2, 0.96, 200)),  # the only run with MACs
+}
+
+
+@pytest.fixture(scope="module")
+def budget_store(tmp_path_factory):
+    """(folder, uri, {name: run id}) of a store with BUDGET_RUNS under one sweep."""
+    tmp = tmp_path_factory.mktemp("budget")
+    uri, client, experiment_id, parent = sweep_store(tmp, "sweep-budget")
+    ids = {
+        name: _log_run(
+            client,
+            experiment_id,
+            parent.info.run_id,
+            "digits-cnn",
+            sparsity,
+            channels,
+            accuracy,
+            clusters=clusters,
+            extra=extra,
+        )
+        for name, (sparsity, channels, accuracy, clusters, extra) in BUDGET_RUNS.items()
+    }
+    client.set_terminated(parent.info.run_id, "FINISHED")
+    return tmp, uri, ids
+
+
+@pytest.fixture(scope="module")
+def budget_runs(budget_store):
+    """(table, search_runs, {name: run id}) of every run of the budget store."""
+    from pruneflow.study.report.selection import rows
+
+    _, uri, ids = budget_store
+    selection = select(uri, all_runs=True)
+    return rows(selection), selection.runs, ids
+
+
+def _within(budget_runs, text):
+    from pruneflow.study.report.budget import parse_budget, pick_within
+
+    table, runs, _ = budget_runs
+    return pick_within(table, runs, parse_budget(text))
+
+
+@pytest.mark.parametrize(
+    "text, parsed, written",
+    [
+        (
+            "tflite_int8/invoke_p50_ms<=2",
+            [("tflite_int8/invoke_p50_ms", "<=", 2.0)],
+            "tflite_int8/invoke_p50_ms<=2",
+        ),
+        (
+            " tflite_int8/invoke_p50_ms <= 2 ,tflite_int8/gzip_bytes>=6e4 ",
+            [("tflite_int8/invoke_p50_ms", "<=", 2.0), ("tflite_int8/gzip_bytes", ">=", 6e4)],
+            "tflite_int8/invoke_p50_ms<=2, tflite_int8/gzip_bytes>=60000",
+        ),
+        (
+            "time/train_s<100, macs>-1.5",
+            [("time/train_s", "<", 100.0), ("macs", ">", -1.5)],
+            "time/train_s<100, macs>-1.5",
+        ),
+    ],
+)
+def test_budget_parses_constraints(text, parsed, written):
+    from pruneflow.study.report.budget import parse_budget
+
+    constraints = parse_budget(text)
+    assert [(c.metric, c.op, c.bound) for c in constraints] == parsed
+    assert ", ".join(map(str, constraints)) == written
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("", "no constraint: the form is METRIC<=NUMBER or METRIC>=NUMBER, comma-separated"),
+        ("accuracy=0.9", "'accuracy=0.9' is not a constraint: the form is METRIC<=NUMBER"),
+        ("accuracy==0.9", "'accuracy==0.9' is not a constraint"),
+        ("accuracy=>0.9", "'accuracy=>0.9' is not a constraint"),
+        ("<=2", "'<=2' is not a constraint"),
+        ("macs<=two", "'two' in 'macs<=two' is not a number: the form is METRIC<=NUMBER"),
+        ("macs<=", "'' in 'macs<=' is not a number"),
+        ("macs<=<=2", "'<=2' in 'macs<=<=2' is not a number"),
+        ("macs<=nan", "'nan' in 'macs<=nan' is not a number"),
+        ("macs<=2 ms", "'2 ms' in 'macs<=2 ms' is not a number"),
+        ("macs<=2,,accuracy>=0.9", "an empty constraint between commas"),
+    ],
+)
+def test_budget_that_does_not_parse_says_the_form(text, message):
+    from pruneflow.study.report.budget import BadBudget, parse_budget
+
+    with pytest.raises(BadBudget) as raised:
+        parse_budget(text)
+    assert message in str(raised.value)
+
+
+def test_budget_with_a_variant_prefix_picks_among_that_variant_only(budget_runs):
+    _, _, ids = budget_runs
+    pick = _within(budget_runs, "tflite_int8/invoke_p50_ms<=2")
+    assert (pick["run_id"], pick["variant"], pick["accuracy"]) == (ids["a"], "tflite_int8", 0.975)
+    assert pick["met"] == [(INVOKE, 0.5)]
+    # the same bound bare: each variant's own, keras's (1.5 ms) too, more accurate
+    pick = _within(budget_runs, f"{INVOKE}<=2")
+    assert (pick["run_id"], pick["variant"]) == (ids["a"], "keras")
+
+
+def test_budget_with_a_bare_measure_reads_each_variants_own(budget_runs):
+    _, _, ids = budget_runs
+    pick = _within(budget_runs, f"{INVOKE}<=1.3")  # a's keras takes 1.5 ms, its int8 0.5
+    assert (pick["run_id"], pick["variant"]) == (ids["a"], "tflite_int8")
+    pick = _within(budget_runs, "gzip_bytes <= 5000, accuracy >= 0.9")
+    assert (pick["run_id"], pick["variant"]) == (ids["b"], "keras")
+    assert pick[results.GZIP] == pytest.approx(4000)
+    assert pick["met"] == []  # accuracy and gzip: the line has them already
+
+
+def test_budget_with_a_run_level_metric_applies_to_every_variant(budget_runs):
+    _, _, ids = budget_runs
+    pick = _within(budget_runs, "time/train_s<=40")
+    assert (pick["run_id"], pick["variant"], pick["met"]) == (ids["a"], "keras", [(TRAIN_S, 30)])
+    # sparsity: the run's measured sparsity (keras's too), not the file's tflite_int8/sparsity
+    pick = _within(budget_runs, f"{results.SPARSITY}>=0.8")
+    assert (pick["run_id"], pick["variant"]) == (ids["b"], "keras")
+    assert pick["met"] == [("measured sparsity", 0.9)]
+    pick = _within(budget_runs, f"{results.MACS}<=2e6, {results.BASELINE_MACS}>=1")  # only e
+    assert (pick["run_id"], pick["variant"]) == (ids["e"], "tflite_int8")  # the smaller file
+
+
+def test_budget_ties_go_to_the_smaller_gzip_file_then_the_run_id(budget_runs):
+    from pruneflow.study.report.budget import pick_line
+
+    _, _, ids = budget_runs
+    # c and d: the same accuracy and sizes in both variants; tflite_int8's file is half keras's
+    pick = _within(budget_runs, "time/train_s>=100, time/train_s<=150")
+    assert (pick["run_id"], pick["variant"]) == (min(ids["c"], ids["d"]), "tflite_int8")
+    assert pick_line(pick) == (
+        f"digits-cnn tflite_int8 of run {pick['run_id']} (sparsity 0.9, accuracy 0.9500, "
+        "time/train_s 100, gzip 2.0 KB)"
+    )
+    e = _within(budget_runs, "macs<=2e6")  # channels and clusters, nonzero: named
+    assert pick_line(e) == (
+        f"digits-cnn tflite_int8 of run {ids['e']} (sparsity 0.9, channels 0.5, 16 clusters, "
+        "accuracy 0.9600, macs 1.25e+06, gzip 0.2 KB)"
+    )
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (
+            "tflite_int8/invoke_p50_ms<=0.1, accuracy>=0.5",
+            "nothing within the budget: no (run, variant) of the 10 meets "
+            "tflite_int8/invoke_p50_ms<=0.1 (the closest: 0.2)",
+        ),
+        (
+            "accuracy>=0.99, macs<=1e6",
+            "nothing within the budget: no (run, variant) of the 10 meets accuracy>=0.99 (the "
+            "closest: 0.98) nor macs<=1000000 (the closest: 1.25e+06)",
+        ),
+        (
+            "accuracy>=0.975, gzip_bytes<=5000",
+            "nothing within the budget: each constraint is met by some (run, variant) of the "
+            "10, never all together (accuracy>=0.975 by 2, gzip_bytes<=5000 by 8)",
+        ),
+    ],
+)
+def test_budget_nothing_meets_says_which_constraint_or_how_many_meet_each(
+    budget_runs, text, message
+):
+    from pruneflow.study.report.budget import BudgetError
+
+    with pytest.raises(BudgetError) as raised:
+        _within(budget_runs, text)
+    assert str(raised.value) == message
+
+
+@pytest.mark.parametrize(
+    "text, nearest",
+    [
+        ("invoke_p50<=1", "invoke_p50_ms"),
+        ("tflite_int8/invoke_p50<=1", "tflite_int8/invoke_p50_ms"),
+        ("tflite_int8_qat/accuracy>=0.9", "tflite_int8/accuracy"),  # a variant the runs lack
+        ("time/training_s<=1", TRAIN_S),
+    ],
+)
+def test_budget_metric_no_run_logs_names_the_nearest(budget_runs, text, nearest):
+    from pruneflow.study.report.budget import BadBudget
+
+    with pytest.raises(BadBudget) as raised:
+        _within(budget_runs, text)
+    name = text.split("<")[0].split(">")[0]
+    assert str(raised.value).startswith(
+        f"no selected run logs a metric {name!r}: the nearest are {nearest}"
+    ), str(raised.value)
+
+
+def test_pruneflow_report_budget_prints_and_writes_the_pick(budget_store, tmp_path):
+    tmp, _, ids = budget_store
+    budget = "tflite_int8/invoke_p50_ms<=2, tflite_int8/gzip_bytes<=60000"
+    proc = run_cli(
+        ["report", "--all", "--budget", budget, "--out", str(tmp_path)],
+        cwd=tmp,
+        command=pruneflow_command(),
+    )
+    assert proc.returncode == 0, proc.stderr
+    pick = (
+        f"digits-cnn tflite_int8 of run {ids['a']} (sparsity 0.5, accuracy 0.9750, "
+        "invoke_p50_ms 0.5, gzip 9.8 KB)"
+    )
+    assert f"within budget ({budget}): {pick}\n" in proc.stdout
+    assert "best sparsity" in proc.stdout  # the rest of the report as ever
+    md = (tmp_path / REPORT_MD).read_text()
+    assert (
+        "## Within the budget\n\nThe most accurate run variant that meets every constraint of "
+        f"`{budget}` (ties: the smaller gzip file, then the run id): {pick}.\n" in md
+    )
+
+
+@pytest.mark.parametrize(
+    "budget, in_store, status, message",
+    [  # a budget that does not parse: refused before any store is read (here there is none)
+        ("accuracy=0.9", False, 2, "--budget 'accuracy=0.9': 'accuracy=0.9' is not a constraint"),
+        ("invoke_p50<=1", True, 2, "--budget 'invoke_p50<=1': no selected run logs a metric "),
+        ("accuracy>=0.99", True, 1, "nothing within the budget: no (run, variant) of the 10 "),
+    ],
+)
+def test_pruneflow_report_bad_budget_is_one_line_and_writes_nothing(
+    budget_store, tmp_path, budget, in_store, status, message
+):
+    tmp, _, _ = budget_store
+    out = tmp_path / "report"
+    proc = run_cli(
+        ["report", "--all", "--budget", budget, "--out", str(out)],
+        cwd=tmp if in_store else tmp_path,
+    )
+    assert proc.returncode == status, proc.stderr
+    assert proc.stderr.startswith(f"pruneflow report: error: {message}"), proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+    assert not out.exists() and proc.stdout == ""
+
+
+def test_pruneflow_report_register_with_a_budget_registers_its_pick(budget_store, tmp_path):
+    tmp, _, ids = budget_store
+    proc = run_cli(
+        [
+            "report",
+            "--all",
+            "--budget",
+            "time/train_s>=100, time/train_s<=150",
+            "--register",
+            "digits-budget",
+            "--out",
+            str(tmp_path),
+        ],
+        cwd=tmp,
+    )
+    assert proc.returncode == 0, proc.stderr
+    run_id = min(ids["c"], ids["d"])
+    assert (
+        f"registered digits-budget version 1: tflite_int8 of run {run_id} (digits-cnn, sparsity "
+        "0.9, accuracy 0.9500, gzip 2.0 KB)" in proc.stdout
+    )
+    client, _ = read_runs(tmp)
+    (version,) = client.search_model_versions("name = 'digits-budget'")
+    assert version.run_id == run_id
+    model = client.get_logged_model(version.source.removeprefix("models:/"))
+    assert (model.source_run_id, model.params["variant"]) == (run_id, "tflite_int8")
+    assert model.name == model_name("digits-cnn", 0.9, "tflite_int8")

@@ -7,7 +7,6 @@ import argparse
 import sys
 from pathlib import Path
 
-from pruneflow import results
 from pruneflow.study import tracking
 from pruneflow.study.report import (
     DEFAULT_TOLERANCE,
@@ -15,12 +14,20 @@ from pruneflow.study.report import (
     RUNS_CSV,
     SUMMARY_CSV,
     ReportError,
+    report_table,
     select,
     write_report,
 )
+from pruneflow.study.report.budget import BadBudget, parse_budget, pick_within, within_line
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.registry import register
-from pruneflow.study.report.tables import best_line, best_variant, has_channels, has_clusters
+from pruneflow.study.report.tables import (
+    best_line,
+    best_variant,
+    has_channels,
+    has_clusters,
+    pick_text,
+)
 
 
 def main(argv: list[str]) -> int:
@@ -43,8 +50,15 @@ def main(argv: list[str]) -> int:
         "--register",
         metavar="NAME",
         help="register the report's pick (the smallest gzip file among the variants at their "
-        "best sparsity, or (sparsity, channels) where runs removed channels) in the Model "
-        "Registry as NAME",
+        "best sparsity, or (sparsity, channels) where runs removed channels; with --budget, the "
+        "pick within it) in the Model Registry as NAME",
+    )
+    parser.add_argument(
+        "--budget",
+        metavar="CONSTRAINTS",
+        help="name the most accurate run variant whose metrics meet every constraint, e.g. "
+        '"tflite_int8/invoke_p50_ms<=2, tflite_int8/gzip_bytes<=60000" (METRIC<=NUMBER or '
+        "METRIC>=NUMBER, comma-separated; a bare measure, invoke_p50_ms, is each variant's own)",
     )
     parser.add_argument(
         "--tolerance",
@@ -59,35 +73,37 @@ def main(argv: list[str]) -> int:
         taken = next((p for p in (args.out, *args.out.parents) if p.exists()), None)
         if taken is not None and not taken.is_dir():
             what = "is a file" if taken == args.out else f"is inside a file ({taken})"
-            print(
-                f"pruneflow report: error: --out {args.out} {what}: valid values are a folder, "
-                "existing or new",
-                file=sys.stderr,
+            return _bad_argument(
+                f"--out {args.out} {what}: valid values are a folder, existing or new"
             )
-            return 2
+    try:  # before the store is read, and its metric names before anything is written
+        budget = parse_budget(args.budget) if args.budget is not None else None
+    except BadBudget as exc:
+        return _bad_argument(f"--budget {args.budget!r}: {exc}")
     uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
     try:
         tracking.check_server(uri, fix="pass --tracking-uri")
         selection = select(uri, args.experiment, args.sweep, args.all, args.filter)
         name = selection.title.split(" ")[1] if selection.parent_id else args.experiment
         out = args.out or Path("reports") / name
-        table, best = write_report(selection, out, args.tolerance)
+        table = report_table(selection)
+        within = pick_within(table, selection.runs, budget) if budget else None
+        table, best = write_report(selection, out, args.tolerance, table, within)
         registered = None
         if args.register:
-            pick = best_variant(table, best)
+            pick = within if within is not None else best_variant(table, best)
             if pick is None:
                 raise ReportError(
                     f"nothing to register as {args.register!r}: no sparsity holds within "
                     f"{args.tolerance:g} points of the baseline"
                 )
             version = register(uri, args.experiment, pick, args.register)
-            thin = f", channels {pick['channels']:g}" if pick["channels"] else ""
-            thin += f", {pick['clusters']:g} clusters" if pick.get("clusters") else ""
             registered = (
                 f"registered {args.register} version {version}: {pick['variant']} of run "
-                f"{pick['run_id']} ({pick['model']}, sparsity {pick['target_sparsity']:g}{thin}, "
-                f"accuracy {pick['accuracy']:.4f}, gzip {pick[results.GZIP] / 1024:.1f} KB)"
+                f"{pick['run_id']} ({pick['model']}, {pick_text(pick)})"
             )
+    except BadBudget as exc:  # a metric no selected run logs
+        return _bad_argument(f"--budget {args.budget!r}: {exc}")
     except (ReportError, tracking.TrackingError) as exc:
         print(f"pruneflow report: error: {exc}", file=sys.stderr)
         return 1
@@ -101,6 +117,14 @@ def main(argv: list[str]) -> int:
     for (model, variant), b in best.items():  # picks the validation split cannot resolve
         if b.get("unresolved"):
             print(f"unresolved: {model} {variant}: {'; '.join(b['unresolved'])}")
+    if within is not None:
+        print(within_line(within))
     if registered:
         print(registered)
     return 0
+
+
+def _bad_argument(message: str) -> int:
+    """A bad argument, in one line (argparse's form without its usage): exit status 2."""
+    print(f"pruneflow report: error: {message}", file=sys.stderr)
+    return 2

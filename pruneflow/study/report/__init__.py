@@ -40,25 +40,41 @@ __all__ = [
     "best_sparsity",
     "plot_names",
     "report_sweep",
+    "report_table",
     "select",
     "summary",
     "write_report",
 ]
 
 
-def write_report(selection: Selection, out: Path, tolerance: float = DEFAULT_TOLERANCE):
-    """Write runs.csv, summary.csv (:func:`summary`: a row per configuration and variant over
-    its seeds), report.md and the PNGs (:func:`plot_names`) into ``out``; returns the table
-    (:func:`rows`) and the best sparsity map (:func:`best_sparsity`)."""
+def report_table(selection: Selection):
+    """The report's table of ``selection`` (:func:`rows`); :class:`ReportError` when no run
+    has an accuracy."""
     table = rows(selection)
     if table.empty or table["accuracy"].notna().sum() == 0:
         raise ReportError(f"the runs of {selection.title} have no accuracy to report (all failed?)")
+    return table
+
+
+def write_report(
+    selection: Selection,
+    out: Path,
+    tolerance: float = DEFAULT_TOLERANCE,
+    table=None,
+    within: dict | None = None,
+):
+    """Write runs.csv, summary.csv (:func:`summary`: a row per configuration and variant over
+    its seeds), report.md and the PNGs (:func:`plot_names`) into ``out``; returns the table
+    (``table``, or :func:`report_table`) and the best sparsity map (:func:`best_sparsity`).
+    ``within``: the pick within a budget (:func:`~.budget.pick_within`), a section of
+    report.md."""
+    table = report_table(selection) if table is None else table
     out.mkdir(parents=True, exist_ok=True)
     table.drop(columns=["val_loss"]).to_csv(out / RUNS_CSV, index=False)
     over_seeds = summary(table)
     over_seeds.to_csv(out / SUMMARY_CSV, index=False)
     best = best_sparsity(table, tolerance)
-    (out / REPORT_MD).write_text(markdown(selection, table, best, tolerance, over_seeds))
+    (out / REPORT_MD).write_text(markdown(selection, table, best, tolerance, over_seeds, within))
     plots(table, out, tolerance, over_seeds)
     return table, best
 

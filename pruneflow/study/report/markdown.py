@@ -13,6 +13,7 @@ import math
 import pandas as pd
 
 from pruneflow import results
+from pruneflow.study.report.budget import pick_line
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.selection import DIMENSION_COLUMNS, UNIQUE_WEIGHTS, Selection
 from pruneflow.study.report.summary import summary as summarize
@@ -33,7 +34,9 @@ def seeds(table) -> list[int]:
     return sorted({int(s) for s in table["seed"].dropna()}) if "seed" in table else []
 
 
-def markdown(selection: Selection, table, best, tolerance: float, summary=None) -> str:
+def markdown(selection: Selection, table, best, tolerance: float, summary=None, within=None) -> str:
+    """The report; ``within``: the pick within a budget (:func:`~.budget.pick_within`), its
+    section first."""
     summary = summarize(table) if summary is None else summary
     several = len(seeds(table)) > 1  # then a seed column labels every per-run row
     lines = [
@@ -54,6 +57,14 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None) 
         ]
     elif seeds(table):
         lines += [f"Every run has seed {seeds(table)[0]}.", ""]
+    if within is not None:
+        lines += [
+            "## Within the budget",
+            "",
+            f"The most accurate run variant that meets every constraint of `{within['budget']}` "
+            f"(ties: the smaller gzip file, then the run id): {pick_line(within)}.",
+            "",
+        ]
     # only the dimensions some run uses (channels, clusters) have a column beside sparsity
     dims = dimensions(table)
     chan = has_channels(table)  # then the measured channels beside the measured sparsity

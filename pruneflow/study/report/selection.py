@@ -180,18 +180,13 @@ def rows(selection: Selection):
     import pandas as pd
 
     runs = selection.runs
-    known = [results.KERAS, *VARIANTS]
-    found = {
-        c.split(".", 1)[1].rsplit("/", 1)[0] for c in runs if c.endswith("/" + results.ACCURACY)
-    }
-    variants = [v for v in known if v in found]
-    swept = swept_params(runs)
+    swept, logged = swept_params(runs), variants(runs)
     out = []
     for _, run in runs.iterrows():
         tags = {c[5:]: v for c, v in run.items() if c.startswith("tags.")}
         name = tags.get("mlflow.runName") or ""
         model = _model(tags, name)
-        for variant in variants:
+        for variant in logged:
             row = {
                 "run_id": run["run_id"],
                 "run_name": name,
@@ -239,6 +234,15 @@ def rows(selection: Selection):
         ["model", "target_sparsity", *DIMENSION_COLUMNS, *swept, "variant", "threads", "seed"],
         kind="stable",
     )
+
+
+def variants(runs) -> list[str]:
+    """The variants (``keras``, ``tflite_*``) that runs of ``runs`` (``search_runs``) logged an
+    accuracy of, in pruneflow's order: the report's rows per run."""
+    found = {
+        c.split(".", 1)[1].rsplit("/", 1)[0] for c in runs if c.endswith("/" + results.ACCURACY)
+    }
+    return [v for v in (results.KERAS, *VARIANTS) if v in found]
 
 
 def swept_params(runs) -> list[str]:

@@ -253,6 +253,17 @@ def best_variant(table, best: dict):
     return sorted(picks, key=lambda r: (r[results.GZIP], -r["accuracy"]))[0]
 
 
+def pick_text(pick, measures=()) -> str:
+    """A picked row of runs.csv (:func:`best_variant`, the pick within a budget) in words:
+    ``sparsity 0.9, channels 0.5, 16 clusters, accuracy 0.9796, gzip 17.2 KB`` (channels and
+    clusters only where nonzero), ``measures`` (``invoke_p50_ms 0.011``) before the size."""
+    parts = [f"sparsity {pick['target_sparsity']:g}"]
+    parts += [f"channels {pick['channels']:g}"] * bool(pick.get("channels"))
+    parts += [f"{pick['clusters']:g} clusters"] * bool(pick.get("clusters"))
+    parts += [f"accuracy {pick['accuracy']:.4f}", *measures]
+    return ", ".join([*parts, f"gzip {pick[results.GZIP] / 1024:.1f} KB"])
+
+
 def best_line(best: dict) -> str:
     """The best configuration as one tag value: ``digits-cnn: keras 0.9, tflite_int8 0.9; ...``
     (``tflite_int8 0.5/c0.25`` for a model with channel runs: sparsity/channels; ``0.9/cl16``
