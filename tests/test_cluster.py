@@ -196,3 +196,15 @@ def test_a_sweep_over_clusters_logs_the_chain_and_ends_with_a_report_that_has_th
     rows = {r["layer"]: r for r in csv.DictReader(open(path))}
     assert rows["dense"]["clustered"] == "True" and 2 <= int(rows["dense"]["unique_values"]) <= 8
     assert (tmp_path / "multirun" / "report" / "gzip_vs_clusters.png").is_file()
+
+
+def test_a_layer_with_fewer_nonzero_weights_than_clusters_is_left_as_it_is(
+    trained_model_path, digits
+):
+    """S = 0.9 spread uniformly leaves conv1 14 of its 144 weights: 16 clusters would be more
+    centroids than weights (tfmot's k-means++ fails), and it holds at most 15 values anyway."""
+    pruned = prune_quick(trained_model_path, digits, sparsity=0.9, distribution="uniform")
+    clustered = _cluster(pruned.model, digits, clusters=16)
+    assert "conv1" not in clustered.layers and "dense" in clustered.layers
+    for name, kernel in _kernels(clustered.model, ["conv1", "conv2", "dense", "probs"]).items():
+        assert len(np.unique(kernel)) <= 17, name

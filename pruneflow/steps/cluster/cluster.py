@@ -88,7 +88,10 @@ def cluster_model(
     by ``config.init``), fine-tuned for ``config.epochs`` at ``config.learning_rate``, with its
     clustering wrappers stripped. ``preserve_sparsity``: keep the model's zeros (a pruned
     model). tfmot's wrappers act on the layer objects of ``model``: its kernels are clustered
-    too, so pass a model that is not needed unclustered. Writes nothing."""
+    too, so pass a model that is not needed unclustered. With ``preserve_sparsity``, a layer
+    left with no more nonzero weights than clusters is not clustered (it holds no more values
+    already); the layers it leaves unclustered are frozen while the centroids are fine-tuned,
+    so their zeros stay too. Writes nothing."""
     import numpy as np
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
@@ -96,6 +99,22 @@ def cluster_model(
     c = config
     cl = tfmot.clustering.keras
     selected = set(select(model, c))
+    if preserve_sparsity:  # centroids go to the nonzero weights: a layer with no more of them
+        # than clusters already holds at most that many values (and tfmot's k-means++ fails)
+        few = {
+            la.name: n
+            for la in leaf_layers(model)
+            if la.name in selected
+            and (n := int(np.count_nonzero(clustered_weight(la).numpy()))) <= c.clusters
+        }
+        for name, n in sorted(few.items()):
+            log.info(
+                "%s keeps its %d nonzero weights as they are (no more than %d clusters)",
+                name,
+                n,
+                c.clusters,
+            )
+        selected -= set(few)
     init = cl.CentroidInitialization[c.init.upper()]
 
     def wrap(layer):
@@ -108,8 +127,12 @@ def cluster_model(
                 cluster_centroids_init=init,
                 preserve_sparsity=preserve_sparsity,
             )
+        if preserve_sparsity and layer.weights and layer.trainable:
+            frozen.append(layer)  # not clustered: its zeros stay while the centroids train
+            layer.trainable = False
         return layer
 
+    frozen: list = []
     keras.utils.set_random_seed(seed)
     wrapped = keras.models.clone_model(model, input_tensors=None, clone_function=wrap)
     history = fit(
@@ -121,8 +144,10 @@ def cluster_model(
         seed=seed,
     )
     stripped = cl.strip_clustering(wrapped)
+    for layer in frozen:
+        layer.trainable = True
     layers = [la for la in leaf_layers(stripped) if la.name in selected]
-    most = max(len(np.unique(clustered_weight(la).numpy())) for la in layers)
+    most = max((len(np.unique(clustered_weight(la).numpy())) for la in layers), default=0)
     log.info(
         "clustered %d layers to %d centroids (%s): at most %d distinct values in a kernel%s",
         len(layers),
