@@ -409,7 +409,7 @@ def test_cli_rejects_bad_input_before_any_work(tmp_path, folder_root, args, expe
         (
             ["+foo=1"],
             "unknown key foo: the top-level keys are seed, dataset, backbone, stage, device, "
-            "delegate, prune, cluster, train, benchmark, tracking, paths",
+            "delegate, prune, cluster, train, benchmark, tracking, paths, search",
         ),
         (
             ["device=local", "+device.host=pi"],
