@@ -32,6 +32,7 @@ def test_the_front_keeps_exactly_the_points_nothing_dominates():
     assert search.trial_result({"a": 1.0, "b": 2.0}, ["b", "a"]) == [2.0, 1.0]
     assert search.trial_result({"a": 1.0}, ["a", "b"]) is None  # a value missing: failed
     assert search.trial_result(None, ["a"]) is None
+    assert search.trial_result({"a": 1.0}, ["a"]) == 1.0  # one objective: a float
 
 
 @pytest.mark.parametrize(

@@ -113,7 +113,9 @@ def trial_result(metrics: Mapping[str, float] | None, objectives: Sequence[str])
     job or one missing a value (the sweeper then tells Optuna the trial failed and the search
     goes on; NaN values would stop it: Optuna 2.10 refuses them twice)."""
     values = objective_values(metrics or {}, objectives)
-    return None if metrics is None or any(math.isnan(v) for v in values) else values
+    if metrics is None or any(math.isnan(v) for v in values):
+        return None
+    return values[0] if len(values) == 1 else values  # one direction: the sweeper wants a float
 
 
 def front(points: Sequence[Sequence[float]], wanted: Sequence[str]) -> list[int]:
