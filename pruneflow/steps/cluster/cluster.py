@@ -16,7 +16,7 @@ from pruneflow.errors import ArgumentError
 from pruneflow.steps.cluster.config import CLUSTERABLE_LAYER_TYPES, ClusterConfig
 from pruneflow.steps.data.loaders import ImageDataset
 from pruneflow.steps.model.measure import leaf_layers
-from pruneflow.steps.model.select import select_layers
+from pruneflow.steps.model.select import map_layers, select_layers
 from pruneflow.steps.train.train import fit
 
 log = logging.getLogger(__name__)
@@ -118,8 +118,6 @@ def cluster_model(
     init = cl.CentroidInitialization[c.init.upper()]
 
     def wrap(layer):
-        if isinstance(layer, keras.Model):  # a nested backbone: its layers, in place
-            return keras.models.clone_model(layer, input_tensors=None, clone_function=wrap)
         if layer.name in selected:
             return cl.cluster_weights(
                 layer,
@@ -134,7 +132,7 @@ def cluster_model(
 
     frozen: list = []
     keras.utils.set_random_seed(seed)
-    wrapped = keras.models.clone_model(model, input_tensors=None, clone_function=wrap)
+    wrapped = map_layers(model, wrap)  # nested backbones: their layers, in place
     history = fit(
         wrapped,
         data,

@@ -1,6 +1,6 @@
-"""Which layers a step acts on: the layer selection pruning and clustering share (the keys
-``layer_types``, ``exclude_layers`` and ``keep_first_last`` of each step's section). Light at
-import (no TensorFlow)."""
+"""Which layers a step acts on, and how it wraps them: the layer selection pruning and
+clustering share (the keys ``layer_types``, ``exclude_layers`` and ``keep_first_last`` of each
+step's section) and the clone that maps their layers. Light at import (no TensorFlow)."""
 
 from __future__ import annotations
 
@@ -48,3 +48,17 @@ def select_layers(
         f"exclude_layers and keep_first_last exclude all of {candidates}",
     )
     return selected
+
+
+def map_layers(model, wrap):
+    """A clone of ``model`` whose every leaf layer is ``wrap(layer)``, nested models (a
+    transfer backbone) included: their layers are mapped in place, as tfmot does for a whole
+    model. ``wrap`` returns the layer itself to keep it; the kept layers are the same objects."""
+    import tf_keras as keras
+
+    def clone(layer):
+        if isinstance(layer, keras.Model):
+            return keras.models.clone_model(layer, input_tensors=None, clone_function=clone)
+        return wrap(layer)
+
+    return keras.models.clone_model(model, input_tensors=None, clone_function=clone)

@@ -11,6 +11,7 @@ import numpy as np
 
 from pruneflow.steps.data.loaders import ImageDataset
 from pruneflow.steps.model.measure import leaf_layers, macs
+from pruneflow.steps.model.select import map_layers
 from pruneflow.steps.model.select import select_layers as select
 from pruneflow.steps.prune import channels as thin
 from pruneflow.steps.prune.config import PRUNABLE_LAYER_TYPES, PruneConfig
@@ -140,21 +141,18 @@ def layer_table(
 
 def _wrap(model, schedules: Mapping[str, object], m_by_n: tuple[int, int] | None):
     """``model`` with each layer named in ``schedules`` wrapped by tfmot's
-    ``prune_low_magnitude`` with its own schedule (nested backbones included: their layers are
-    wrapped in place, as tfmot does for a whole model). Other layers are kept as they are."""
+    ``prune_low_magnitude`` with its own schedule (nested backbones included). Other layers
+    are kept as they are."""
     import tensorflow_model_optimization as tfmot
-    import tf_keras as keras
 
     def wrap(layer):
-        if isinstance(layer, keras.Model):
-            return keras.models.clone_model(layer, input_tensors=None, clone_function=wrap)
         if layer.name in schedules:
             return tfmot.sparsity.keras.prune_low_magnitude(
                 layer, pruning_schedule=schedules[layer.name], sparsity_m_by_n=m_by_n
             )
         return layer
 
-    return keras.models.clone_model(model, input_tensors=None, clone_function=wrap)
+    return map_layers(model, wrap)
 
 
 def prune_model(
