@@ -18,14 +18,18 @@ def pruned(trained_model_path, digits):
     return prune_quick(trained_model_path, digits)
 
 
-def test_pqat_keeps_the_zeros_into_the_int8_file(pruned, digits, tmp_path):
-    qat = quantize_aware(
+@pytest.fixture(scope="module")
+def qat(pruned, digits):
+    return quantize_aware(
         pruned.model,
         digits,
         StageConfig(QAT, qat_epochs=1, qat_learning_rate=1e-4),
         batch_size=64,
         seed=0,
     )
+
+
+def test_pqat_keeps_the_zeros_into_the_int8_file(pruned, qat, digits, tmp_path):
     assert sparsity_of(kernel_arrays(qat)) == pytest.approx(pruned.sparsity, abs=1e-3)
     paths = export_models(
         pruned.model,
@@ -89,3 +93,17 @@ def test_the_sparse_fp32_file_stores_only_the_nonzeros_and_predicts_the_same(
     r = doc["results"]
     assert r["tflite_fp32_sparse"]["predictions"] == r["tflite_fp32"]["predictions"]
     assert r["tflite_fp32_sparse"]["kernels"] in ("xnnpack", "builtin")
+
+
+def test_each_file_is_the_converters_own_byte_for_byte(pruned, qat, digits, tmp_path):
+    """export_models exports each model once for all its variants; every file is the one
+    TFLite's own Keras conversion (which exports the model again for each) writes."""
+    from pruneflow.steps.convert.convert import _converter
+    from pruneflow.steps.convert.variants import VARIANTS
+
+    sample = digits.train_sample(8)
+    paths = export_models(pruned.model, list(VARIANTS), tmp_path, sample, qat_model=qat)
+    for name, variant in VARIANTS.items():
+        source = qat if variant.from_qat else pruned.model
+        own = _converter(source, variant, sample).convert()
+        assert paths[name].read_bytes() == own, name
