@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 from pruneflow import results
 from pruneflow.config import Config, check, instantiate, keys_under, without_targets
 from pruneflow.process import Termination, job_log
+from pruneflow.steps import import_libraries
 from pruneflow.study import provenance, tracking
 from pruneflow.study.jobs import JobContext
 from pruneflow.study.summary import headline
@@ -60,7 +61,8 @@ def run(
     started = time.perf_counter()
     with job_log(out) as log_file, Termination() as termination:
         log.info("%s ... (job %s: %s)", label, config.job_key, config.run_name)
-        experiment_id = tracking.prepare_store(uri, t.experiment, t.dir)
+        # a new store is made by another process while this one imports TensorFlow
+        experiment_id = tracking.prepare_store(uri, t.experiment, t.dir, import_libraries)
         if job is None:  # a sweep did this before its first job
             for run_id in tracking.end_stale_runs(uri, experiment_id):
                 log.warning("run %s was left RUNNING by a process that is gone: KILLED", run_id)

@@ -39,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from pruneflow import __version__, results
 from pruneflow.config import check
 from pruneflow.errors import ConfigError, exit_on_user_error, one_line
+from pruneflow.steps import import_libraries
 from pruneflow.study import provenance, search, summary, tracking
 from pruneflow.study.jobs import Job, Parent, Sweep, listed_ahead, skipped_jobs, sweep_jobs
 
@@ -99,8 +100,11 @@ class SweepCallback(Callback):
                     tracking.check_before_work(uri, store_dir, cache_dir)
                 except ConfigError as exc:
                     exit_on_user_error(str(exc))
+            # jobs in this process (Hydra's basic launcher) import TensorFlow meanwhile, while
+            # a new store is made by another process; a launcher's workers import their own
+            meanwhile = import_libraries if _jobs_run_here(config) else None
             for (uri, experiment), store_dir in sorted(stores.items()):
-                experiment_id = tracking.prepare_store(uri, experiment, store_dir)
+                experiment_id = tracking.prepare_store(uri, experiment, store_dir, meanwhile)
                 for run_id in tracking.end_stale_runs(uri, experiment_id):
                     log.warning("run %s was left RUNNING by a process that is gone: KILLED", run_id)
                 sweep.parents.append(_open_parent(sweep, uri, experiment, experiment_id))
@@ -118,6 +122,12 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         end_open_sweeps(interrupted=False)
+
+
+def _jobs_run_here(config: DictConfig) -> bool:
+    """Whether the sweep's jobs run in this process: Hydra's basic launcher."""
+    launcher = OmegaConf.select(config, "hydra.launcher._target_") or ""
+    return launcher.endswith(".BasicLauncher")
 
 
 def _open_parent(sweep: Sweep, uri: str, experiment: str, experiment_id: str) -> Parent:

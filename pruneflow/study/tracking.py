@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -148,12 +148,29 @@ def _creating(uri: str) -> Iterator[None]:
         yield  # closing the file releases the lock
 
 
-def prepare_store(uri: str, experiment: str, store_dir: str | os.PathLike) -> str:
+def prepare_store(
+    uri: str,
+    experiment: str,
+    store_dir: str | os.PathLike,
+    meanwhile: Callable[[], object] | None = None,
+) -> str:
     """Create the store and the experiment if needed; returns the experiment id.
 
     A new sqlite store is created under a file lock (:func:`_creating`), so processes may
-    call this together; the experiment's creation tolerates a race too.
+    call this together; the experiment's creation tolerates a race too. With ``meanwhile``
+    (work this process needs next, such as a job's imports), a new sqlite store is made by a
+    child process on another core while this one runs ``meanwhile``: MLflow's import and
+    schema migrations are 2-2.5 s of CPU. ``meanwhile`` runs only then (not for a store that
+    exists). Should the child fail, this process makes the store itself below and says what
+    is wrong.
     """
+    child = _create_elsewhere(uri, experiment, store_dir) if meanwhile is not None else None
+    if child is not None:
+        try:
+            meanwhile()
+        finally:
+            child.wait()  # never killed: that could leave a half-migrated database
+
     from mlflow.exceptions import MlflowException
 
     artifacts = None
@@ -188,6 +205,26 @@ def prepare_store(uri: str, experiment: str, store_dir: str | os.PathLike) -> st
             f"the MLflow store {where} cannot be used for experiment {experiment!r}: {first} "
             "(check that it exists and is writable, or set tracking.dir / tracking.uri)"
         ) from None
+
+
+def _create_elsewhere(uri: str, experiment: str, store_dir: str | os.PathLike):
+    """A child process making the new sqlite store ``uri`` and its experiment (its output
+    discarded: this process makes it again and reports, should it fail); None when the store
+    is not a new sqlite file or no other core is free to make it on."""
+    if not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///") :]).exists():
+        return None
+    if len(os.sched_getaffinity(0)) < 2:
+        return None
+    import subprocess
+    import sys
+
+    code = "import sys; from pruneflow.study import tracking; tracking.prepare_store(*sys.argv[1:])"
+    return subprocess.Popen(
+        [sys.executable, "-c", code, uri, experiment, str(store_dir)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def flatten(node: Any, prefix: str = "") -> dict[str, str]:
