@@ -70,3 +70,26 @@ def test_gzip_size_reflects_zeros(tmp_path):
     (raw_d, gz_d), (raw_s, gz_s) = file_sizes(dense), file_sizes(sparse)
     assert raw_d == raw_s == 40000
     assert gz_s < 0.25 * gz_d
+
+
+def test_conversion_workers_end_with_the_step_however_it_ends():
+    """An interrupt (or an error) while worker processes start or convert cancels their work
+    and ends them: none outlives the convert step or runs beside the timing that follows."""
+    from pruneflow.steps.convert.convert import _Workers
+
+    with pytest.raises(KeyboardInterrupt), _Workers(1) as pool:
+        processes = list(pool._pool._processes.values())
+        assert processes and all(p.is_alive() for p in processes)
+        raise KeyboardInterrupt  # while the worker still imports TensorFlow
+    assert not any(p.is_alive() for p in processes)
+
+
+def test_small_models_convert_serially_and_large_ones_with_a_worker(trained_model_path):
+    from helpers.models import transfer
+    from pruneflow.steps.convert.convert import conversion_workers
+
+    cnn = load_model(trained_model_path)
+    assert conversion_workers(cnn, 4) == 0
+    mobilenet = transfer((32, 32, 3), 10, "mobilenetv2", weights=None)
+    assert conversion_workers(mobilenet, 4) == 1
+    assert conversion_workers(mobilenet, 1) == 0  # one variant: nothing to convert beside it

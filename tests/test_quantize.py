@@ -95,14 +95,24 @@ def test_the_sparse_fp32_file_stores_only_the_nonzeros_and_predicts_the_same(
     assert r["tflite_fp32_sparse"]["kernels"] in ("xnnpack", "builtin")
 
 
-def test_each_file_is_the_converters_own_byte_for_byte(pruned, qat, digits, tmp_path):
-    """export_models exports each model once for all its variants; every file is the one
-    TFLite's own Keras conversion (which exports the model again for each) writes."""
+@pytest.mark.parametrize("workers", [0, 1])
+def test_each_file_is_the_converters_own_byte_for_byte(
+    pruned, qat, digits, tmp_path, workers, caplog
+):
+    """export_models exports each model once for all its variants, and converts them in this
+    process or also in a worker process (here forced for a small model, which would stay
+    serial); every file is the one TFLite's own Keras conversion (which exports the model again
+    for each) writes."""
     from pruneflow.steps.convert.convert import _converter
     from pruneflow.steps.convert.variants import VARIANTS
 
     sample = digits.train_sample(8)
-    paths = export_models(pruned.model, list(VARIANTS), tmp_path, sample, qat_model=qat)
+    names = list(VARIANTS)
+    with caplog.at_level("DEBUG", logger="pruneflow.steps.convert.convert"):
+        paths = export_models(pruned.model, names, tmp_path, sample, qat_model=qat, workers=workers)
+    in_worker = [r.message for r in caplog.records if "in a worker" in r.message]
+    assert bool(in_worker) == bool(workers)
+    assert list(paths) == ["keras", *names]
     for name, variant in VARIANTS.items():
         source = qat if variant.from_qat else pruned.model
         own = _converter(source, variant, sample).convert()

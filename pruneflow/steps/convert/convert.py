@@ -3,9 +3,14 @@
 
 from __future__ import annotations
 
+import collections
 import gzip
+import logging
+import os
 import tempfile
+import time
 from collections.abc import Iterable, Mapping
+from concurrent import futures
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +18,8 @@ import numpy as np
 
 from pruneflow.errors import require
 from pruneflow.steps.convert.variants import KERAS, VARIANTS, Variant
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -136,45 +143,147 @@ class _SavedModel:
         return graph_def, inputs, outputs
 
 
+# A worker process pays only for a large model: before its first variant it imports
+# TensorFlow (~3 s) and loads the export. Measured (BENCHMARKS.md, issue #21): the digits CNN
+# (9 layers) converts its four variants in ~1 s in all, before a worker could start; MobileNetV2
+# (155 layers) spends 9 s exporting and 5 s loading, while a worker gets ready.
+WORKER_MIN_LAYERS = 40
+
+
+def conversion_workers(model, variants: int) -> int:
+    """Worker processes that convert variants beside this process: 1 where the machine has
+    another core, there are two variants or more and the model has at least
+    :data:`WORKER_MIN_LAYERS` layers (nested ones counted); else 0, serial."""
+    from pruneflow.steps.model.measure import leaf_layers
+
+    cores = len(os.sched_getaffinity(0))
+    return int(cores >= 2 and variants >= 2 and len(leaf_layers(model)) >= WORKER_MIN_LAYERS)
+
+
 def export_models(
     model,
     variants: Iterable[str],
     out_dir: str | Path,
     representative: np.ndarray,
     qat_model=None,
+    workers: int | None = None,
 ) -> dict[str, Path]:
     """Write ``keras.keras`` and ``<variant>.tflite`` for each variant into ``out_dir``.
 
     ``representative`` holds training images (uint8 NHWC) for int8 calibration;
     ``qat_model`` is the quantization-aware model that the ``from_qat`` variants convert.
-    Returns {variant name: path}, the Keras model under ``keras``.
+    Each model is exported once for all its variants (:class:`_SavedModel`); with ``workers``
+    (default :func:`conversion_workers`), that many worker processes, started first so that
+    they import TensorFlow while the model is exported, convert variants beside this process.
+    The files are the same byte for byte either way. Returns {variant name: path}, the Keras
+    model under ``keras``.
     """
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    names = list(variants)
+    sources = {}
+    for name in names:
+        if VARIANTS[name].from_qat:
+            require(
+                qat_model is not None,
+                "qat_model",
+                None,
+                f"the quantization-aware model that {name} is converted from",
+                required=True,
+            )
+        sources[name] = qat_model if VARIANTS[name].from_qat else model
+    if workers is None:
+        workers = conversion_workers(model, len(names))
     paths = {KERAS: out / "keras.keras"}
-    model.save(paths[KERAS])
-    exports: dict[int, _SavedModel | None] = {}  # by id of the model: one export each
-    with tempfile.TemporaryDirectory(prefix="pruneflow-savedmodel-") as tmp:
-        for name in variants:
-            variant = VARIANTS[name]
-            source = model
-            if variant.from_qat:
-                require(
-                    qat_model is not None,
-                    "qat_model",
-                    None,
-                    f"the quantization-aware model that {name} is converted from",
-                    required=True,
-                )
-                source = qat_model
+    with _Workers(workers) as pool, tempfile.TemporaryDirectory(prefix="pruneflow-") as tmp:
+        model.save(paths[KERAS])
+        exports: dict[int, _SavedModel | None] = {}  # by id of the model: one export each
+        for source in sources.values():
             if id(source) not in exports:
                 exports[id(source)] = _SavedModel.export(source, Path(tmp) / str(len(exports)))
-            path = out / f"{name}.tflite"
-            path.write_bytes(
-                _converter(source, variant, representative, exports[id(source)]).convert()
-            )
+        pool.wait_ready()  # a large model's export outlasts a worker's start: seldom a wait
+        todo = collections.deque(names)
+        running: dict = {}  # future -> variant, converting in a worker
+        while todo or running:
+            for future in [f for f in running if f.done()]:
+                future.result()  # a worker's error is raised here, as the serial one would be
+                del running[future]
+            if not todo:
+                if running:
+                    futures.wait(running, return_when=futures.FIRST_COMPLETED)
+                continue
+            name = todo.pop() if pool.free(len(running)) else todo.popleft()
+            path, saved = out / f"{name}.tflite", exports[id(sources[name])]
             paths[name] = path
-    return paths
+            if saved is not None and pool.free(len(running)):
+                running[pool.submit(_convert_file, saved.folder, name, representative, path)] = name
+                log.debug("%s: converting in a worker process", name)
+            else:
+                t0 = time.perf_counter()
+                path.write_bytes(
+                    _converter(sources[name], VARIANTS[name], representative, saved).convert()
+                )
+                log.debug("%s converted in %.1f s", name, time.perf_counter() - t0)
+    return {KERAS: paths[KERAS], **{n: paths[n] for n in names}}
+
+
+_WORKER_EXPORTS: dict[str, _SavedModel] = {}  # a worker process's loaded exports, by folder
+
+
+def _convert_file(folder: Path, name: str, representative: np.ndarray, path: Path) -> None:
+    """In a worker process: convert variant ``name`` of the export in ``folder`` to ``path``
+    (the Keras model itself is not needed: only its export is converted)."""
+    saved = _WORKER_EXPORTS.setdefault(str(folder), _SavedModel(Path(folder)))
+    Path(path).write_bytes(_converter(None, VARIANTS[name], representative, saved).convert())
+
+
+def _warm_up() -> None:
+    """A worker's first task: import what converting needs."""
+    import tensorflow  # noqa: F401
+
+
+class _Workers:
+    """``with _Workers(n) as pool``: n worker processes (spawned: a fork of a process running
+    TensorFlow is not safe) that start importing TensorFlow at once; ``free(busy)`` says
+    whether one is ready and idle. On leaving, however it is left (an error, Ctrl-C, SIGTERM),
+    pending work is cancelled and the processes are ended, so none outlives the step or runs
+    beside the timing that follows."""
+
+    def __init__(self, n: int):
+        self.n = n
+        self._pool = None
+        self._ready: list = []
+
+    def __enter__(self) -> _Workers:
+        if self.n > 0:
+            import multiprocessing
+
+            self._pool = futures.ProcessPoolExecutor(
+                self.n, mp_context=multiprocessing.get_context("spawn")
+            )
+            self._ready = [self._pool.submit(_warm_up) for _ in range(self.n)]
+        return self
+
+    def wait_ready(self) -> None:
+        futures.wait(self._ready)
+        for f in self._ready:
+            f.result()  # a worker that cannot start says why here
+
+    def free(self, busy: int) -> bool:
+        return self._pool is not None and busy < self.n and all(f.done() for f in self._ready)
+
+    def submit(self, fn, *args):
+        return self._pool.submit(fn, *args)
+
+    def __exit__(self, *exc) -> None:
+        if self._pool is None:
+            return
+        processes = list((self._pool._processes or {}).values())
+        self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
+        for p in processes:  # a worker still importing, or converting after an error
+            if p.is_alive():
+                p.terminate()
+            p.join()
 
 
 def _weight_tensors(path: str | Path):
