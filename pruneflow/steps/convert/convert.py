@@ -4,6 +4,8 @@
 from __future__ import annotations
 
 import gzip
+import logging
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,7 +13,10 @@ from pathlib import Path
 import numpy as np
 
 from pruneflow.errors import require
+from pruneflow.progress import duration
 from pruneflow.steps.convert.variants import KERAS, VARIANTS, Variant
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -108,9 +113,17 @@ def export_models(
             )
             source = qat_model
         path = out / f"{name}.tflite"
+        started = time.perf_counter()
         path.write_bytes(_converter(source, variant, representative).convert())
+        _converted(name, path, time.perf_counter() - started)
         paths[name] = path
     return paths
+
+
+def _converted(name: str, path: Path, seconds: float) -> None:
+    """Say that variant ``name`` is written to ``path`` (in ``seconds``, its size): a
+    conversion can take seconds to minutes, and a user sees each one end."""
+    log.info("converted %s in %s: %.1f KB", name, duration(seconds), path.stat().st_size / 1024)
 
 
 def _weight_tensors(path: str | Path):
