@@ -3,11 +3,19 @@
 Keras fits silently (``verbose=0``: its progress bar would flood a log file and interleave
 across a sweep's workers); instead every fit (training, fine-tuning, clustering, QAT) says one
 line per epoch through pruneflow's logger, which the console shows while a job runs
-(:func:`pruneflow.process.job_log`) and the job log keeps. No TensorFlow here: the sweep's
-summary uses :func:`duration` too.
+(:func:`pruneflow.process.job_log`) and the job log keeps; on a terminal a job has to itself,
+a live line within each epoch too (:data:`live`). No TensorFlow here: the sweep's summary
+uses :func:`duration` too.
 """
 
 from __future__ import annotations
+
+# Set by the command line (pruneflow.cli.main): standard output is a terminal and this job has
+# it to itself (a single run, or a sweep's jobs one after another in this process). A fit then
+# also redraws one line within each epoch; in a log, a pipe or a parallel launcher's workers,
+# the plain lines alone.
+live = False
+REDRAW_S = 0.2  # the live line is redrawn at most this often
 
 
 def duration(seconds: float) -> str:
@@ -41,4 +49,9 @@ def epoch_line(
     timing = duration(elapsed)
     if epoch < epochs:
         timing += f", ~{duration(elapsed / epoch * (epochs - epoch))} left"
-    return f"{label} epoch {epoch}/{epochs}: {', '.join(parts)} ({timing})"
+    return f"{epoch_name(label, epoch, epochs)}: {', '.join(parts)} ({timing})"
+
+
+def epoch_name(label: str, epoch: int, epochs: int) -> str:
+    """``fine-tune epoch 2/5``: how the logged line and the live one name an epoch."""
+    return f"{label} epoch {epoch}/{epochs}"

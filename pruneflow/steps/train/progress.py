@@ -7,13 +7,22 @@ baseline cache: it only reports, it changes nothing a fit computes.
 from __future__ import annotations
 
 import logging
+import sys
 import time
 
 import tf_keras as keras
 
-from pruneflow.progress import epoch_line
+from pruneflow import progress
 
 log = logging.getLogger(__name__)
+
+
+def epoch_progress(label: str, epochs: int) -> EpochProgress:
+    """The callback a fit reports with: plain lines, and a live bar within each epoch when the
+    command line says the console is a terminal this job has to itself (``progress.live``)."""
+    if progress.live:
+        return LiveEpochProgress(label, epochs, sys.stdout)
+    return EpochProgress(label, epochs)
 
 
 class EpochProgress(keras.callbacks.Callback):
@@ -32,7 +41,7 @@ class EpochProgress(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs=None) -> None:
         logs = logs or {}
         log.info(
-            epoch_line(
+            progress.epoch_line(
                 self.label,
                 epoch + 1,
                 self.epochs,
@@ -41,6 +50,48 @@ class EpochProgress(keras.callbacks.Callback):
                 time.perf_counter() - self._started,
             )
         )
+
+
+class LiveEpochProgress(EpochProgress):
+    """:class:`EpochProgress` that also redraws one line on ``stream`` (a terminal) within each
+    epoch, ``train epoch 2/5: batch 37/120`` then ``train epoch 2/5: validating``, at most
+    every :data:`progress.REDRAW_S`; the line is cleared before each epoch's logged line. Its
+    batch hook reads no metric (Keras then copies none per batch)."""
+
+    _supports_tf_logs = True
+
+    def __init__(self, label: str, epochs: int, stream):
+        super().__init__(label, epochs)
+        self.stream, self._epoch, self._drawn = stream, 1, 0.0
+
+    def on_epoch_begin(self, epoch: int, logs=None) -> None:
+        self._epoch = epoch + 1
+
+    def on_train_batch_end(self, batch: int, logs=None) -> None:
+        if time.perf_counter() - self._drawn >= progress.REDRAW_S:
+            self._draw(f"batch {batch + 1}/{self.params.get('steps') or '?'}")
+
+    def on_test_begin(self, logs=None) -> None:  # the epoch's validation
+        self._draw("validating")
+
+    def on_epoch_end(self, epoch: int, logs=None) -> None:
+        self._clear()
+        super().on_epoch_end(epoch, logs)
+
+    def on_train_end(self, logs=None) -> None:
+        self._clear()
+
+    def _draw(self, what: str) -> None:
+        name = progress.epoch_name(self.label, self._epoch, self.epochs)
+        self.stream.write(f"\r{name}: {what}\033[K")
+        self.stream.flush()
+        self._drawn = time.perf_counter()
+
+    def _clear(self) -> None:
+        if self._drawn:
+            self.stream.write("\r\033[K")
+            self.stream.flush()
+            self._drawn = 0.0
 
 
 def _number(value) -> float | None:

@@ -75,11 +75,11 @@ def fit(
     split after every epoch. Returns the Keras history (loss, accuracy, val_loss, val_accuracy).
 
     Every epoch logs one line named ``label`` (what this fit is: ``train``, ``fine-tune``,
-    ``cluster``, ``qat``; :class:`~pruneflow.steps.train.progress.EpochProgress`).
+    ``cluster``, ``qat``; :func:`~pruneflow.steps.train.progress.epoch_progress`).
     """
     import tf_keras as keras
 
-    from pruneflow.steps.train.progress import EpochProgress
+    from pruneflow.steps.train.progress import epoch_progress
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -94,7 +94,7 @@ def fit(
         validation_batch_size=max(batch_size, 256),
         epochs=epochs,
         verbose=0,
-        callbacks=[*callbacks, EpochProgress(label, epochs)],
+        callbacks=[*callbacks, epoch_progress(label, epochs)],
     )
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
 
