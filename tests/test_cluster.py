@@ -175,6 +175,8 @@ def test_a_sweep_over_clusters_logs_the_chain_and_ends_with_a_report_that_has_th
 
     proc = sweep_cli(tmp_path, "cluster.clusters=0,8", "prune.sparsity=0.5", "stage=qat")
     assert proc.returncode == 0, proc.stderr[-3000:]
+    for phase in ("cluster", "qat"):  # the console says each epoch of both
+        assert f"{phase} epoch 1/" in proc.stdout + proc.stderr, phase
     client, runs = read_runs(tmp_path)
     by_name = {r.info.run_name: r for r in runs}
     assert sorted(by_name) == ["digits-cnn-s0.5", "digits-cnn-s0.5-cl8"]

@@ -136,6 +136,28 @@ def test_the_console_shows_pruneflows_own_lines_and_the_log_has_the_rest(sweep):
     assert "results" in log and "fully_quantize" in log  # library chatter kept in the job log
 
 
+def says_its_progress(console: str, trained: bool = True) -> None:
+    """A run's console says each epoch of training (when it trained) and fine-tuning, each
+    variant converted and timed, and none of MLflow's or alembic's INFO lines (a new store's
+    "Creating initial MLflow database tables...")."""
+    if trained:
+        assert "train epoch 1/1: loss " in console
+    assert "fine-tune epoch 1/1: loss " in console
+    for variant in VARIANTS:
+        assert f"converted {variant} in " in console, variant
+    for variant in ["keras", *VARIANTS]:
+        assert f"timed {variant} on local: p50 " in console, variant
+    for chatter in ("Creating initial MLflow database tables", "INFO mlflow", "INFO alembic"):
+        assert chatter not in console, chatter
+
+
+def test_the_sweeps_console_says_each_epoch_conversion_and_timing(sweep):
+    _, proc = sweep
+    console = proc.stdout + proc.stderr
+    says_its_progress(console)  # job 0 trains the baseline, job 1 finds it in the cache
+    assert console.count("train epoch 1/1") == 1 and console.count("fine-tune epoch 1/1") == 2
+
+
 def test_a_run_failing_midway_is_failed_named_and_keeps_its_artifacts(tmp_path):
     # The device passes its check, but its runner cannot finish in time: training, conversion
     # and evaluation have already run.
@@ -280,6 +302,9 @@ def test_two_runs_started_together_get_a_folder_and_a_log_each(tmp_path):
     cwd, procs = started_in_one_second(argvs, tmp_path, "outputs")
     for proc in procs:
         assert proc.returncode == 0, proc.stderr[-3000:]
+        says_its_progress(proc.stdout + proc.stderr, trained=False)  # each made a new store
+    # one trained the baseline, the other waited for it (their shared cache's lock)
+    assert sum("train epoch 1/1" in p.stdout + p.stderr for p in procs) == 1
     folders = sorted((cwd / "outputs").glob("*/*"))
     assert len(folders) == 2, folders  # not one folder shared
     first, second = folders

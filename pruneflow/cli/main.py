@@ -66,6 +66,7 @@ def main(cfg: DictConfig) -> dict | list[float] | None:
 
     hydra_cfg = HydraConfig.get()
     objectives = None
+    _live_progress(hydra_cfg)
     try:
         config, job = check(cfg, hydra_cfg.runtime.choices), None
         if hydra_cfg.mode == RunMode.MULTIRUN:
@@ -182,6 +183,18 @@ def check_swept_group_keys(argv: list[str]) -> None:
         from hydra.core.global_hydra import GlobalHydra
 
         GlobalHydra.instance().clear()
+
+
+def _live_progress(hydra_cfg) -> None:
+    """A fit also redraws a live line within each epoch (:data:`pruneflow.progress.live`) when
+    standard output, where the console's log lines go, is a terminal and this job has it to
+    itself: a single run, or a sweep whose jobs Hydra's basic launcher runs one after another
+    in this process. A parallel launcher's workers (joblib, submitit, ray) say plain lines."""
+    from pruneflow import progress
+
+    launcher = OmegaConf.select(hydra_cfg, "launcher._target_", default="") or ""
+    alone = hydra_cfg.mode == RunMode.RUN or launcher.endswith(".BasicLauncher")
+    progress.live = alone and sys.stdout.isatty()
 
 
 def _describe(exc: Exception, output_dir: str) -> str:

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pruneflow import results
+from pruneflow.progress import duration
 from pruneflow.steps.convert.variants import VARIANTS
 from pruneflow.study import provenance, tracking
 from pruneflow.study.jobs import Parent, Sweep, swept
@@ -122,16 +123,8 @@ def summary(sweep: Sweep, parent: Parent, rows: list[Row], status: str) -> str:
     said = ", ".join(f"{n} {s}" for s, n in sorted(counts.items())) or "no jobs"
     lines += [
         "",
-        f"{sweep.name} {status}: {said} in {_duration(elapsed)} (folder {sweep.folder})",
+        f"{sweep.name} {status}: {said} in {duration(elapsed)} (folder {sweep.folder})",
         f"results: parent run {parent.run_id}, experiment {parent.experiment!r} in "
         f"{parent.uri}; see them with: {tracking.show_command(parent.uri)}",
     ]
     return "\n".join(lines)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 60:
-        return f"{seconds:.1f} s"
-    minutes, s = divmod(int(round(seconds)), 60)
-    hours, m = divmod(minutes, 60)
-    return f"{hours}h{m:02d}m{s:02d}s" if hours else f"{m}m{s:02d}s"

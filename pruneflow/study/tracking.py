@@ -7,6 +7,7 @@ Default store: ``sqlite:///<tracking.dir>/mlflow.db`` with artifacts in ``<track
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator, Mapping
@@ -36,10 +37,21 @@ class TrackingError(PruneflowError, RuntimeError):
 
 def store_client(uri: str):
     """An MLflow client of store ``uri`` (the one way pruneflow opens a store); its artifact
-    downloads draw no progress bar on the console."""
+    downloads draw no progress bar on the console, and MLflow's and alembic's INFO lines
+    (``Creating initial MLflow database tables...`` as a new store is made, its migrations) stay
+    off it.
+
+    The job's logging config (conf/config.yaml, ``hydra.job_logging``) sets those loggers to
+    WARNING too, but a sweep's callback opens its stores before any job and ``pruneflow
+    report`` has no Hydra logging, and importing MLflow sets its loggers to INFO with their
+    own console handler: so here, after the import.
+    """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     from mlflow.tracking import MlflowClient
 
+    for name in ("mlflow", "alembic"):
+        library = logging.getLogger(name)
+        library.setLevel(max(library.level, logging.WARNING))
     return MlflowClient(tracking_uri=uri)
 
 

@@ -140,6 +140,7 @@ def cluster_model(
         batch_size=batch_size,
         learning_rate=c.learning_rate,
         seed=seed,
+        label="cluster",
     )
     stripped = cl.strip_clustering(wrapped)
     for layer in frozen:

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from pruneflow.errors import require
+from pruneflow.progress import duration
 from pruneflow.steps.convert.variants import KERAS, VARIANTS, Variant
 
 log = logging.getLogger(__name__)
@@ -207,7 +208,8 @@ def export_models(
         while todo or running:
             for future in [f for f in running if f.done()]:
                 future.result()  # a worker's error is raised here, as the serial one would be
-                del running[future]
+                name, started = running.pop(future)
+                _converted(name, paths[name], time.perf_counter() - started, "in a worker")
             if not todo:
                 if running:
                     futures.wait(running, return_when=futures.FIRST_COMPLETED)
@@ -215,16 +217,24 @@ def export_models(
             name = todo.pop() if pool.free(len(running)) else todo.popleft()
             path, saved = out / f"{name}.tflite", exports[id(sources[name])]
             paths[name] = path
+            started = time.perf_counter()
             if saved is not None and pool.free(len(running)):
-                running[pool.submit(_convert_file, saved.folder, name, representative, path)] = name
-                log.debug("%s: converting in a worker process", name)
+                future = pool.submit(_convert_file, saved.folder, name, representative, path)
+                running[future] = name, started
             else:
-                t0 = time.perf_counter()
-                path.write_bytes(
-                    _converter(sources[name], VARIANTS[name], representative, saved).convert()
-                )
-                log.debug("%s converted in %.1f s", name, time.perf_counter() - t0)
+                converter = _converter(sources[name], VARIANTS[name], representative, saved)
+                path.write_bytes(converter.convert())
+                _converted(name, path, time.perf_counter() - started)
     return {KERAS: paths[KERAS], **{n: paths[n] for n in names}}
+
+
+def _converted(name: str, path: Path, seconds: float, where: str = "") -> None:
+    """Say that variant ``name`` is written to ``path`` (in ``seconds``, its size, and where:
+    ``in a worker``): a conversion can take seconds to minutes, and a user sees each one end."""
+    size = path.stat().st_size / 1024
+    log.info(
+        "converted %s in %s%s: %.1f KB", name, duration(seconds), f" {where}" * bool(where), size
+    )
 
 
 _WORKER_EXPORTS: dict[str, _SavedModel] = {}  # a worker process's loaded exports, by folder

@@ -250,7 +250,16 @@ def thin_model(
         elif c.lr_schedule == "cosine" and epochs:
             steps = epochs * math.ceil(data.train_size / batch_size)
             rate = keras.optimizers.schedules.CosineDecay(c.learning_rate, decay_steps=steps)
-        more = fit(model, data, epochs=epochs, batch_size=batch_size, learning_rate=rate, seed=seed)
+        label = f"fine-tune (stage {i}/{stages})" if stages > 1 else "fine-tune"
+        more = fit(
+            model,
+            data,
+            epochs=epochs,
+            batch_size=batch_size,
+            learning_rate=rate,
+            seed=seed,
+            label=label,
+        )
         history = {k: history.get(k, []) + more.get(k, []) for k in {*history, *more}}
     after = {la.name: out_channels(la) for la in leaf_layers(model) if la.name in producers}
     removed = sum(before[p] - after[p] for p in before) / sum(before.values())
@@ -303,6 +312,7 @@ def _sparsify(model, data: ImageDataset, config: PruneConfig, *, batch_size: int
         learning_rate=rate,
         callbacks=callbacks,
         seed=seed,
+        label="fine-tune",
     )
     targets = spread.final_targets(targets, schedules)
     return sparsity_keras.strip_pruning(pruned), history, selected, targets, starved

@@ -130,5 +130,6 @@ def quantize_aware(
         batch_size=batch_size,
         learning_rate=config.qat_learning_rate,
         seed=seed,
+        label="qat",
     )
     return qat

@@ -69,10 +69,17 @@ def fit(
     learning_rate: float,
     callbacks=(),
     seed: int = 0,
+    label: str = "train",
 ) -> dict[str, list[float]]:
     """Compile ``model`` and fit it on the training split, validating on the whole validation
-    split after every epoch. Returns the Keras history (loss, accuracy, val_loss, val_accuracy)."""
+    split after every epoch. Returns the Keras history (loss, accuracy, val_loss, val_accuracy).
+
+    Every epoch logs one line named ``label`` (what this fit is: ``train``, ``fine-tune``,
+    ``cluster``, ``qat``; :func:`~pruneflow.steps.train.progress.epoch_progress`).
+    """
     import tf_keras as keras
+
+    from pruneflow.steps.train.progress import epoch_progress
 
     model.compile(
         optimizer=keras.optimizers.Adam(learning_rate=learning_rate),
@@ -87,7 +94,7 @@ def fit(
         validation_batch_size=max(batch_size, 256),
         epochs=epochs,
         verbose=0,
-        callbacks=list(callbacks),
+        callbacks=[*callbacks, epoch_progress(label, epochs)],
     )
     return {k: [float(v) for v in vals] for k, vals in hist.history.items()}
 
@@ -223,6 +230,7 @@ def train_baseline(
                 batch_size=batch_size,
                 learning_rate=learning_rate,
                 seed=seed,
+                label="train (frozen base)",
             )
             _set_base_trainable(model, True)
         tuned = fit(
