@@ -97,5 +97,9 @@ bench: system-deps install
 	$(PYTHON) bench/sparse_fp32.py
 	$(PYTHON) bench/device_protocol.py
 	$(PYTHON) bench/channels.py
+	$(PYTHON) bench/report_speed.py 3 1000
 	@# this version against the previous one: OLD_PYTHON=<a venv's python with it installed>
 	@if [ -n "$(OLD_PYTHON)" ]; then $(PYTHON) bench/previous_version.py 3 $(OLD_PYTHON); fi
+	@# issue #21's side-by-side figures: OLD_CHECKOUT=<a checkout of the previous version>
+	@if [ -n "$(OLD_CHECKOUT)" ]; then $(PYTHON) bench/sweep_overhead.py 3 $(OLD_CHECKOUT) && \
+	  OLD_CHECKOUT=$(OLD_CHECKOUT) $(PYTHON) bench/study_speed.py 2 mobilenet growth; fi
