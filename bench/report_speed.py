@@ -4,8 +4,10 @@
 Fills a real MLflow sqlite store with one sweep: a parent run and RUNS job runs of 4 models x
 RUNS/4 sparsities, each with what a real job logs for the report (params, tags, 5 variants x
 every measure, the run-level metrics); the values are synthetic (drawn, not measured), the
-store, MLflow and the report code are the real ones. Then times the command as a user runs it,
-`python -m pruneflow report --sweep <id>` and `--all`, ROUNDS times each; medians.
+store, MLflow and the report code are the real ones; the parent holds the sweep's job list
+(sweep_jobs.json), which `report --sweep` reads to find the runs of jobs it resumed. Then
+times the command as a user runs it, `python -m pruneflow report --sweep <id>` and `--all`,
+ROUNDS times each; medians.
 
 ``--phases``: one more report in a fresh process, timed step by step as ``write_report`` runs
 them (imports, reading the store, the table, summary and best configuration, report.md, plots,
@@ -58,15 +60,17 @@ def fill(folder: Path, runs: int = 100) -> str:
     rng = random.Random(0)
     now = int(time.time() * 1000)
     per_model = runs // len(MODELS)
+    jobs = []  # the parent's job list, as a sweep logs it (the report reads it: resumed jobs)
     for dataset, backbone in MODELS:
         for i in range(per_model):
             sparsity = round(0.25 + 0.74 * i / max(1, per_model - 1), 3)
+            key = f"{dataset}{backbone}{i}"
             run_id = client.create_run(
                 experiment_id,
                 run_name=f"{dataset}-{backbone}-s{sparsity:g}",
                 tags={
                     results.PARENT_TAG: parent,
-                    results.JOB_KEY_TAG: f"{dataset}{backbone}{i}",
+                    results.JOB_KEY_TAG: key,
                     results.DATASET_TAG: dataset,
                     results.BACKBONE_TAG: backbone,
                     "device": "local",
@@ -90,6 +94,17 @@ def fill(folder: Path, runs: int = 100) -> str:
                 tags=[RunTag(results.kernels_tag(v), "xnnpack") for v in VARIANTS],
             )
             client.set_terminated(run_id, "FINISHED")
+            overrides = [f"dataset={dataset}", f"backbone={backbone}", f"prune.sparsity={sparsity}"]
+            jobs.append(
+                {
+                    "num": len(jobs),
+                    "overrides": overrides,
+                    "key": key,
+                    "uri": uri,
+                    "experiment": "pruneflow",
+                }
+            )
+    client.log_text(parent, json.dumps(jobs, indent=2), results.JOBS_FILE)
     client.set_terminated(parent, "FINISHED")
     return parent
 
