@@ -158,19 +158,22 @@ from pathlib import Path
 t = [time.perf_counter()]
 import mlflow, pandas, matplotlib.pyplot
 from pruneflow.study import report as r
-from pruneflow.study.report import plots, markdown, summary, tables
+from pruneflow.study.report.markdown import markdown
+from pruneflow.study.report.plots import plots
+from pruneflow.study.report.summary import summary
+from pruneflow.study.report.tables import best_sparsity
 t.append(time.perf_counter())
 selection = r.select(r.tracking.resolve_uri(None, "mlruns"), "pruneflow", all_runs=True)
 t.append(time.perf_counter())
 table = r.report_table(selection)
 t.append(time.perf_counter())
-over_seeds = summary.summary(table)
-best = tables.best_sparsity(table, r.DEFAULT_TOLERANCE, over_seeds)
+over_seeds = summary(table)
+best = best_sparsity(table, r.DEFAULT_TOLERANCE, over_seeds)
 t.append(time.perf_counter())
-text = markdown.markdown(selection, table, best, r.DEFAULT_TOLERANCE, over_seeds)
+text = markdown(selection, table, best, r.DEFAULT_TOLERANCE, over_seeds)
 t.append(time.perf_counter())
 out = Path(tempfile.mkdtemp())
-plots.plots(table, out, r.DEFAULT_TOLERANCE, over_seeds)
+plots(table, out, r.DEFAULT_TOLERANCE, over_seeds)
 t.append(time.perf_counter())
 table.drop(columns=["val_loss"]).to_csv(out / r.RUNS_CSV, index=False)
 over_seeds.to_csv(out / r.SUMMARY_CSV, index=False)
