@@ -13,11 +13,12 @@ ROUNDS times each; medians.
 them (imports, reading the store, the table, summary and best configuration, report.md, plots,
 the CSVs). ``--ui``: ``pruneflow ui`` on the store, timed from its start to its first
 ``/health`` answer, then the runs page's request (``POST /ajax-api/2.0/mlflow/runs/search``
-for the experiment, 100 and RUNS at a time) ROUNDS times each over plain HTTP; the server (its
-whole process group) is stopped at the end. ``--store DIR``: fill the store in DIR once and
-reuse it in later invocations with the same RUNS (the fill of 1,000 runs takes about 30 s).
+for the experiment, 100 and RUNS at a time) ROUNDS times each over plain HTTP, and with
+``--browser`` one load of the runs page by headless Chromium; the server (its whole process
+group) is stopped at the end. ``--store DIR``: fill the store in DIR once and reuse it in later
+invocations with the same RUNS (the fill of 1,000 runs takes 30-45 s).
 
-    python bench/report_speed.py [ROUNDS] [RUNS] [--store DIR] [--phases] [--ui]
+    python bench/report_speed.py [ROUNDS] [RUNS] [--store DIR] [--phases] [--ui [--browser]]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import signal
 import socket
 import statistics
@@ -203,9 +205,10 @@ def time_phases(folder: Path) -> dict[str, float]:
     return phases
 
 
-def time_ui(folder: Path, rounds: int, runs: int) -> dict:
+def time_ui(folder: Path, rounds: int, runs: int, browser: bool = False) -> dict:
     """``pruneflow ui`` on ``folder``'s store: seconds to the first /health answer, and to
-    answer the runs page's search, 100 and ``runs`` at a time."""
+    answer the runs page's search, 100 and ``runs`` at a time; with ``browser``, one load of
+    the runs page by headless Chromium (its wall time; the page must name the sweep)."""
     from mlflow.tracking import MlflowClient
 
     uri = tracking.resolve_uri(None, folder / "mlruns")
@@ -264,6 +267,9 @@ def time_ui(folder: Path, rounds: int, runs: int) -> dict:
                 + " s",
                 flush=True,
             )
+        if browser:
+            out["browser_s"] = _browser_load(f"{base}/#/experiments/{experiment}/runs")
+            print(f"ui: headless Chromium loaded the runs page in {out['browser_s']:.1f} s")
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
@@ -274,6 +280,37 @@ def time_ui(folder: Path, rounds: int, runs: int) -> dict:
     return out
 
 
+CHROMIUM_FLAGS = [  # ../shared/STACK.md and tests/test_report.py: headless Debian chromium
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=30000",
+    "--window-size=2400,1400",
+]
+
+
+def _browser_load(url: str) -> float:
+    """Seconds headless Chromium takes to load ``url`` and dump its DOM."""
+    chromium = shutil.which("chromium")
+    assert chromium, "no chromium (apt-get install -y chromium)"
+    with tempfile.TemporaryDirectory(prefix="chromium") as profile:
+        t0 = time.perf_counter()
+        proc = subprocess.run(
+            [chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+        wall = time.perf_counter() - t0
+    assert "sweep-bench" in proc.stdout, proc.stderr[-2000:]
+    return wall
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("rounds", nargs="?", type=int, default=3)
@@ -281,6 +318,7 @@ def main() -> None:
     parser.add_argument("--store", type=Path, help="fill the store here once, reuse it later")
     parser.add_argument("--phases", action="store_true", help="where one report's time goes")
     parser.add_argument("--ui", action="store_true", help="time pruneflow ui on the store")
+    parser.add_argument("--browser", action="store_true", help="with --ui: one Chromium load")
     args = parser.parse_args()
     runs = args.runs // len(MODELS) * len(MODELS)
     with tempfile.TemporaryDirectory() as tmp:
@@ -288,7 +326,7 @@ def main() -> None:
         parent = store(folder, runs)
         walls = time_reports(folder, parent, args.rounds, runs * len(VARIANTS))
         phases = time_phases(folder) if args.phases else None
-        ui = time_ui(folder, args.rounds, runs) if args.ui else None
+        ui = time_ui(folder, args.rounds, runs, args.browser) if args.ui else None
     result = {k: statistics.median(v) for k, v in walls.items()}
     out = Path(__file__).resolve().parent / "results"
     out.mkdir(exist_ok=True)
