@@ -40,6 +40,7 @@ from pruneflow.study.report import (
     plot_names,
     report_sweep,
     select,
+    summary,
     write_report,
 )
 from pruneflow.study.report.selection import UNIQUE_WEIGHTS
@@ -1095,3 +1096,78 @@ def test_pruneflow_report_register_with_a_budget_registers_its_pick(budget_store
     model = client.get_logged_model(version.source.removeprefix("models:/"))
     assert (model.source_run_id, model.params["variant"]) == (run_id, "tflite_int8")
     assert model.name == model_name("digits-cnn", 0.9, "tflite_int8")
+
+
+def _interleaved_table():
+    """Configurations whose runs (seeds) lie apart in the table, a configuration first met
+    second in the table but sorting first, a run without accuracy, one without the paired
+    metrics, a NaN sparsity, and MACs on some runs only."""
+    nan = math.nan
+    cols = [
+        "model",
+        "target_sparsity",
+        "variant",
+        "threads",
+        "seed",
+        "accuracy",
+        "baseline_accuracy",
+        results.latency("p50"),
+        "vs_baseline_delta",
+        "vs_baseline_ci_low",
+        "vs_baseline_ci_high",
+        "val_images",
+        "macs",
+    ]
+    rows = [
+        ("m", 0.9, "keras", "–", 1, 0.95, 0.96, 2.0, -0.01, -0.03, 0.01, 540.0, 10.0),
+        ("m", 0.5, "keras", "–", 1, 0.96, 0.96, 1.0, 0.0, -0.02, 0.02, 540.0, nan),
+        ("m", 0.9, "keras", "–", 2, 0.93, 0.95, 3.0, -0.02, -0.04, 0.0, 540.0, 30.0),
+        ("m", 0.5, "keras", "–", 2, nan, 0.95, 5.0, nan, nan, nan, 540.0, 20.0),
+        ("m", nan, "keras", "–", 1, 0.5, 0.96, 1.0, nan, nan, nan, nan, nan),
+        ("m", 0.9, "keras", "–", 3, 0.94, 0.97, 4.0, nan, nan, nan, 540.0, nan),
+        ("m", 0.5, "keras", "–", 3, 0.97, 0.97, 1.5, 0.0, -0.01, 0.01, 540.0, 40.0),
+    ]
+    table = pd.DataFrame([dict(zip(cols, r, strict=True)) for r in rows])
+    table["seed"] = table["seed"].astype("Int64")
+    return table
+
+
+def test_summary_keeps_the_tables_order_and_aggregates_each_configurations_runs():
+    """summary.csv's rows and numbers, against pandas's own group means: one row per
+    configuration in the order the table first has it, its runs gathered from wherever they lie
+    (the report's own summary reads the rows by position, not a frame per configuration)."""
+    table = _interleaved_table()
+    got = summary(table)
+    assert [(s if s == s else "nan") for s in got["target_sparsity"]] == [0.9, 0.5, "nan"]
+    assert list(got["n_runs"]) == [3, 2, 1]
+    assert list(got["seeds"]) == ["1 2 3", "1 3", "1"]
+    ok = table[table["accuracy"].notna()]
+    for _, row in got.iloc[:2].iterrows():
+        runs = table[table["target_sparsity"] == row["target_sparsity"]]
+        mine = ok[ok["target_sparsity"] == row["target_sparsity"]]
+        assert row["accuracy_mean"] == mine["accuracy"].mean()
+        assert row["baseline_accuracy_mean"] == mine["baseline_accuracy"].mean()
+        assert row["latency_p50_mean"] == runs[results.latency("p50")].mean()  # every run's
+        assert row["macs"] == runs["macs"].median()
+        paired = mine[mine["vs_baseline_ci_low"].notna()]
+        assert row["vs_baseline_n"] == len(paired)
+        assert row["vs_baseline_delta_mean"] == paired["vs_baseline_delta"].mean()
+    # 0.5: two paired runs that agree on the delta: the mean of their own bounds
+    assert got.iloc[1]["vs_baseline_ci_low"] == pytest.approx(-0.015, abs=1e-15)
+    assert got.iloc[1]["vs_baseline_ci_high"] == pytest.approx(0.015, abs=1e-15)
+    # the NaN sparsity is a configuration of its own, without MACs or images
+    assert math.isnan(got.iloc[2]["macs"]) and math.isnan(got.iloc[2]["val_images"])
+    assert got.iloc[2]["vs_baseline_n"] == 0 and math.isnan(got.iloc[2]["vs_baseline_ci_low"])
+
+
+def test_best_sparsity_on_a_given_summary_is_the_same_and_leaves_it_as_it_is():
+    table = _interleaved_table()
+    configs = summary(table)
+    before = configs.copy()
+    given = best_sparsity(table, 1.0, configs)
+    pd.testing.assert_frame_equal(configs, before)  # write_report writes it after
+    assert given.keys() == best_sparsity(table, 1.0).keys()
+    for key, b in best_sparsity(table, 1.0).items():
+        assert given[key].keys() == b.keys()
+        for name, value in b.items():
+            assert given[key][name] == value or (value != value and given[key][name] != value)

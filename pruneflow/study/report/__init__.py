@@ -73,7 +73,7 @@ def write_report(
     table.drop(columns=["val_loss"]).to_csv(out / RUNS_CSV, index=False)
     over_seeds = summary(table)
     over_seeds.to_csv(out / SUMMARY_CSV, index=False)
-    best = best_sparsity(table, tolerance)
+    best = best_sparsity(table, tolerance, over_seeds)  # the summary is made once
     (out / REPORT_MD).write_text(markdown(selection, table, best, tolerance, over_seeds, within))
     plots(table, out, tolerance, over_seeds)
     return table, best

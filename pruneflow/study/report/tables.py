@@ -37,13 +37,16 @@ def has_clusters(table) -> bool:
     return _uses(table, "clusters")
 
 
-def best_sparsity(table, tolerance: float = DEFAULT_TOLERANCE) -> dict[tuple[str, str], dict]:
+def best_sparsity(
+    table, tolerance: float = DEFAULT_TOLERANCE, configs=None
+) -> dict[tuple[str, str], dict]:
     """{(model, variant): {"sparsity", "channels", "clusters", "accuracy", "baseline", "macs",
     "gzip", "with_channels", "with_clusters", "why", and the evidence: "rule", "delta",
     "ci_low", "ci_high", "n_runs", "seeds", "val_images", "one_image", "p50", "point_pick",
     "unresolved"}}: the best configuration that holds within ``tolerance`` points of the
     baseline (sparsity NaN with the reason in ``why`` when none does), judged on the numbers of
-    :func:`summary.summary` (a configuration's runs of every seed together).
+    :func:`summary.summary` (a configuration's runs of every seed together; ``configs``: that
+    summary of ``table`` where the caller has it, left as it is).
 
     A configuration holds when it is **non-inferior**: the lower bound of its paired 95%
     interval of accuracy minus the baseline's, on the same images, is above ``-tolerance``
@@ -68,9 +71,9 @@ def best_sparsity(table, tolerance: float = DEFAULT_TOLERANCE) -> dict[tuple[str
     ``val_images``, as a fraction)."""
     from pruneflow.study.report.summary import summary
 
-    configs = summary(table)
+    configs = summary(table) if configs is None else configs
     limit = -tolerance / 100
-    configs["unknown"] = configs["macs"].isna()  # MACs missing: after every known one
+    configs = configs.assign(unknown=configs["macs"].isna())  # MACs missing: after every known
     best = {}
     for (model, variant), group in configs.groupby(["model", "variant"], sort=True):
         dims = dimensions(configs[configs["model"] == model])
