@@ -482,6 +482,19 @@ def test_rows_have_channels_beside_sparsity_and_old_runs_read_as_none_removed(ch
     assert set(table["model"]) == {"digits-cnn", "digits-mlp"}  # the -c suffix is no model
 
 
+def test_a_sweeps_runs_are_read_page_after_page(channel_store):
+    """A search returns one page of runs (1,000 by default): a sweep of more is read whole."""
+    from pruneflow.study import tracking
+    from pruneflow.study.report.selection import all_runs
+
+    _, uri, parent_id = channel_store
+    client = tracking.store_client(uri)
+    experiment_id = client.get_run(parent_id).info.experiment_id
+    where = f"tags.`{results.PARENT_TAG}` = '{parent_id}'"
+    paged = [r.info.run_id for r in all_runs(client, experiment_id, where, page=2)]
+    assert len(paged) == len(set(paged)) == len(CHANNEL_RUNS)
+
+
 def test_report_tables_and_plots_keep_channels_apart(channel_store, tmp_path):
     _, uri, _ = channel_store
     table, best = write_report(select(uri, all_runs=True), tmp_path)

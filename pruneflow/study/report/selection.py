@@ -137,15 +137,25 @@ def select(
     return Selection(runs.reset_index(drop=True), title, uri, experiment, parent_id)
 
 
+def all_runs(client, experiment_id: str, where: str, page: int = 1000):
+    """Every run of ``experiment_id`` matching ``where``, page after page (one search returns
+    ``page`` runs at most: a sweep of more runs would lose the rest)."""
+    token = None
+    while True:
+        found = client.search_runs(
+            [experiment_id], filter_string=where, max_results=page, page_token=token
+        )
+        yield from found
+        token = found.token
+        if not token:
+            return
+
+
 def _sweep_filter(client, experiment_id: str, parent_id: str) -> str:
     """The sweep's own runs and, for jobs it skipped, the finished runs it found (resume)."""
 
-    ids = {
-        r.info.run_id
-        for r in client.search_runs(
-            [experiment_id], filter_string=f"tags.`{results.PARENT_TAG}` = '{parent_id}'"
-        )
-    }
+    own = f"tags.`{results.PARENT_TAG}` = '{parent_id}'"
+    ids = {r.info.run_id for r in all_runs(client, experiment_id, own)}
     try:
         jobs = json.loads(Path(client.download_artifacts(parent_id, results.JOBS_FILE)).read_text())
     except Exception:  # noqa: BLE001 - a parent without its job list: its own runs only
