@@ -2,12 +2,15 @@
 
 Parts (``python bench/study_speed.py ROUNDS [PART ...]``, OLD_CHECKOUT=<a checkout of the
 previous version> in the environment for the side-by-side parts; that version runs as
-``python -m pruneflow`` with PYTHONPATH=OLD_CHECKOUT):
+``python -m pruneflow`` with PYTHONPATH=OLD_CHECKOUT; its configs must be importable as
+``pruneflow.conf`` there too: ``ln -s ../conf OLD_CHECKOUT/pruneflow/conf``):
 
 - ``mobilenet``: one MobileNetV2 96x96 job (`backbone.weights=null`, digits upsampled, 2
   baseline epochs, 1 fine-tuning epoch, the default stage: keras and four TFLite variants),
   cold, this version and the previous alternating ROUNDS times: the whole job's wall time and
   its convert step (``time/convert_s``), pair by pair;
+- ``workers``: the convert step alone, serial against one worker process, for the digits CNN
+  and MobileNetV2 (where a worker pays: :func:`pruneflow.steps.convert.convert.conversion_workers`);
 - ``growth``: the offline paper study (`+experiment=paper_offline`: five stand-in models x nine
   sparsities) at 3 jobs (one model, three sparsities), 9 (one model, nine) and 45 (all), cold,
   this version; and the 45 jobs with the previous version: wall time per job, and where it goes
@@ -162,9 +165,51 @@ def growth(tmp: Path, rounds: int) -> dict:
     return result
 
 
+def workers(tmp: Path, rounds: int) -> dict:
+    """The convert step alone, serial (``workers=0``) against one worker process, alternating,
+    for the digits CNN and MobileNetV2 at 96x96 (untrained: a conversion's cost does not depend
+    on the weights' values), the default stage's four TFLite variants: where a worker pays."""
+    import numpy as np
+
+    from pruneflow.config import instantiate
+    from pruneflow.steps.convert.convert import conversion_workers, export_models
+    from pruneflow.steps.model.config import CNNConfig, TransferConfig
+
+    variants = ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
+    models = {
+        "cnn": (CNNConfig(), (28, 28, 1)),
+        "mobilenetv2": (TransferConfig(arch="mobilenetv2", weights=None), (96, 96, 3)),
+    }
+    result = {}
+    for name, (config, shape) in models.items():
+        model = instantiate(config, shape, 10)
+        sample = np.random.default_rng(0).integers(0, 255, (100, *shape), dtype=np.uint8)
+        seconds: dict[int, list[float]] = {0: [], 1: []}
+        files = {}
+        for i in range(rounds):
+            for n in (0, 1) if i % 2 == 0 else (1, 0):
+                t0 = time.perf_counter()
+                paths = export_models(model, variants, tmp / f"{name}{n}{i}", sample, workers=n)
+                seconds[n].append(time.perf_counter() - t0)
+                files.setdefault(n, {v: paths[v].read_bytes() for v in variants})
+                print(f"round {i + 1} {name} workers={n} {seconds[n][-1]:.1f} s", flush=True)
+        result[name] = {
+            "auto_workers": conversion_workers(model, len(variants)),
+            "serial_s": seconds[0],
+            "worker_s": seconds[1],
+            "worker_over_serial": _spread(
+                [a / b for a, b in zip(seconds[1], seconds[0], strict=True)]
+            ),
+            "same_files": files[0] == files[1],
+        }
+    return result
+
+
 def _spread(values: list[float]) -> dict:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 if __name__ == "__main__":
-    run_parts("study_speed", {"mobilenet": mobilenet, "growth": growth}, rounds=1)
+    run_parts(
+        "study_speed", {"mobilenet": mobilenet, "growth": growth, "workers": workers}, rounds=1
+    )

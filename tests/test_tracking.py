@@ -126,3 +126,39 @@ def test_an_interrupt_swallowed_by_library_code_still_ends_the_job():
                 except BaseException:  # noqa: BLE001 - as some library code does
                     pass
                 # ... and the work goes on to its end, where the guard stops it
+
+
+def test_a_new_store_is_made_by_a_child_while_this_process_works(tmp_path):
+    """prepare_store(..., meanwhile): a new sqlite store is made by another process while
+    ``meanwhile`` runs here; for a store that exists, ``meanwhile`` is not run at all."""
+    import os
+    import time
+
+    uri = resolve_uri(None, tmp_path)
+    db = tmp_path / "mlflow.db"
+    seen = []
+
+    def meanwhile():
+        seen.append(os.getpid())
+        time.sleep(0.2)
+
+    experiment_id = prepare_store(uri, "exp", tmp_path, meanwhile)
+    assert seen == [os.getpid()] and db.exists()
+    assert MlflowClient(uri).get_experiment_by_name("exp").experiment_id == experiment_id
+    assert prepare_store(uri, "exp", tmp_path, meanwhile) == experiment_id
+    assert len(seen) == 1  # the store existed: nothing to overlap
+
+
+def test_an_interrupt_while_a_child_makes_the_store_leaves_a_whole_store(tmp_path):
+    """Ctrl-C during the overlapped work: the child is waited for (a migration is never cut
+    off) and the store it made is whole for the next run."""
+    uri = resolve_uri(None, tmp_path)
+
+    def interrupted():
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        prepare_store(uri, "exp", tmp_path, interrupted)
+    assert (tmp_path / "mlflow.db").exists()
+    experiment_id = prepare_store(uri, "exp", tmp_path)
+    assert MlflowClient(uri).get_experiment(experiment_id).name == "exp"
