@@ -146,8 +146,9 @@ class _SavedModel:
 
 # A worker process pays only for a large model: before its first variant it imports
 # TensorFlow (~3 s) and loads the export. Measured (BENCHMARKS.md, issue #21): the digits CNN
-# (9 layers) converts its four variants in ~1 s in all, before a worker could start; MobileNetV2
-# (155 layers) spends 9 s exporting and 5 s loading, while a worker gets ready.
+# (10 layers) converts its four variants in ~1 s in all, before a worker could start; MobileNetV2
+# (159 layers) spends 9 s exporting and 5 s loading, while a worker gets ready; VGG16 has 24
+# layers (serial), ResNet50 180.
 WORKER_MIN_LAYERS = 40
 
 
