@@ -40,6 +40,7 @@ from pathlib import Path
 
 from sweeps import clean_env
 
+from helpers.servers import CHROMIUM_FLAGS
 from pruneflow import results
 from pruneflow.study import tracking
 
@@ -278,20 +279,6 @@ def time_ui(folder: Path, rounds: int, runs: int, browser: bool = False) -> dict
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=30)
     return out
-
-
-CHROMIUM_FLAGS = [  # ../shared/STACK.md and tests/test_report.py: headless Debian chromium
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=30000",
-    "--window-size=2400,1400",
-]
 
 
 def _browser_load(url: str) -> float:

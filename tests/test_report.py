@@ -25,6 +25,7 @@ from helpers.cli import (
     sweep_cli,
     sweep_store,
 )
+from helpers.servers import CHROMIUM_FLAGS
 from helpers.sshd import free_port
 from pruneflow import results
 from pruneflow.results import model_name
@@ -219,18 +220,6 @@ def test_best_sparsity_is_the_highest_within_tolerance():
 
 
 CHROMIUM = shutil.which("chromium")
-CHROMIUM_FLAGS = [  # ../shared/STACK.md: what Debian's chromium needs here, headless
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--virtual-time-budget=30000",
-    "--window-size=2400,1400",  # wide enough for the Models tab's first metric columns
-]
 
 
 def _dom(url: str) -> str:

@@ -294,3 +294,18 @@ class PostgresServer:
                 shutil.copyfile(self.log, self.dir / "postgres.log")
             shutil.rmtree(self.tmp, ignore_errors=True)
             self.tmp = None
+
+
+# Headless Chromium on a page of such a server (the tests' browser checks, bench/report_speed.py)
+CHROMIUM_FLAGS = [  # ../shared/STACK.md: what Debian's chromium needs here, headless
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--virtual-time-budget=30000",
+    "--window-size=2400,1400",  # wide enough for the Models tab's first metric columns
+]
