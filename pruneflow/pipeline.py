@@ -23,7 +23,7 @@ from pruneflow import results
 from pruneflow.config import Config, check, instantiate, keys_under, without_targets
 from pruneflow.process import Termination, job_log
 from pruneflow.steps import import_libraries
-from pruneflow.study import provenance, tracking
+from pruneflow.study import baselines, provenance, tracking
 from pruneflow.study.jobs import JobContext
 from pruneflow.study.summary import headline
 
@@ -264,7 +264,7 @@ def get_baseline(config: Config, data, uri: str):
         seed=config.seed,
         cache_dir=config.paths.cache_dir,
         store=(
-            tracking.BaselineStore(uri, config.tracking.dir)
+            baselines.BaselineStore(uri, config.tracking.dir)
             if config.tracking.store_baselines
             else None
         ),

@@ -29,7 +29,7 @@ from helpers.cli import (
     sweep_cli,
 )
 from pruneflow import results
-from pruneflow.study import provenance, tracking
+from pruneflow.study import baselines, provenance, tracking
 
 
 def _parent_of(run) -> str:
@@ -382,7 +382,7 @@ def test_a_truncated_baseline_restored_from_the_store_is_said_retrained_and_repl
     from pruneflow.steps.train.train import MODEL_FILE, train_baseline
 
     uri = store_uri(tmp_path)
-    store = tracking.BaselineStore(uri, tmp_path / "mlruns")
+    store = baselines.BaselineStore(uri, tmp_path / "mlruns")
     kwargs = dict(config=TrainConfig(epochs=1, batch_size=64), seed=0, key_spec={"test": "store"})
 
     def build():
@@ -443,7 +443,7 @@ def test_a_baseline_in_the_cache_goes_into_a_new_store_after_mlruns_is_deleted(t
     assert (
         f"baseline {key} was not in the tracking store: stored there" in proc.stdout + proc.stderr
     )
-    store = tracking.BaselineStore(store_uri(tmp_path), tmp_path / "mlruns")
+    store = baselines.BaselineStore(store_uri(tmp_path), tmp_path / "mlruns")
     assert store.find(key) is not None
     fetched = tmp_path / "elsewhere"
     fetched.mkdir()
