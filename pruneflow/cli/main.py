@@ -191,9 +191,9 @@ def _live_progress(hydra_cfg) -> None:
     itself: a single run, or a sweep whose jobs Hydra's basic launcher runs one after another
     in this process. A parallel launcher's workers (joblib, submitit, ray) say plain lines."""
     from pruneflow import progress
+    from pruneflow.study.sweep import runs_jobs_here
 
-    launcher = OmegaConf.select(hydra_cfg, "launcher._target_", default="") or ""
-    alone = hydra_cfg.mode == RunMode.RUN or launcher.endswith(".BasicLauncher")
+    alone = hydra_cfg.mode == RunMode.RUN or runs_jobs_here(hydra_cfg)
     progress.live = alone and sys.stdout.isatty()
 
 

@@ -102,7 +102,7 @@ class SweepCallback(Callback):
                     exit_on_user_error(str(exc))
             # jobs in this process (Hydra's basic launcher) import TensorFlow meanwhile, while
             # a new store is made by another process; a launcher's workers import their own
-            meanwhile = import_libraries if _jobs_run_here(config) else None
+            meanwhile = import_libraries if runs_jobs_here(config.hydra) else None
             for (uri, experiment), store_dir in sorted(stores.items()):
                 experiment_id = tracking.prepare_store(uri, experiment, store_dir, meanwhile)
                 for run_id in tracking.end_stale_runs(uri, experiment_id):
@@ -124,9 +124,10 @@ class SweepCallback(Callback):
         end_open_sweeps(interrupted=False)
 
 
-def _jobs_run_here(config: DictConfig) -> bool:
-    """Whether the sweep's jobs run in this process: Hydra's basic launcher."""
-    launcher = OmegaConf.select(config, "hydra.launcher._target_") or ""
+def runs_jobs_here(hydra: DictConfig) -> bool:
+    """Whether a sweep's jobs run in this process, one after another (Hydra's basic launcher),
+    from ``hydra`` (the config's ``hydra`` node); a parallel launcher's run in its workers."""
+    launcher = OmegaConf.select(hydra, "launcher._target_", default="") or ""
     return launcher.endswith(".BasicLauncher")
 
 
