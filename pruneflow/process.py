@@ -9,6 +9,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,26 +43,51 @@ def job_log(out_dir: Path, name: str = "pruneflow.log") -> Iterator[Path]:
         added = logging.FileHandler(path)
         added.setFormatter(logging.Formatter(LOG_FORMAT))
         root.addHandler(added)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-    os.dup2(fd, 2)
-    os.close(fd)
-    for handler in consoles:
-        handler.addFilter(_own_records)
     try:
-        yield path
+        with open(path, "ab") as file, stderr_to(file.fileno()):
+            for handler in consoles:
+                handler.addFilter(_own_records)
+            try:
+                yield path
+            finally:
+                for handler in consoles:
+                    handler.removeFilter(_own_records)
     finally:
-        for handler in consoles:
-            handler.removeFilter(_own_records)
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
         for handler in root.handlers:
             handler.flush()
         if added is not None:
             root.removeHandler(added)
             added.close()
+
+
+@contextlib.contextmanager
+def stderr_to(fd: int) -> Iterator[None]:
+    """The process's standard error, file descriptor 2 (where C++ libraries such as TensorFlow
+    write, beyond Python's reach), goes to ``fd`` while the block runs."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(fd, 2)
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@contextlib.contextmanager
+def stderr_held() -> Iterator[None]:
+    """Standard error (file descriptor 2) held back while the block runs, outside any job's log
+    (TensorFlow's C++ start-up lines on a sweep's console): written out only if the block
+    fails, so that what went wrong is still said."""
+    with tempfile.TemporaryFile() as held:
+        try:
+            with stderr_to(held.fileno()):
+                yield
+        except BaseException:
+            held.seek(0)
+            sys.stderr.write(held.read().decode(errors="replace"))
+            raise
 
 
 def _own_records(record: logging.LogRecord) -> bool:

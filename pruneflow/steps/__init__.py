@@ -18,24 +18,6 @@ config object:
 def import_libraries() -> None:
     """Import what every job's steps use: TensorFlow (through tf_keras, ~3 s) and tfmot. For
     a caller that can pay for them while it waits on another process (a new store's schema:
-    :func:`pruneflow.study.tracking.prepare_store`). TensorFlow's C++ start-up lines, which a
-    job's log takes in, are kept off the console here; shown only if the import fails."""
-    import os
-    import sys
-    import tempfile
-
-    sys.stderr.flush()
-    saved = os.dup(2)
-    with tempfile.TemporaryFile() as lines:
-        os.dup2(lines.fileno(), 2)
-        try:
-            import tensorflow_model_optimization  # noqa: F401
-            import tf_keras  # noqa: F401
-        except BaseException:
-            os.dup2(saved, 2)
-            lines.seek(0)
-            sys.stderr.write(lines.read().decode(errors="replace"))
-            raise
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+    :func:`pruneflow.study.tracking.prepare_store`)."""
+    import tensorflow_model_optimization  # noqa: F401
+    import tf_keras  # noqa: F401

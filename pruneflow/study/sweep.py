@@ -39,6 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from pruneflow import __version__, results
 from pruneflow.config import check
 from pruneflow.errors import ConfigError, exit_on_user_error, one_line
+from pruneflow.process import stderr_held
 from pruneflow.steps import import_libraries
 from pruneflow.study import provenance, search, summary, tracking
 from pruneflow.study.jobs import Job, Parent, Sweep, listed_ahead, skipped_jobs, sweep_jobs
@@ -102,7 +103,7 @@ class SweepCallback(Callback):
                     exit_on_user_error(str(exc))
             # jobs in this process (Hydra's basic launcher) import TensorFlow meanwhile, while
             # a new store is made by another process; a launcher's workers import their own
-            meanwhile = import_libraries if runs_jobs_here(config.hydra) else None
+            meanwhile = _quiet_import_libraries if runs_jobs_here(config.hydra) else None
             for (uri, experiment), store_dir in sorted(stores.items()):
                 experiment_id = tracking.prepare_store(uri, experiment, store_dir, meanwhile)
                 for run_id in tracking.end_stale_runs(uri, experiment_id):
@@ -122,6 +123,13 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         end_open_sweeps(interrupted=False)
+
+
+def _quiet_import_libraries() -> None:
+    """The jobs' imports, before any job's log takes TensorFlow's start-up lines in: held off
+    the console (said only if the import fails)."""
+    with stderr_held():
+        import_libraries()
 
 
 def runs_jobs_here(hydra: DictConfig) -> bool:
