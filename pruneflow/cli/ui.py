@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-from pathlib import Path
 
-from pruneflow.study.tracking import TrackingError, check_server, resolve_uri
+from pruneflow.study.tracking import TrackingError, check_server, resolve_uri, sqlite_file
 
 
 def main(argv: list[str]) -> int:
@@ -26,9 +25,10 @@ def main(argv: list[str]) -> int:
         )
         return 2
     uri = resolve_uri(args.tracking_uri, "mlruns")
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+    db = sqlite_file(uri)
+    if db is not None and not db.exists():
         print(
-            f"pruneflow ui: error: no MLflow store at {uri[len('sqlite:///') :]}: run pruneflow "
+            f"pruneflow ui: error: no MLflow store at {db}: run pruneflow "
             "in this folder first, or pass --tracking-uri",
             file=sys.stderr,
         )

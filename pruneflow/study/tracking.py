@@ -120,11 +120,17 @@ def check_folder(key: str, path: str | os.PathLike) -> None:
         raise ConfigError(f"{key}={path} is not a writable folder ({why})") from None
 
 
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a sqlite store's ``uri``; None for any other store."""
+    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
+
+
 def uses_dir(uri: str, store_dir: str | os.PathLike) -> bool:
     """Whether store ``uri`` keeps files in ``store_dir`` (tracking.dir): the default sqlite
     store does, and so does a database store (its artifacts); a server keeps its own."""
-    if uri.startswith("sqlite:///"):
-        return Path(uri[len("sqlite:///") :]).parent == Path(store_dir).resolve()
+    db = sqlite_file(uri)
+    if db is not None:
+        return db.parent == Path(store_dir).resolve()
     return "://" in uri and not is_server(uri)
 
 
@@ -143,13 +149,14 @@ def _creating(uri: str) -> Iterator[None]:
     """Hold an exclusive lock beside a sqlite database (``<db>.lock``) while it is opened
     the first time: processes started together would otherwise both create (migrate) a new
     database, and one fails (``duplicate column name``). Other stores need none."""
-    if not uri.startswith("sqlite:///"):
+    db = sqlite_file(uri)
+    if db is None:
         yield
         return
     import fcntl
 
     try:
-        lock = open(f"{uri[len('sqlite:///') :]}.lock", "a")  # noqa: SIM115 - held below
+        lock = open(f"{db}.lock", "a")  # noqa: SIM115 - held below
     except OSError:  # a read-only folder: the store says what is wrong itself
         yield
         return
@@ -186,8 +193,8 @@ def prepare_store(
     artifacts = None
     where = uri
     try:
-        if uri.startswith("sqlite:///"):
-            db = Path(uri[len("sqlite:///") :])
+        db = sqlite_file(uri)
+        if db is not None:
             where = str(db)
             db.parent.mkdir(parents=True, exist_ok=True)
             if db.parent == Path(store_dir).resolve():
@@ -221,7 +228,8 @@ def _create_elsewhere(uri: str, experiment: str, store_dir: str | os.PathLike):
     """A child process making the new sqlite store ``uri`` and its experiment (its output
     discarded: this process makes it again and reports, should it fail); None when the store
     is not a new sqlite file or no other core is free to make it on."""
-    if not uri.startswith("sqlite:///") or Path(uri[len("sqlite:///") :]).exists():
+    db = sqlite_file(uri)
+    if db is None or db.exists():
         return None
     if len(os.sched_getaffinity(0)) < 2:
         return None

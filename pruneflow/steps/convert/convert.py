@@ -215,11 +215,12 @@ def export_models(
                 if running:
                     futures.wait(running, return_when=futures.FIRST_COMPLETED)
                 continue
-            name = todo.pop() if pool.free(len(running)) else todo.popleft()
+            free = pool.free(len(running))  # a worker takes the last variant, this the first
+            name = todo.pop() if free else todo.popleft()
             path, saved = out / f"{name}.tflite", exports[id(sources[name])]
             paths[name] = path
             started = time.perf_counter()
-            if saved is not None and pool.free(len(running)):
+            if saved is not None and free:
                 future = pool.submit(_convert_file, saved.folder, name, representative, path)
                 running[future] = name, started
             else:

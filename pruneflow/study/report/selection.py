@@ -81,10 +81,10 @@ def select(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    if uri.startswith("sqlite:///") and not Path(uri[len("sqlite:///") :]).exists():
+    db = tracking.sqlite_file(uri)
+    if db is not None and not db.exists():
         raise ReportError(
-            f"no MLflow store at {uri[len('sqlite:///') :]}: run pruneflow in this folder first, "
-            "or pass --tracking-uri"
+            f"no MLflow store at {db}: run pruneflow in this folder first, or pass --tracking-uri"
         )
     client = tracking.store_client(uri)
     exp = client.get_experiment_by_name(experiment)
