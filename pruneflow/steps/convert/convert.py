@@ -290,12 +290,12 @@ class _Workers:
     def __exit__(self, *exc) -> None:
         if self._pool is None:
             return
-        processes = list((self._pool._processes or {}).values())
-        self._pool.shutdown(wait=exc[0] is None, cancel_futures=True)
-        for p in processes:  # a worker still importing, or converting after an error
-            if p.is_alive():
+        if exc[0] is not None:  # a worker still importing, or converting: ended now
+            for p in list((self._pool._processes or {}).values()):
                 p.terminate()
-            p.join()
+        # the pool's own thread reaps the processes (reaping them here too raced with it: a
+        # process reaped by the other thread still read as alive here)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _weight_tensors(path: str | Path):
