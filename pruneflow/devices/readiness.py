@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pruneflow.devices import runner as _runner
 from pruneflow.devices.base import DeviceError, open_device
 from pruneflow.devices.config import DeviceConfig
+from pruneflow.devices.locks import check_timing_lock
 
 APT_FIX = {"numpy": "python3-numpy", "pillow": "python3-pil"}
 PIP_NAMES = {label: pip for label, pip in _runner.REQUIREMENTS.values()}
@@ -45,6 +46,8 @@ def probe(config: DeviceConfig, delegate: dict) -> tuple[dict, str, str]:
 def check(config: DeviceConfig, delegate: dict, keras: str, setup_command: str) -> Ready:
     """Probe the device before any work and judge it (:func:`readiness`)."""
     facts, python, who = probe(config, delegate)
+    if not config.remote:  # this machine times: its lock must be one it can take
+        check_timing_lock()
     return readiness(facts, python, who, config.remote, delegate, keras, setup_command)
 
 

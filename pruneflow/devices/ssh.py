@@ -19,7 +19,7 @@ from pathlib import Path
 from pruneflow.devices.base import RUNNER, RUNNER_NAME, Device, Protocol, runner_args
 from pruneflow.devices.bundle import bundle
 from pruneflow.devices.config import SSHDeviceConfig
-from pruneflow.devices.locks import LOCK_FILE, LOCK_MARK, lock_wait
+from pruneflow.devices.locks import LOCK_MARK, device_lock_shell, lock_wait
 
 
 class SSHDevice(Device):
@@ -224,11 +224,11 @@ class SSHDevice(Device):
             # Only one job times on the device at a time: flock on a file in the device's
             # temporary folder, its wait measured by the device's clock. coreutils' timeout
             # ends the runner on the device even if the session drops.
-            lock = f"${{TMPDIR:-/tmp}}/{LOCK_FILE}"
             t0 = time.perf_counter()
             result = self._run(
                 "run",
-                f"cd {q(remote)} && exec 9>>{lock} && s=$(date +%s.%N) && flock 9 && "
+                f"cd {q(remote)} && {{ {device_lock_shell(9)}; }} && "
+                "s=$(date +%s.%N) && flock 9 && "
                 f'echo "{LOCK_MARK} $s $(date +%s.%N)" >&2 && '
                 f"timeout -k 5 {int(self.timeout_s)} {python} {RUNNER_NAME} {args}",
                 timeout=self.timeout_s + 10,

@@ -153,16 +153,14 @@ def _creating(uri: str) -> Iterator[None]:
     if db is None:
         yield
         return
-    import fcntl
+    from pruneflow.files import locked
 
-    try:
-        lock = open(f"{db}.lock", "a")  # noqa: SIM115 - held below
-    except OSError:  # a read-only folder: the store says what is wrong itself
+    with contextlib.ExitStack() as stack:
+        try:
+            stack.enter_context(locked(f"{db}.lock"))
+        except OSError:
+            pass  # a read-only folder: the store says what is wrong itself
         yield
-        return
-    with lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        yield  # closing the file releases the lock
 
 
 def prepare_store(

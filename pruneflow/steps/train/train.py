@@ -7,7 +7,6 @@ A sweep over sparsities shares one baseline: the cache key covers everything tha
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import hashlib
 import json
 import logging
@@ -20,6 +19,7 @@ from pathlib import Path
 
 from pruneflow import __version__
 from pruneflow.errors import require
+from pruneflow.files import locked
 from pruneflow.steps.data.loaders import ImageDataset
 from pruneflow.steps.evaluate import keras_accuracy
 from pruneflow.steps.model.build import BASE_LAYER
@@ -113,12 +113,8 @@ def _set_base_trainable(model, trainable: bool) -> None:
 @contextlib.contextmanager
 def _locked(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "w") as fh:
-        fcntl.flock(fh, fcntl.LOCK_EX)  # parallel sweep jobs wait for one trainer
-        try:
-            yield
-        finally:
-            fcntl.flock(fh, fcntl.LOCK_UN)
+    with locked(path):  # parallel sweep jobs wait for one trainer
+        yield
 
 
 def _sha256(path: Path) -> str:
