@@ -25,6 +25,7 @@ from helpers.cli import (
     sweep_cli,
     sweep_store,
 )
+from helpers.machine import system_tool
 from helpers.servers import CHROMIUM_FLAGS
 from helpers.sshd import free_port
 from pruneflow import results
@@ -219,7 +220,7 @@ def test_best_sparsity_is_the_highest_within_tolerance():
     )
 
 
-CHROMIUM = shutil.which("chromium")
+CHROMIUM = system_tool("chromium")
 
 
 def _dom(url: str) -> str:

@@ -28,6 +28,7 @@ from helpers.cli import (
     store_uri,
     sweep_cli,
 )
+from helpers.machine import venv_tool
 from pruneflow import results
 from pruneflow.study import baselines, provenance, tracking
 
@@ -463,7 +464,7 @@ def test_the_ray_launcher_runs_a_sweep_on_a_local_ray_head(tmp_path):
 
     from helpers.sshd import free_port
 
-    ray = shutil.which("ray")
+    ray = venv_tool("ray")  # beside this Python: make's venv need not be on PATH
     port = free_port()
     temp = tempfile.mkdtemp(prefix="ray")  # short: Ray's socket paths must fit 107 bytes
     head = [ray, "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1"]

@@ -21,6 +21,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+from helpers.machine import system_tool
 from helpers.sshd import free_port
 
 POSTGRES_BINS = "/usr/lib/postgresql/*/bin"
@@ -199,7 +200,7 @@ class PostgresServer:
         """Runs a PostgreSQL program; server programs as ``postgres`` when we are root."""
         cmd = [str(self.bin / args[0]), *args[1:]]
         if server and self.as_root:
-            cmd = ["runuser", "-u", POSTGRES_USER, "--", *cmd]
+            cmd = [system_tool("runuser") or "runuser", "-u", POSTGRES_USER, "--", *cmd]
         result = subprocess.run(
             cmd, cwd=self.home, stdin=subprocess.DEVNULL, capture_output=True, text=True
         )

@@ -11,13 +11,14 @@ from __future__ import annotations
 
 import getpass
 import os
-import shutil
 import socket
 import subprocess
 import time
 from pathlib import Path
 
-SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
+from helpers.machine import system_tool
+
+SSHD = system_tool("sshd") or "/usr/sbin/sshd"
 
 
 def free_port() -> int:
