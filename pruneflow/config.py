@@ -111,13 +111,17 @@ class Config:
     @property
     def job_key(self) -> str:
         """Identity of the work a job does: a hash of everything but where outputs go and where
-        the code that does it lives (``_target_``)."""
+        the code that does it lives (``_target_``), and of the dataset's files where they can
+        change under the same config (:meth:`DatasetConfig.content`)."""
         spec = {k: v for k, v in self.as_dict().items() if k not in NOT_IN_JOB_KEY}
         spec = without_targets(spec)
         if not self.prune.channels:  # off: the keys of a job as it was before channel pruning
             spec["prune"] = {k: v for k, v in spec["prune"].items() if not k.startswith("channel")}
         if not self.cluster.clusters:  # off: the key of a job as it was before clustering
             del spec["cluster"]
+        content = self.dataset.content()  # files that change under the same option
+        if content is not None:  # (a folder, a tfds data_dir); none for digits: keys as before
+            spec["dataset"]["content"] = content
         digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
         return digest.hexdigest()[:16]
 

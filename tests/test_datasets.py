@@ -255,3 +255,32 @@ def test_the_walk_splits_as_keras_did_on_a_folder_without_links(image_folder):
         assert [i.path for i in ours_val] == val.file_paths
         assert [i.path for i in ours_train] == train.file_paths
         assert folder.scan(str(image_folder)).class_names == val.class_names
+
+
+def test_resume_runs_again_after_a_class_folder_is_added(image_folder, tmp_path, digits):
+    """Issue 26, item 8: the job key sees the folder's files, not only its path."""
+    import csv
+
+    from pruneflow import results
+
+    args = ["dataset=folder", f"dataset.root={image_folder}", "dataset.image_size=16", *TINY]
+    args += ["stage=float", *outputs_to(tmp_path)]
+    first = run_cli(args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_cli(args, cwd=tmp_path)  # the same files: resumed, as before
+    assert again.returncode == 0 and "skipped (finished run" in again.stdout, again.stdout[-3000:]
+    (image_folder / "emu").mkdir()
+    for i, img in enumerate(digits.x_val[digits.y_val == 3][:20]):
+        Image.fromarray(np.repeat(img, 3, axis=-1)).save(image_folder / "emu" / f"{i}.png")
+    third = run_cli(args, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "skipped" not in third.stdout + third.stderr
+    client, (old, new) = read_runs(tmp_path)
+    assert new.data.tags[results.JOB_KEY_TAG] != old.data.tags[results.JOB_KEY_TAG]
+    assert new.data.tags[results.BASELINE_CACHE_TAG] == "miss"  # a new baseline, four classes
+    assert (old.data.metrics[results.VAL_IMAGES], new.data.metrics[results.VAL_IMAGES]) == (18, 24)
+    path = client.download_artifacts(
+        new.info.run_id, f"{results.EVAL_DIR}/{results.PREDICTIONS_FILE}", str(tmp_path)
+    )
+    with open(path) as fh:
+        assert {int(row["label"]) for row in csv.DictReader(fh)} == {0, 1, 2, 3}
