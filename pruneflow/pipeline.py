@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from pruneflow import results
-from pruneflow.config import Config, check, instantiate, keys_under, without_targets
+from pruneflow.config import Config, check, instantiate, keys_under, plain_numbers, without_targets
 from pruneflow.process import Termination, job_log
 from pruneflow.steps import import_libraries
 from pruneflow.study import baselines, provenance, tracking
@@ -271,13 +271,15 @@ def get_baseline(config: Config, data, uri: str):
             if config.tracking.store_baselines
             else None
         ),
-        key_spec={
-            **without_targets({k: settings[k] for k in ("dataset", "backbone", "train")}),
-            "seed": config.seed,
-            "data": data.fingerprint(),
-            # the files, training images too (the walk that loaded them); none for digits
-            **({"files": files} if (files := config.dataset.content()) else {}),
-        },
+        key_spec=plain_numbers(
+            {
+                **without_targets({k: settings[k] for k in ("dataset", "backbone", "train")}),
+                "seed": config.seed,
+                "data": data.fingerprint(),
+                # the files, training images too (the walk that loaded them); none for digits
+                **({"files": files} if (files := config.dataset.content()) else {}),
+            }
+        ),
     )
 
 
