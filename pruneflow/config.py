@@ -111,14 +111,20 @@ class Config:
     @property
     def job_key(self) -> str:
         """Identity of the work a job does: a hash of everything but where outputs go and where
-        the code that does it lives (``_target_``)."""
+        the code that does it lives (``_target_``), and of the dataset's files where they can
+        change under the same config (:meth:`DatasetConfig.content`)."""
         spec = {k: v for k, v in self.as_dict().items() if k not in NOT_IN_JOB_KEY}
         spec = without_targets(spec)
         if not self.prune.channels:  # off: the keys of a job as it was before channel pruning
             spec["prune"] = {k: v for k, v in spec["prune"].items() if not k.startswith("channel")}
         if not self.cluster.clusters:  # off: the key of a job as it was before clustering
             del spec["cluster"]
-        digest = hashlib.sha256(json.dumps(spec, sort_keys=True, default=str).encode())
+        content = self.dataset.content()  # files that change under the same option
+        if content is not None:  # (a folder, a tfds data_dir); none for digits: keys as before
+            spec["dataset"]["content"] = content
+        digest = hashlib.sha256(
+            json.dumps(plain_numbers(spec), sort_keys=True, default=str).encode()
+        )
         return digest.hexdigest()[:16]
 
 
@@ -127,6 +133,20 @@ def without_targets(node: Any) -> Any:
     it computes, so keys made from a config survive a move of the code."""
     if isinstance(node, dict):
         return {k: without_targets(v) for k, v in node.items() if k != "_target_"}
+    return node
+
+
+def plain_numbers(node: Any) -> Any:
+    """``node`` (plain dicts and lists) with every -0.0 as 0.0, so that equal values key alike
+    (``prune.sparsity=-0.0`` is the work of 0.0). An int and an equal float are left apart: where
+    a schema says float, OmegaConf has made the value a float already (``prune.sparsity=0`` is
+    0.0); where it takes any type (``delegate.options``), the code that reads them sees two."""
+    if isinstance(node, dict):
+        return {k: plain_numbers(v) for k, v in node.items()}
+    if isinstance(node, (list, tuple)):
+        return type(node)(plain_numbers(v) for v in node)
+    if isinstance(node, float) and node == 0.0:
+        return 0.0
     return node
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from pruneflow import results
-from pruneflow.config import Config, check, instantiate, keys_under, without_targets
+from pruneflow.config import Config, check, instantiate, keys_under, plain_numbers, without_targets
 from pruneflow.process import Termination, job_log
 from pruneflow.steps import import_libraries
 from pruneflow.study import baselines, provenance, tracking
@@ -170,8 +170,11 @@ def _stages(
 
     keras.backend.clear_session()  # the jobs of a sweep share this process
 
+    key = config.job_key  # the run's tag
     with timer("data"):
         data = instantiate(config.dataset)
+    if config.job_key != key:  # the files changed as they loaded (tfds downloaded them): the
+        tr.set_tags({results.JOB_KEY_TAG: config.job_key})  # key the next run will have
 
     with timer("train"):
         baseline = get_baseline(config, data, uri)
@@ -268,11 +271,15 @@ def get_baseline(config: Config, data, uri: str):
             if config.tracking.store_baselines
             else None
         ),
-        key_spec={
-            **without_targets({k: settings[k] for k in ("dataset", "backbone", "train")}),
-            "seed": config.seed,
-            "data": data.fingerprint(),
-        },
+        key_spec=plain_numbers(
+            {
+                **without_targets({k: settings[k] for k in ("dataset", "backbone", "train")}),
+                "seed": config.seed,
+                "data": data.fingerprint(),
+                # the files, training images too (the walk that loaded them); none for digits
+                **({"files": files} if (files := config.dataset.content()) else {}),
+            }
+        ),
     )
 
 

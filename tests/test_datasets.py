@@ -11,6 +11,7 @@ from PIL import Image
 from helpers.cli import CONF, TINY, compose, outputs_to, read_runs, run_cli
 from pruneflow.config import check
 from pruneflow.errors import ArgumentError
+from pruneflow.steps.data import folder
 from pruneflow.steps.data.config import FolderConfig, TfdsConfig
 from pruneflow.steps.data.loaders import DatasetUnavailable, load_folder, load_tfds
 
@@ -162,3 +163,124 @@ def test_changed_folder_contents_change_the_fingerprint(image_folder):
         load_folder(FolderConfig(root=str(image_folder), image_size=32, seed=1)).fingerprint()
         != before
     )
+
+
+# Links in a folder dataset (issue 26, item 3): real symlinks, planted as a user's folder has them.
+
+
+def _link(path, target):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.symlink_to(target)
+
+
+@pytest.mark.parametrize(
+    "links",
+    [
+        {"loopcls": "."},  # a class folder that is the root again
+        {"cat/up": ".."},  # a folder inside a class that leads back up
+        {"loopcls": ".", "cat/up": ".."},  # both: Keras's walk never ended (issue 26)
+    ],
+)
+def test_a_link_loop_is_refused_in_one_line_before_any_work(image_folder, tmp_path, links):
+    for name, target in links.items():
+        _link(image_folder / name, target)
+    first = sorted(links)[0] if "cat/up" not in links else "cat/up"  # the walk meets it first
+    args = ["dataset=folder", f"dataset.root={image_folder}", *TINY, *outputs_to(tmp_path)]
+    proc = run_cli(args, cwd=tmp_path, timeout=120)  # a hang guard: it used to walk forever
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    (line,) = proc.stderr.strip().splitlines()
+    assert line.startswith("pruneflow: error: dataset.root=")
+    assert f"{image_folder / first} is a link loop" in line
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "cache").exists()
+
+
+def test_a_link_out_of_the_root_is_refused_naming_it(image_folder, tmp_path):
+    outside = tmp_path / "elsewhere"
+    (outside / "img").mkdir(parents=True)
+    Image.fromarray(np.zeros((8, 8, 3), np.uint8)).save(outside / "img" / "x.png")
+    for link, target in [
+        (image_folder / "bird", outside / "img"),  # a class folder elsewhere
+        (image_folder / "cat" / "more", outside),  # a folder inside a class
+        (image_folder / "dog" / "x.png", outside / "img" / "x.png"),  # one image
+    ]:
+        _link(link, target)
+        with pytest.raises(ArgumentError) as err:
+            FolderConfig(root=str(image_folder), seed=0)
+        assert f"{link} is a link out of it (to {target})" in str(err.value)
+        link.unlink()
+    FolderConfig(root=str(image_folder), seed=0)  # and the folder is as it was
+    assert sorted(p.name for p in image_folder.iterdir()) == ["cat", "dog", "owl"]
+
+
+def test_a_folder_reached_twice_is_refused_naming_both(image_folder):
+    _link(image_folder / "puppy", "dog")
+    with pytest.raises(ArgumentError, match=r"puppy leads to the folder .*/dog again"):
+        FolderConfig(root=str(image_folder), seed=0)
+
+
+def test_one_image_file_never_reaches_both_splits(image_folder):
+    import os
+
+    # the same files again: linked into another class, twice into their own, and hard linked
+    for i in range(10):
+        _link(image_folder / "owl" / f"cat{i}.png", f"../cat/{2 * i}.png")
+        _link(image_folder / "cat" / f"again{i}.png", f"{2 * i}.png")
+        os.link(image_folder / "dog" / f"{2 * i}.png", image_folder / "dog" / f"hard{i}.png")
+    found = folder.scan(str(image_folder))
+    assert len(found.images) == 90 and found.duplicates() == 30
+    for seed in range(5):
+        train, val = found.split(0.3, seed)
+        assert len(train) + len(val) == 90
+        real = {os.path.realpath(i.path) for i in train}
+        assert real.isdisjoint({os.path.realpath(i.path) for i in val})
+    data = load_folder(FolderConfig(root=str(image_folder), image_size=16, seed=1))
+    assert data.train_size + len(data.x_val) == 90
+
+
+def test_the_walk_splits_as_keras_did_on_a_folder_without_links(image_folder):
+    import tf_keras as keras
+
+    (image_folder / "owl" / "nested").mkdir()
+    for i in range(3):  # Keras reads a class's sub-folders too
+        Image.fromarray(np.full((9, 9, 3), i, np.uint8)).save(
+            image_folder / "owl/nested" / f"{i}.png"
+        )
+    (image_folder / "notes.txt").write_text("not an image")
+    (image_folder / ".hidden").mkdir()
+    for seed in (1, 7):
+        train, val = keras.utils.image_dataset_from_directory(
+            str(image_folder), batch_size=None, seed=seed, validation_split=0.3, subset="both"
+        )
+        ours_train, ours_val = folder.scan(str(image_folder)).split(0.3, seed)
+        assert [i.path for i in ours_val] == val.file_paths
+        assert [i.path for i in ours_train] == train.file_paths
+        assert folder.scan(str(image_folder)).class_names == val.class_names
+
+
+def test_resume_runs_again_after_a_class_folder_is_added(image_folder, tmp_path, digits):
+    """Issue 26, item 8: the job key sees the folder's files, not only its path."""
+    import csv
+
+    from pruneflow import results
+
+    args = ["dataset=folder", f"dataset.root={image_folder}", "dataset.image_size=16", *TINY]
+    args += ["stage=float", *outputs_to(tmp_path)]
+    first = run_cli(args, cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_cli(args, cwd=tmp_path)  # the same files: resumed, as before
+    assert again.returncode == 0 and "skipped (finished run" in again.stdout, again.stdout[-3000:]
+    (image_folder / "emu").mkdir()
+    for i, img in enumerate(digits.x_val[digits.y_val == 3][:20]):
+        Image.fromarray(np.repeat(img, 3, axis=-1)).save(image_folder / "emu" / f"{i}.png")
+    third = run_cli(args, cwd=tmp_path)
+    assert third.returncode == 0, third.stderr[-3000:]
+    assert "skipped" not in third.stdout + third.stderr
+    client, (old, new) = read_runs(tmp_path)
+    assert new.data.tags[results.JOB_KEY_TAG] != old.data.tags[results.JOB_KEY_TAG]
+    assert new.data.tags[results.BASELINE_CACHE_TAG] == "miss"  # a new baseline, four classes
+    assert (old.data.metrics[results.VAL_IMAGES], new.data.metrics[results.VAL_IMAGES]) == (18, 24)
+    path = client.download_artifacts(
+        new.info.run_id, f"{results.EVAL_DIR}/{results.PREDICTIONS_FILE}", str(tmp_path)
+    )
+    with open(path) as fh:
+        assert {int(row["label"]) for row in csv.DictReader(fh)} == {0, 1, 2, 3}

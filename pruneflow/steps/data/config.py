@@ -12,9 +12,9 @@ from dataclasses import dataclass
 from omegaconf import MISSING, SI
 
 from pruneflow.errors import ArgumentError, require
+from pruneflow.steps.data import folder
 
-# What keras.utils.image_dataset_from_directory reads (dataset=folder).
-FOLDER_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
+TFDS_DATA_DIR = "~/tensorflow_datasets"  # where tfds keeps prepared datasets by default
 
 
 def check_image(image_size: int, channels: int | None, minimum: int = 1) -> None:
@@ -36,18 +36,6 @@ def check_limit(name: str, limit: int | None) -> None:
     require(limit is None or limit >= 1, name, limit, "null (the whole split) or integers >= 1")
 
 
-def folder_classes(root: str) -> dict[str, int]:
-    """{class sub-folder: number of image files in it} of a ``dataset=folder`` root."""
-    root = os.path.expanduser(root)
-    counts = {}
-    for entry in sorted(os.scandir(root), key=lambda e: e.name):
-        if entry.is_dir():
-            counts[entry.name] = sum(
-                1 for f in os.scandir(entry.path) if f.name.lower().endswith(FOLDER_SUFFIXES)
-            )
-    return counts
-
-
 def check_folder(root: str | None) -> None:
     """A folder dataset needs an existing root with at least two classes of images."""
     require(bool(root), "root", root, "a folder of <class>/<image> files", required=True)
@@ -55,7 +43,7 @@ def check_folder(root: str | None) -> None:
     if not os.path.isdir(path):
         why = "it is a file, not a folder" if os.path.exists(path) else "it does not exist"
         require(False, "root", root, f"an existing folder of <class>/<image> files ({why})")
-    classes = folder_classes(root)
+    classes = folder.scan(root).counts()  # refuses a link loop, a link out of the root
     found = {c: n for c, n in classes.items() if n}
     if len(found) < 2:
         raise ArgumentError(
@@ -76,6 +64,11 @@ class DatasetConfig:
     def label(self) -> str:
         """A short name for run names: ``digits``, ``mnist``, the folder's name."""
         raise NotImplementedError
+
+    def content(self) -> str | None:
+        """A fingerprint of the files this option reads, where they can change while the
+        option stays the same (a job key includes it); None where they cannot."""
+        return None
 
 
 @dataclass
@@ -123,6 +116,13 @@ class TfdsConfig(DatasetConfig):
     def label(self) -> str:
         return self.name
 
+    def content(self) -> str | None:
+        """The prepared dataset's files in ``data_dir`` (paths, sizes, times); None while it
+        is not prepared there (the download then makes tfds's canonical files)."""
+        where = self.data_dir or os.environ.get("TFDS_DATA_DIR") or TFDS_DATA_DIR  # tfds's rule
+        name = self.name.split("/")[0].split(":")[0]  # name[/config][:version]
+        return folder.tree_fingerprint(os.path.join(os.path.expanduser(where), name))
+
 
 @dataclass
 class FolderConfig(DatasetConfig):
@@ -143,6 +143,10 @@ class FolderConfig(DatasetConfig):
     @property
     def label(self) -> str:
         return os.path.basename(os.path.normpath(self.root))
+
+    def content(self) -> str | None:
+        """The images below ``root``: paths, sizes, times (:meth:`.folder.Folder.fingerprint`)."""
+        return folder.scan(self.root).fingerprint()
 
 
 # The schemas the group's YAML options extend (`defaults: [/schema/dataset/tfds@_here_]`).

@@ -13,6 +13,7 @@ svhn_cropped, horses_or_humans, cats_vs_dogs, tf_flowers, ...), ``load_folder`` 
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from typing import Any
@@ -20,13 +21,10 @@ from typing import Any
 import numpy as np
 
 from pruneflow.errors import PruneflowError
-from pruneflow.steps.data.config import (
-    FOLDER_SUFFIXES,
-    DigitsConfig,
-    FolderConfig,
-    TfdsConfig,
-    folder_classes,
-)
+from pruneflow.steps.data import folder
+from pruneflow.steps.data.config import DigitsConfig, FolderConfig, TfdsConfig
+
+log = logging.getLogger(__name__)
 
 SHUFFLE_BUFFER = 10_000
 
@@ -233,32 +231,53 @@ def load_tfds(config: TfdsConfig) -> ImageDataset:
 def load_folder(config: FolderConfig) -> ImageDataset:
     """Your own images in ``root/<class>/*.{jpg,png,...}``, split by ``val_fraction`` (seeded).
 
-    Class names are the sub-folder names, sorted. An image that cannot be decoded stops the
-    load before any training, naming the file (:class:`DatasetUnavailable`).
+    Class names are the sub-folder names, sorted; a class's images include those in folders
+    below it. The folder is walked by :func:`.folder.scan` (the walk the config's check and the
+    job key use): links are followed only inside ``root``, each real folder once; a link loop
+    or a link out of ``root`` is refused naming it, and every copy of one image file (links,
+    hard links) goes into one split. The split is Keras's ``image_dataset_from_directory``
+    split for the same seed, and images are decoded and resized as it does. An image that
+    cannot be decoded stops the load before any training, naming the file
+    (:class:`DatasetUnavailable`). Writes nothing.
     """
-    import tf_keras as keras
-
-    root, image_size, channels = config.root, config.image_size, config.channels
-    train, val = keras.utils.image_dataset_from_directory(
-        os.path.expanduser(root),
-        labels="inferred",
-        label_mode="int",
-        color_mode="grayscale" if channels == 1 else "rgb",
-        batch_size=None,
-        image_size=(image_size, image_size),
-        shuffle=True,
-        seed=config.seed,
-        validation_split=config.val_fraction,
-        subset="both",
-    )
     import tensorflow as tf
 
+    root, image_size, channels = config.root, config.image_size, config.channels
+    found = folder.scan(root)
+    train_images, val_images = found.split(config.val_fraction, config.seed)
+    if not train_images or not val_images:
+        raise DatasetUnavailable(
+            f"dataset {root}: {len(found.images)} images are too few for a training and a "
+            f"validation split at val_fraction={config.val_fraction}"
+        )
+    if found.duplicates():
+        log.warning(
+            "dataset %s: %d image file(s) found in more than one place (links or hard links): "
+            "each file's copies are kept together in one split",
+            root,
+            found.duplicates(),
+        )
+
+    def decode(path):  # what keras.utils.image_dataset_from_directory does to each file
+        image = tf.image.decode_image(
+            tf.io.read_file(path), channels=channels, expand_animations=False
+        )
+        image = tf.image.resize(image, (image_size, image_size), method="bilinear")
+        image.set_shape((image_size, image_size, channels))
+        return image
+
+    def dataset(images):
+        paths = tf.data.Dataset.from_tensor_slices([i.path for i in images])
+        labels = tf.data.Dataset.from_tensor_slices(np.array([i.label for i in images], np.int32))
+        return tf.data.Dataset.zip((paths.map(decode, num_parallel_calls=tf.data.AUTOTUNE), labels))
+
+    train = dataset(train_images).shuffle(1024, seed=config.seed)  # as Keras shuffles it
     try:
         return _stream(
             os.path.basename(os.path.normpath(root)),
             train,
-            val,
-            train.class_names,
+            dataset(val_images),
+            found.class_names,
             image_size,
             channels,
             cache=config.cache,
@@ -267,7 +286,7 @@ def load_folder(config: FolderConfig) -> ImageDataset:
             count=True,
         )
     except tf.errors.InvalidArgumentError as exc:  # TensorFlow's decoders name no file
-        bad = undecodable_images(root)
+        bad = undecodable_images(found)
         if not bad:
             raise
         shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
@@ -277,22 +296,16 @@ def load_folder(config: FolderConfig) -> ImageDataset:
         ) from exc
 
 
-def undecodable_images(root: str) -> list[str]:
-    """Image files under ``root/<class>/`` that Pillow cannot decode (checked only after
-    TensorFlow failed to decode one, so a good folder pays nothing)."""
+def undecodable_images(found: folder.Folder) -> list[str]:
+    """The images of ``found`` that Pillow cannot decode (checked only after TensorFlow
+    failed to decode one, so a good folder pays nothing)."""
     from PIL import Image
 
-    root = os.path.expanduser(root)
     bad = []
-    for cls in folder_classes(root):
-        folder = os.path.join(root, cls)
-        for name in sorted(os.listdir(folder)):
-            if not name.lower().endswith(FOLDER_SUFFIXES):
-                continue
-            path = os.path.join(folder, name)
-            try:
-                with Image.open(path) as img:
-                    img.load()
-            except Exception:  # noqa: BLE001 - any decoder error marks the file
-                bad.append(path)
+    for image in found.images:
+        try:
+            with Image.open(image.path) as img:
+                img.load()
+        except Exception:  # noqa: BLE001 - any decoder error marks the file
+            bad.append(image.path)
     return bad

@@ -74,6 +74,7 @@ class PruneConfig:
             c,
             "floats in [0, 1) (0 = no channel pruning)",
         )
+        self.sparsity, self.channels = s + 0.0, c + 0.0  # -0.0 is 0.0: one run name, one key
         require(
             self.epochs >= (1 if s > 0 or c > 0 else 0),
             "epochs",

@@ -1,0 +1,86 @@
+"""Job keys (resume's identity of a job's work): they see the data where it can change under
+the same config, treat equal numbers alike, and never move for the default digits jobs, whose
+stores must keep resuming (issue 26, items 8 and 12)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from helpers.cli import TINY, compose, outputs_to, read_runs, run_cli
+from pruneflow import results
+from pruneflow.config import check, plain_numbers
+
+# The keys of `pruneflow -m prune.sparsity=0.25,0.5,0.9` (0.5 is the default run) and of
+# sparsity 0, as the released code made them: a change here makes every existing store's
+# digits runs run again.
+DIGITS_KEYS = {
+    "0.25": "20e93f90b9882824",
+    "0.5": "3c8279fe26cae5bc",
+    "0.9": "78e7d69fd643a758",
+    "0.0": "76fe538e4a99aac5",
+}
+
+
+@pytest.mark.parametrize("sparsity", sorted(DIGITS_KEYS))
+def test_the_default_digits_job_keys_do_not_move(sparsity):
+    assert check(compose([f"prune.sparsity={sparsity}"])).job_key == DIGITS_KEYS[sparsity]
+
+
+@pytest.mark.parametrize("zero", ["-0.0", "-0", "0", "0.0", "-0e0"])
+def test_minus_zero_is_zero_in_the_job_key_and_the_names(zero):
+    config = check(compose([f"prune.sparsity={zero}", f"prune.channels={zero}"]))
+    assert config.job_key == DIGITS_KEYS["0.0"]
+    assert config.run_name == "digits-cnn-s0"
+    assert results.model_name(config.model_name, config.prune.sparsity, "x").endswith("-s0-x")
+
+
+def test_only_equal_values_of_one_type_key_alike():
+    assert plain_numbers({"a": [-0.0, 1.5], "b": -0.0}) == {"a": [0.0, 1.5], "b": 0.0}
+    assert str(plain_numbers({"b": -0.0})) == "{'b': 0.0}"
+    # a schema float is a float already (prune.sparsity=0 is 0.0); an untyped value keeps its type
+    keyed = [
+        check(compose([f"+delegate.options.n={n}", "delegate=xnnpack"])).job_key
+        for n in ("1", "1.0")
+    ]
+    assert keyed[0] != keyed[1]
+
+
+def test_minus_zero_resumes_the_run_of_zero(tmp_path):
+    """As a user found it: `prune.sparsity=-0.0` after 0.0 ran the same work again."""
+    args = ["dataset.image_size=16", *TINY, "stage=float", *outputs_to(tmp_path)]
+    first = run_cli(["prune.sparsity=0.0", "prune.epochs=0", *args], cwd=tmp_path)
+    assert first.returncode == 0, first.stderr[-3000:]
+    again = run_cli(["prune.sparsity=-0.0", "prune.epochs=0", *args], cwd=tmp_path)
+    assert again.returncode == 0 and "skipped (finished run" in again.stdout, again.stdout[-3000:]
+    _, (run,) = read_runs(tmp_path)
+    assert run.info.run_name == "digits-cnn-s0"
+
+
+def test_a_tfds_data_dir_is_in_the_job_key(tmp_path):
+    """The prepared dataset's files in dataset.data_dir: none (not prepared: the download
+    makes tfds's own) keys as before; a prepared one by its files; changed files, a new key."""
+    data_dir = tmp_path / "tfds"
+    overrides = ["dataset=mnist", f"dataset.data_dir={data_dir}"]
+    absent = check(compose(overrides))
+    assert absent.dataset.content() is None
+    before = absent.job_key  # a property: made from the files as they are when asked
+    prepared = data_dir / "mnist" / "3.0.1"
+    prepared.mkdir(parents=True)
+    (prepared / "mnist-train.tfrecord-00000-of-00001").write_bytes(b"x" * 10)
+    (prepared / "dataset_info.json").write_text("{}")
+    (data_dir / "downloads").mkdir()  # tfds's downloads are not the prepared dataset
+    keys = [check(compose(overrides)).job_key]
+    (data_dir / "downloads" / "mnist.gz").write_bytes(b"y")
+    keys.append(check(compose(overrides)).job_key)
+    assert keys[0] == keys[1] != before
+    (prepared / "mnist-train.tfrecord-00000-of-00001").write_bytes(b"x" * 11)
+    keys.append(check(compose(overrides)).job_key)
+    os.utime(prepared / "dataset_info.json", ns=(0, 0))
+    keys.append(check(compose(overrides)).job_key)
+    assert len(set(keys[1:])) == 3
+    # the name tfds finds it by: name[/config][:version]
+    assert check(compose([*overrides, "dataset.name=mnist:3.0.1"])).dataset.content() == (
+        check(compose(overrides)).dataset.content()
+    )
