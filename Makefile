@@ -31,7 +31,7 @@ SWEEP ?= -m prune.sparsity=0.25,0.5,0.9
 TEST_DEBS = openssh-server postgresql chromium
 SLOW_DEBS = qemu-user-static binfmt-support debootstrap
 
-.PHONY: help run venv print-python install system-deps slow-system-deps test test-slow lint bench
+.PHONY: help run venv print-python install system-deps slow-system-deps test test-slow lint docs bench
 # A bare `make` lists the targets (README documents only named ones: `make run`, `make test`).
 .DEFAULT_GOAL := help
 
@@ -90,6 +90,10 @@ test-slow: system-deps slow-system-deps install ## the slow end-to-end tests
 lint: $(VENV) ## ruff check and ruff format --check
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
+
+# The reference in docs/reference/, generated from the code (tests/test_docs.py fails when stale).
+docs: $(VENV) ## regenerate docs/reference/ from results.py, the schemas and conf/
+	$(PYTHON) scripts/gen_docs.py docs/reference
 
 # The figures in BENCHMARKS.md.
 bench: system-deps install ## measure the figures in BENCHMARKS.md (long)
