@@ -31,17 +31,24 @@ SWEEP ?= -m prune.sparsity=0.25,0.5,0.9
 TEST_DEBS = openssh-server postgresql chromium
 SLOW_DEBS = qemu-user-static binfmt-support debootstrap
 
-.PHONY: run venv print-python install system-deps slow-system-deps test test-slow lint bench
+.PHONY: help run venv print-python install system-deps slow-system-deps test test-slow lint docs bench
+# A bare `make` lists the targets (README documents only named ones: `make run`, `make test`).
+.DEFAULT_GOAL := help
+
+# Every target with its `## ` description (the self-documenting Makefile idiom).
+help: ## list the targets and what each does
+	@awk -F ':.*## ' '/^[a-z][a-z-]*:.*## / {printf "  make %-18s %s\n", $$1, $$2}' \
+	  $(MAKEFILE_LIST)
 
 # The quick start: pruneflow installed, then the default sweep in this folder.
-run: $(VENV)
+run: $(VENV) ## the quick start: install pruneflow, run the default sweep (SWEEP="...")
 	$(PYTHON) -m pip install -q -e .
 	$(SCRIPTS)/pruneflow $(SWEEP)
 	@echo "make: the pruneflow command is $(SCRIPTS)/pruneflow"
 
-venv: $(VENV)
+venv: $(VENV) ## make the checkout's venv .venv (when make uses it)
 
-print-python:
+print-python: ## print the python every target uses
 	@echo $(PYTHON)
 
 # The checkout's venv (git-ignored). `python3 -m venv` needs ensurepip, which Debian ships apart
@@ -59,33 +66,37 @@ $(VENV_DIR)/bin/python:
 	@$(BASE_PYTHON) -m venv $(VENV_DIR) || { rm -rf $(VENV_DIR); exit 1; }
 
 # Installs only what is missing (apt-get needs root, as on CI machines).
-system-deps:
+system-deps: ## install the Debian packages the tests use (root)
 	@dpkg -s $(TEST_DEBS) >/dev/null 2>&1 || { apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(TEST_DEBS); }
 
-slow-system-deps:
+slow-system-deps: ## install the Debian packages the slow tests use (root)
 	@dpkg -s $(SLOW_DEBS) >/dev/null 2>&1 || { apt-get update -q && \
 	  DEBIAN_FRONTEND=noninteractive apt-get install -y -q $(SLOW_DEBS); }
 
 # Python packages of the project and of its tests.
-install: $(VENV)
+install: $(VENV) ## install pruneflow and its test dependencies (editable)
 	$(PYTHON) -m pip install -q -e ".[test]"
 
 # The default test run: everything but the `slow` marker.
-test: system-deps install lint
+test: system-deps install lint ## lint, then every test but the slow ones (what CI runs)
 	$(PYTHON) -m pytest -m "not slow" --durations=15
 
 # Long end-to-end runs, kept out of CI (with the ray extra: the Ray launcher's test).
-test-slow: system-deps slow-system-deps install
+test-slow: system-deps slow-system-deps install ## the slow end-to-end tests
 	$(PYTHON) -m pip install -q -e ".[test,ray]"
 	$(PYTHON) -m pytest -m slow
 
-lint: $(VENV)
+lint: $(VENV) ## ruff check and ruff format --check
 	$(PYTHON) -m ruff check .
 	$(PYTHON) -m ruff format --check .
 
+# The reference in docs/reference/, generated from the code (tests/test_docs.py fails when stale).
+docs: $(VENV) ## regenerate docs/reference/ from results.py, the schemas and conf/
+	$(PYTHON) scripts/gen_docs.py docs/reference
+
 # The figures in BENCHMARKS.md.
-bench: system-deps install
+bench: system-deps install ## measure the figures in BENCHMARKS.md (long)
 	$(PYTHON) bench/sweep_overhead.py
 	$(PYTHON) bench/parallel_sweeps.py
 	$(PYTHON) bench/digits_numbers.py

@@ -52,7 +52,7 @@ SCHEMAS = {"dataset": data.SCHEMAS, "backbone": model.SCHEMAS, "device": devices
 
 @dataclass
 class Config:
-    seed: int = 42
+    seed: int = 42  # the run's seed: the data split, shuffles, initial weights
     dataset: DatasetConfig = MISSING
     backbone: BackboneConfig = MISSING
     stage: StageConfig = field(default_factory=StageConfig)

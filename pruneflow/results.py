@@ -154,6 +154,8 @@ def throttled_tag(variant: str) -> str:
 
 
 DEVICE_PYTHON_TAG, GOVERNOR_TAG = "device.executable", "device.governor"
+RUNTIME_TAG, DELEGATE_TAG, GIT_COMMIT_TAG = "runtime", "delegate", "mlflow.source.git.commit"
+DEVICE_TAG, DEVICE_KIND_TAG, DEVICE_ADDRESS_TAG = "device", "device.kind", "device.address"
 DEVICE_NOTES_TAG = "device.check_notes"  # what the device check warned of
 
 
@@ -165,6 +167,16 @@ def kernels_tag(variant: str) -> str:
 def fallback_tag(variant: str) -> str:
     """Why a variant fell back to builtin kernels (only when it did)."""
     return f"fallback/{variant}"
+
+
+def cooldown_tag(variant: str) -> str:
+    """Why the device did not cool down to ``device.cooldown_c`` before a variant."""
+    return f"cooldown/{variant}"
+
+
+def device_tag(fact: str) -> str:
+    """``device.<fact>``: what the runner saw of the device (CPU, cores, OS ...)."""
+    return f"device.{fact}"
 
 
 # -- artifacts ---------------------------------------------------------------------------------
@@ -218,18 +230,18 @@ def start_tags(config, runtime: str, git_commit: str | None, code: str) -> dict[
     """Tags a run has from its creation, before any work (a run that fails early has them)."""
     dev = config.device
     return {
-        "mlflow.source.git.commit": git_commit,
+        GIT_COMMIT_TAG: git_commit,
         VERSION_TAG: __version__,
         CODE_TAG: code,
         JOB_KEY_TAG: config.job_key,
-        "runtime": runtime,
-        "delegate": config.delegate.name,
+        RUNTIME_TAG: runtime,
+        DELEGATE_TAG: config.delegate.name,
         MODEL_TAG: config.model_name,
         DATASET_TAG: config.dataset.label,
         BACKBONE_TAG: config.backbone.label,
-        "device": dev.name,
-        "device.kind": "ssh" if dev.remote else "local",
-        "device.address": getattr(dev, "host", None),
+        DEVICE_TAG: dev.name,
+        DEVICE_KIND_TAG: "ssh" if dev.remote else "local",
+        DEVICE_ADDRESS_TAG: getattr(dev, "host", None),
         HOST_TAG: socket.gethostname(),
         PID_TAG: os.getpid(),
     }
@@ -400,7 +412,7 @@ def for_timing(timing) -> Record:
         if r["note"]:
             rec.tags[fallback_tag(variant)] = r["note"]
         _hygiene(rec, variant, r)
-    rec.tags.update({f"device.{k}": v for k, v in timing.device.items()})
+    rec.tags.update({device_tag(k): v for k, v in timing.device.items()})
     rec.metrics.update({device_time(k.removesuffix("_s")): v for k, v in timing.steps.items()})
     rec.tags[TIMING_START_TAG], rec.tags[TIMING_END_TAG] = (f"{t:.3f}" for t in timing.window)
     rec.artifacts += [(timing.runner_json, BENCHMARK_DIR), (timing.latency_csv, BENCHMARK_DIR)]
@@ -422,7 +434,7 @@ def _hygiene(rec: Record, variant: str, r: Mapping) -> None:
     if r.get("cooldown_s"):
         rec.metrics[metric(variant, COOLDOWN)] = float(r["cooldown_s"])
     if r.get("cooldown_note"):
-        rec.tags[f"cooldown/{variant}"] = r["cooldown_note"]
+        rec.tags[cooldown_tag(variant)] = r["cooldown_note"]
 
 
 def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], timing) -> Record:

@@ -25,7 +25,7 @@ class DeviceConfig:
     # Before each model, wait until the CPU is cooler than this (degrees C; null: do not wait),
     # at most cooldown_max_s. Where the device has no thermal zone the run says it skipped.
     cooldown_c: float | None = None
-    cooldown_max_s: float = 300.0
+    cooldown_max_s: float = 300.0  # the longest wait for cooldown_c
     remote: ClassVar[bool] = False  # reached over the network (else: this machine)
 
     def __post_init__(self) -> None:
@@ -59,16 +59,16 @@ class SSHDeviceConfig(DeviceConfig):
     # makes the venv with; a venv at `venv` (~: the device user's home) takes its place once it
     # exists; venv=null: always this python
     python: str = "python3"
-    venv: str | None = DEFAULT_VENV
+    venv: str | None = DEFAULT_VENV  # the venv `pruneflow device setup` makes
     host: str | None = None  # required
-    port: int = 22
+    port: int = 22  # the SSH port
     user: str | None = None  # null: your local user name (or ~/.ssh/config)
     key_file: str | None = None  # null: your default keys and ssh-agent
     known_hosts: str = "~/.ssh/known_hosts"  # host keys are verified against it
     accept_new_host: bool = False  # true: trust and record a host seen for the first time
     use_ssh_config: bool = False  # true: also read ~/.ssh/config
     workdir: str | None = None  # parent of the remote work folder; null: the device's /tmp
-    connect_timeout_s: float = 10.0
+    connect_timeout_s: float = 10.0  # the SSH connection's time limit
     remote: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
@@ -95,7 +95,7 @@ class DelegateConfig:
     threads: int | None = 1  # null: the runtime's default
     fallback: str = "builtin"  # when the delegate cannot run a model: builtin | error
     library: str | None = None  # armnn, external: the delegate's library on the device
-    options: dict[str, Any] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)  # the delegate's own options
 
     def __post_init__(self) -> None:
         check_delegate(self.name, self.threads, self.fallback, self.library)

@@ -14,8 +14,8 @@ MIN_ROUNDS = 2  # `pruneflow compare`: fewer rounds have no interval
 @dataclass
 class TrackingConfig:
     uri: str | None = None  # null: $MLFLOW_TRACKING_URI, else sqlite in `dir`
-    dir: str = "mlruns"
-    experiment: str = "pruneflow"
+    dir: str = "mlruns"  # the local store's folder (sqlite mlflow.db and artifacts/)
+    experiment: str = "pruneflow"  # the MLflow experiment of the runs
     run_name: str | None = None  # null: <model>-s<sparsity>
     model: str | None = None  # the model's name in runs and reports; null: <dataset>-<backbone>
     # true: a job whose config already has a FINISHED run in the experiment is skipped (a

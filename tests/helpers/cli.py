@@ -9,16 +9,26 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
 ROOT = Path(__file__).resolve().parents[2]
 CONF = ROOT / "conf"
 
-# The smallest budget that still exercises every stage.
-TINY = [
-    "train.epochs=1",
-    "prune.epochs=1",
-    "benchmark.images=5",
-    "stage.representative_samples=8",
-]
+
+def _overrides(node: dict, prefix: str = "") -> list[str]:
+    """``key.sub=value`` overrides of a nested mapping, in its order."""
+    found = []
+    for key, value in node.items():
+        if isinstance(value, dict):
+            found += _overrides(value, f"{prefix}{key}.")
+        else:
+            found.append(f"{prefix}{key}={value}")
+    return found
+
+
+# The smallest budget that still exercises every stage: the users' dry run, `+debug=tiny`, as
+# overrides (train.epochs=1, prune.epochs=1, benchmark.images=5, stage.representative_samples=8).
+TINY = _overrides(yaml.safe_load((CONF / "debug" / "tiny.yaml").read_text()))
 
 
 def compose(overrides: list[str] | None = None):

@@ -14,7 +14,7 @@ KERAS_WHERE = ("auto", "device", "host", "off")  # where the Keras model is time
 @dataclass
 class BenchmarkConfig:
     images: int = 100  # validation images saved as files and timed one by one
-    seed: int = 0
+    seed: int = 0  # which validation images are timed
     warmup: int = 0  # untimed images before the timed ones (0: the paper's protocol)
     repeats: int = 1  # passes over the images (the paper's statistics use the first)
     # where the Keras model is timed: auto (on the device when it has TensorFlow, else on this

@@ -26,7 +26,7 @@ class ClusterConfig:
     clusters: int = 0  # 0 = off; else >= 2
     init: str = "kmeans_plus_plus"  # kmeans_plus_plus | linear | density_based | random
     epochs: int = 2  # fine-tuning epochs of the clustered model (its centroids are trained)
-    learning_rate: float = 1e-4
+    learning_rate: float = 1e-4  # the clustered model's fine-tuning learning rate
     layer_types: list[str] | None = None  # null: every clusterable type; e.g. [Dense]
     exclude_layers: list[str] = field(default_factory=list)  # layer names left unclustered
     keep_first_last: bool = False  # leave the first and last clusterable layers unclustered

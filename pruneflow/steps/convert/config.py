@@ -13,12 +13,13 @@ from pruneflow.steps.convert.variants import QAT_VARIANTS, VARIANTS
 class StageConfig:
     """Which TFLite variants are built (group `stage`)."""
 
+    # the TFLite variants built, converted and timed (the Keras model is always measured too)
     variants: list[str] = field(
         default_factory=lambda: ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
     )
     representative_samples: int = 100  # training images calibrating int8
     qat_epochs: int = 4  # tflite_int8_qat: quantization-aware fine-tuning epochs
-    qat_learning_rate: float = 3e-5
+    qat_learning_rate: float = 3e-5  # tflite_int8_qat: its fine-tuning learning rate
 
     def __post_init__(self) -> None:
         v = list(self.variants)

@@ -57,7 +57,7 @@ def check_folder(root: str | None) -> None:
 @dataclass
 class DatasetConfig:
     _target_: str = MISSING  # the loader: a function of this option returning an ImageDataset
-    image_size: int = MISSING
+    image_size: int = MISSING  # images are resized to image_size x image_size pixels
     seed: int = SI("${seed}")  # the split's and the shuffles' seed: the run's seed
 
     @property
@@ -77,7 +77,7 @@ class DigitsConfig(DatasetConfig):
 
     _target_: str = "pruneflow.steps.data.loaders.load_digits"
     image_size: int = 28
-    val_fraction: float = 0.3
+    val_fraction: float = 0.3  # the share of the images held out for validation
 
     def __post_init__(self) -> None:
         check_image(self.image_size, None, minimum=8)
@@ -97,15 +97,15 @@ class TfdsConfig(DatasetConfig):
     """A tensorflow-datasets dataset (downloaded on first use)."""
 
     _target_: str = "pruneflow.steps.data.loaders.load_tfds"
-    name: str = MISSING
-    channels: int = 3
+    name: str = MISSING  # the tensorflow-datasets name, e.g. mnist, svhn_cropped
+    channels: int = 3  # 1 (grayscale) or 3 (RGB)
     train_split: str = "train[:70%]"  # the paper's 70/30 split of the training split
-    val_split: str = "train[70%:]"
+    val_split: str = "train[70%:]"  # the validation split, in tfds's split syntax
     data_dir: str | None = None  # null: ~/tensorflow_datasets
-    download: bool = True
+    download: bool = True  # false: use only what data_dir already holds
     cache: bool = True  # keep decoded, resized training images in memory across epochs
     train_limit: int | None = None  # null: the whole split; N: the first N examples
-    val_limit: int | None = None
+    val_limit: int | None = None  # null: the whole split; N: the first N examples
 
     def __post_init__(self) -> None:
         check_image(self.image_size, self.channels)
@@ -129,11 +129,11 @@ class FolderConfig(DatasetConfig):
     """Your own images in ``root/<class>/*.{jpg,png,...}``."""
 
     _target_: str = "pruneflow.steps.data.loaders.load_folder"
-    root: str | None = None  # required
+    root: str | None = None  # required: the folder of <class>/<image> files
     image_size: int = 96
-    channels: int = 3
-    val_fraction: float = 0.3
-    cache: bool = True
+    channels: int = 3  # 1 (grayscale) or 3 (RGB)
+    val_fraction: float = 0.3  # the share of the images held out for validation
+    cache: bool = True  # keep decoded, resized training images in memory across epochs
 
     def __post_init__(self) -> None:
         check_folder(self.root)

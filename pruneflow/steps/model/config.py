@@ -51,7 +51,7 @@ def check_transfer(arch: str, input_size: int | None, dropout: float) -> None:
 @dataclass
 class BackboneConfig:
     _target_: str = MISSING  # the builder: f(option, input_shape, num_classes) -> model
-    dropout: float = 0.2
+    dropout: float = 0.2  # dropout before the classification layer
     # A model nested inside the classifier (a keras.applications base): tfmot's QAT refuses it.
     nests_a_model: ClassVar[bool] = False
 
@@ -65,8 +65,8 @@ class CNNConfig(BackboneConfig):
     """A small custom CNN like the paper's MNIST model."""
 
     _target_: str = "pruneflow.steps.model.build.build_cnn"
-    filters: list[int] = field(default_factory=lambda: [16, 32])
-    dense_units: int = 64
+    filters: list[int] = field(default_factory=lambda: [16, 32])  # one conv block per entry
+    dense_units: int = 64  # units of the dense layer before the classifier
     dropout: float = 0.25
 
     def __post_init__(self) -> None:
@@ -82,7 +82,7 @@ class TransferConfig(BackboneConfig):
     """A keras.applications base with its preprocessing and a new classification head."""
 
     _target_: str = "pruneflow.steps.model.build.build_transfer"
-    arch: str = MISSING
+    arch: str = MISSING  # the keras.applications base
     weights: str | None = "imagenet"  # imagenet | null (random init, offline) | a file path
     input_size: int | None = None  # null: the dataset's image size; else resized in the model
     nests_a_model: ClassVar[bool] = True

@@ -35,7 +35,7 @@ class PruneConfig:
     sparsity: float = 0.5  # target fraction of zero weights, [0, 1); 0 = no pruning
     schedule: str = "polynomial"  # polynomial (ramps 0 -> target while fine-tuning) | constant
     epochs: int = 3  # fine-tuning epochs with pruning
-    learning_rate: float = 1e-3
+    learning_rate: float = 1e-3  # the fine-tuning learning rate
     frequency: int = 10  # training steps between mask updates
     pattern: str = "unstructured"  # unstructured | 2:4 (two zeros in every block of four)
     layer_types: list[str] | None = None  # null: every prunable type; e.g. [Conv2D]

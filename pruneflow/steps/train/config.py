@@ -9,9 +9,9 @@ from pruneflow.errors import require
 
 @dataclass
 class TrainConfig:
-    epochs: int = 12
-    batch_size: int = 32
-    learning_rate: float = 1e-3
+    epochs: int = 12  # the baseline's training epochs
+    batch_size: int = 32  # images per step, in training and every fine-tuning
+    learning_rate: float = 1e-3  # the baseline's learning rate (Adam)
     frozen_epochs: int = 0  # transfer backbones: head-only epochs on a frozen base first
     fine_tune_learning_rate: float | None = None  # after the frozen phase; null: learning_rate
 
