@@ -413,6 +413,9 @@ def unnamed(page: str) -> list[str]:
 
 
 def main(argv: list[str]) -> int:
+    if len(argv) > 1 or (argv and argv[0].startswith("-")):
+        print("usage: python scripts/gen_docs.py [FOLDER]  (default: docs/reference)")
+        return 0 if argv[0] in ("-h", "--help") else 2
     from pruneflow.config import register
 
     register()
