@@ -7,6 +7,7 @@ naming the config key (``prune.sparsity=1.5 ...``). It is defined in the device 
 must stay one self-contained file, and re-exported here.
 """
 
+import math
 import sys
 from typing import Any, NoReturn
 
@@ -25,6 +26,12 @@ def require(ok: bool, name: str, value: Any, valid: str, *, required: bool = Fal
     """Raise :class:`ArgumentError` for argument ``name`` unless ``ok``."""
     if not ok:
         raise ArgumentError(name, value, valid, required=required)
+
+
+def positive(value: Any) -> bool:
+    """Whether ``value`` is a finite number > 0: ``inf`` passes ``> 0`` (a learning rate of
+    inf trains to NaN), ``nan`` fails every comparison; neither is a rate, a time or a size."""
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
 
 
 def one_line(exc: BaseException) -> str:
@@ -57,5 +64,6 @@ __all__ = [
     "PruneflowError",
     "exit_on_user_error",
     "one_line",
+    "positive",
     "require",
 ]

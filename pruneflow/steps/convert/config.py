@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pruneflow.errors import require
+from pruneflow.errors import positive, require
 from pruneflow.steps.convert.variants import QAT_VARIANTS, VARIANTS
 
 
@@ -37,8 +37,8 @@ class StageConfig:
                 self.qat_epochs,
                 "integers >= 1 (a quantization-aware model is untrained before its first epoch)",
             )
-            rate = self.qat_learning_rate
-            require(rate > 0, "qat_learning_rate", rate, "floats > 0")
+        rate = self.qat_learning_rate
+        require(positive(rate), "qat_learning_rate", rate, "finite floats > 0")
 
     @property
     def needs_qat(self) -> bool:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from omegaconf import MISSING, SI
 
 from pruneflow.errors import ArgumentError, require
+from pruneflow.steps.train.config import check_seed
 
 # What keras.utils.image_dataset_from_directory reads (dataset=folder).
 FOLDER_SUFFIXES = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
@@ -87,6 +88,7 @@ class DigitsConfig(DatasetConfig):
     val_fraction: float = 0.3
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         check_image(self.image_size, None, minimum=8)
         check_fraction(self.val_fraction)
 
@@ -115,6 +117,7 @@ class TfdsConfig(DatasetConfig):
     val_limit: int | None = None
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         check_image(self.image_size, self.channels)
         check_limit("train_limit", self.train_limit)
         check_limit("val_limit", self.val_limit)
@@ -136,6 +139,7 @@ class FolderConfig(DatasetConfig):
     cache: bool = True
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         check_folder(self.root)
         check_image(self.image_size, self.channels)
         check_fraction(self.val_fraction)
