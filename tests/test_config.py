@@ -411,6 +411,30 @@ TF_STARTUP = re.compile(r"WARNING: All log messages before absl::InitializeLog|[
         (["-m", "prune.learning_rate=1e-3,nan"], ["prune.learning_rate=nan is invalid"]),
         (["cluster.clusters=2"], ["cluster.clusters=2 is invalid with prune.sparsity=0.5"]),
         (["-m", "prune.sparsity=0,0.5", "cluster.clusters=2"], ["prune.sparsity=0.5: valid"]),
+        # the command line's own mistakes (issue #26): an interpolation that fails, a value
+        # Hydra's grammar cannot read unquoted, a word that is no command
+        (["prune.sparsity=${oc.env:HOME}"], ["prune.sparsity=${oc.env:HOME} is invalid: Val"]),
+        (
+            ["prune.sparsity=${oc.env:PRUNEFLOW_NOPE}"],
+            [
+                "prune.sparsity=${oc.env:PRUNEFLOW_NOPE} cannot be resolved: Environment "
+                "variable 'PRUNEFLOW_NOPE' not found"
+            ],
+        ),
+        (
+            ["-m", "seed=1,2", "tracking.experiment=${oc.env:PRUNEFLOW_NOPE}"],
+            ["in sweep job [seed=1 ", "tracking.experiment=${oc.env:PRUNEFLOW_NOPE} cannot be"],
+        ),
+        (
+            ["dataset.root=données"],
+            [
+                "cannot read the override 'dataset.root=données': 'é' cannot be in an unquoted "
+                "value; quote the value: \"dataset.root='données'\""
+            ],
+        ),
+        (["-m", "tracking.experiment=café"], ["quote the value: \"tracking.experiment='café'\""]),
+        (["reprot"], ["pruneflow: error: unknown command 'reprot'; did you mean 'report'?"]),
+        (["nope"], ["unknown command 'nope': the commands are report, compare, ui, device"]),
     ],
 )
 def test_cli_rejects_bad_input_before_any_work(tmp_path, folder_root, args, expect):

@@ -60,7 +60,9 @@ class SweepCallback(Callback):
         from hydra.core.global_hydra import GlobalHydra
 
         loader = GlobalHydra.instance().config_loader()
-        overrides = list(config.hydra.overrides.task)
+        # as typed, as Hydra reads them: an interpolation in one (`x=${oc.env:V}`) is the
+        # job's to resolve, and to refuse in one line when it cannot
+        overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
         # what the sweeper sweeps: its `params` (e.g. from a preset), then the command line
         params = OmegaConf.select(config, "hydra.sweeper.params") or {}
         swept_keys = [f"{k}={v}" for k, v in params.items()] + overrides
