@@ -188,6 +188,7 @@ BAD_VALUES = [
     ("benchmark.seed=-1", "benchmark.seed=-1", "[0, 4294967295]"),
     # tfmot's sparsity-preserving clustering (a pruned model) takes more than 2 clusters
     ("cluster.clusters=2", "cluster.clusters=2 is invalid with prune.sparsity=0.5", ">= 3"),
+    ("stage.variants=[]", "stage.variants=[]", "a non-empty list"),
 ]
 
 
@@ -435,6 +436,9 @@ TF_STARTUP = re.compile(r"WARNING: All log messages before absl::InitializeLog|[
         (["-m", "tracking.experiment=café"], ["quote the value: \"tracking.experiment='café'\""]),
         (["reprot"], ["pruneflow: error: unknown command 'reprot'; did you mean 'report'?"]),
         (["nope"], ["unknown command 'nope': the commands are report, compare, ui, device"]),
+        # empty work ended FINISHED, exit 0 (issue #26)
+        (["stage.variants=[]"], ["stage.variants=[] is invalid: valid values are a non-empty"]),
+        (["-m", "seed=range(0,0)"], ["the sweep has no job: seed=range(0,0) sweeps over no value"]),
     ],
 )
 def test_cli_rejects_bad_input_before_any_work(tmp_path, folder_root, args, expect):

@@ -22,7 +22,8 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         v = list(self.variants)
-        require(all(x in VARIANTS for x in v), "variants", v, f"a list drawn from {list(VARIANTS)}")
+        valid = f"a non-empty list drawn from {list(VARIANTS)}"  # none: a run with nothing to time
+        require(bool(v) and all(x in VARIANTS for x in v), "variants", v, valid)
         require(len(set(v)) == len(v), "variants", v, "a list without repeats")
         require(
             self.representative_samples >= 1,
