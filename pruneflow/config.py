@@ -183,16 +183,17 @@ def keys_under(prefix: str):
     except MissingMandatoryValue as exc:
         raise ConfigError(f"{exc.full_key} is required: it has no value") from None
     except (InterpolationResolutionError, GrammarParseError) as exc:
-        raise ConfigError(unresolved(exc, prefix.rstrip("."))) from None
+        raise ConfigError(_unresolved(exc, prefix.rstrip("."))) from None
 
 
-def unresolved(exc: InterpolationResolutionError | GrammarParseError, key: str) -> str:
+def _unresolved(exc: InterpolationResolutionError | GrammarParseError, key: str) -> str:
     """``prune.sparsity=${oc.env:NOPE} cannot be resolved: Environment variable 'NOPE' not
     found``: an interpolation that fails, in one line naming the key (OmegaConf's message
     spans four)."""
     key = exc.full_key or key
     raw = f"={exc.child_node._value()}" if exc.child_node is not None else ""
-    reason = str(exc.msg or exc).splitlines()[0] if str(exc.msg or exc) else type(exc).__name__
+    text = str(exc.msg or exc)
+    reason = text.splitlines()[0] if text else type(exc).__name__
     for wrapper in ("While dereferencing interpolation ", "raised while resolving interpolation: "):
         if wrapper in reason:  # the interpolation is said already; keep OmegaConf's reason
             reason = reason.split(wrapper, 1)[1].split(": ", 1)[-1].strip('"')
