@@ -25,20 +25,20 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, DictConfig, OmegaConf
-from omegaconf.errors import MissingMandatoryValue
+from omegaconf.errors import GrammarParseError, InterpolationResolutionError, MissingMandatoryValue
 
 from pruneflow.devices import config as devices
 from pruneflow.devices.config import DelegateConfig, DeviceConfig
 from pruneflow.errors import ArgumentError, ConfigError
 from pruneflow.steps.benchmark.config import BenchmarkConfig
-from pruneflow.steps.cluster.config import ClusterConfig
+from pruneflow.steps.cluster.config import ClusterConfig, least_clusters, preserves_sparsity
 from pruneflow.steps.convert.config import StageConfig
 from pruneflow.steps.data import config as data
 from pruneflow.steps.data.config import DatasetConfig
 from pruneflow.steps.model import config as model
 from pruneflow.steps.model.config import MIN_TRANSFER_INPUT, BackboneConfig, TransferConfig
 from pruneflow.steps.prune.config import PruneConfig
-from pruneflow.steps.train.config import TrainConfig
+from pruneflow.steps.train.config import TrainConfig, check_seed
 from pruneflow.study.config import PathsConfig, SearchConfig, TrackingConfig
 
 # Sections that say where things go (or what a search optimizes), not what is computed: not
@@ -80,6 +80,14 @@ class Config:
                 f"train.frozen_epochs={self.train.frozen_epochs} is invalid for "
                 f"backbone={self.backbone.label}: valid values are 0 (freezing needs a "
                 "pretrained base: backbone=mobilenetv2|vgg16|resnet50)"
+            )
+        least = least_clusters(preserves_sparsity(self.prune.sparsity))
+        if 0 < self.cluster.clusters < least:
+            raise ConfigError(
+                f"cluster.clusters={self.cluster.clusters} is invalid with "
+                f"prune.sparsity={self.prune.sparsity:g}: valid values are 0 (no clustering) or "
+                f"integers >= {least} (tfmot's sparsity-preserving clustering of a pruned model "
+                f"needs more than {least - 1}; >= {least_clusters(False)} with prune.sparsity=0)"
             )
         if isinstance(self.backbone, TransferConfig) and self.backbone.input_size is None:
             if self.dataset.image_size < MIN_TRANSFER_INPUT:
@@ -194,6 +202,23 @@ def keys_under(prefix: str):
         raise ConfigError(exc.describe(prefix)) from None
     except MissingMandatoryValue as exc:
         raise ConfigError(f"{exc.full_key} is required: it has no value") from None
+    except (InterpolationResolutionError, GrammarParseError) as exc:
+        raise ConfigError(_unresolved(exc, prefix.rstrip("."))) from None
+
+
+def _unresolved(exc: InterpolationResolutionError | GrammarParseError, key: str) -> str:
+    """``prune.sparsity=${oc.env:NOPE} cannot be resolved: Environment variable 'NOPE' not
+    found``: an interpolation that fails, in one line naming the key (OmegaConf's message
+    spans four)."""
+    key = exc.full_key or key
+    raw = f"={exc.child_node._value()}" if exc.child_node is not None else ""
+    text = str(exc.msg or exc)
+    reason = text.splitlines()[0] if text else type(exc).__name__
+    for wrapper in ("While dereferencing interpolation ", "raised while resolving interpolation: "):
+        if wrapper in reason:  # the interpolation is said already; keep OmegaConf's reason
+            reason = reason.split(wrapper, 1)[1].split(": ", 1)[-1].strip('"')
+    verb = "is invalid" if exc.value is not None else "cannot be resolved"
+    return f"{key}{raw} {verb}: {reason}"
 
 
 def check(cfg: DictConfig, choices: Mapping[str, Any] | None = None) -> Config:
@@ -202,10 +227,12 @@ def check(cfg: DictConfig, choices: Mapping[str, Any] | None = None) -> Config:
     the option chosen in each group (Hydra's ``hydra.runtime.choices``; read from the config's
     ``hydra`` node when it has one), for messages. Imports nothing heavy."""
     check_keys(cfg, OmegaConf.select(cfg, "hydra.runtime.choices") if choices is None else choices)
+    with keys_under(""):  # first: the sections' seeds are ${seed}; name the key that was set
+        check_seed(cfg.seed if "seed" in cfg else Config.seed)
     nodes: dict[str, Any] = {}
     for f in dataclasses.fields(Config):
-        node = cfg.get(f.name)
         with keys_under(f"{f.name}."):
+            node = cfg.get(f.name)
             if isinstance(node, DictConfig):
                 if OmegaConf.get_type(node) is dict:  # e.g. `dataset: {}` instead of an option
                     raise ConfigError(

@@ -7,6 +7,7 @@ naming the config key (``prune.sparsity=1.5 ...``). It is defined in the device 
 must stay one self-contained file, and re-exported here.
 """
 
+import math
 import sys
 from typing import Any, NoReturn
 
@@ -27,9 +28,18 @@ def require(ok: bool, name: str, value: Any, valid: str, *, required: bool = Fal
         raise ArgumentError(name, value, valid, required=required)
 
 
+def positive(value: Any) -> bool:
+    """Whether ``value`` is a finite number > 0: ``inf`` passes ``> 0`` (a learning rate of
+    inf trains to NaN), ``nan`` fails every comparison; neither is a rate, a time or a size."""
+    return isinstance(value, (int, float)) and math.isfinite(value) and value > 0
+
+
 def one_line(exc: BaseException) -> str:
     """An error as one line: Hydra's composition errors span several (the override, then
     OmegaConf's reason with its key and types; an unknown option, then the group's options)."""
+    override = getattr(exc, "override", None)  # hydra.errors.OverrideParseException
+    if isinstance(override, str):
+        return _unreadable(override, str(exc))
     lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
     head = lines[0] if lines else type(exc).__name__
     causes = str(exc.__cause__).splitlines() if exc.__cause__ is not None else []
@@ -42,6 +52,37 @@ def one_line(exc: BaseException) -> str:
         return f"{head}: valid options are {', '.join(options)}"
     text = " ".join(lines) or head
     return f"{text} ({why})" if why else text
+
+
+_LEXER = "LexerNoViableAltException: "
+
+
+def _unreadable(override: str, message: str) -> str:
+    """An override Hydra's grammar cannot read, in one line that says how to write it: an
+    unquoted value takes ASCII letters, digits and a few signs only (Hydra shows a caret
+    under the first other character); a quoted one, anything."""
+    key, eq, value = override.partition("=")
+    if not eq:
+        return f"cannot read the override {override!r}: it has no value; write {key}=<value>"
+    quoted = f"\"{key}='{value}'\"" if "'" not in value else f"'{key}=\"{value}\"'"
+    lines = message.splitlines()
+    if lines[0].startswith(_LEXER) and len(lines) > 1 and lines[1].endswith("^"):
+        at = len(lines[1]) - 1 - len(_LEXER)  # the caret's column in the override
+        if 0 <= at < len(override):
+            if at < len(key):
+                return (
+                    f"cannot read the override {override!r}: {override[at]!r} cannot be in a key "
+                    "(keys are ASCII letters, digits, _ and .)"
+                )
+            return (
+                f"cannot read the override {override!r}: {override[at]!r} cannot be in an "
+                f"unquoted value; quote the value: {quoted}"
+            )
+    why = lines[0].removeprefix(f"Error parsing override '{override}'").strip() or lines[-1]
+    return (
+        f"cannot read the override {override!r} ({why}): mind its brackets, or quote the "
+        f"value: {quoted}"
+    )
 
 
 def exit_on_user_error(message: str, status: int = 2) -> NoReturn:
@@ -57,5 +98,6 @@ __all__ = [
     "PruneflowError",
     "exit_on_user_error",
     "one_line",
+    "positive",
     "require",
 ]

@@ -161,6 +161,7 @@ def _stages(
 
     from pruneflow.steps.benchmark.benchmark import run_benchmark, write_images
     from pruneflow.steps.cluster.cluster import cluster_model
+    from pruneflow.steps.cluster.config import preserves_sparsity
     from pruneflow.steps.convert.convert import describe, export_models
     from pruneflow.steps.convert.variants import KERAS
     from pruneflow.steps.evaluate import predict
@@ -198,7 +199,7 @@ def _stages(
                 pruned.model,
                 data,
                 config.cluster,
-                preserve_sparsity=config.prune.sparsity > 0,  # sparsity-preserving clustering
+                preserve_sparsity=preserves_sparsity(config.prune.sparsity),
                 batch_size=config.train.batch_size,
                 seed=config.seed,
             )

@@ -181,7 +181,37 @@ BAD_VALUES = [
     ("backbone=vgg16 backbone.input_size=16", "backbone.input_size=16", ">= 32"),
     ("tracking.experiment=", "tracking.experiment=''", "non-empty"),
     ("tracking.dir=", "tracking.dir=''", "folder"),
+    # every seed is one numpy takes (scikit-learn's split failed on -1 after loading the data)
+    ("seed=-1", "seed=-1", "[0, 4294967295]"),
+    ("seed=4294967296", "seed=4294967296", "[0, 4294967295]"),
+    ("dataset.seed=-1", "dataset.seed=-1", "[0, 4294967295]"),
+    ("benchmark.seed=-1", "benchmark.seed=-1", "[0, 4294967295]"),
+    # tfmot's sparsity-preserving clustering (a pruned model) takes more than 2 clusters
+    ("cluster.clusters=2", "cluster.clusters=2 is invalid with prune.sparsity=0.5", ">= 3"),
+    ("stage.variants=[]", "stage.variants=[]", "a non-empty list"),
 ]
+
+
+def _float_keys() -> list[str]:
+    """Every float key of every schema (a device option with every key: ssh; QAT on)."""
+    typed = check(compose(["device=ssh", "device.host=h", "stage=qat"]))
+    return [
+        f"{section.name}.{f.name}"
+        for section in dataclasses.fields(typed)
+        if dataclasses.is_dataclass(node := getattr(typed, section.name))
+        for f in dataclasses.fields(node)
+        if "float" in str(f.type)
+    ]
+
+
+@pytest.mark.parametrize("key", _float_keys())
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan"])
+def test_no_float_key_takes_a_value_that_is_not_finite(key, value):
+    """`train.learning_rate=inf` passed `> 0` and trained to NaN, FINISHED (issue #26): no key
+    of any schema, today's or one added later, takes inf or nan."""
+    with pytest.raises(ConfigError) as err:
+        check(compose(["device=ssh", "device.host=h", "stage=qat", f"{key}={value}"]))
+    assert str(err.value).startswith(f"{key}={value} is invalid: valid values are ")
 
 
 @pytest.mark.parametrize("overrides,key,valid", BAD_VALUES)
@@ -374,6 +404,41 @@ TF_STARTUP = re.compile(r"WARNING: All log messages before absl::InitializeLog|[
             ["dataset.val_fraction=1.5", "(0, 1)"],
         ),
         (["-m", "stage=qat", "backbone=cnn,mobilenetv2"], ["tflite_int8_qat", "nests one"]),
+        # rules that used to fail after training, or never (issue #26): in a single run, and
+        # for every job of a sweep before job 0 trains
+        (["seed=-1"], ["seed=-1 is invalid: valid values are integers in [0, 4294967295]"]),
+        (["-m", "seed=1,-1"], ["in sweep job [seed=-1 ", "]: seed=-1 is invalid"]),
+        (["train.learning_rate=inf"], ["train.learning_rate=inf is invalid", "finite floats"]),
+        (["-m", "prune.learning_rate=1e-3,nan"], ["prune.learning_rate=nan is invalid"]),
+        (["cluster.clusters=2"], ["cluster.clusters=2 is invalid with prune.sparsity=0.5"]),
+        (["-m", "prune.sparsity=0,0.5", "cluster.clusters=2"], ["prune.sparsity=0.5: valid"]),
+        # the command line's own mistakes (issue #26): an interpolation that fails, a value
+        # Hydra's grammar cannot read unquoted, a word that is no command
+        (["prune.sparsity=${oc.env:HOME}"], ["prune.sparsity=${oc.env:HOME} is invalid: Val"]),
+        (
+            ["prune.sparsity=${oc.env:PRUNEFLOW_NOPE}"],
+            [
+                "prune.sparsity=${oc.env:PRUNEFLOW_NOPE} cannot be resolved: Environment "
+                "variable 'PRUNEFLOW_NOPE' not found"
+            ],
+        ),
+        (
+            ["-m", "seed=1,2", "tracking.experiment=${oc.env:PRUNEFLOW_NOPE}"],
+            ["in sweep job [seed=1 ", "tracking.experiment=${oc.env:PRUNEFLOW_NOPE} cannot be"],
+        ),
+        (
+            ["dataset.root=données"],
+            [
+                "cannot read the override 'dataset.root=données': 'é' cannot be in an unquoted "
+                "value; quote the value: \"dataset.root='données'\""
+            ],
+        ),
+        (["-m", "tracking.experiment=café"], ["quote the value: \"tracking.experiment='café'\""]),
+        (["reprot"], ["pruneflow: error: unknown command 'reprot'; did you mean 'report'?"]),
+        (["nope"], ["unknown command 'nope': the commands are report, compare, ui, device"]),
+        # empty work ended FINISHED, exit 0 (issue #26)
+        (["stage.variants=[]"], ["stage.variants=[] is invalid: valid values are a non-empty"]),
+        (["-m", "seed=range(0,0)"], ["the sweep has no job: seed=range(0,0) sweeps over no value"]),
     ],
 )
 def test_cli_rejects_bad_input_before_any_work(tmp_path, folder_root, args, expect):

@@ -71,6 +71,21 @@ def test_the_console_refuses_mismatched_directions_before_any_trial(tmp_path):
     assert not (tmp_path / "mlruns").exists() and not (tmp_path / "cache").exists()
 
 
+@pytest.mark.parametrize("trials", ["0", "-1"])
+def test_a_search_of_no_trial_is_refused_before_any_work(tmp_path, trials):
+    """`hydra.sweeper.n_trials=0` ran nothing and ended FINISHED, exit 0 (issue #26)."""
+    proc = run_cli(
+        ["-m", *SEARCH, *TINY, *outputs_to(tmp_path), f"hydra.sweeper.n_trials={trials}"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert proc.stderr.splitlines() == [
+        f"pruneflow: error: hydra.sweeper.n_trials={trials} is invalid: valid values are "
+        "integers >= 1 (the trials the search runs)"
+    ]
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "cache").exists()
+
+
 def test_a_search_is_a_study_with_its_front_and_run_again_it_trains_nothing(tmp_path):
     """`pruneflow -m +experiment=search hydra.sweeper.n_trials=3` (the console script): three
     nested trial runs under one parent, the front of the three objectives in pareto.csv and

@@ -1,5 +1,6 @@
 import json
 
+from helpers.cli import TINY, outputs_to, pruneflow_command, read_runs, run_cli
 from pruneflow.steps.train.train import cache_key, code_fingerprint, train_baseline
 
 
@@ -81,3 +82,88 @@ def test_on_a_terminal_a_fit_also_redraws_one_line_within_each_epoch(digits, mon
         assert f"\rcluster epoch {epoch}/2: batch 1/" in out
         assert f"\rcluster epoch {epoch}/2: validating\033[K" in out
     assert out.endswith("\r\033[K")  # nothing left of it
+
+
+def test_a_diverging_baseline_fails_naming_the_rate_and_is_never_cached(tmp_path, digits):
+    """A finite but huge learning rate trains the digits CNN to a loss of NaN (issue #26): the
+    run must fail saying so, not cache a model that predicts one class as every later job's
+    baseline. (Measured: the loss grows with the rate, 1.3 x rate after one epoch, finite up
+    to 1e35; 1e38 overflows float32 in the first steps.)"""
+    import pytest
+
+    from helpers.models import cnn
+    from pruneflow.steps.train.config import TrainConfig
+    from pruneflow.steps.train.train import TrainingDiverged
+
+    def build():
+        return cnn(digits.image_shape, digits.num_classes, filters=[4], dense_units=8)
+
+    with pytest.raises(TrainingDiverged) as err:
+        train_baseline(
+            digits,
+            build,
+            TrainConfig(epochs=1, batch_size=64, learning_rate=1e38),
+            seed=0,
+            cache_dir=tmp_path,
+            key_spec={"test": "diverges"},
+        )
+    message = str(err.value)
+    assert "training diverged (loss nan in epoch 1)" in message, message
+    assert "train.learning_rate=1e+38" in message and "nothing was cached" in message
+    assert "\n" not in message
+    # no entry, whole or partial: only the key's lock file
+    assert [
+        p.name for p in (tmp_path / "baselines").iterdir() if not p.name.endswith(".lock")
+    ] == []
+
+
+def test_a_cached_baseline_whose_loss_is_not_finite_is_trained_again(tmp_path, digits, caplog):
+    """An entry with a NaN loss (written by a version without the check, or edited) is not
+    reused: it is removed, said, and the baseline trained again."""
+    import logging
+
+    from helpers.models import cnn
+    from pruneflow.steps.train.config import TrainConfig
+
+    def build():
+        return cnn(digits.image_shape, digits.num_classes, filters=[4], dense_units=8)
+
+    kwargs = dict(
+        config=TrainConfig(epochs=1, batch_size=64),
+        seed=0,
+        cache_dir=tmp_path,
+        key_spec={"test": "nan entry"},
+    )
+    first = train_baseline(digits, build, **kwargs)
+    meta_path = first.model_path.parent / "meta.json"
+    meta = json.loads(meta_path.read_text())
+    meta["history"]["val_loss"] = [float("nan")]  # the model file (and its sha256) untouched
+    meta_path.write_text(json.dumps(meta))
+    caplog.set_level(logging.WARNING, logger="pruneflow")
+    again = train_baseline(digits, build, **kwargs)
+    assert not again.cache_hit and again.source == "trained"
+    assert "its training diverged (val_loss nan in epoch 1)" in caplog.text
+    assert all(v == v for v in json.loads(meta_path.read_text())["history"]["val_loss"])
+
+
+def test_the_console_script_fails_a_diverging_run_in_one_line_and_caches_nothing(tmp_path):
+    """`pruneflow train.learning_rate=1e38` trained to NaN and ended FINISHED, its baseline
+    cached for every later job of its key (issue #26)."""
+    proc = run_cli(
+        ["train.learning_rate=1e38", *TINY, *outputs_to(tmp_path)],
+        cwd=tmp_path,
+        timeout=300,
+        command=pruneflow_command(),
+    )
+    assert proc.returncode == 1, proc.stderr[-2000:]
+    assert "Traceback" not in proc.stderr
+    said = (
+        "pruneflow: error: the baseline's training diverged (loss nan in epoch 1) at "
+        "train.learning_rate=1e+38: nothing was cached; try a smaller train.learning_rate"
+    )
+    assert proc.stderr.strip().splitlines()[-1] == said, proc.stderr[-2000:]
+    _, (run,) = read_runs(tmp_path)
+    assert run.info.status == "FAILED"
+    assert run.data.tags["pruneflow.error.type"] == "TrainingDiverged"
+    assert "diverged" in run.data.tags["pruneflow.error.message"]
+    assert not list((tmp_path / "cache" / "baselines").glob("*/meta.json"))

@@ -10,12 +10,28 @@
 
 from __future__ import annotations
 
+import difflib
+import importlib
+import re
 import signal
 import sys
 
 from pruneflow.process import Interrupted
 
 INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C
+COMMANDS = ("report", "compare", "ui", "device")  # each pruneflow.cli.<command>.main(argv)
+
+
+def unknown_command(word: str) -> str:
+    """``unknown command 'reprot'; did you mean 'report'?``: a first argument that is neither a
+    command nor a ``key=value`` override (Hydra says ``missing EQUAL at '<EOF>'``)."""
+    near = difflib.get_close_matches(word, COMMANDS, n=1, cutoff=0.6)
+    if near:
+        return f"unknown command '{word}'; did you mean '{near[0]}'?"
+    return (
+        f"unknown command '{word}': the commands are {', '.join(COMMANDS)}; a run takes "
+        "key=value overrides (pruneflow --help)"
+    )
 
 
 def _terminate(signum, frame) -> None:
@@ -28,23 +44,14 @@ def cli() -> None:
     with its summary however it ends. ``pruneflow report ...``, ``pruneflow compare ...``,
     ``pruneflow ui ...`` and ``pruneflow device check|setup ...`` are subcommands; everything
     else is Hydra's command line."""
-    command = sys.argv[1:2]
-    if command == ["report"]:
-        from pruneflow.cli.report import main as report
+    command = sys.argv[1] if len(sys.argv) > 1 else ""
+    if command in COMMANDS:
+        module = importlib.import_module(f"{__name__}.{command}")
+        raise SystemExit(module.main(sys.argv[2:]))
+    if re.fullmatch(r"[A-Za-z][\w-]*", command):  # a word, not key=value: no override
+        from pruneflow.errors import exit_on_user_error
 
-        raise SystemExit(report(sys.argv[2:]))
-    if command == ["compare"]:
-        from pruneflow.cli.compare import main as compare
-
-        raise SystemExit(compare(sys.argv[2:]))
-    if command == ["ui"]:
-        from pruneflow.cli.ui import main as ui
-
-        raise SystemExit(ui(sys.argv[2:]))
-    if command == ["device"]:
-        from pruneflow.cli.device import main as device
-
-        raise SystemExit(device(sys.argv[2:]))
+        exit_on_user_error(unknown_command(command))
     from pruneflow.cli.main import check_swept_group_keys, config_errors_exit_2, main
     from pruneflow.study.sweep import end_open_sweeps
 

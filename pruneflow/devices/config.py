@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 from omegaconf import MISSING
 
 from pruneflow.devices.runner import check_delegate
-from pruneflow.errors import require
+from pruneflow.errors import positive, require
 
 DEFAULT_VENV = "~/.pruneflow/venv"  # on the device: made by `pruneflow device setup`
 
@@ -30,14 +30,15 @@ class DeviceConfig:
 
     def __post_init__(self) -> None:
         require(bool(self.name), "name", self.name, "a non-empty label")
-        require(self.timeout_s > 0, "timeout_s", self.timeout_s, "seconds > 0")
+        require(positive(self.timeout_s), "timeout_s", self.timeout_s, "finite seconds > 0")
         require(
-            self.cooldown_c is None or self.cooldown_c > 0,
+            self.cooldown_c is None or positive(self.cooldown_c),
             "cooldown_c",
             self.cooldown_c,
-            "null (do not wait) or degrees Celsius > 0",
+            "null (do not wait) or finite degrees Celsius > 0",
         )
-        require(self.cooldown_max_s > 0, "cooldown_max_s", self.cooldown_max_s, "seconds > 0")
+        max_s = self.cooldown_max_s
+        require(positive(max_s), "cooldown_max_s", max_s, "finite seconds > 0")
 
 
 @dataclass
@@ -82,7 +83,10 @@ class SSHDeviceConfig(DeviceConfig):
         )
         require(1 <= self.port <= 65535, "port", self.port, "integers in [1, 65535]")
         require(
-            self.connect_timeout_s > 0, "connect_timeout_s", self.connect_timeout_s, "seconds > 0"
+            positive(self.connect_timeout_s),
+            "connect_timeout_s",
+            self.connect_timeout_s,
+            "finite seconds > 0",
         )
 
 

@@ -3,7 +3,8 @@ the preset ``+experiment=search``) is a study like any other (one parent run, a 
 trial, resume, the summary and the report), and its jobs return what Optuna optimizes.
 
 - :func:`check`: ``search.objectives`` (metric names a job logs) and the sweeper's
-  ``direction`` list, one line before any trial when they do not fit together;
+  ``direction`` list, one line before any trial when they do not fit together; and
+  :func:`check_trials`, a search of at least one trial;
 - :func:`trial_result`: a trial's return value, the objectives' values in its metrics (a
   trial resumed from its FINISHED run returns that run's metrics, so a finished search run
   again retrains nothing); a failed trial returns None, which the sweeper tells Optuna as a
@@ -101,6 +102,17 @@ def check(objectives: Sequence[str], wanted: Sequence[str], variants: Sequence[s
             )
             hint = f"; did you mean {' or '.join(near)}?" if near else ""
             raise ConfigError(f"search.objectives has {name}, which no job logs{why}{hint}")
+
+
+def check_trials(sweeper) -> None:
+    """:class:`ConfigError` (one line) unless the sweeper's ``n_trials`` is at least 1: a
+    search of no trial ran nothing and ended FINISHED."""
+    n = sweeper.get("n_trials")
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ConfigError(
+            f"hydra.sweeper.n_trials={n} is invalid: valid values are integers >= 1 (the "
+            "trials the search runs)"
+        )
 
 
 def objective_values(metrics: Mapping[str, float], objectives: Sequence[str]) -> list[float]:

@@ -60,11 +60,19 @@ class SweepCallback(Callback):
         from hydra.core.global_hydra import GlobalHydra
 
         loader = GlobalHydra.instance().config_loader()
-        overrides = list(config.hydra.overrides.task)
+        # as typed, as Hydra reads them: an interpolation in one (`x=${oc.env:V}`) is the
+        # job's to resolve, and to refuse in one line when it cannot
+        overrides = OmegaConf.to_container(config.hydra.overrides.task, resolve=False)
         # what the sweeper sweeps: its `params` (e.g. from a preset), then the command line
         params = OmegaConf.select(config, "hydra.sweeper.params") or {}
         swept_keys = [f"{k}={v}" for k, v in params.items()] + overrides
         name, started = time.strftime("sweep-%Y-%m-%d-%H-%M-%S"), time.time()
+        sweeper = OmegaConf.select(config, "hydra.sweeper")
+        if search.is_search(sweeper):  # a search of no trial: said before its jobs are listed
+            try:
+                search.check_trials(sweeper)
+            except ConfigError as exc:
+                exit_on_user_error(str(exc))
         stores: dict[tuple[str, str], str] = {}
         needs: set[tuple[str, str, str]] = set()  # (uri, tracking.dir, paths.cache_dir)
         jobs, rounds = [], 0
@@ -80,10 +88,12 @@ class SweepCallback(Callback):
             needs.add((uri, str(t.dir), str(cfg.paths.cache_dir)))
             jobs.append(Job(num, job, cfg.job_key, uri, t.experiment))
             rounds = max(rounds, t.compare_rounds)
+        if not jobs and listed_ahead(swept_keys):  # no work, yet it would end FINISHED
+            empty = [o for o in swept_keys if not sweep_jobs([o], loader)]
+            exit_on_user_error(f"the sweep has no job: {' '.join(empty)} sweeps over no value")
         # its folder only now: naming it makes it (conf/config.yaml), for a sweep that runs
         sweep = Sweep(name, str(config.hydra.sweep.dir), started, overrides)
         sweep.compare_rounds = rounds
-        sweeper = OmegaConf.select(config, "hydra.sweeper")
         if search.is_search(sweeper):  # objectives against directions, before any trial
             wanted = search.directions(sweeper)
             try:

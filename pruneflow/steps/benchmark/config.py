@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pruneflow.devices.runner import check_protocol
 from pruneflow.errors import require
 from pruneflow.stats import MIN_TIMES
+from pruneflow.steps.train.config import check_seed
 
 KERAS_WHERE = ("auto", "device", "host", "off")  # where the Keras model is timed
 
@@ -30,6 +31,7 @@ class BenchmarkConfig:
             "more)",
         )
         check_protocol(self.warmup, self.repeats)
+        check_seed(self.seed)
         require(
             self.keras in KERAS_WHERE,
             "keras",

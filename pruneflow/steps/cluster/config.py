@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pruneflow.errors import require
+from pruneflow.errors import positive, require
 from pruneflow.steps.prune.config import PRUNABLE_LAYER_TYPES
 
 # tfmot's centroid initialisations (tfmot.clustering.keras.CentroidInitialization), by the
@@ -19,11 +19,23 @@ INITS = ("kmeans_plus_plus", "linear", "density_based", "random")
 CLUSTERABLE_LAYER_TYPES = PRUNABLE_LAYER_TYPES | {"Conv1DTranspose"}
 
 
+def preserves_sparsity(sparsity: float) -> bool:
+    """Whether clustering a model pruned to ``sparsity`` keeps its zeros (tfmot's
+    sparsity-preserving clustering): whenever it was pruned."""
+    return sparsity > 0
+
+
+def least_clusters(preserve_sparsity: bool) -> int:
+    """The fewest clusters tfmot 0.8.1 takes (``ClusterWeights``: ``number_of_clusters`` must
+    be greater than 2 with ``preserve_sparsity``, else greater than 1)."""
+    return 3 if preserve_sparsity else 2
+
+
 @dataclass
 class ClusterConfig:
     # centroids per weight tensor: each clustered kernel keeps at most this many distinct
     # values (and pruning's zeros, which clustering preserves when the model was pruned)
-    clusters: int = 0  # 0 = off; else >= 2
+    clusters: int = 0  # 0 = off; else >= 2, and >= 3 on a pruned model (least_clusters)
     init: str = "kmeans_plus_plus"  # kmeans_plus_plus | linear | density_based | random
     epochs: int = 2  # fine-tuning epochs of the clustered model (its centroids are trained)
     learning_rate: float = 1e-4  # the clustered model's fine-tuning learning rate
@@ -34,14 +46,16 @@ class ClusterConfig:
     def __post_init__(self) -> None:
         k = self.clusters
         require(
-            isinstance(k, int) and (k == 0 or k >= 2),
+            isinstance(k, int) and (k == 0 or k >= least_clusters(False)),
             "clusters",
             k,
-            "0 (no clustering) or integers >= 2",
+            f"0 (no clustering) or integers >= {least_clusters(False)} (>= "
+            f"{least_clusters(True)} on a pruned model)",
         )
         require(self.init in INITS, "init", self.init, str(list(INITS)))
         require(self.epochs >= 0, "epochs", self.epochs, "integers >= 0")
-        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "floats > 0")
+        rate = self.learning_rate
+        require(positive(rate), "learning_rate", rate, "finite floats > 0")
         types = list(self.layer_types or ())
         unknown = sorted(set(types) - CLUSTERABLE_LAYER_TYPES)
         require(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from pruneflow.errors import require
+from pruneflow.errors import positive, require
 from pruneflow.steps.convert.variants import QAT_VARIANTS, VARIANTS
 
 
@@ -23,7 +23,8 @@ class StageConfig:
 
     def __post_init__(self) -> None:
         v = list(self.variants)
-        require(all(x in VARIANTS for x in v), "variants", v, f"a list drawn from {list(VARIANTS)}")
+        valid = f"a non-empty list drawn from {list(VARIANTS)}"  # none: a run with nothing to time
+        require(bool(v) and all(x in VARIANTS for x in v), "variants", v, valid)
         require(len(set(v)) == len(v), "variants", v, "a list without repeats")
         require(
             self.representative_samples >= 1,
@@ -38,8 +39,8 @@ class StageConfig:
                 self.qat_epochs,
                 "integers >= 1 (a quantization-aware model is untrained before its first epoch)",
             )
-            rate = self.qat_learning_rate
-            require(rate > 0, "qat_learning_rate", rate, "floats > 0")
+        rate = self.qat_learning_rate
+        require(positive(rate), "qat_learning_rate", rate, "finite floats > 0")
 
     @property
     def needs_qat(self) -> bool:

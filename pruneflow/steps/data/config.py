@@ -13,6 +13,7 @@ from omegaconf import MISSING, SI
 
 from pruneflow.errors import ArgumentError, require
 from pruneflow.steps.data import folder
+from pruneflow.steps.train.config import check_seed
 
 TFDS_DATA_DIR = "~/tensorflow_datasets"  # where tfds keeps prepared datasets by default
 
@@ -80,6 +81,7 @@ class DigitsConfig(DatasetConfig):
     val_fraction: float = 0.3  # the share of the images held out for validation
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         check_image(self.image_size, None, minimum=8)
         check_fraction(self.val_fraction)
 
@@ -108,6 +110,7 @@ class TfdsConfig(DatasetConfig):
     val_limit: int | None = None  # null: the whole split; N: the first N examples
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         check_image(self.image_size, self.channels)
         check_limit("train_limit", self.train_limit)
         check_limit("val_limit", self.val_limit)
@@ -136,6 +139,7 @@ class FolderConfig(DatasetConfig):
     cache: bool = True  # keep decoded, resized training images in memory across epochs
 
     def __post_init__(self) -> None:
+        check_seed(self.seed)
         check_folder(self.root)
         check_image(self.image_size, self.channels)
         check_fraction(self.val_fraction)

@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-from pruneflow.errors import require
+from pruneflow.errors import positive, require
 from pruneflow.steps.prune.channels import CHANNEL_DISTRIBUTIONS, CHANNEL_SCHEDULES, CRITERIA
 from pruneflow.steps.prune.distributions import DISTRIBUTIONS
 
@@ -105,7 +105,8 @@ class PruneConfig:
             self.channel_schedule,
             str(list(CHANNEL_SCHEDULES)),
         )
-        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "floats > 0")
+        rate = self.learning_rate
+        require(positive(rate), "learning_rate", rate, "finite floats > 0")
         require(self.frequency >= 1, "frequency", self.frequency, "integers >= 1")
         require(self.pattern in PATTERNS, "pattern", self.pattern, str(list(PATTERNS)))
         if self.pattern == "2:4":

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from pruneflow.errors import require
+from pruneflow.errors import positive, require
+
+# The seeds numpy takes (keras.utils.set_random_seed seeds numpy, Python and TensorFlow with
+# it; scikit-learn's split takes the same): every seed of a job, checked before any work.
+MAX_SEED = 2**32 - 1
+
+
+def check_seed(seed: int) -> None:
+    valid = f"integers in [0, {MAX_SEED}]"
+    require(isinstance(seed, int) and 0 <= seed <= MAX_SEED, "seed", seed, valid)
 
 
 @dataclass
@@ -18,11 +27,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         require(self.epochs >= 1, "epochs", self.epochs, "integers >= 1")
         require(self.batch_size >= 1, "batch_size", self.batch_size, "integers >= 1")
-        require(self.learning_rate > 0, "learning_rate", self.learning_rate, "floats > 0")
+        rate = self.learning_rate
+        require(positive(rate), "learning_rate", rate, "finite floats > 0")
         require(self.frozen_epochs >= 0, "frozen_epochs", self.frozen_epochs, "integers >= 0")
         require(
-            self.fine_tune_learning_rate is None or self.fine_tune_learning_rate > 0,
+            self.fine_tune_learning_rate is None or positive(self.fine_tune_learning_rate),
             "fine_tune_learning_rate",
             self.fine_tune_learning_rate,
-            "null (learning_rate) or floats > 0",
+            "null (learning_rate) or finite floats > 0",
         )

@@ -10,6 +10,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import tempfile
@@ -18,7 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pruneflow import __version__
-from pruneflow.errors import require
+from pruneflow.errors import PruneflowError, require
 from pruneflow.files import locked
 from pruneflow.steps.data.loaders import ImageDataset
 from pruneflow.steps.evaluate import keras_accuracy
@@ -125,6 +126,21 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+class TrainingDiverged(PruneflowError):
+    """The baseline's loss became inf or NaN: nothing is cached; the message names the rate."""
+
+
+def diverged(history: dict[str, list[float]]) -> str | None:
+    """``loss nan in epoch 2``: the first loss (training or validation) in ``history`` that is
+    not finite; None when every one is. A model trained to NaN predicts one class: it is no
+    baseline, and caching it would hand it to every later job of its key."""
+    for key in ("loss", "val_loss"):
+        for epoch, value in enumerate(history.get(key, []), 1):
+            if not math.isfinite(value):
+                return f"{key} {value} in epoch {epoch}"
+    return None
+
+
 class CorruptEntry(Exception):
     """A cache entry whose files are not whole (it has been removed); the message says why."""
 
@@ -132,8 +148,8 @@ class CorruptEntry(Exception):
 def read_entry(entry: Path) -> dict | None:
     """The metadata of cache entry ``entry`` if its model file is whole (its sha256 matches the
     one written beside it); None if there is no entry. A corrupt entry (truncated, edited, from
-    a version without checksums) is removed and raises :class:`CorruptEntry` saying why: what
-    happens next is the caller's to say."""
+    a version without checksums, a model trained to a loss of NaN) is removed and raises
+    :class:`CorruptEntry` saying why: what happens next is the caller's to say."""
     meta_path, model_path = entry / META_FILE, entry / MODEL_FILE
     if not meta_path.exists() and not model_path.exists():
         return None
@@ -143,9 +159,11 @@ def read_entry(entry: Path) -> dict | None:
             why = f"{MODEL_FILE} is missing"
         elif meta.get("sha256") != _sha256(model_path):
             why = f"{MODEL_FILE} does not match the sha256 in {META_FILE}"
+        elif diverged(meta.get("history", {})):
+            why = f"its training diverged ({diverged(meta['history'])})"
         else:
             return meta
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         why = f"{META_FILE} cannot be read: {exc}"
     shutil.rmtree(entry, ignore_errors=True)
     raise CorruptEntry(why)
@@ -171,7 +189,8 @@ def train_baseline(
     (local or the store's) is removed and said; a store's corrupt run is marked FAILED once the
     retrained baseline is stored in its place. Jobs of this machine that need the same
     baseline at once wait for one trainer (a file lock). Entries are written atomically (a
-    crashed run leaves no half-written entry).
+    crashed run leaves no half-written entry). A training whose loss is not finite raises
+    :class:`TrainingDiverged` and caches nothing.
 
     With ``frozen_epochs``, the backbone's pretrained base is frozen for that many epochs of
     head training, then everything trains for ``epochs`` at ``fine_tune_learning_rate``.
@@ -238,6 +257,15 @@ def train_baseline(
             seed=seed + 1,
         )
         history = {k: history.get(k, []) + tuned.get(k, []) for k in {*history, *tuned}}
+        bad = diverged(history)
+        if bad is not None:
+            rates = f"learning_rate={learning_rate:g}"
+            if config.fine_tune_learning_rate is not None and frozen_epochs > 0:
+                rates += f" (fine_tune_learning_rate={config.fine_tune_learning_rate:g})"
+            raise TrainingDiverged(
+                f"the baseline's training diverged ({bad}) at train.{rates}: nothing was "
+                "cached; try a smaller train.learning_rate"
+            )
         accuracy = keras_accuracy(model, data.x_val, data.y_val)
 
         entry.parent.mkdir(parents=True, exist_ok=True)
