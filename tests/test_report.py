@@ -8,6 +8,7 @@ import math
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -114,6 +115,33 @@ def test_all_filter_and_a_named_sweep_select_runs(swept, tmp_path):
         proc = run_cli(["report", *args, "--out", str(out)], cwd=tmp)
         assert proc.returncode == 0, proc.stderr
         assert len(pd.read_csv(out / RUNS_CSV)) == rows, args
+
+
+def test_a_run_pruneflow_did_not_make_is_skipped_and_counted(swept, tmp_path):
+    """A run logged by plain MLflow into the experiment (no pruneflow tags, no variants):
+    `report --all` and `compare` skip it, say so in one line, and report pruneflow's runs
+    (the report's summary table crashed with a TypeError)."""
+    tmp, _ = swept
+    (tmp_path / "mlruns").mkdir()  # a copy of the sweep's store: the module's stays as it was
+    shutil.copy(tmp / "mlruns" / "mlflow.db", tmp_path / "mlruns" / "mlflow.db")
+    plain = (
+        "import mlflow; mlflow.set_experiment('pruneflow')\n"
+        "with mlflow.start_run(): mlflow.log_metric('x', 1)"
+    )
+    env = {**clean_env(), "MLFLOW_TRACKING_URI": store_uri(tmp_path)}
+    made = subprocess.run(
+        [sys.executable, "-c", plain], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    said = "skipped 1 run that pruneflow did not make"
+    proc = run_cli(["report", "--all", "--out", str(tmp_path / "all")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert sum(said in line for line in proc.stdout.splitlines()) == 1, proc.stdout
+    assert len(pd.read_csv(tmp_path / "all" / RUNS_CSV)) == 10  # the sweep's 2 runs x 5
+    proc = run_cli(["report", "--filter", "metrics.x = 1"], cwd=tmp_path)  # it alone
+    assert proc.returncode == 1 and said in proc.stderr and "no runs to report" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 @pytest.mark.parametrize(
@@ -359,6 +387,7 @@ def _log_run(
     tags = {
         results.MODEL_TAG: model,
         results.PARENT_TAG: parent_id,
+        results.MADE_BY_TAG: "0.0.test",  # a run pruneflow made (a report skips others)
         results.kernels_tag("tflite_int8"): "xnnpack",
     }
     run = client.create_run(experiment_id, tags=tags, run_name=name)

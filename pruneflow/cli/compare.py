@@ -71,6 +71,7 @@ def main(argv: list[str]) -> int:
     from pruneflow.devices.base import DeviceError
     from pruneflow.study.compare import CompareError, compare, lines, plan
     from pruneflow.study.report import ReportError, select
+    from pruneflow.study.report.selection import skipped_line
 
     uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
     try:
@@ -85,6 +86,8 @@ def main(argv: list[str]) -> int:
                 f"the MLflow store {uri.split('@')[-1]} cannot be read: {first} "
                 "(pass --tracking-uri)"
             ) from None
+        if selection.foreign:
+            print(skipped_line(selection.foreign), flush=True)
         out = args.out
         if out is None:
             client = tracking.store_client(uri)

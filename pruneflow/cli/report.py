@@ -21,6 +21,7 @@ from pruneflow.study.report import (
 from pruneflow.study.report.budget import BadBudget, parse_budget, pick_within, within_line
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.registry import register
+from pruneflow.study.report.selection import skipped_line
 from pruneflow.study.report.tables import (
     best_line,
     best_variant,
@@ -84,6 +85,8 @@ def main(argv: list[str]) -> int:
     try:
         tracking.check_server(uri, fix="pass --tracking-uri")
         selection = select(uri, args.experiment, args.sweep, args.all, args.filter)
+        if selection.foreign:
+            print(skipped_line(selection.foreign), flush=True)
         name = selection.title.split(" ")[1] if selection.parent_id else args.experiment
         out = args.out or Path("reports") / name
         table = report_table(selection)
