@@ -575,3 +575,31 @@ def test_two_sweeps_started_together_get_a_folder_each_under_joblib_and_submitit
         found[sparsity] = log
     assert sorted(found) == sorted(launchers)
     assert "s0.6" not in found["0.3"] and "s0.3" not in found["0.6"]
+
+
+def test_two_sweeps_of_the_same_jobs_started_together_share_the_work(tmp_path):
+    """Two sweeps of the same two jobs started in the same second in one folder (one store,
+    one cache): each job is trained once in all (the other sweep waits for its run, then
+    skips it), both exit 0, and the parents have distinct names, each its folder's."""
+    from mlflow.tracking import MlflowClient
+
+    argv = ["-m", "prune.sparsity=0.3,0.6", *TINY, "tracking.dir=mlruns", "paths.cache_dir=cache"]
+    cwd, procs = started_in_one_second([argv, argv], tmp_path, "multirun")
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=store_uri(cwd))
+    experiment_id = client.get_experiment_by_name("pruneflow").experiment_id
+    runs = client.search_runs([experiment_id], max_results=100)
+    jobs = [r for r in runs if results.SWEEP_TAG not in r.data.tags]
+    finished = sorted(r.data.params["prune.sparsity"] for r in jobs if r.info.status == "FINISHED")
+    assert finished == ["0.3", "0.6"], [(r.info.run_name, r.info.status) for r in jobs]
+    assert len(jobs) == 2  # a run withdrawn beside an older one is deleted, not left behind
+    parents = [r for r in runs if results.SWEEP_TAG in r.data.tags]
+    assert [p.info.status for p in parents] == ["FINISHED", "FINISHED"]
+    names = {p.data.tags[results.SWEEP_TAG] for p in parents}
+    folders = sorted((cwd / "multirun").glob("*/*"))
+    assert names == {f"sweep-{f.parent.name}-{f.name}" for f in folders}, (names, folders)
+    assert len(names) == 2
+    said = "".join(p.stdout + p.stderr for p in procs)
+    assert "of this config is running in process" in said  # the one that waited said so
+    assert said.count(" SKIPPED ") >= 2  # its summary: both jobs skipped
