@@ -86,6 +86,7 @@ def test_compare_on_a_sweep_through_the_console_script(swept, tmp_path):
     _, (parent,) = read_runs(tmp, parents=True)
     proc = compare_cli(tmp, "--rounds", str(ROUNDS), "--tracking-uri", store_uri(tmp))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr == "", proc.stderr  # no TensorFlow start-up lines on the console
     folder = tmp / "multirun" / results.REPORT_DIR
     table = pd.read_csv(folder / results.COMPARE_CSV)
     check_table(table, runs, ROUNDS)

@@ -174,6 +174,58 @@ def test_an_out_that_is_a_file_is_one_line_naming_out(swept, tmp_path, out):
     assert (tmp_path / "taken.md").read_text() == "mine\n"
 
 
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_ctrl_c_is_one_line_and_status_130(tmp_path, command):
+    """A real SIGINT to the console script while it waits on a tracking server that accepted
+    the connection and never answers (a real listening socket: the test knows the command
+    is inside its work, no sleep): one line, exit 130, not a KeyboardInterrupt traceback."""
+    import signal
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.settimeout(120)
+        uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+        proc = subprocess.Popen(
+            [*pruneflow_command(), command, "--tracking-uri", uri],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            conn, _ = server.accept()  # it asks the server: now it is inside its work
+            with conn:
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip() == "pruneflow: interrupted", err
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_an_out_that_cannot_be_made_is_one_line_before_the_store(tmp_path, command):
+    """`--out` on a read-only file system (a real read-only tmpfs; we run as root, so a
+    mode would not stop us): exit 2, one line naming the path, before the store is read
+    (there is none here: reading it would say so and exit 1)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)])
+    if mounted.returncode != 0:
+        pytest.skip("this machine cannot mount a tmpfs (not root?)")
+    try:
+        out = ro / "report"
+        proc = run_cli([command, "--out", str(out)], cwd=tmp_path, command=pruneflow_command())
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"pruneflow {command}: error: --out={out} is not a writable")
+    assert "Read-only file system" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
 def test_no_store_here_is_one_line(tmp_path):
     proc = run_cli(["report"], cwd=tmp_path)
     assert proc.returncode == 1 and "no MLflow store at" in proc.stderr, proc.stderr

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import signal
 import sys
+from typing import NoReturn
 
 from pruneflow.process import Interrupted
 
@@ -22,6 +23,26 @@ def _terminate(signum, frame) -> None:
     raise Interrupted(f"terminated by {signal.Signals(signum).name}")
 
 
+_SUBCOMMANDS = ("report", "compare", "ui", "device")  # each a module of this package: main(argv)
+
+
+def _interrupted() -> NoReturn:
+    """Ctrl-C (or SIGTERM where it is turned into one): one line, the shell's status 130."""
+    print("pruneflow: interrupted", file=sys.stderr)
+    raise SystemExit(INTERRUPTED) from None
+
+
+def _subcommand(name: str, argv: list[str]) -> NoReturn:
+    """``pruneflow NAME ARGV``: its ``main``'s status; Ctrl-C at any point (its imports
+    included) is :func:`_interrupted`'s line, not a traceback."""
+    import importlib
+
+    try:
+        raise SystemExit(importlib.import_module(f"pruneflow.cli.{name}").main(argv))
+    except KeyboardInterrupt:
+        _interrupted()
+
+
 def cli() -> None:
     """The console script and ``python -m pruneflow``: Ctrl-C or SIGTERM prints one line and
     exits 130, with the interrupted run (and a sweep's parent run) marked KILLED; a sweep ends
@@ -29,22 +50,8 @@ def cli() -> None:
     ``pruneflow ui ...`` and ``pruneflow device check|setup ...`` are subcommands; everything
     else is Hydra's command line."""
     command = sys.argv[1:2]
-    if command == ["report"]:
-        from pruneflow.cli.report import main as report
-
-        raise SystemExit(report(sys.argv[2:]))
-    if command == ["compare"]:
-        from pruneflow.cli.compare import main as compare
-
-        raise SystemExit(compare(sys.argv[2:]))
-    if command == ["ui"]:
-        from pruneflow.cli.ui import main as ui
-
-        raise SystemExit(ui(sys.argv[2:]))
-    if command == ["device"]:
-        from pruneflow.cli.device import main as device
-
-        raise SystemExit(device(sys.argv[2:]))
+    if command and command[0] in _SUBCOMMANDS:
+        _subcommand(command[0], sys.argv[2:])
     from pruneflow.cli.main import check_swept_group_keys, config_errors_exit_2, main
     from pruneflow.study.sweep import end_open_sweeps
 
@@ -55,7 +62,6 @@ def cli() -> None:
             main()
     except KeyboardInterrupt:
         end_open_sweeps(interrupted=True)
-        print("pruneflow: interrupted", file=sys.stderr)
-        raise SystemExit(INTERRUPTED) from None
+        _interrupted()
     finally:
         end_open_sweeps(interrupted=False)  # a failed sweep (Hydra exits); no-op otherwise

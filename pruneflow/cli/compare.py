@@ -8,7 +8,8 @@ import sys
 from pathlib import Path
 
 from pruneflow import results
-from pruneflow.errors import PruneflowError
+from pruneflow.errors import ConfigError, PruneflowError
+from pruneflow.process import stderr_held
 from pruneflow.study import tracking
 from pruneflow.study.config import MIN_ROUNDS
 
@@ -68,6 +69,10 @@ def main(argv: list[str]) -> int:
         if taken is not None and not taken.is_dir():
             what = "is a file" if taken == args.out else f"is inside a file ({taken})"
             return _fail(f"--out {args.out} {what}: valid values are a folder, existing or new", 2)
+        try:  # a folder it cannot make or write in (permission, a read-only file system)
+            tracking.check_folder("--out", args.out)
+        except ConfigError as exc:
+            return _fail(str(exc), 2)
     from pruneflow.devices.base import DeviceError
     from pruneflow.study.compare import CompareError, compare, lines, plan
     from pruneflow.study.report import ReportError, select
@@ -106,9 +111,10 @@ def main(argv: list[str]) -> int:
             f"{sum(len(g.models) for g in the_plan.groups)} models, {args.rounds} rounds",
             flush=True,
         )
-        table, paths = compare(
-            the_plan, out, args.rounds, args.seed, lambda line: print(line, flush=True)
-        )
+        with stderr_held():  # TensorFlow's start-up lines, the converter's: off the console
+            table, paths = compare(
+                the_plan, out, args.rounds, args.seed, lambda line: print(line, flush=True)
+            )
     except (ReportError, CompareError, tracking.TrackingError, DeviceError, PruneflowError) as exc:
         return _fail(str(exc), 1)
     print(lines(table, the_plan.settings))

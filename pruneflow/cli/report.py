@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pruneflow.errors import ConfigError
 from pruneflow.study import tracking
 from pruneflow.study.report import (
     DEFAULT_TOLERANCE,
@@ -77,6 +78,10 @@ def main(argv: list[str]) -> int:
             return _bad_argument(
                 f"--out {args.out} {what}: valid values are a folder, existing or new"
             )
+        try:  # a folder it cannot make or write in (permission, a read-only file system)
+            tracking.check_folder("--out", args.out)
+        except ConfigError as exc:
+            return _bad_argument(str(exc))
     try:  # before the store is read, and its metric names before anything is written
         budget = parse_budget(args.budget) if args.budget is not None else None
     except BadBudget as exc:
