@@ -262,6 +262,38 @@ def test_ui_on_a_port_in_use_is_one_line_saying_so(swept):
     assert proc.stdout == ""
 
 
+def test_ui_on_another_host_than_loopback_warns_in_one_line(swept):
+    """`--host 0.0.0.0`: MLflow's UI, which has no authentication, open to other machines:
+    one warning line before it starts (the real UI, stopped by its process group)."""
+    import os
+    import signal
+
+    tmp, _ = swept
+    port = free_port()
+    proc = subprocess.Popen(
+        [*pruneflow_command(), "ui", "--host", "0.0.0.0", "--port", str(port)],
+        cwd=tmp,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the UI's server and its workers: one group to stop
+    )
+    try:
+        started = proc.stdout.readline()
+        warning = proc.stderr.readline()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert started.startswith("MLflow UI for "), started
+    assert warning.startswith(
+        "pruneflow ui: warning: --host 0.0.0.0 lets other machines reach MLflow's UI, which "
+        f"has no authentication: whoever reaches port {port} can read"
+    ), warning
+    quiet = run_cli(["ui", "--port", "99999"], cwd=tmp)  # loopback: no warning (a bad port)
+    assert "warning" not in quiet.stderr
+
+
 def _table(rows):
     cols = ["model", "variant", "target_sparsity", "accuracy", "baseline_accuracy"]
     return pd.DataFrame([dict(zip(cols, r, strict=True)) for r in rows])

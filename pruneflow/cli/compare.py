@@ -11,7 +11,7 @@ from pruneflow import results
 from pruneflow.errors import ConfigError, PruneflowError
 from pruneflow.process import stderr_held
 from pruneflow.study import tracking
-from pruneflow.study.config import MIN_ROUNDS
+from pruneflow.study.config import MAX_ROUNDS, MIN_ROUNDS, ROUNDS_RANGE
 
 PROG = "pruneflow compare"
 
@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
         "--rounds",
         type=int,
         default=DEFAULT_ROUNDS,
-        help=f"rounds, each timing every model once (>= {MIN_ROUNDS}; default {DEFAULT_ROUNDS})",
+        help=f"rounds, each timing every model once ({ROUNDS_RANGE}; default {DEFAULT_ROUNDS})",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="of the rounds' orders")
     parser.add_argument(
@@ -58,10 +58,10 @@ def main(argv: list[str]) -> int:
         help="default: the sweep's folder's report/ (needed when that folder is gone)",
     )
     args = parser.parse_args(argv)
-    if args.rounds < MIN_ROUNDS:
+    if not MIN_ROUNDS <= args.rounds <= MAX_ROUNDS:
         return _fail(
-            f"--rounds {args.rounds} is invalid: valid values are integers >= {MIN_ROUNDS} "
-            "(a paired interval over the rounds needs two)",
+            f"--rounds {args.rounds} is invalid: valid values are {ROUNDS_RANGE} "
+            f"(a paired interval over the rounds needs {MIN_ROUNDS})",
             2,
         )
     if args.out is not None:  # before the store is read: a file there would stop mkdir
@@ -75,6 +75,7 @@ def main(argv: list[str]) -> int:
             return _fail(str(exc), 2)
     from pruneflow.devices.base import DeviceError
     from pruneflow.study.compare import CompareError, compare, lines, plan
+    from pruneflow.study.compare.plan import estimate_line
     from pruneflow.study.report import ReportError, select
     from pruneflow.study.report.selection import skipped_line
 
@@ -108,7 +109,8 @@ def main(argv: list[str]) -> int:
         the_plan = plan(selection)
         print(
             f"compare: {selection.title}: "
-            f"{sum(len(g.models) for g in the_plan.groups)} models, {args.rounds} rounds",
+            f"{sum(len(g.models) for g in the_plan.groups)} models, {args.rounds} rounds; "
+            f"{estimate_line(the_plan, selection.runs, args.rounds)}",
             flush=True,
         )
         with stderr_held():  # TensorFlow's start-up lines, the converter's: off the console
