@@ -198,7 +198,10 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     _, (killed,) = read_runs(tmp_path, parents=True)
     assert [r.info.status for r in runs] == ["FINISHED", "KILLED"]
     assert killed.info.status == "KILLED"
-    assert "KILLED" in (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
+    summary = (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
+    assert "KILLED" in summary
+    (not_run,) = [line for line in summary.splitlines() if " NOT RUN " in line]  # job 3
+    assert not_run.split(" NOT RUN ")[1].split() == ["-", "never", "started"], not_run
 
     again = run_cli(args, cwd=tmp_path, command=pruneflow_command())
     assert again.returncode == 0, again.stderr[-3000:]
