@@ -94,7 +94,7 @@ def test_compare_on_a_sweep_through_the_console_script(swept, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stderr == "", proc.stderr  # no TensorFlow start-up lines on the console
     # the time it will take, said before it starts (from the p50s the runs logged)
-    assert "3 rounds; timing alone about " in proc.stdout, proc.stdout[:500]
+    assert "3 rounds; timing alone " in proc.stdout, proc.stdout[:500]
     folder = tmp / "multirun" / results.REPORT_DIR
     table = pd.read_csv(folder / results.COMPARE_CSV)
     check_table(table, runs, ROUNDS)

@@ -290,7 +290,8 @@ def estimate_line(the_plan: Plan, runs, rounds: int) -> str:
     seconds = estimate_s(the_plan, runs, rounds)
     if seconds is None:
         return "no time estimate (the runs logged no p50)"
+    about = f"about {duration(seconds)}" if seconds >= 1 else "under 1 s"
     return (
-        f"timing alone about {duration(seconds)} (rounds x models x images x the p50 per image "
-        "each run logged; converting and cool-downs come on top)"
+        f"timing alone {about} (rounds x models x images x the p50 per image each run logged; "
+        "converting and cool-downs come on top)"
     )
