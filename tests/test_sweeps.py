@@ -606,3 +606,34 @@ def test_two_sweeps_of_the_same_jobs_started_together_share_the_work(tmp_path):
     said = "".join(p.stdout + p.stderr for p in procs)
     assert "of this config is running in process" in said  # the one that waited said so
     assert said.count(" SKIPPED ") >= 2  # its summary: both jobs skipped
+    assert said.count("/report/report.md") == 2  # and both reported their sweep
+
+
+def test_a_run_of_another_host_is_waited_on_until_it_is_too_old(tmp_path):
+    """A RUNNING run of the same job key and code made on another machine (a shared store):
+    this host cannot see its process, so it is waited on while it is younger than
+    claims.OTHER_HOST_WAIT_S, then no longer (a machine that died leaves it RUNNING)."""
+    from mlflow.tracking import MlflowClient
+
+    from pruneflow.study import claims
+
+    uri = store_uri(tmp_path)
+    experiment_id = tracking.prepare_store(uri, "pruneflow", tmp_path / "mlruns")
+    client = MlflowClient(tracking_uri=uri)
+    tags = {
+        results.JOB_KEY_TAG: "k1",
+        results.CODE_TAG: "c1",
+        results.HOST_TAG: "another-machine",
+        results.PID_TAG: "1",
+    }
+    now_ms = int(time.time() * 1000)
+    old = client.create_run(
+        experiment_id, tags=tags, start_time=now_ms - int(claims.OTHER_HOST_WAIT_S * 1000) - 1
+    )
+    assert claims.first_ahead(client, experiment_id, "k1", "c1") is None  # too old
+    young = client.create_run(experiment_id, tags=tags, start_time=now_ms)
+    ahead = claims.first_ahead(client, experiment_id, "k1", "c1")
+    assert ahead is not None and ahead.info.run_id == young.info.run_id
+    assert claims.first_ahead(client, experiment_id, "k1", "other code") is None
+    for run in (old, young):
+        client.set_terminated(run.info.run_id, "KILLED")
