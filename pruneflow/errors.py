@@ -85,6 +85,19 @@ def _unreadable(override: str, message: str) -> str:
     )
 
 
+def clip(text: str, limit: int) -> str:
+    """``text``'s first line, at most ``limit`` characters: cut at the last space before the
+    limit (``...`` marks the cut), never inside a word; a single word longer than the limit
+    is cut at it."""
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    line = lines[0] if lines else ""
+    if len(line) <= limit:
+        return line
+    head = line[: max(limit - 4, 1)]
+    cut = head.rstrip().rfind(" ")
+    return (head[:cut] if cut > 0 else head).rstrip(" ,;:(") + " ..."
+
+
 def exit_on_user_error(message: str, status: int = 2) -> NoReturn:
     """Print a mistake the user can fix the way a command-line tool does, ``pruneflow: error:
     ...`` in one line, and exit with ``status`` (2: a bad value or argument)."""
@@ -96,6 +109,7 @@ __all__ = [
     "ArgumentError",
     "ConfigError",
     "PruneflowError",
+    "clip",
     "exit_on_user_error",
     "one_line",
     "positive",

@@ -23,7 +23,7 @@ from pruneflow import results
 from pruneflow.config import Config, check, instantiate, keys_under, plain_numbers, without_targets
 from pruneflow.process import Termination, job_log
 from pruneflow.steps import import_libraries
-from pruneflow.study import baselines, provenance, tracking
+from pruneflow.study import baselines, claims, provenance, tracking
 from pruneflow.study.jobs import JobContext
 from pruneflow.study.summary import headline
 
@@ -46,8 +46,21 @@ def run(
     ``cfg.paths.output_dir``, else the current folder), the baseline under
     ``cfg.paths.cache_dir``, and one MLflow run to the configured store, nested under the
     sweep's parent run when ``job`` (a sweep's job) says so.
+
+    With ``tracking.resume``, a run of the same config being made by another process (a
+    concurrent sweep of the same jobs) is waited for, then skipped as finished or run here
+    if it failed (:mod:`pruneflow.study.claims`).
     """
     config = check(cfg) if isinstance(cfg, DictConfig) else cfg
+    while True:
+        try:
+            return _run(config, output_dir, job)
+        except claims.Behind as behind:  # its run started beside an older one: wait for that
+            t = config.tracking
+            tracking.store_client(tracking.resolve_uri(t.uri, t.dir)).delete_run(behind.run_id)
+
+
+def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
     t = config.tracking
     uri = tracking.resolve_uri(t.uri, t.dir)
     # writable folders, an answering server: one line each, before any work or run
@@ -69,7 +82,7 @@ def run(
         code = provenance.code_version()
         replaces = None
         if t.resume:
-            done = tracking.finished_run(uri, experiment_id, config.job_key, code)
+            done = claims.wait_for_others(uri, experiment_id, config.job_key, code, label)
             if done is not None:
                 log.info(
                     "%s skipped (finished run %s has this config; tracking.resume=false runs "
@@ -97,6 +110,8 @@ def run(
         }
         parent = job.parent_run_id if job else None
         with tracking.start_run(uri, t.experiment, t.dir, config.run_name, tags, parent) as tr:
+            if t.resume:  # one started together with this one: the older goes on
+                claims.check_first(tr.client, experiment_id, config.job_key, code, tr.run_id)
 
             def record(rec: results.Record) -> dict[str, float]:
                 tr.log(rec)

@@ -78,12 +78,15 @@ def stderr_to(fd: int) -> Iterator[None]:
 @contextlib.contextmanager
 def stderr_held() -> Iterator[None]:
     """Standard error (file descriptor 2) held back while the block runs, outside any job's log
-    (TensorFlow's C++ start-up lines on a sweep's console): written out only if the block
-    fails, so that what went wrong is still said."""
+    (TensorFlow's C++ start-up lines on a sweep's console, or on ``pruneflow compare``'s):
+    written out only if the block fails, so that what went wrong is still said (not when it
+    is interrupted: Ctrl-C says one line)."""
     with tempfile.TemporaryFile() as held:
         try:
             with stderr_to(held.fileno()):
                 yield
+        except KeyboardInterrupt:
+            raise
         except BaseException:
             held.seek(0)
             sys.stderr.write(held.read().decode(errors="replace"))

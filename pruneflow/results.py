@@ -117,6 +117,9 @@ DATASET_TAG, BACKBONE_TAG = "dataset", "backbone"
 MODEL_TAG = "model"  # what reports group by: tracking.model, else <dataset>-<backbone>
 JOB_KEY_TAG = "pruneflow.job_key"  # identity of the work (config minus paths and tracking)
 VERSION_TAG, PID_TAG, HOST_TAG = "pruneflow.version", "pruneflow.pid", "host"
+# What tells a run pruneflow made (a job's, from its creation: start_tags; a sweep's parent) from
+# one logged into the same experiment by plain MLflow or another tool: reports skip the latter.
+MADE_BY_TAG = VERSION_TAG
 # The code that made a run (a hash of the package: study.provenance.code_version); a job is resumed
 # only from a run of the same code. REPLACES_TAG: on a run made again because the FINISHED run of
 # its config came from other code, that run's id.

@@ -19,7 +19,13 @@ from pruneflow import results
 from pruneflow.config import check, from_settings
 from pruneflow.stats import ratio_interval
 from pruneflow.study.compare import COLUMNS, ROUND_COLUMNS, TAIL
-from pruneflow.study.config import COMPARE_ROUNDS_KEY, MIN_ROUNDS, TrackingConfig
+from pruneflow.study.config import (
+    COMPARE_ROUNDS_KEY,
+    MAX_ROUNDS,
+    MIN_ROUNDS,
+    ROUNDS_RANGE,
+    TrackingConfig,
+)
 
 SWEEP = ("prune.sparsity=0.5,0.9", "delegate.threads=1,2", "stage=int8")
 VARIANTS = ["tflite_fp32", "tflite_int8"]
@@ -86,6 +92,9 @@ def test_compare_on_a_sweep_through_the_console_script(swept, tmp_path):
     _, (parent,) = read_runs(tmp, parents=True)
     proc = compare_cli(tmp, "--rounds", str(ROUNDS), "--tracking-uri", store_uri(tmp))
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stderr == "", proc.stderr  # no TensorFlow start-up lines on the console
+    # the time it will take, said before it starts (from the p50s the runs logged)
+    assert "3 rounds; timing alone " in proc.stdout, proc.stdout[:500]
     folder = tmp / "multirun" / results.REPORT_DIR
     table = pd.read_csv(folder / results.COMPARE_CSV)
     check_table(table, runs, ROUNDS)
@@ -120,6 +129,7 @@ def test_compare_on_a_sweep_through_the_console_script(swept, tmp_path):
         (["--rounds", "0"], f"--rounds 0 is invalid: valid values are integers >= {MIN_ROUNDS}", 2),
         (["--rounds", "1"], f"--rounds 1 is invalid: valid values are integers >= {MIN_ROUNDS}", 2),
         (["--rounds", "abc"], "argument --rounds: invalid int value: 'abc'", 2),
+        (["--rounds", "1001"], f"--rounds 1001 is invalid: valid values are {ROUNDS_RANGE}", 2),
         (["--sweep", "0123456789abcdef"], "no run '0123456789abcdef'", 1),
         (["--experiment", "nope"], "no experiment 'nope'", 1),
         (["--tracking-uri", "http://127.0.0.1:{port}"], "does not answer", 1),
@@ -174,7 +184,7 @@ def test_compare_rounds_is_checked_and_not_in_the_job_key(tmp_path):
     assert proc.stderr.startswith("pruneflow: error: in sweep job [")
     assert proc.stderr.strip().endswith(
         f"{COMPARE_ROUNDS_KEY}=1 is invalid: valid values are 0 (off) or integers >= "
-        f"{MIN_ROUNDS} (a paired interval needs {MIN_ROUNDS} rounds)"
+        f"{MIN_ROUNDS} and <= {MAX_ROUNDS} (a paired interval needs {MIN_ROUNDS} rounds)"
     )
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert not (tmp_path / "mlruns").exists() or not read_runs(tmp_path)[1]

@@ -74,6 +74,16 @@ def test_offline_tfds_download_fails_fast_with_what_to_do(tmp_path):
     message = str(err.value)
     assert "needs a download" in message and "dataset.data_dir" in message
     assert "tfds build mnist" in message
+    assert "\n" not in message  # one line
+    # tfds's own error, cut at a word's end (it was cut mid-word: `NewConne`)
+    said = message.split(f"{type(err.value.__cause__).__name__}: ", 1)[1]
+    said = said.split("; it needs a download", 1)[0]
+    whole = next(line.strip() for line in str(err.value.__cause__).splitlines() if line.strip())
+    if said.endswith(" ..."):
+        kept = said[: -len(" ...")]
+        assert whole.startswith(kept) and whole[len(kept)] in " ,;:(", (kept, whole)
+    else:
+        assert said == whole
     with pytest.raises(DatasetUnavailable, match="dataset.download=false"):
         load_tfds(
             TfdsConfig(

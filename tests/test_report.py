@@ -8,6 +8,7 @@ import math
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -117,6 +118,33 @@ def test_all_filter_and_a_named_sweep_select_runs(swept, tmp_path):
         assert len(pd.read_csv(out / RUNS_CSV)) == rows, args
 
 
+def test_a_run_pruneflow_did_not_make_is_skipped_and_counted(swept, tmp_path):
+    """A run logged by plain MLflow into the experiment (no pruneflow tags, no variants):
+    `report --all` and `compare` skip it, say so in one line, and report pruneflow's runs
+    (the report's summary table crashed with a TypeError)."""
+    tmp, _ = swept
+    (tmp_path / "mlruns").mkdir()  # a copy of the sweep's store: the module's stays as it was
+    shutil.copy(tmp / "mlruns" / "mlflow.db", tmp_path / "mlruns" / "mlflow.db")
+    plain = (
+        "import mlflow; mlflow.set_experiment('pruneflow')\n"
+        "with mlflow.start_run(): mlflow.log_metric('x', 1)"
+    )
+    env = {**clean_env(), "MLFLOW_TRACKING_URI": store_uri(tmp_path)}
+    made = subprocess.run(
+        [sys.executable, "-c", plain], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert made.returncode == 0, made.stderr[-2000:]
+    said = "skipped 1 run that pruneflow did not make"
+    proc = run_cli(["report", "--all", "--out", str(tmp_path / "all")], cwd=tmp_path)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "Traceback" not in proc.stderr
+    assert sum(said in line for line in proc.stdout.splitlines()) == 1, proc.stdout
+    assert len(pd.read_csv(tmp_path / "all" / RUNS_CSV)) == 10  # the sweep's 2 runs x 5
+    proc = run_cli(["report", "--filter", "metrics.x = 1"], cwd=tmp_path)  # it alone
+    assert proc.returncode == 1 and said in proc.stderr and "no runs to report" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
+
+
 @pytest.mark.parametrize(
     "args, message",
     [
@@ -145,6 +173,58 @@ def test_an_out_that_is_a_file_is_one_line_naming_out(swept, tmp_path, out):
     assert "valid values are a folder" in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert (tmp_path / "taken.md").read_text() == "mine\n"
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_ctrl_c_is_one_line_and_status_130(tmp_path, command):
+    """A real SIGINT to the console script while it waits on a tracking server that accepted
+    the connection and never answers (a real listening socket: the test knows the command
+    is inside its work, no sleep): one line, exit 130, not a KeyboardInterrupt traceback."""
+    import signal
+
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(8)
+        server.settimeout(120)
+        uri = f"http://127.0.0.1:{server.getsockname()[1]}"
+        proc = subprocess.Popen(
+            [*pruneflow_command(), command, "--tracking-uri", uri],
+            cwd=tmp_path,
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            conn, _ = server.accept()  # it asks the server: now it is inside its work
+            with conn:
+                proc.send_signal(signal.SIGINT)
+                out, err = proc.communicate(timeout=120)
+        finally:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert err.strip() == "pruneflow: interrupted", err
+
+
+@pytest.mark.parametrize("command", ["report", "compare"])
+def test_an_out_that_cannot_be_made_is_one_line_before_the_store(tmp_path, command):
+    """`--out` on a read-only file system (a real read-only tmpfs; we run as root, so a
+    mode would not stop us): exit 2, one line naming the path, before the store is read
+    (there is none here: reading it would say so and exit 1)."""
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "ro,size=1m", "tmpfs", str(ro)])
+    if mounted.returncode != 0:
+        pytest.skip("this machine cannot mount a tmpfs (not root?)")
+    try:
+        out = ro / "report"
+        proc = run_cli([command, "--out", str(out)], cwd=tmp_path, command=pruneflow_command())
+    finally:
+        subprocess.run(["umount", str(ro)], check=True)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith(f"pruneflow {command}: error: --out={out} is not a writable")
+    assert "Read-only file system" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
 
 
 def test_no_store_here_is_one_line(tmp_path):
@@ -181,6 +261,38 @@ def test_ui_on_a_port_in_use_is_one_line_saying_so(swept):
     assert proc.stderr.startswith(f"pruneflow ui: error: port {port} is in use on 127.0.0.1")
     assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr
     assert proc.stdout == ""
+
+
+def test_ui_on_another_host_than_loopback_warns_in_one_line(swept):
+    """`--host 0.0.0.0`: MLflow's UI, which has no authentication, open to other machines:
+    one warning line before it starts (the real UI, stopped by its process group)."""
+    import os
+    import signal
+
+    tmp, _ = swept
+    port = free_port()
+    proc = subprocess.Popen(
+        [*pruneflow_command(), "ui", "--host", "0.0.0.0", "--port", str(port)],
+        cwd=tmp,
+        env=clean_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # the UI's server and its workers: one group to stop
+    )
+    try:
+        started = proc.stdout.readline()
+        warning = proc.stderr.readline()
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.communicate(timeout=60)
+    assert started.startswith("MLflow UI for "), started
+    assert warning.startswith(
+        "pruneflow ui: warning: --host 0.0.0.0 lets other machines reach MLflow's UI, which "
+        f"has no authentication: whoever reaches port {port} can read"
+    ), warning
+    quiet = run_cli(["ui", "--port", "99999"], cwd=tmp)  # loopback: no warning (a bad port)
+    assert "warning" not in quiet.stderr
 
 
 def _table(rows):
@@ -360,6 +472,7 @@ def _log_run(
     tags = {
         results.MODEL_TAG: model,
         results.PARENT_TAG: parent_id,
+        results.MADE_BY_TAG: "0.0.test",  # a run pruneflow made (a report skips others)
         results.kernels_tag("tflite_int8"): "xnnpack",
     }
     run = client.create_run(experiment_id, tags=tags, run_name=name)

@@ -97,6 +97,7 @@ def test_two_runs_started_together_on_an_empty_folder_both_finish(tmp_path):
                 *TINY,
                 f"tracking.dir={cwd / 'mlruns'}",
                 f"paths.cache_dir={cwd / f'cache{n}'}",  # each its own: only the store races
+                "tracking.resume=false",  # both run (one config: the second would wait)
                 f"hydra.run.dir={cwd / f'run{n}'}",
             ]
             for n in range(2)

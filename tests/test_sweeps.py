@@ -199,7 +199,10 @@ def test_a_killed_sweep_resumes_where_it_stopped(tmp_path):
     _, (killed,) = read_runs(tmp_path, parents=True)
     assert [r.info.status for r in runs] == ["FINISHED", "KILLED"]
     assert killed.info.status == "KILLED"
-    assert "KILLED" in (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
+    summary = (tmp_path / "multirun" / results.SUMMARY_FILE).read_text()
+    assert "KILLED" in summary
+    (not_run,) = [line for line in summary.splitlines() if " NOT RUN " in line]  # job 3
+    assert not_run.split(" NOT RUN ")[1].split() == ["-", "never", "started"], not_run
 
     again = run_cli(args, cwd=tmp_path, command=pruneflow_command())
     assert again.returncode == 0, again.stderr[-3000:]
@@ -576,3 +579,62 @@ def test_two_sweeps_started_together_get_a_folder_each_under_joblib_and_submitit
         found[sparsity] = log
     assert sorted(found) == sorted(launchers)
     assert "s0.6" not in found["0.3"] and "s0.3" not in found["0.6"]
+
+
+def test_two_sweeps_of_the_same_jobs_started_together_share_the_work(tmp_path):
+    """Two sweeps of the same two jobs started in the same second in one folder (one store,
+    one cache): each job is trained once in all (the other sweep waits for its run, then
+    skips it), both exit 0, and the parents have distinct names, each its folder's."""
+    from mlflow.tracking import MlflowClient
+
+    argv = ["-m", "prune.sparsity=0.3,0.6", *TINY, "tracking.dir=mlruns", "paths.cache_dir=cache"]
+    cwd, procs = started_in_one_second([argv, argv], tmp_path, "multirun")
+    for proc in procs:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=store_uri(cwd))
+    experiment_id = client.get_experiment_by_name("pruneflow").experiment_id
+    runs = client.search_runs([experiment_id], max_results=100)
+    jobs = [r for r in runs if results.SWEEP_TAG not in r.data.tags]
+    finished = sorted(r.data.params["prune.sparsity"] for r in jobs if r.info.status == "FINISHED")
+    assert finished == ["0.3", "0.6"], [(r.info.run_name, r.info.status) for r in jobs]
+    assert len(jobs) == 2  # a run withdrawn beside an older one is deleted, not left behind
+    parents = [r for r in runs if results.SWEEP_TAG in r.data.tags]
+    assert [p.info.status for p in parents] == ["FINISHED", "FINISHED"]
+    names = {p.data.tags[results.SWEEP_TAG] for p in parents}
+    folders = sorted((cwd / "multirun").glob("*/*"))
+    assert names == {f"sweep-{f.parent.name}-{f.name}" for f in folders}, (names, folders)
+    assert len(names) == 2
+    said = "".join(p.stdout + p.stderr for p in procs)
+    assert "of this config is running in process" in said  # the one that waited said so
+    assert said.count(" SKIPPED ") >= 2  # its summary: both jobs skipped
+    assert said.count("/report/report.md") == 2  # and both reported their sweep
+
+
+def test_a_run_of_another_host_is_waited_on_until_it_is_too_old(tmp_path):
+    """A RUNNING run of the same job key and code made on another machine (a shared store):
+    this host cannot see its process, so it is waited on while it is younger than
+    claims.OTHER_HOST_WAIT_S, then no longer (a machine that died leaves it RUNNING)."""
+    from mlflow.tracking import MlflowClient
+
+    from pruneflow.study import claims
+
+    uri = store_uri(tmp_path)
+    experiment_id = tracking.prepare_store(uri, "pruneflow", tmp_path / "mlruns")
+    client = MlflowClient(tracking_uri=uri)
+    tags = {
+        results.JOB_KEY_TAG: "k1",
+        results.CODE_TAG: "c1",
+        results.HOST_TAG: "another-machine",
+        results.PID_TAG: "1",
+    }
+    now_ms = int(time.time() * 1000)
+    old = client.create_run(
+        experiment_id, tags=tags, start_time=now_ms - int(claims.OTHER_HOST_WAIT_S * 1000) - 1
+    )
+    assert claims.first_ahead(client, experiment_id, "k1", "c1") is None  # too old
+    young = client.create_run(experiment_id, tags=tags, start_time=now_ms)
+    ahead = claims.first_ahead(client, experiment_id, "k1", "c1")
+    assert ahead is not None and ahead.info.run_id == young.info.run_id
+    assert claims.first_ahead(client, experiment_id, "k1", "other code") is None
+    for run in (old, young):
+        client.set_terminated(run.info.run_id, "KILLED")

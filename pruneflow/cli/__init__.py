@@ -15,6 +15,7 @@ import importlib
 import re
 import signal
 import sys
+from typing import NoReturn
 
 from pruneflow.process import Interrupted
 
@@ -38,6 +39,21 @@ def _terminate(signum, frame) -> None:
     raise Interrupted(f"terminated by {signal.Signals(signum).name}")
 
 
+def _interrupted() -> NoReturn:
+    """Ctrl-C (or SIGTERM where it is turned into one): one line, the shell's status 130."""
+    print("pruneflow: interrupted", file=sys.stderr)
+    raise SystemExit(INTERRUPTED) from None
+
+
+def _subcommand(name: str, argv: list[str]) -> NoReturn:
+    """``pruneflow NAME ARGV``: its ``main``'s status; Ctrl-C at any point (its imports
+    included) is :func:`_interrupted`'s line, not a traceback."""
+    try:
+        raise SystemExit(importlib.import_module(f"{__name__}.{name}").main(argv))
+    except KeyboardInterrupt:
+        _interrupted()
+
+
 def cli() -> None:
     """The console script and ``python -m pruneflow``: Ctrl-C or SIGTERM prints one line and
     exits 130, with the interrupted run (and a sweep's parent run) marked KILLED; a sweep ends
@@ -46,8 +62,7 @@ def cli() -> None:
     else is Hydra's command line."""
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command in COMMANDS:
-        module = importlib.import_module(f"{__name__}.{command}")
-        raise SystemExit(module.main(sys.argv[2:]))
+        _subcommand(command, sys.argv[2:])
     if re.fullmatch(r"[A-Za-z][\w-]*", command):  # a word, not key=value: no override
         from pruneflow.errors import exit_on_user_error
 
@@ -62,7 +77,6 @@ def cli() -> None:
             main()
     except KeyboardInterrupt:
         end_open_sweeps(interrupted=True)
-        print("pruneflow: interrupted", file=sys.stderr)
-        raise SystemExit(INTERRUPTED) from None
+        _interrupted()
     finally:
         end_open_sweeps(interrupted=False)  # a failed sweep (Hydra exits); no-op otherwise

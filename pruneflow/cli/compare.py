@@ -8,9 +8,10 @@ import sys
 from pathlib import Path
 
 from pruneflow import results
-from pruneflow.errors import PruneflowError
+from pruneflow.errors import ConfigError, PruneflowError
+from pruneflow.process import stderr_held
 from pruneflow.study import tracking
-from pruneflow.study.config import MIN_ROUNDS
+from pruneflow.study.config import MAX_ROUNDS, MIN_ROUNDS, ROUNDS_RANGE
 
 PROG = "pruneflow compare"
 
@@ -48,7 +49,7 @@ def main(argv: list[str]) -> int:
         "--rounds",
         type=int,
         default=DEFAULT_ROUNDS,
-        help=f"rounds, each timing every model once (>= {MIN_ROUNDS}; default {DEFAULT_ROUNDS})",
+        help=f"rounds, each timing every model once ({ROUNDS_RANGE}; default {DEFAULT_ROUNDS})",
     )
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="of the rounds' orders")
     parser.add_argument(
@@ -57,10 +58,10 @@ def main(argv: list[str]) -> int:
         help="default: the sweep's folder's report/ (needed when that folder is gone)",
     )
     args = parser.parse_args(argv)
-    if args.rounds < MIN_ROUNDS:
+    if not MIN_ROUNDS <= args.rounds <= MAX_ROUNDS:
         return _fail(
-            f"--rounds {args.rounds} is invalid: valid values are integers >= {MIN_ROUNDS} "
-            "(a paired interval over the rounds needs two)",
+            f"--rounds {args.rounds} is invalid: valid values are {ROUNDS_RANGE} "
+            f"(a paired interval over the rounds needs {MIN_ROUNDS})",
             2,
         )
     if args.out is not None:  # before the store is read: a file there would stop mkdir
@@ -68,9 +69,15 @@ def main(argv: list[str]) -> int:
         if taken is not None and not taken.is_dir():
             what = "is a file" if taken == args.out else f"is inside a file ({taken})"
             return _fail(f"--out {args.out} {what}: valid values are a folder, existing or new", 2)
+        try:  # a folder it cannot make or write in (permission, a read-only file system)
+            tracking.check_folder("--out", args.out)
+        except ConfigError as exc:
+            return _fail(str(exc), 2)
     from pruneflow.devices.base import DeviceError
     from pruneflow.study.compare import CompareError, compare, lines, plan
+    from pruneflow.study.compare.plan import estimate_line
     from pruneflow.study.report import ReportError, select
+    from pruneflow.study.report.selection import skipped_line
 
     uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
     try:
@@ -85,6 +92,8 @@ def main(argv: list[str]) -> int:
                 f"the MLflow store {uri.split('@')[-1]} cannot be read: {first} "
                 "(pass --tracking-uri)"
             ) from None
+        if selection.foreign:
+            print(skipped_line(selection.foreign), flush=True)
         out = args.out
         if out is None:
             client = tracking.store_client(uri)
@@ -100,12 +109,14 @@ def main(argv: list[str]) -> int:
         the_plan = plan(selection)
         print(
             f"compare: {selection.title}: "
-            f"{sum(len(g.models) for g in the_plan.groups)} models, {args.rounds} rounds",
+            f"{sum(len(g.models) for g in the_plan.groups)} models, {args.rounds} rounds; "
+            f"{estimate_line(the_plan, selection.runs, args.rounds)}",
             flush=True,
         )
-        table, paths = compare(
-            the_plan, out, args.rounds, args.seed, lambda line: print(line, flush=True)
-        )
+        with stderr_held():  # TensorFlow's start-up lines, the converter's: off the console
+            table, paths = compare(
+                the_plan, out, args.rounds, args.seed, lambda line: print(line, flush=True)
+            )
     except (ReportError, CompareError, tracking.TrackingError, DeviceError, PruneflowError) as exc:
         return _fail(str(exc), 1)
     print(lines(table, the_plan.settings))

@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from pruneflow.errors import ConfigError
 from pruneflow.study import tracking
 from pruneflow.study.report import (
     DEFAULT_TOLERANCE,
@@ -21,6 +22,7 @@ from pruneflow.study.report import (
 from pruneflow.study.report.budget import BadBudget, parse_budget, pick_within, within_line
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.registry import register
+from pruneflow.study.report.selection import skipped_line
 from pruneflow.study.report.tables import (
     best_line,
     best_variant,
@@ -76,6 +78,10 @@ def main(argv: list[str]) -> int:
             return _bad_argument(
                 f"--out {args.out} {what}: valid values are a folder, existing or new"
             )
+        try:  # a folder it cannot make or write in (permission, a read-only file system)
+            tracking.check_folder("--out", args.out)
+        except ConfigError as exc:
+            return _bad_argument(str(exc))
     try:  # before the store is read, and its metric names before anything is written
         budget = parse_budget(args.budget) if args.budget is not None else None
     except BadBudget as exc:
@@ -84,6 +90,8 @@ def main(argv: list[str]) -> int:
     try:
         tracking.check_server(uri, fix="pass --tracking-uri")
         selection = select(uri, args.experiment, args.sweep, args.all, args.filter)
+        if selection.foreign:
+            print(skipped_line(selection.foreign), flush=True)
         name = selection.title.split(" ")[1] if selection.parent_id else args.experiment
         out = args.out or Path("reports") / name
         table = report_table(selection)

@@ -42,6 +42,15 @@ def main(argv: list[str]) -> int:
     if busy:  # MLflow would print an ERROR line and still exit 0
         print(f"pruneflow ui: error: {busy}", file=sys.stderr)
         return 1
+    if not _loopback(args.host):
+        print(
+            f"pruneflow ui: warning: --host {args.host} lets other machines reach MLflow's UI, "
+            "which has no authentication: whoever reaches port "
+            f"{args.port} can read, change and delete every run (127.0.0.1, the default, "
+            "keeps it to this machine)",
+            file=sys.stderr,
+            flush=True,
+        )
     print(f"MLflow UI for {uri} at http://{args.host}:{args.port} (Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri]
     # the UI needs no job runner (MLflow's GenAI evaluation jobs: seven worker processes)
@@ -66,3 +75,16 @@ def _cannot_listen(host: str, port: int) -> str | None:
             return f"port {port} is in use on {host}: pass another --port, or stop what uses it"
         return f"cannot listen on --host {host} --port {port}: {exc.strerror or exc}"
     return None
+
+
+def _loopback(host: str) -> bool:
+    """Whether every address ``host`` names is this machine's loopback (127.0.0.1, ::1,
+    ``localhost``): only then is the UI out of other machines' reach."""
+    import ipaddress
+    import socket
+
+    try:
+        found = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
+    except OSError:
+        return False
+    return all(ipaddress.ip_address(a[4][0].split("%")[0]).is_loopback for a in found)

@@ -9,6 +9,8 @@ from pruneflow.errors import require
 
 COMPARE_ROUNDS_KEY = "tracking.compare_rounds"  # the sweep-end compare (TrackingConfig below)
 MIN_ROUNDS = 2  # `pruneflow compare`: fewer rounds have no interval
+MAX_ROUNDS = 1000  # and more are a mistake (each round times every model once)
+ROUNDS_RANGE = f"integers >= {MIN_ROUNDS} and <= {MAX_ROUNDS}"
 
 
 @dataclass
@@ -33,10 +35,10 @@ class TrackingConfig:
         uri, experiment = self.uri, self.experiment
         rounds = self.compare_rounds
         require(
-            rounds == 0 or rounds >= MIN_ROUNDS,
+            rounds == 0 or MIN_ROUNDS <= rounds <= MAX_ROUNDS,
             "compare_rounds",
             rounds,
-            f"0 (off) or integers >= {MIN_ROUNDS} (a paired interval needs {MIN_ROUNDS} rounds)",
+            f"0 (off) or {ROUNDS_RANGE} (a paired interval needs {MIN_ROUNDS} rounds)",
         )
         require(uri is None or bool(uri.strip()), "uri", uri, "null (the local store) or a URI")
         require(bool(str(self.dir).strip()), "dir", self.dir, "a folder for the local store")

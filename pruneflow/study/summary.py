@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pruneflow import results
+from pruneflow.errors import clip
 from pruneflow.progress import duration
 from pruneflow.steps.convert.variants import VARIANTS
 from pruneflow.study import provenance, tracking
@@ -100,14 +101,15 @@ def summary(sweep: Sweep, parent: Parent, rows: list[Row], status: str) -> str:
     ]
     for r in rows:
         base = r.metrics.get(results.BASELINE_ACCURACY, math.nan)
+        shown = "-" if math.isnan(base) else f"{base:.4f}"  # a job that never got one
         if r.status in ("FINISHED", "SKIPPED"):
             what = headline(r.metrics)
         else:
-            what = r.error[:120] or ("" if r.status != "NOT RUN" else "never started")
+            what = clip(r.error, 120) or ("" if r.status != "NOT RUN" else "never started")
         if r.run_id:
             what += f"  (run {r.run_id[:12]})" if what else f"(run {r.run_id[:12]})"
         ov = r.overrides if len(r.overrides) <= width else r.overrides[: width - 1] + "~"
-        lines.append(f"{r.num!s:>4}  {ov:<{width}}  {r.status:<9}{base:>9.4f}  {what}")
+        lines.append(f"{r.num!s:>4}  {ov:<{width}}  {r.status:<9}{shown:>9}  {what}")
     again = [r for r in rows if r.replaces]
     if again:
         lines.append("")

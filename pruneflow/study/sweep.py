@@ -66,7 +66,7 @@ class SweepCallback(Callback):
         # what the sweeper sweeps: its `params` (e.g. from a preset), then the command line
         params = OmegaConf.select(config, "hydra.sweeper.params") or {}
         swept_keys = [f"{k}={v}" for k, v in params.items()] + overrides
-        name, started = time.strftime("sweep-%Y-%m-%d-%H-%M-%S"), time.time()
+        started = time.time()
         sweeper = OmegaConf.select(config, "hydra.sweeper")
         if search.is_search(sweeper):  # a search of no trial: said before its jobs are listed
             try:
@@ -92,7 +92,8 @@ class SweepCallback(Callback):
             empty = [o for o in swept_keys if not sweep_jobs([o], loader)]
             exit_on_user_error(f"the sweep has no job: {' '.join(empty)} sweeps over no value")
         # its folder only now: naming it makes it (conf/config.yaml), for a sweep that runs
-        sweep = Sweep(name, str(config.hydra.sweep.dir), started, overrides)
+        folder = str(config.hydra.sweep.dir)
+        sweep = Sweep(sweep_name(folder, started), folder, started, overrides)
         sweep.compare_rounds = rounds
         if search.is_search(sweeper):  # objectives against directions, before any trial
             wanted = search.directions(sweeper)
@@ -133,6 +134,20 @@ class SweepCallback(Callback):
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         end_open_sweeps(interrupted=False)
+
+
+def sweep_name(folder: str, started: float) -> str:
+    """The sweep's (and its parent run's) name: ``sweep-<date>-<time>`` of its folder
+    (``multirun/<date>/<time>``, or ``<time>_2`` ... where a sweep started in the same second
+    took that: conf/config.yaml's ``new_folder``), so the name says the folder's second and
+    sweeps started together differ; a folder of another form (``hydra.sweep.dir``): its start
+    time."""
+    path = Path(folder)
+    if re.fullmatch(r"\d{4}-\d\d-\d\d", path.parent.name) and re.fullmatch(
+        r"\d\d-\d\d-\d\d(_\d+)?", path.name
+    ):
+        return f"sweep-{path.parent.name}-{path.name}"
+    return time.strftime("sweep-%Y-%m-%d-%H-%M-%S", time.localtime(started))
 
 
 def _quiet_import_libraries() -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from pruneflow.errors import PruneflowError
+from pruneflow.errors import PruneflowError, clip
 from pruneflow.steps.data import folder
 from pruneflow.steps.data.config import DigitsConfig, FolderConfig, TfdsConfig
 
@@ -207,8 +207,8 @@ def load_tfds(config: TfdsConfig) -> ImageDataset:
         raise DatasetUnavailable(
             f"dataset {name!r} is not prepared in {where} and could not be "
             f"{'downloaded' if download else 'loaded (dataset.download=false)'}: "
-            f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}\n"
-            f"It needs a download. On a machine with internet run `tfds build {name} "
+            f"{type(exc).__name__}: {clip(str(exc), 200)}; "
+            f"it needs a download. On a machine with internet run `tfds build {name} "
             f"--data_dir DIR` (or any pruneflow run with dataset.data_dir=DIR), copy DIR here "
             f"and set dataset.data_dir=DIR."
         ) from exc

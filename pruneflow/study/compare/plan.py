@@ -252,3 +252,46 @@ def _overrides(overrides: list[str]) -> dict[str, str]:
         if eq:
             out[key.lstrip("+~")] = value
     return out
+
+
+def estimate_s(the_plan: Plan, runs, rounds: int) -> float | None:
+    """The seconds ``rounds`` rounds of ``the_plan`` spend timing, from what the runs
+    recorded: each model, each round, times (warmup + images x repeats) of its group's
+    protocol at the per-image p50 its run logged for its variant (a dense model: its pruned
+    runs' highest p50 of that variant). Conversion, device set-up and cool-downs come on top.
+    None when no run logged a p50 (``runs``: the selection's ``search_runs`` table)."""
+    import math
+
+    logged = {}
+    for _, run in runs.iterrows():
+        for m in (c for c in run.index if c.endswith("/" + results.latency("p50"))):
+            logged[(run["run_id"], m.split(".", 1)[1].rsplit("/", 1)[0])] = run[m]
+    total, known = 0.0, False
+    for group in the_plan.groups:
+        b = group.config.benchmark
+        per_model = b.warmup + b.images * b.repeats
+        for model in group.models:
+            if model.dense:
+                ms = [logged.get((m.run_id, model.variant), math.nan) for m in group.models]
+                ms = [v for v in ms if not math.isnan(v)]
+                p50 = max(ms) if ms else math.nan
+            else:
+                p50 = logged.get((model.run_id, model.variant), math.nan)
+            if not math.isnan(p50):
+                total, known = total + rounds * per_model * p50 / 1000, True
+    return total if known else None
+
+
+def estimate_line(the_plan: Plan, runs, rounds: int) -> str:
+    """``timing alone about 12 s`` (:func:`estimate_s`, and how it is made), for the console
+    before the rounds start."""
+    from pruneflow.progress import duration
+
+    seconds = estimate_s(the_plan, runs, rounds)
+    if seconds is None:
+        return "no time estimate (the runs logged no p50)"
+    about = f"about {duration(seconds)}" if seconds >= 1 else "under 1 s"
+    return (
+        f"timing alone {about} (rounds x models x images x the p50 per image each run logged; "
+        "converting and cool-downs come on top)"
+    )

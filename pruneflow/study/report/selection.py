@@ -64,6 +64,7 @@ class Selection:
     uri: str
     experiment: str
     parent_id: str | None = None
+    foreign: int = 0  # runs of the experiment that pruneflow did not make, left out
 
 
 def select(
@@ -132,9 +133,23 @@ def select(
     sweep_col = f"tags.{results.SWEEP_TAG}"
     if len(runs) and sweep_col in runs:
         runs = runs[runs[sweep_col].isna()]  # job runs only, not parents
+    made_col = f"tags.{results.MADE_BY_TAG}"
+    made = runs[made_col].notna() if made_col in runs else runs["run_id"].isna()
+    foreign = int((~made).sum())
+    runs = runs[made]  # not a run of pruneflow's (plain MLflow's): its columns differ
     if not len(runs):
-        raise ReportError(f"no runs to report in {title} of {uri}")
-    return Selection(runs.reset_index(drop=True), title, uri, experiment, parent_id)
+        also = f" ({skipped_line(foreign)})" if foreign else ""
+        raise ReportError(f"no runs to report in {title} of {uri}{also}")
+    return Selection(runs.reset_index(drop=True), title, uri, experiment, parent_id, foreign)
+
+
+def skipped_line(foreign: int) -> str:
+    """What a report says of the runs it skipped as not pruneflow's (:data:`Selection.foreign`)."""
+    s = "" if foreign == 1 else "s"
+    return (
+        f"skipped {foreign} run{s} that pruneflow did not make (no {results.MADE_BY_TAG} tag: "
+        "logged by plain MLflow or another tool)"
+    )
 
 
 def all_runs(client, experiment_id: str, where: str, page: int = 1000):
