@@ -110,8 +110,10 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
         }
         parent = job.parent_run_id if job else None
         with tracking.start_run(uri, t.experiment, t.dir, config.run_name, tags, parent) as tr:
+            claim = claims.Claim(tr.client, experiment_id, config.job_key, code, tr.run_id)
             if t.resume:  # one started together with this one: the older goes on
-                claims.check_first(tr.client, experiment_id, config.job_key, code, tr.run_id)
+                claim.first()
+            settled = claim.settled if t.resume else lambda: None
 
             def record(rec: results.Record) -> dict[str, float]:
                 tr.log(rec)
@@ -122,9 +124,11 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
 
             try:
                 with termination.guard():
-                    _stages(config, out, tr, record, uri)
+                    _stages(config, out, tr, record, uri, settled)
                 variants = [results.KERAS, *config.stage.variants]
                 log.info("results\n%s", results.table(metrics, variants, tags))
+            except claims.Behind:
+                raise  # not a failure: this job waits for the older run (run())
             except BaseException as exc:
                 traceback.print_exc()  # standard error is the job log here
                 how = "interrupted" if isinstance(exc, KeyboardInterrupt) else "failed"
@@ -153,7 +157,12 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
 
 
 def _stages(
-    config: Config, out: Path, tr, record: Callable[[results.Record], dict], uri: str
+    config: Config,
+    out: Path,
+    tr,
+    record: Callable[[results.Record], dict],
+    uri: str,
+    settled: Callable[[], None],
 ) -> None:
     from pruneflow.cli.device import device_command
     from pruneflow.devices import readiness
@@ -195,6 +204,7 @@ def _stages(
     with timer("train"):
         baseline = get_baseline(config, data, uri)
     record(results.for_baseline(baseline))
+    settled()  # still the run of this config that goes on (a concurrent sweep's may be older)
 
     with timer("prune"), keys_under("prune."):  # layer names are checked against the model
         pruned = prune_model(

@@ -6,9 +6,9 @@ waits while another run of the same job key and code is RUNNING and being worked
 failed or was killed. Two jobs that both found nothing and started their runs together are
 told apart in the store itself, which works alike for a sqlite file and a tracking server
 shared by several machines: right after creating its run, each job lists the RUNNING runs of
-its key and code (twice, a second apart); the oldest (start time, then run id: every
-process sees the same order) goes on, the others withdraw theirs (:class:`Behind`: ended
-FAILED saying why, then deleted) and wait for it.
+its key and code, and once more at least a second later (:class:`Claim`); the oldest (start
+time, then run id: every process sees the same order) goes on, the others withdraw theirs
+(:class:`Behind`: ended FAILED saying why, then deleted) and wait for it.
 
 A RUNNING run is worked on when its process is alive (this host: its ``pruneflow.pid``,
 :func:`~pruneflow.study.tracking.process_alive`), or, on another host, whose processes this
@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 OTHER_HOST_WAIT_S = 6 * 3600.0  # a run of another host is waited on until it is this old
 POLL_S = 2.0  # how often a waiting job asks the store again
-SETTLE_S = 1.0  # a new run's second look for an older one (:func:`check_first`)
+SETTLE_S = 1.0  # a new run's second look for an older one (:meth:`Claim.settled`)
 
 
 class Behind(Exception):
@@ -79,15 +79,30 @@ def first_ahead(client, experiment_id: str, job_key: str, code: str, mine: str |
     return None
 
 
-def check_first(client, experiment_id: str, job_key: str, code: str, run_id: str) -> None:
-    """Raise :class:`Behind` unless this job's new run ``run_id`` goes first: asked twice,
-    :data:`SETTLE_S` apart, as a run's start time is taken by its client before the store
-    has it (an older run may still be on its way)."""
-    for settle in (SETTLE_S, 0):
-        ahead = first_ahead(client, experiment_id, job_key, code, mine=run_id)
+class Claim:
+    """This job's new run ``run_id`` of ``job_key`` and ``code``, told apart from runs started
+    together with it: :meth:`first` looks right after the run is made, :meth:`settled` once
+    more no sooner than :data:`SETTLE_S` later, as a run's start time is taken by its client
+    before the store has it (an older run may still be on its way). The job calls
+    :meth:`settled` before its first work that another run would do again (fine-tuning), so
+    the wait is mostly spent on work shared anyway (imports, data, the cached baseline)."""
+
+    def __init__(self, client, experiment_id: str, job_key: str, code: str, run_id: str):
+        self.client, self.experiment_id = client, experiment_id
+        self.job_key, self.code, self.run_id = job_key, code, run_id
+        self.looked = 0.0
+
+    def first(self) -> None:
+        """Raise :class:`Behind` unless this job's run goes first, as far as the store knows."""
+        self.looked = time.monotonic()
+        ahead = first_ahead(self.client, self.experiment_id, self.job_key, self.code, self.run_id)
         if ahead is not None:
-            raise Behind(run_id, ahead)
-        time.sleep(settle)
+            raise Behind(self.run_id, ahead)
+
+    def settled(self) -> None:
+        """:meth:`first` again, at least :data:`SETTLE_S` after it (waiting the rest)."""
+        time.sleep(max(0.0, SETTLE_S - (time.monotonic() - self.looked)))
+        self.first()
 
 
 def wait_for_others(uri: str, experiment_id: str, job_key: str, code: str, label: str):
