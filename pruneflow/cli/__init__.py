@@ -54,8 +54,17 @@ def cli() -> None:
         with config_errors_exit_2():
             main()
     except KeyboardInterrupt:
-        end_open_sweeps(interrupted=True)
-        print("pruneflow: interrupted", file=sys.stderr)
-        raise SystemExit(INTERRUPTED) from None
+        _interrupted()
     finally:
-        end_open_sweeps(interrupted=False)  # a failed sweep (Hydra exits); no-op otherwise
+        try:
+            end_open_sweeps(interrupted=False)  # a failed sweep (Hydra exits); no-op otherwise
+        except KeyboardInterrupt:  # a second signal as it ends
+            _interrupted()
+
+
+def _interrupted() -> None:
+    from pruneflow.study.sweep import end_open_sweeps
+
+    end_open_sweeps(interrupted=True)
+    print("pruneflow: interrupted", file=sys.stderr)
+    raise SystemExit(INTERRUPTED) from None

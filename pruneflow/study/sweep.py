@@ -170,10 +170,25 @@ def end_open_sweeps(interrupted: bool) -> None:
     while _OPEN:
         sweep = _OPEN.pop()
         for parent in sweep.parents:
+            down = tracking.server_down(parent.uri)
+            if down is not None:  # said by the job that found it gone, unless interrupted
+                if interrupted:
+                    print(
+                        f"pruneflow: cannot end parent run {parent.run_id}: the MLflow tracking "
+                        f"server {down[0]} does not answer ({down[1]}): the next pruneflow run "
+                        "that reaches it ends it",
+                        file=sys.stderr,
+                    )
+                continue
             try:
                 _end_parent(sweep, parent, interrupted)
             except Exception as exc:  # noqa: BLE001 - the store may be what failed
-                print(f"pruneflow: cannot end parent run {parent.run_id}: {exc}", file=sys.stderr)
+                why = "no space left on device" if tracking.no_space(exc) else one_line(exc)
+                print(
+                    f"pruneflow: cannot end parent run {parent.run_id} ({why}): the next run "
+                    "that can write the store ends it",
+                    file=sys.stderr,
+                )
 
 
 def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
