@@ -1,7 +1,8 @@
 """Stores that fail while pruneflow works (issue #26), each as a user meets it: a real
 ``mlflow server`` killed during a sweep, a real full disk (a small tmpfs) as the work folder, a
 sqlite store of random bytes. Each is one line naming the store or folder, in seconds, and no
-run is left RUNNING once a run can reach the store again."""
+run is left RUNNING once a run can reach the store again. And a sweep's report cut short by
+SIGTERM: its parent run ends KILLED, and no half-written report looks whole."""
 
 from __future__ import annotations
 
@@ -192,3 +193,61 @@ def test_a_full_disk_is_one_line_naming_the_folder_and_the_next_run_ends_its_run
     assert [name for _, name, status in runs if status == "RUNNING"] == []
     ended = [run for run, _, status in runs if status in ("FAILED", "KILLED")]
     assert ended and all(run in why for run in ended), (runs, why)
+
+
+def test_sigterm_while_a_sweeps_report_is_written_ends_the_parent_and_leaves_no_half_report(
+    tmp_path,
+):
+    """SIGTERM sent as the report at a sweep's end is being written (the moment its temporary
+    folder appears in the report folder; before: exit 130, the parent RUNNING, report.md
+    and the CSVs without plots): exit 130, the parent KILLED saying why, no report.md, and
+    the temporary folder gone."""
+    args = ["-m", "prune.sparsity=0.5", *TINY, *outputs_to(tmp_path)]
+    report = tmp_path / "multirun" / "report"  # hydra.sweep.dir's report/
+    out, err = tmp_path / "out.txt", tmp_path / "err.txt"
+    with open(out, "w") as o, open(err, "w") as e:
+        proc = subprocess.Popen(
+            [*pruneflow_command(), *args], cwd=tmp_path, env=clean_env(), stdout=o, stderr=e
+        )
+        try:
+            deadline = time.monotonic() + LIMIT_S
+            while not list(report.glob(".partial-*")):
+                assert proc.poll() is None, err.read_text()[-3000:]
+                assert time.monotonic() < deadline, "no report was started"
+                time.sleep(0.01)
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=LIMIT_S)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    said = _stderr_lines(err.read_text())
+    assert proc.returncode == 130, said
+    assert said[-1] == "pruneflow: interrupted" and "Traceback" not in err.read_text(), said
+    assert not (report / "report.md").exists()
+    assert not list(report.glob(".partial-*"))
+    from helpers.cli import read_runs
+
+    _, (parent,) = read_runs(tmp_path, parents=True)
+    assert parent.info.status == "KILLED"
+    assert parent.data.tags[results.ERROR_MESSAGE_TAG] == "interrupted as the sweep ended"
+    _, runs = read_runs(tmp_path)
+    assert [r.info.status for r in runs] == ["FINISHED"]
+
+
+def test_a_report_left_half_written_by_a_killed_process_is_removed_by_the_next(tmp_path):
+    """A killed report's temporary folder (its process gone) is removed when the next report
+    into the same folder starts; the report appears whole, report.md last."""
+    from pruneflow.study.report import staged
+
+    out = tmp_path / "report"
+    left = out / ".partial-999999999"  # no such process
+    left.mkdir(parents=True)
+    (left / "report.md").write_text("half")
+    with staged(out, last="report.md") as stage:
+        assert not left.exists()
+        (stage / "report.md").write_text("whole")
+        (stage / "runs.csv").write_text("a\n")
+        assert [p.name for p in out.iterdir()] == [stage.name]  # nothing in place yet
+    assert (out / "report.md").read_text() == "whole" and (out / "runs.csv").exists()
+    assert not stage.exists()

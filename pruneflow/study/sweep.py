@@ -192,7 +192,23 @@ def end_open_sweeps(interrupted: bool) -> None:
 
 
 def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
+    """End ``parent`` with its summary, report and final status; KILLED, saying so, when
+    interrupted while it ends (Ctrl-C or SIGTERM in the report)."""
     client = tracking.store_client(parent.uri)
+    try:
+        status = _close_parent(sweep, parent, interrupted, client)
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):  # the parent still ends
+            why = tracking.error_tags("interrupted as the sweep ended", "Interrupted")
+            for k, v in why.items():
+                client.set_tag(parent.run_id, k, v)
+            client.set_terminated(parent.run_id, "KILLED")
+        raise
+    client.set_terminated(parent.run_id, status)
+
+
+def _close_parent(sweep: Sweep, parent: Parent, interrupted: bool, client) -> str:
+    """The summary, report, search front and compare of a sweep as it ends; its status."""
     children = _children(client, parent)
     if not sweep.jobs:  # chosen by the sweeper: those it resumed were noted on the parent
         sweep.jobs = skipped_jobs(client, parent.run_id)
@@ -228,12 +244,8 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
         if sweep.objectives:
             _search_front(sweep, parent, client, children, out)
         if sweep.compare_rounds and not interrupted:
-            try:
-                _compare(sweep, parent, out)
-            except KeyboardInterrupt:  # the parent still ends, KILLED
-                client.set_terminated(parent.run_id, "KILLED")
-                raise
-    client.set_terminated(parent.run_id, status)
+            _compare(sweep, parent, out)
+    return status
 
 
 def _search_front(sweep: Sweep, parent: Parent, client, children: list, out: Path) -> None:
