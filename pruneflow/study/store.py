@@ -158,13 +158,23 @@ def check_before_work(uri: str, store_dir: str | os.PathLike, cache_dir: str | o
     check_store(uri)
 
 
-def no_space(exc: BaseException, uri: str | None = None) -> str | None:
+# a new sqlite store's schema takes about 1 MiB: a store that cannot be made with less than
+# this free beside it is said to lack space (its maker's error may be a half-made schema's)
+NEW_STORE_BYTES = 4 * 2**20
+
+
+def no_space(exc: BaseException, uri: str | None = None, new: bool = False) -> str | None:
     """One line naming the folder that is full and what was being written there, when ``exc``
     or an error that led to it is a full disk (``[Errno 28] No space left on device``, or
-    SQLite's ``database or disk is full`` in store ``uri``); None otherwise."""
+    SQLite's ``database or disk is full`` in store ``uri``), or when ``new`` (the store was
+    being made) and its folder has less than :data:`NEW_STORE_BYTES` free; None otherwise."""
     import errno
     import shutil
 
+    db = sqlite_file(uri) if uri else None
+    if new and db is not None and db.parent.is_dir():
+        if shutil.disk_usage(db.parent).free < NEW_STORE_BYTES:
+            return _full(db, "making")
     seen, path, full = set(), None, False
     while exc is not None and id(exc) not in seen:
         seen.add(id(exc))
@@ -172,14 +182,19 @@ def no_space(exc: BaseException, uri: str | None = None) -> str | None:
             full = True  # the first cause that names its file: a copy's target is filename2
             path = exc.filename2 or exc.filename or path
         elif "database or disk is full" in str(exc):
-            full, path = True, path or (sqlite_file(uri) if uri else None)
+            full, path = True, path or db
         exc = exc.__cause__ or exc.__context__
     if not full:
         return None
-    what = Path(os.fsdecode(path)).absolute() if path else Path.cwd()
+    return _full(Path(os.fsdecode(path)).absolute() if path else Path.cwd(), "writing")
+
+
+def _full(what: Path, doing: str) -> str:
+    import shutil
+
     folder = next((p for p in (what, *what.parents) if p.is_dir()), Path("/"))
     free = shutil.disk_usage(folder).free / 2**20
-    writing = f"writing {what.name}, " if what != folder else ""
+    writing = f"{doing} {what.name}, " if what != folder else ""
     return (
         f"no space left on device in {folder} ({writing}{free:.1f} MiB free there): free some "
         "space, or point tracking.dir, paths.cache_dir and the output folders at a disk with room"

@@ -116,6 +116,7 @@ def prepare_store(
     exists). Should the child fail, this process makes the store itself below and says what
     is wrong.
     """
+    fresh = sqlite_file(uri) is not None and not sqlite_file(uri).exists()  # to be made here
     child = _create_elsewhere(uri, experiment, store_dir) if meanwhile is not None else None
     if child is not None:
         try:
@@ -153,7 +154,10 @@ def prepare_store(
             return found.experiment_id
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy, HTTP and OS errors alike
         check_server(uri)  # a server that went away: said as such, not as MLflow's retry error
-        full = no_space(exc, uri)
+        full = no_space(exc, uri, new=fresh)
+        if fresh:  # made here and half made (a full disk): every later run would fail on it
+            with contextlib.suppress(OSError):
+                sqlite_file(uri).unlink()
         if full:
             raise DiskFull(full) from None
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
