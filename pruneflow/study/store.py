@@ -106,6 +106,8 @@ def check_store(uri: str, fix: str = "set tracking.uri") -> None:
         with contextlib.closing(sqlite3.connect(f"{db.as_uri()}?mode=ro", uri=True)) as con:
             con.execute("SELECT count(*) FROM sqlite_master").fetchone()
     except sqlite3.Error as exc:
+        if "locked" in str(exc):  # busy beyond sqlite's 5 s wait: MLflow waits on it too
+            return
         raise TrackingError(
             f"the MLflow store {db} cannot be read ({exc}): restore it or move it away, or {fix}"
         ) from None
