@@ -79,9 +79,10 @@ def test_a_server_killed_mid_sweep_is_one_line_and_the_next_run_ends_its_runs(tm
     if then is None:
         assert proc.returncode == 1, said
         assert len(said) == 1, said
-        assert said[0].startswith(
-            f"pruneflow: error: the MLflow tracking server {server.uri} stopped answering"
-        ), said
+        # the kill lands as job 2 opens the store (its check: "does not answer ...: start
+        # it") or once its run is open ("stopped answering during run ..."): one line either way
+        assert said[0].startswith(f"pruneflow: error: the MLflow tracking server {server.uri} ")
+        assert " stopped answering" in said[0] or " does not answer " in said[0], said
         assert "[3/3]" not in out.read_text()  # the sweep stopped: no job waits on it
     else:
         assert proc.returncode == 130, said
