@@ -147,3 +147,29 @@ class Termination:
                 raise Interrupted(f"terminated by {self.requested}") from exc
             raise
         self.check()
+
+
+def process_alive(pid: int, since_ms: int | None = None) -> bool:
+    """Whether process ``pid`` of this host exists and (where /proc says) started no later
+    than ``since_ms`` (a run's start, ms since the epoch): a newer process reusing the pid is
+    not the run's."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # exists, owned by another user
+    if since_ms is None:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time since boot
+        boot = next(
+            int(line.split()[1])
+            for line in Path("/proc/stat").read_text().splitlines()
+            if line.startswith("btime ")
+        )
+        started = boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return True
+    return started <= since_ms / 1000 + 2  # /proc's start time has a one-second grain

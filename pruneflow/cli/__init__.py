@@ -76,7 +76,17 @@ def cli() -> None:
         with config_errors_exit_2():
             main()
     except KeyboardInterrupt:
-        end_open_sweeps(interrupted=True)
-        _interrupted()
+        _sweep_interrupted()
     finally:
-        end_open_sweeps(interrupted=False)  # a failed sweep (Hydra exits); no-op otherwise
+        try:
+            end_open_sweeps(interrupted=False)  # a failed sweep (Hydra exits); no-op otherwise
+        except KeyboardInterrupt:  # a second signal as it ends
+            _sweep_interrupted()
+
+
+def _sweep_interrupted() -> NoReturn:
+    """:func:`_interrupted`, with a sweep's parent run (an open sweep's) ended KILLED first."""
+    from pruneflow.study.sweep import end_open_sweeps
+
+    end_open_sweeps(interrupted=True)
+    _interrupted()

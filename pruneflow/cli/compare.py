@@ -81,7 +81,7 @@ def main(argv: list[str]) -> int:
 
     uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
     try:
-        tracking.check_server(uri, fix="pass --tracking-uri")
+        tracking.check_store(uri, fix="pass --tracking-uri")
         try:
             selection = select(uri, args.experiment, args.sweep)
         except PruneflowError:

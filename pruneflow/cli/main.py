@@ -62,13 +62,22 @@ def main(cfg: DictConfig) -> dict | list[float] | None:
     from pruneflow.pipeline import run
     from pruneflow.study import search
     from pruneflow.study.jobs import job_context
-    from pruneflow.study.tracking import resolve_uri
+    from pruneflow.study.sweep import runs_jobs_here
+    from pruneflow.study.tracking import (
+        DiskFull,
+        StoreGone,
+        TrackingError,
+        lost,
+        no_space,
+        resolve_uri,
+    )
 
     hydra_cfg = HydraConfig.get()
-    objectives = None
+    objectives, uri = None, None
     _live_progress(hydra_cfg)
     try:
         config, job = check(cfg, hydra_cfg.runtime.choices), None
+        uri = resolve_uri(config.tracking.uri, config.tracking.dir)
         if hydra_cfg.mode == RunMode.MULTIRUN:
             if search.is_search(hydra_cfg.sweeper):
                 objectives = config.search.objectives
@@ -77,7 +86,7 @@ def main(cfg: DictConfig) -> dict | list[float] | None:
                 hydra_cfg.sweep.dir,
                 hydra_cfg.job.num,
                 list(hydra_cfg.overrides.task),
-                resolve_uri(t.uri, t.dir),
+                uri,
                 t.experiment,
             )
         metrics = run(config, output_dir=hydra_cfg.runtime.output_dir, job=job)
@@ -92,11 +101,21 @@ def main(cfg: DictConfig) -> dict | list[float] | None:
             )
         return values
     except Exception as exc:  # noqa: BLE001 - one line for the user; the job log has the rest
+        if not isinstance(exc, TrackingError):  # not MLflow's error: the store or disk it names
+            gone = lost(uri) if uri else None
+            full = no_space(exc, uri) if not gone else None
+            exc = StoreGone(gone) if gone else DiskFull(full) if full else exc
         message = _describe(exc, hydra_cfg.runtime.output_dir)
         if objectives is not None:  # a failed trial: Optuna marks it failed, the search goes on
             print(f"pruneflow: job {hydra_cfg.job.num} failed: {message}", file=sys.stderr)
             return search.trial_result(None, objectives)
-        if hydra_cfg.mode == RunMode.MULTIRUN:  # the other jobs still run; Hydra reports after
+        if hydra_cfg.mode == RunMode.MULTIRUN:
+            if isinstance(exc, TrackingError) and runs_jobs_here(hydra_cfg):
+                # the store (or disk) every later job needs: stop here (Hydra's basic launcher
+                # would run them all, each failing on it) and say it once
+                print(f"pruneflow: error: {message}", file=sys.stderr)
+                raise SystemExit(1) from None
+            # the other jobs still run; Hydra reports after
             raise JobFailed(f"job {hydra_cfg.job.num}: {message}") from None
         if isinstance(exc, ConfigError):  # a bad value: status 2, like a bad argument
             exit_on_user_error(message)
@@ -109,9 +128,12 @@ def config_errors_exit_2():
     """A composition error Hydra reports itself (a value of the wrong type, an unknown key or
     option, a bad override) as one line and status 2, like every other config mistake: Hydra
     prints several lines and exits 1 where it composes (a single run, a sweep's first config),
-    while a sweep's own check of every job exits 2. HYDRA_FULL_ERROR=1 keeps Hydra's trace."""
+    while a sweep's own check of every job exits 2. Hydra's own writes on a full disk (a job's
+    folder): one line naming it, status 1. HYDRA_FULL_ERROR=1 keeps Hydra's trace."""
     from hydra._internal import utils as hydra_utils
     from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
+
+    from pruneflow.study.store import no_space
 
     mistakes = (ConfigCompositionException, OverrideParseException, SearchPathException)
     report = hydra_utils.run_and_report  # what Hydra calls around composing and running
@@ -124,6 +146,12 @@ def config_errors_exit_2():
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise
                 exit_on_user_error(one_line(exc))
+            except OSError as exc:  # Hydra's own writes (a job's folder) on a full disk
+                full = no_space(exc)
+                if full is None or os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                print(f"pruneflow: error: {full}", file=sys.stderr)
+                raise SystemExit(1) from None
 
         return report(composed)
 

@@ -88,7 +88,7 @@ def main(argv: list[str]) -> int:
         return _bad_argument(f"--budget {args.budget!r}: {exc}")
     uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
     try:
-        tracking.check_server(uri, fix="pass --tracking-uri")
+        tracking.check_store(uri, fix="pass --tracking-uri")
         selection = select(uri, args.experiment, args.sweep, args.all, args.filter)
         if selection.foreign:
             print(skipped_line(selection.foreign), flush=True)

@@ -6,7 +6,7 @@ import argparse
 import os
 import sys
 
-from pruneflow.study.tracking import TrackingError, check_server, resolve_uri, sqlite_file
+from pruneflow.study.tracking import TrackingError, check_store, resolve_uri, sqlite_file
 
 
 def main(argv: list[str]) -> int:
@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
         )
         return 1
     try:
-        check_server(uri, fix="pass --tracking-uri")
+        check_store(uri, fix="pass --tracking-uri")
     except TrackingError as exc:
         print(f"pruneflow ui: error: {exc}", file=sys.stderr)
         return 1

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pruneflow.results import BASELINE_EXPERIMENT, BASELINE_KEY_TAG, HOST_TAG
+from pruneflow.results import BASELINE_EXPERIMENT, BASELINE_KEY_TAG, HOST_TAG, PID_TAG
 from pruneflow.study.tracking import error_tags, newest_run, prepare_store, store_client
 
 
@@ -55,7 +55,8 @@ class BaselineStore:
         run = client.create_run(
             experiment_id,
             run_name=f"baseline-{key}",
-            tags={BASELINE_KEY_TAG: key, HOST_TAG: socket.gethostname()},
+            # host and pid: a run this process cannot end (a full disk) is ended by the next
+            tags={BASELINE_KEY_TAG: key, HOST_TAG: socket.gethostname(), PID_TAG: str(os.getpid())},
         )
         status = "FAILED"
         try:

@@ -11,7 +11,7 @@ time, then run id: every process sees the same order) goes on, the others withdr
 (:class:`Behind`: ended FAILED saying why, then deleted) and wait for it.
 
 A RUNNING run is worked on when its process is alive (this host: its ``pruneflow.pid``,
-:func:`~pruneflow.study.tracking.process_alive`), or, on another host, whose processes this
+:func:`~pruneflow.process.process_alive`), or, on another host, whose processes this
 one cannot see, until it is :data:`OTHER_HOST_WAIT_S` old: a run left RUNNING by a machine
 that died is not waited on for ever.
 """
@@ -23,6 +23,7 @@ import os
 import socket
 import time
 
+from pruneflow.process import process_alive
 from pruneflow.results import CODE_TAG, HOST_TAG, JOB_KEY_TAG, PID_TAG
 from pruneflow.study import tracking
 
@@ -62,7 +63,7 @@ def worked_on(run, now: float | None = None) -> bool:
         return (
             pid.isdigit()
             and int(pid) != os.getpid()
-            and tracking.process_alive(int(pid), run.info.start_time)
+            and process_alive(int(pid), run.info.start_time)
         )
     now = time.time() if now is None else now
     return now - run.info.start_time / 1000 < OTHER_HOST_WAIT_S

@@ -195,14 +195,45 @@ def end_open_sweeps(interrupted: bool) -> None:
     while _OPEN:
         sweep = _OPEN.pop()
         for parent in sweep.parents:
+            down = tracking.server_down(parent.uri)
+            if down is not None:  # said by the job that found it gone, unless interrupted
+                if interrupted:
+                    print(
+                        f"pruneflow: cannot end parent run {parent.run_id}: the MLflow tracking "
+                        f"server {down[0]} does not answer ({down[1]}): the next pruneflow run "
+                        "that reaches it ends it",
+                        file=sys.stderr,
+                    )
+                continue
             try:
                 _end_parent(sweep, parent, interrupted)
             except Exception as exc:  # noqa: BLE001 - the store may be what failed
-                print(f"pruneflow: cannot end parent run {parent.run_id}: {exc}", file=sys.stderr)
+                why = "no space left on device" if tracking.no_space(exc) else one_line(exc)
+                print(
+                    f"pruneflow: cannot end parent run {parent.run_id} ({why}): the next run "
+                    "that can write the store ends it",
+                    file=sys.stderr,
+                )
 
 
 def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
+    """End ``parent`` with its summary, report and final status; KILLED, saying so, when
+    interrupted while it ends (Ctrl-C or SIGTERM in the report)."""
     client = tracking.store_client(parent.uri)
+    try:
+        status = _close_parent(sweep, parent, interrupted, client)
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):  # the parent still ends
+            why = tracking.error_tags("interrupted as the sweep ended", "Interrupted")
+            for k, v in why.items():
+                client.set_tag(parent.run_id, k, v)
+            client.set_terminated(parent.run_id, "KILLED")
+        raise
+    client.set_terminated(parent.run_id, status)
+
+
+def _close_parent(sweep: Sweep, parent: Parent, interrupted: bool, client) -> str:
+    """The summary, report, search front and compare of a sweep as it ends; its status."""
     children = _children(client, parent)
     if not sweep.jobs:  # chosen by the sweeper: those it resumed were noted on the parent
         sweep.jobs = skipped_jobs(client, parent.run_id)
@@ -238,12 +269,8 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
         if sweep.objectives:
             _search_front(sweep, parent, client, children, out)
         if sweep.compare_rounds and not interrupted:
-            try:
-                _compare(sweep, parent, out)
-            except KeyboardInterrupt:  # the parent still ends, KILLED
-                client.set_terminated(parent.run_id, "KILLED")
-                raise
-    client.set_terminated(parent.run_id, status)
+            _compare(sweep, parent, out)
+    return status
 
 
 def _search_front(sweep: Sweep, parent: Parent, client, children: list, out: Path) -> None:

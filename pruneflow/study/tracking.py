@@ -14,8 +14,9 @@ from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from pruneflow.errors import ConfigError, PruneflowError
+from pruneflow.process import process_alive
 from pruneflow.results import (
+    BASELINE_EXPERIMENT,
     CODE_TAG,
     ERROR_MESSAGE_TAG,
     ERROR_TYPE_TAG,
@@ -24,17 +25,31 @@ from pruneflow.results import (
     PARENT_TAG,
     PID_TAG,
 )
+from pruneflow.study.store import (  # the checks of a store, where callers have found them
+    HTTP_LIMITS,
+    StoreGone,
+    TrackingError,
+    is_server,
+    lost,
+    sqlite_file,
+)
+from pruneflow.study.store import SERVER_TIMEOUT_S as SERVER_TIMEOUT_S
+from pruneflow.study.store import DiskFull as DiskFull
+from pruneflow.study.store import check_before_work as check_before_work
+from pruneflow.study.store import check_folder as check_folder
+from pruneflow.study.store import check_server as check_server
+from pruneflow.study.store import check_store as check_store
+from pruneflow.study.store import no_space as no_space
+from pruneflow.study.store import server_down as server_down
+from pruneflow.study.store import uses_dir as uses_dir
 
 # MLflow's limits for one log_batch call, for one param value and for one tag value.
 _MAX_PARAMS, _MAX_METRICS, _MAX_PARAM_LEN, _MAX_TAG_LEN = 100, 1000, 6000, 8000
 
 
-class TrackingError(PruneflowError, RuntimeError):
-    """The MLflow store cannot be used; the message names it."""
-
-
 def store_client(uri: str):
-    """An MLflow client of store ``uri`` (the one way pruneflow opens a store); its artifact
+    """An MLflow client of store ``uri`` (the one way pruneflow opens a store): MLflow's
+    retries of a server bounded (:data:`HTTP_LIMITS`); its artifact
     downloads draw no progress bar on the console, and MLflow's and alembic's INFO lines
     (``Creating initial MLflow database tables...`` as a new store is made, its migrations) stay
     off it.
@@ -45,6 +60,8 @@ def store_client(uri: str):
     own console handler: so here, after the import.
     """
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    for name, value in HTTP_LIMITS.items():  # a value the user set is theirs
+        os.environ.setdefault(name, value)
     from mlflow.tracking import MlflowClient
 
     for name in ("mlflow", "alembic"):
@@ -60,88 +77,6 @@ def resolve_uri(uri: str | None, store_dir: str | os.PathLike) -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
         return os.environ["MLFLOW_TRACKING_URI"]
     return f"sqlite:///{Path(store_dir).resolve() / 'mlflow.db'}"
-
-
-SERVER_TIMEOUT_S = 5.0  # how long a tracking server may take to answer the first request
-
-
-def is_server(uri: str) -> bool:
-    return uri.startswith(("http://", "https://"))
-
-
-def check_server(uri: str, fix: str = "set tracking.uri", timeout: float = SERVER_TIMEOUT_S):
-    """Raise :class:`TrackingError` in one line unless the tracking server ``uri`` answers an
-    HTTP request (any status: a server that refuses us says so itself) within ``timeout``
-    seconds. MLflow's own client retries a dead server for minutes, silently; this is asked
-    once, before any work. Nothing to do for other stores."""
-    import urllib.error
-    import urllib.parse
-    import urllib.request
-
-    if not is_server(uri):
-        return
-    parts = urllib.parse.urlsplit(uri)
-    # no password in messages; /health needs none
-    shown = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-    try:
-        with urllib.request.urlopen(f"{shown.rstrip('/')}/health", timeout=timeout):
-            return
-    except urllib.error.HTTPError:
-        return  # it answers
-    except Exception as exc:  # noqa: BLE001 - URLError, timeouts, bad hosts alike
-        reason = getattr(exc, "reason", exc)
-        why = getattr(reason, "strerror", None) or str(reason) or type(exc).__name__
-        if isinstance(reason, TimeoutError) or "timed out" in why:
-            why = f"no answer within {timeout:g} s"
-        raise TrackingError(
-            f"the MLflow tracking server {shown} does not answer ({why}): start it, or {fix}"
-        ) from None
-
-
-def check_folder(key: str, path: str | os.PathLike) -> None:
-    """Raise :class:`ConfigError` naming ``key`` unless ``path`` is a folder this process can
-    write in, or can be made one: a probe file is created and removed in it, or in its nearest
-    existing parent when it does not exist yet (nothing is left behind, not even the folder:
-    a run refused by a later check leaves no trace)."""
-    import tempfile
-
-    path = Path(path)
-    where = next((p for p in (path, *path.parents) if p.exists()), Path("."))  # as given
-    why = None
-    if not where.is_dir():
-        why = "it is a file" if where == path else f"{where} is a file"
-    else:
-        try:
-            with tempfile.TemporaryFile(dir=where, prefix=".pruneflow-probe-"):
-                pass
-        except OSError as exc:
-            why = exc.strerror or str(exc)
-    if why is not None:
-        raise ConfigError(f"{key}={path} is not a writable folder ({why})") from None
-
-
-def sqlite_file(uri: str) -> Path | None:
-    """The database file of a sqlite store's ``uri``; None for any other store."""
-    return Path(uri[len("sqlite:///") :]) if uri.startswith("sqlite:///") else None
-
-
-def uses_dir(uri: str, store_dir: str | os.PathLike) -> bool:
-    """Whether store ``uri`` keeps files in ``store_dir`` (tracking.dir): the default sqlite
-    store does, and so does a database store (its artifacts); a server keeps its own."""
-    db = sqlite_file(uri)
-    if db is not None:
-        return db.parent == Path(store_dir).resolve()
-    return "://" in uri and not is_server(uri)
-
-
-def check_before_work(uri: str, store_dir: str | os.PathLike, cache_dir: str | os.PathLike):
-    """What a job needs of the machine before any work, each failure one line naming its
-    key: writable ``tracking.dir`` (where the store keeps files there) and ``paths.cache_dir``
-    (:class:`ConfigError`), an answering tracking server (:class:`TrackingError`)."""
-    if uses_dir(uri, store_dir):
-        check_folder("tracking.dir", store_dir)
-    check_folder("paths.cache_dir", cache_dir)
-    check_server(uri)
 
 
 @contextlib.contextmanager
@@ -179,6 +114,7 @@ def prepare_store(
     exists). Should the child fail, this process makes the store itself below and says what
     is wrong.
     """
+    fresh = sqlite_file(uri) is not None and not sqlite_file(uri).exists()  # to be made here
     child = _create_elsewhere(uri, experiment, store_dir) if meanwhile is not None else None
     if child is not None:
         try:
@@ -215,6 +151,13 @@ def prepare_store(
                 raise
             return found.experiment_id
     except Exception as exc:  # noqa: BLE001 - SQLAlchemy, HTTP and OS errors alike
+        check_server(uri)  # a server that went away: said as such, not as MLflow's retry error
+        full = no_space(exc, uri, new=fresh)
+        if fresh:  # made here and half made (a full disk): every later run would fail on it
+            with contextlib.suppress(OSError):
+                sqlite_file(uri).unlink()
+        if full:
+            raise DiskFull(full) from None
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
         raise TrackingError(
             f"the MLflow store {where} cannot be used for experiment {experiment!r}: {first} "
@@ -383,7 +326,13 @@ def start_run(
         status = "FINISHED"
     except BaseException as exc:
         status = "KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED"
-        with contextlib.suppress(Exception):  # the store may be what failed
+        gone = lost(uri, f" during run {run.info.run_id}")  # the store may be what failed
+        if gone is not None:  # then nothing more to write there: say so, at once
+            status = None
+            if isinstance(exc, KeyboardInterrupt):
+                raise
+            raise StoreGone(gone) from None
+        with contextlib.suppress(Exception):
             tracker.set_tags(
                 {
                     ERROR_TYPE_TAG: type(exc).__name__,
@@ -392,7 +341,8 @@ def start_run(
             )
         raise
     finally:
-        client.set_terminated(run.info.run_id, status)
+        if status is not None:
+            client.set_terminated(run.info.run_id, status)
 
 
 def error_tags(message: str, kind: str) -> dict[str, str]:
@@ -428,42 +378,22 @@ def finished_run(uri: str, experiment_id: str, job_key: str, code: str | None = 
     return found[0] if found else None
 
 
-def process_alive(pid: int, since_ms: int | None = None) -> bool:
-    """Whether process ``pid`` of this host exists and (where /proc says) started no later
-    than ``since_ms`` (a run's start, ms since the epoch): a newer process reusing the pid is
-    not the run's."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        pass  # exists, owned by another user
-    if since_ms is None:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-        ticks = int(stat.rsplit(")", 1)[1].split()[19])  # field 22: start time since boot
-        boot = next(
-            int(line.split()[1])
-            for line in Path("/proc/stat").read_text().splitlines()
-            if line.startswith("btime ")
-        )
-        started = boot + ticks / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError, StopIteration):
-        return True
-    return started <= since_ms / 1000 + 2  # /proc's start time has a one-second grain
-
-
 def end_stale_runs(uri: str, experiment_id: str, host: str | None = None) -> list[str]:
-    """Mark KILLED the RUNNING runs of ``experiment_id`` that executed on this host (their
-    ``host`` tag) in a process that is gone (SIGKILL, a crash, a reboot); returns their ids."""
+    """Mark KILLED the RUNNING runs of ``experiment_id`` (and of the stored baselines',
+    :data:`~pruneflow.results.BASELINE_EXPERIMENT`) that executed on this host (their ``host``
+    tag) in a process that is gone (SIGKILL, a crash, a reboot, a store it could no longer
+    reach or write); returns their ids."""
     import socket
 
     client = store_client(uri)
     host = host or socket.gethostname()
+    ids = [experiment_id]
+    baselines = client.get_experiment_by_name(BASELINE_EXPERIMENT)
+    if baselines is not None and baselines.experiment_id != experiment_id:
+        ids.append(baselines.experiment_id)
     ended = []
     for run in client.search_runs(
-        [experiment_id],
+        ids,
         filter_string=f"attributes.status = 'RUNNING' and tags.`{HOST_TAG}` = '{host}'",
         max_results=1000,
     ):

@@ -12,9 +12,13 @@ matplotlib (Agg) PNGs.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import shutil
 from pathlib import Path
 
 from pruneflow import results
+from pruneflow.process import process_alive
 from pruneflow.study import tracking
 from pruneflow.study.report.markdown import markdown
 from pruneflow.study.report.plots import CHANNEL_PLOTS, CLUSTER_PLOTS, PLOTS, plot_names, plots
@@ -64,19 +68,49 @@ def write_report(
     within: dict | None = None,
 ):
     """Write runs.csv, summary.csv (:func:`summary`: a row per configuration and variant over
-    its seeds), report.md and the PNGs (:func:`plot_names`) into ``out``; returns the table
+    its seeds), report.md and the PNGs (:func:`plot_names`) into ``out``, all at once
+    (:func:`staged`); returns the table
     (``table``, or :func:`report_table`) and the best sparsity map (:func:`best_sparsity`).
     ``within``: the pick within a budget (:func:`~.budget.pick_within`), a section of
     report.md."""
     table = report_table(selection) if table is None else table
-    out.mkdir(parents=True, exist_ok=True)
-    table.drop(columns=["val_loss"]).to_csv(out / RUNS_CSV, index=False)
-    over_seeds = summary(table)
-    over_seeds.to_csv(out / SUMMARY_CSV, index=False)
-    best = best_sparsity(table, tolerance, over_seeds)  # the summary is made once
-    (out / REPORT_MD).write_text(markdown(selection, table, best, tolerance, over_seeds, within))
-    plots(table, out, tolerance, over_seeds)
+    with staged(out, last=REPORT_MD) as stage:  # a report cut short never looks whole
+        table.drop(columns=["val_loss"]).to_csv(stage / RUNS_CSV, index=False)
+        over_seeds = summary(table)
+        over_seeds.to_csv(stage / SUMMARY_CSV, index=False)
+        best = best_sparsity(table, tolerance, over_seeds)  # the summary is made once
+        md = markdown(selection, table, best, tolerance, over_seeds, within)
+        (stage / REPORT_MD).write_text(md)
+        plots(table, stage, tolerance, over_seeds)
     return table, best
+
+
+PARTIAL = ".partial-"  # a report being written: <out>/.partial-<pid>
+
+
+@contextlib.contextmanager
+def staged(out: Path, last: str):
+    """A hidden folder in ``out`` to write files into; once the block ends they are moved into
+    ``out``, ``last`` (the file that makes it look whole) after the others, which replace
+    theirs; ``last`` is removed first. A report cut short (a signal, a full disk) so leaves
+    the previous whole report or none (an interrupted block removes its folder; a killed
+    one leaves it, and the next report into ``out`` removes it). Inside ``out``, not beside
+    it: ``--out .`` needs no write access to the folder above."""
+    out.mkdir(parents=True, exist_ok=True)
+    for left in out.glob(f"{PARTIAL}*"):
+        pid = left.name[len(PARTIAL) :]
+        if not pid.isdigit() or not process_alive(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+    stage = out / f"{PARTIAL}{os.getpid()}"
+    shutil.rmtree(stage, ignore_errors=True)
+    stage.mkdir()
+    try:
+        yield stage
+        (out / last).unlink(missing_ok=True)
+        for path in sorted(stage.iterdir(), key=lambda p: p.name == last):
+            os.replace(path, out / path.name)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
 
 
 def report_sweep(uri: str, experiment: str, parent_id: str, out: Path) -> str:
