@@ -84,6 +84,13 @@ def test_a_server_killed_mid_sweep_is_one_line_and_the_next_run_ends_its_runs(tm
         assert said[0].startswith(f"pruneflow: error: the MLflow tracking server {server.uri} ")
         assert " stopped answering" in said[0] or " does not answer " in said[0], said
         assert "[3/3]" not in out.read_text()  # the sweep stopped: no job waits on it
+    elif proc.returncode == -then:
+        # the sweep had stopped on its own and said so; the signal came as the interpreter
+        # was finishing (its last garbage collection, Python's handlers gone) and ended it at
+        # once, which a shell reports as 128 + N, as it does the 130 below
+        assert len(said) == 1 and said[0].startswith(
+            f"pruneflow: error: the MLflow tracking server {server.uri} "
+        ), said
     else:
         assert proc.returncode == 130, said
         assert said[-1] == "pruneflow: interrupted", said
