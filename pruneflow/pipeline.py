@@ -65,6 +65,9 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
     uri = tracking.resolve_uri(t.uri, t.dir)
     # writable folders, an answering server: one line each, before any work or run
     tracking.check_before_work(uri, t.dir, config.paths.cache_dir)
+    from pruneflow.devices.readiness import check_locks
+
+    check_locks(config.device)  # a lock it could not take later, in one line now
     _check_layer_selection(config)
     out = Path(output_dir or config.paths.output_dir or ".")
     out.mkdir(parents=True, exist_ok=True)

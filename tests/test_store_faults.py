@@ -48,6 +48,18 @@ def _server_runs(uri: str):
     return client.search_runs([exp.experiment_id], order_by=["attributes.start_time ASC"])
 
 
+@contextlib.contextmanager
+def _reaped(proc: subprocess.Popen):
+    """The block, then ``proc``'s end (at most :data:`LIMIT_S`); killed if the block failed."""
+    try:
+        yield
+        proc.wait(timeout=LIMIT_S)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.mark.parametrize(
     "then", [None, signal.SIGINT, signal.SIGTERM], ids=["alone", "int", "term"]
 )
@@ -63,17 +75,12 @@ def test_a_server_killed_mid_sweep_is_one_line_and_the_next_run_ends_its_runs(tm
         proc = subprocess.Popen(
             [*pruneflow_command(), *args], cwd=tmp_path, env=clean_env(), stdout=o, stderr=e
         )
-        try:
+        with _reaped(proc):
             _wait_for(out, "[2/3] prune.sparsity=0.7", proc)
             os.killpg(server.proc.pid, signal.SIGKILL)  # the server dies, all its workers
             if then is not None:
                 time.sleep(1)
                 proc.send_signal(then)
-            proc.wait(timeout=LIMIT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     said = _stderr_lines(err.read_text())
     assert "Traceback" not in err.read_text() + out.read_text()
     if then is None:
@@ -223,18 +230,13 @@ def test_sigterm_while_a_sweeps_report_is_written_ends_the_parent_and_leaves_no_
         proc = subprocess.Popen(
             [*pruneflow_command(), *args], cwd=tmp_path, env=clean_env(), stdout=o, stderr=e
         )
-        try:
+        with _reaped(proc):
             deadline = time.monotonic() + LIMIT_S
             while not list(report.glob(".partial-*")):
                 assert proc.poll() is None, err.read_text()[-3000:]
                 assert time.monotonic() < deadline, "no report was started"
                 time.sleep(0.01)
             proc.send_signal(signal.SIGTERM)
-            proc.wait(timeout=LIMIT_S)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
     said = _stderr_lines(err.read_text())
     assert proc.returncode == 130, said
     assert said[-1] == "pruneflow: interrupted" and "Traceback" not in err.read_text(), said

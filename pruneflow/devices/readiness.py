@@ -43,11 +43,17 @@ def probe(config: DeviceConfig, delegate: dict) -> tuple[dict, str, str]:
         return dev.probe(delegate), dev.resolved_python, f"{dev.name} ({dev.address})"
 
 
+def check_locks(config: DeviceConfig) -> None:
+    """Before any work or run: where this machine times (``device=local``), refuse a timing
+    lock it could not take (a link, FIFO or folder planted in its name, :mod:`pruneflow.files`)
+    now, in one line; an SSH device's lock is its own shell's to refuse, as it times."""
+    if not config.remote:
+        check_timing_lock()
+
+
 def check(config: DeviceConfig, delegate: dict, keras: str, setup_command: str) -> Ready:
     """Probe the device before any work and judge it (:func:`readiness`)."""
     facts, python, who = probe(config, delegate)
-    if not config.remote:  # this machine times: its lock must be one it can take
-        check_timing_lock()
     return readiness(facts, python, who, config.remote, delegate, keras, setup_command)
 
 
