@@ -207,7 +207,6 @@ def _stages(
     with timer("train"):
         baseline = get_baseline(config, data, uri)
     record(results.for_baseline(baseline))
-    settled()  # still the run of this config that goes on (a concurrent sweep's may be older)
 
     with timer("prune"), keys_under("prune."):  # layer names are checked against the model
         pruned = prune_model(
@@ -219,6 +218,9 @@ def _stages(
         )
     epochs = len(baseline.history.get("loss", []))
     record(results.for_pruning(pruned, epochs, out))
+    # still the run of this config that goes on (a concurrent sweep's may be older): asked
+    # once fine-tuning has taken the second this look waits for, so a job rarely waits
+    settled()
 
     model, clustered = pruned.model, None
     if config.cluster.clusters:

@@ -85,8 +85,9 @@ class Claim:
     together with it: :meth:`first` looks right after the run is made, :meth:`settled` once
     more no sooner than :data:`SETTLE_S` later, as a run's start time is taken by its client
     before the store has it (an older run may still be on its way). The job calls
-    :meth:`settled` before its first work that another run would do again (fine-tuning), so
-    the wait is mostly spent on work shared anyway (imports, data, the cached baseline)."""
+    :meth:`settled` once pruning's fine-tuning is done, which takes that second or more: so a
+    job rarely waits at all, and two runs of one config started in the same instant repeat at
+    most that fine-tuning (the baseline they share through its cache)."""
 
     def __init__(self, client, experiment_id: str, job_key: str, code: str, run_id: str):
         self.client, self.experiment_id = client, experiment_id
