@@ -109,6 +109,7 @@ bench: system-deps install ## measure the figures in BENCHMARKS.md (long)
 	$(PYTHON) bench/device_protocol.py
 	$(PYTHON) bench/channels.py
 	$(PYTHON) bench/report_speed.py 3 1000
+	$(PYTHON) bench/failures.py 3
 	@# this version against the previous one: OLD_PYTHON=<a venv's python with it installed>
 	@if [ -n "$(OLD_PYTHON)" ]; then $(PYTHON) bench/previous_version.py 3 $(OLD_PYTHON); fi
 	@# issue #21's side-by-side figures: OLD_CHECKOUT=<a checkout of the previous version>
