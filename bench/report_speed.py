@@ -42,7 +42,7 @@ from sweeps import clean_env
 
 from helpers.servers import CHROMIUM_FLAGS
 from pruneflow import results
-from pruneflow.study import tracking
+from pruneflow.tracking.runs import prepare_store, resolve_uri
 
 VARIANTS = ["keras", "tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
 MODELS = [("digits", "cnn"), ("mnist", "cnn"), ("svhn", "cnn"), ("tf_flowers", "mobilenetv2")]
@@ -54,8 +54,8 @@ def fill(folder: Path, runs: int = 100) -> str:
     from mlflow.entities import Metric, Param, RunTag
     from mlflow.tracking import MlflowClient
 
-    uri = tracking.resolve_uri(None, folder / "mlruns")
-    experiment_id = tracking.prepare_store(uri, "pruneflow", folder / "mlruns")
+    uri = resolve_uri(None, folder / "mlruns")
+    experiment_id = prepare_store(uri, "pruneflow", folder / "mlruns")
     client = MlflowClient(tracking_uri=uri)
     parent = client.create_run(
         experiment_id, run_name="sweep-bench", tags={results.SWEEP_TAG: "sweep-bench"}
@@ -212,7 +212,7 @@ def time_ui(folder: Path, rounds: int, runs: int, browser: bool = False) -> dict
     the runs page by headless Chromium (its wall time; the page must name the sweep)."""
     from mlflow.tracking import MlflowClient
 
-    uri = tracking.resolve_uri(None, folder / "mlruns")
+    uri = resolve_uri(None, folder / "mlruns")
     experiment = MlflowClient(uri).get_experiment_by_name("pruneflow").experiment_id
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))

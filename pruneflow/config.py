@@ -39,7 +39,7 @@ from pruneflow.steps.model import config as model
 from pruneflow.steps.model.config import MIN_TRANSFER_INPUT, BackboneConfig, TransferConfig
 from pruneflow.steps.prune.config import PruneConfig
 from pruneflow.steps.train.config import TrainConfig, check_seed
-from pruneflow.study.config import PathsConfig, SearchConfig, TrackingConfig
+from pruneflow.tracking.config import PathsConfig, SearchConfig, TrackingConfig
 
 # Sections that say where things go (or what a search optimizes), not what is computed: not
 # part of a job's identity.

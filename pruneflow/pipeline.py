@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+import math
 import time
 import traceback
 from collections.abc import Callable
@@ -23,9 +24,20 @@ from pruneflow import results
 from pruneflow.config import Config, check, instantiate, keys_under, plain_numbers, without_targets
 from pruneflow.process import Termination, job_log
 from pruneflow.steps import import_libraries
-from pruneflow.study import baselines, claims, provenance, tracking
-from pruneflow.study.jobs import JobContext
-from pruneflow.study.summary import headline
+from pruneflow.steps.convert.variants import VARIANTS
+from pruneflow.tracking import baselines, claims, provenance
+from pruneflow.tracking.context import JobContext
+from pruneflow.tracking.runs import (
+    end_stale_runs,
+    finished_run,
+    flatten,
+    prepare_store,
+    resolve_uri,
+    show_command,
+    start_run,
+    store_client,
+)
+from pruneflow.tracking.store import check_before_work
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +51,7 @@ def run(
 
     Checks the whole config before anything else (:class:`pruneflow.errors.ConfigError`),
     then that ``tracking.dir`` and ``paths.cache_dir`` are writable folders (ConfigError) and
-    that a tracking server answers (:class:`pruneflow.study.tracking.TrackingError`).
+    that a tracking server answers (:class:`pruneflow.tracking.store.TrackingError`).
     With ``tracking.resume`` (the default), a config that already has a FINISHED run in the
     experiment is not run again: its run's metrics are returned. Otherwise writes models,
     benchmark images, runner results and the job log under ``output_dir`` (default
@@ -49,7 +61,7 @@ def run(
 
     With ``tracking.resume``, a run of the same config being made by another process (a
     concurrent sweep of the same jobs) is waited for, then skipped as finished or run here
-    if it failed (:mod:`pruneflow.study.claims`).
+    if it failed (:mod:`pruneflow.tracking.claims`).
     """
     config = check(cfg) if isinstance(cfg, DictConfig) else cfg
     while True:
@@ -57,14 +69,14 @@ def run(
             return _run(config, output_dir, job)
         except claims.Behind as behind:  # its run started beside an older one: wait for that
             t = config.tracking
-            tracking.store_client(tracking.resolve_uri(t.uri, t.dir)).delete_run(behind.run_id)
+            store_client(resolve_uri(t.uri, t.dir)).delete_run(behind.run_id)
 
 
 def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
     t = config.tracking
-    uri = tracking.resolve_uri(t.uri, t.dir)
+    uri = resolve_uri(t.uri, t.dir)
     # writable folders, an answering server: one line each, before any work or run
-    tracking.check_before_work(uri, t.dir, config.paths.cache_dir)
+    check_before_work(uri, t.dir, config.paths.cache_dir)
     from pruneflow.devices.readiness import check_locks
 
     check_locks(config.device)  # a lock it could not take later, in one line now
@@ -78,9 +90,9 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
     with job_log(out) as log_file, Termination() as termination:
         log.info("%s ... (job %s: %s)", label, config.job_key, config.run_name)
         # a new store is made by another process while this one imports TensorFlow
-        experiment_id = tracking.prepare_store(uri, t.experiment, t.dir, import_libraries)
+        experiment_id = prepare_store(uri, t.experiment, t.dir, import_libraries)
         if job is None:  # a sweep did this before its first job
-            for run_id in tracking.end_stale_runs(uri, experiment_id):
+            for run_id in end_stale_runs(uri, experiment_id):
                 log.warning("run %s was left RUNNING by a process that is gone: KILLED", run_id)
         code = provenance.code_version()
         replaces = None
@@ -96,7 +108,7 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
                 if job is not None:
                     job.note_skipped(uri, t.experiment, config.job_key)
                 return dict(done.data.metrics)
-            replaces = tracking.finished_run(uri, experiment_id, config.job_key)
+            replaces = finished_run(uri, experiment_id, config.job_key)
             if replaces is not None:
                 log.info(
                     "%s: finished run %s has this config but was made by other code (this "
@@ -112,7 +124,7 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
             **({results.REPLACES_TAG: _made_by(replaces)} if replaces is not None else {}),
         }
         parent = job.parent_run_id if job else None
-        with tracking.start_run(uri, t.experiment, t.dir, config.run_name, tags, parent) as tr:
+        with start_run(uri, t.experiment, t.dir, config.run_name, tags, parent) as tr:
             claim = claims.Claim(tr.client, experiment_id, config.job_key, code, tr.run_id)
             if t.resume:  # one started together with this one: the older goes on
                 claim.first()
@@ -154,7 +166,7 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
                 tr.run_id,
                 t.experiment,
                 uri,
-                tracking.show_command(uri),
+                show_command(uri),
             )
     return metrics
 
@@ -172,7 +184,7 @@ def _stages(
 
     timer = _Timer()
     settings = config.as_dict()
-    tr.log_params(tracking.flatten(settings))
+    tr.log_params(flatten(settings))
     tr.log_text(OmegaConf.to_yaml(settings), results.CONFIG_FILE)
     delegate = dataclasses.asdict(config.delegate)  # the runner's --delegate JSON
 
@@ -382,3 +394,26 @@ class _Timer:
             yield
         finally:
             self.seconds[stage] = time.perf_counter() - t0
+
+
+def _headline_variant(metrics: dict[str, float]) -> str:
+    """The variant a summary shows: the timed .tflite variant that :data:`VARIANTS` ranks
+    first (int8 in the defaults)."""
+    timed = [
+        k.split("/")[0]
+        for k in metrics
+        if k.endswith("/" + results.latency("p50")) and not k.startswith(results.KERAS)
+    ]
+    ranked = sorted(timed, key=lambda v: (VARIANTS[v].rank if v in VARIANTS else 99, v))
+    return ranked[0] if ranked else ""
+
+
+def headline(metrics: dict[str, float]) -> str:
+    """``tflite_int8 acc 0.983, p50 0.07 ms, gzip 12.3 KB``: the key numbers of a run."""
+    variant = _headline_variant(metrics)
+    if not variant:
+        return "no variant timed"
+    gz = metrics.get(results.metric(variant, results.GZIP), math.nan) / 1024
+    acc = metrics.get(results.metric(variant, results.ACCURACY), math.nan)
+    p50 = metrics.get(results.metric(variant, results.latency("p50")), math.nan)
+    return f"{variant} acc {acc:.3f}, p50 {p50:.3g} ms, gzip {gz:.1f} KB"

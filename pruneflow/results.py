@@ -120,7 +120,7 @@ VERSION_TAG, PID_TAG, HOST_TAG = "pruneflow.version", "pruneflow.pid", "host"
 # What tells a run pruneflow made (a job's, from its creation: start_tags; a sweep's parent) from
 # one logged into the same experiment by plain MLflow or another tool: reports skip the latter.
 MADE_BY_TAG = VERSION_TAG
-# The code that made a run (a hash of the package: study.provenance.code_version); a job is resumed
+# The code that made a run (a package hash: tracking.provenance.code_version); a job is resumed
 # only from a run of the same code. REPLACES_TAG: on a run made again because the FINISHED run of
 # its config came from other code, that run's id.
 CODE_TAG, REPLACES_TAG = "pruneflow.code", "pruneflow.replaces"

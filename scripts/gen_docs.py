@@ -329,7 +329,7 @@ def results_md() -> str:
     from pruneflow import results as r
     from pruneflow import results_doc as doc
     from pruneflow.config import Config
-    from pruneflow.study.tracking import flatten
+    from pruneflow.tracking.runs import flatten
 
     config: Config = OmegaConf.to_object(composed([]))
     variant = "<variant>"

@@ -19,7 +19,7 @@ from pruneflow import results
 from pruneflow.config import check, from_settings
 from pruneflow.stats import ratio_interval
 from pruneflow.study.compare import COLUMNS, ROUND_COLUMNS, TAIL
-from pruneflow.study.config import (
+from pruneflow.tracking.config import (
     COMPARE_ROUNDS_KEY,
     MAX_ROUNDS,
     MIN_ROUNDS,

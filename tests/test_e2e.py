@@ -183,7 +183,7 @@ def test_a_sparsity_that_leaves_a_layer_no_weight_warns_and_tags(cfg_tiny):
     from omegaconf import OmegaConf
 
     from pruneflow.pipeline import run
-    from pruneflow.study.tracking import resolve_uri
+    from pruneflow.tracking.runs import resolve_uri
 
     cfg_tiny.prune.sparsity = 0.999
     cfg_tiny.prune.distribution = "uniform"  # every layer at 0.999: the smallest one starves

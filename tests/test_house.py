@@ -130,7 +130,7 @@ def test_a_variant_a_delegate_and_a_device_each_live_in_one_registry():
 def test_the_summary_headlines_the_variant_the_registry_ranks_first():
     """The summary's headline variant: int8 first, then QAT, float16 (the old list named a
     `tflite_fp16` that does not exist, so stage=float headlined fp32), dynamic, fp32."""
-    from pruneflow.study.summary import _headline_variant
+    from pruneflow.pipeline import _headline_variant
 
     def timed(*variants):
         return {f"{v}/latency_p50_ms": 1.0 for v in ("keras", *variants)}

@@ -587,11 +587,11 @@ def test_rows_have_channels_beside_sparsity_and_old_runs_read_as_none_removed(ch
 
 def test_a_sweeps_runs_are_read_page_after_page(channel_store):
     """A search returns one page of runs (1,000 by default): a sweep of more is read whole."""
-    from pruneflow.study import tracking
     from pruneflow.study.report.selection import all_runs
+    from pruneflow.tracking.runs import store_client
 
     _, uri, parent_id = channel_store
-    client = tracking.store_client(uri)
+    client = store_client(uri)
     experiment_id = client.get_run(parent_id).info.experiment_id
     where = f"tags.`{results.PARENT_TAG}` = '{parent_id}'"
     paged = [r.info.run_id for r in all_runs(client, experiment_id, where, page=2)]

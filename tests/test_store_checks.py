@@ -13,7 +13,8 @@ import pytest
 from helpers.cli import TINY, outputs_to, pruneflow_command, read_runs, run_cli, started_together
 from helpers.servers import MlflowServer
 from helpers.sshd import free_port
-from pruneflow.study.tracking import TrackingError, check_server, prepare_store
+from pruneflow.tracking.runs import prepare_store
+from pruneflow.tracking.store import TrackingError, check_server
 
 # a check that waits for minutes would still pass a test without a limit: a generous one
 LIMIT_S = 180

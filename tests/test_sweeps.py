@@ -30,7 +30,8 @@ from helpers.cli import (
 )
 from helpers.machine import venv_tool
 from pruneflow import results
-from pruneflow.study import baselines, provenance, tracking
+from pruneflow.tracking import baselines, provenance
+from pruneflow.tracking.runs import prepare_store
 
 
 def _parent_of(run) -> str:
@@ -51,7 +52,7 @@ def _finished_study(tmp_path, jobs: int):
 def test_a_sweep_nests_its_runs_resumes_and_ends_runs_left_by_dead_processes(tmp_path):
     # a run left RUNNING by a process that is gone (SIGKILL, a crash) on this host
     uri = store_uri(tmp_path)
-    experiment_id = tracking.prepare_store(uri, "pruneflow", tmp_path / "mlruns")
+    experiment_id = prepare_store(uri, "pruneflow", tmp_path / "mlruns")
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(tracking_uri=uri)
@@ -527,7 +528,7 @@ def test_a_worker_without_the_sweep_folder_finds_its_parent_in_the_store(tmp_pat
     from pruneflow.study.jobs import job_context
 
     uri = store_uri(tmp_path)
-    experiment_id = tracking.prepare_store(uri, "pruneflow", tmp_path / "mlruns")
+    experiment_id = prepare_store(uri, "pruneflow", tmp_path / "mlruns")
     client = MlflowClient(tracking_uri=uri)
     folder = "multirun/2026-11-26/12-00-00"
     tags = {results.SWEEP_DIR_TAG: folder, results.SWEEP_JOBS_TAG: "3"}
@@ -616,10 +617,10 @@ def test_a_run_of_another_host_is_waited_on_until_it_is_too_old(tmp_path):
     claims.OTHER_HOST_WAIT_S, then no longer (a machine that died leaves it RUNNING)."""
     from mlflow.tracking import MlflowClient
 
-    from pruneflow.study import claims
+    from pruneflow.tracking import claims
 
     uri = store_uri(tmp_path)
-    experiment_id = tracking.prepare_store(uri, "pruneflow", tmp_path / "mlruns")
+    experiment_id = prepare_store(uri, "pruneflow", tmp_path / "mlruns")
     client = MlflowClient(tracking_uri=uri)
     tags = {
         results.JOB_KEY_TAG: "k1",

@@ -1,15 +1,9 @@
 import pytest
 from mlflow.tracking import MlflowClient
 
-from pruneflow.study.tracking import (
-    ERROR_MESSAGE_TAG,
-    ERROR_TYPE_TAG,
-    TrackingError,
-    flatten,
-    prepare_store,
-    resolve_uri,
-    start_run,
-)
+from pruneflow.results import ERROR_MESSAGE_TAG, ERROR_TYPE_TAG
+from pruneflow.tracking.runs import flatten, prepare_store, resolve_uri, start_run
+from pruneflow.tracking.store import TrackingError
 
 
 def test_flatten_to_dotted_keys():

@@ -10,8 +10,9 @@ from pathlib import Path
 from pruneflow import results
 from pruneflow.errors import ConfigError, PruneflowError
 from pruneflow.process import stderr_held
-from pruneflow.study import tracking
-from pruneflow.study.config import MAX_ROUNDS, MIN_ROUNDS, ROUNDS_RANGE
+from pruneflow.tracking.config import MAX_ROUNDS, MIN_ROUNDS, ROUNDS_RANGE
+from pruneflow.tracking.runs import resolve_uri, store_client
+from pruneflow.tracking.store import TrackingError, check_folder, check_store
 
 PROG = "pruneflow compare"
 
@@ -70,7 +71,7 @@ def main(argv: list[str]) -> int:
             what = "is a file" if taken == args.out else f"is inside a file ({taken})"
             return _fail(f"--out {args.out} {what}: valid values are a folder, existing or new", 2)
         try:  # a folder it cannot make or write in (permission, a read-only file system)
-            tracking.check_folder("--out", args.out)
+            check_folder("--out", args.out)
         except ConfigError as exc:
             return _fail(str(exc), 2)
     from pruneflow.devices.base import DeviceError
@@ -79,16 +80,16 @@ def main(argv: list[str]) -> int:
     from pruneflow.study.report import ReportError, select
     from pruneflow.study.report.selection import skipped_line
 
-    uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
+    uri = resolve_uri(args.tracking_uri, "mlruns")
     try:
-        tracking.check_store(uri, fix="pass --tracking-uri")
+        check_store(uri, fix="pass --tracking-uri")
         try:
             selection = select(uri, args.experiment, args.sweep)
         except PruneflowError:
             raise
         except Exception as exc:  # noqa: BLE001 - a database that cannot be read, mostly
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-            raise tracking.TrackingError(
+            raise TrackingError(
                 f"the MLflow store {uri.split('@')[-1]} cannot be read: {first} "
                 "(pass --tracking-uri)"
             ) from None
@@ -96,7 +97,7 @@ def main(argv: list[str]) -> int:
             print(skipped_line(selection.foreign), flush=True)
         out = args.out
         if out is None:
-            client = tracking.store_client(uri)
+            client = store_client(uri)
             tags = client.get_run(selection.parent_id).data.tags
             folder = tags.get(results.SWEEP_DIR_TAG)
             if not folder or not Path(folder).is_dir():
@@ -117,7 +118,7 @@ def main(argv: list[str]) -> int:
             table, paths = compare(
                 the_plan, out, args.rounds, args.seed, lambda line: print(line, flush=True)
             )
-    except (ReportError, CompareError, tracking.TrackingError, DeviceError, PruneflowError) as exc:
+    except (ReportError, CompareError, TrackingError, DeviceError, PruneflowError) as exc:
         return _fail(str(exc), 1)
     print(lines(table, the_plan.settings))
     print(

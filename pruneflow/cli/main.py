@@ -63,14 +63,8 @@ def main(cfg: DictConfig) -> dict | list[float] | None:
     from pruneflow.study import search
     from pruneflow.study.jobs import job_context
     from pruneflow.study.sweep import runs_jobs_here
-    from pruneflow.study.tracking import (
-        DiskFull,
-        StoreGone,
-        TrackingError,
-        lost,
-        no_space,
-        resolve_uri,
-    )
+    from pruneflow.tracking.runs import resolve_uri
+    from pruneflow.tracking.store import DiskFull, StoreGone, TrackingError, lost, no_space
 
     hydra_cfg = HydraConfig.get()
     objectives, uri = None, None
@@ -133,7 +127,7 @@ def config_errors_exit_2():
     from hydra._internal import utils as hydra_utils
     from hydra.errors import ConfigCompositionException, OverrideParseException, SearchPathException
 
-    from pruneflow.study.store import no_space
+    from pruneflow.tracking.store import no_space
 
     mistakes = (ConfigCompositionException, OverrideParseException, SearchPathException)
     report = hydra_utils.run_and_report  # what Hydra calls around composing and running

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from pruneflow.errors import ConfigError
-from pruneflow.study import tracking
 from pruneflow.study.report import (
     DEFAULT_TOLERANCE,
     REPORT_MD,
@@ -30,6 +29,8 @@ from pruneflow.study.report.tables import (
     has_clusters,
     pick_text,
 )
+from pruneflow.tracking.runs import resolve_uri
+from pruneflow.tracking.store import TrackingError, check_folder, check_store
 
 
 def main(argv: list[str]) -> int:
@@ -79,16 +80,16 @@ def main(argv: list[str]) -> int:
                 f"--out {args.out} {what}: valid values are a folder, existing or new"
             )
         try:  # a folder it cannot make or write in (permission, a read-only file system)
-            tracking.check_folder("--out", args.out)
+            check_folder("--out", args.out)
         except ConfigError as exc:
             return _bad_argument(str(exc))
     try:  # before the store is read, and its metric names before anything is written
         budget = parse_budget(args.budget) if args.budget is not None else None
     except BadBudget as exc:
         return _bad_argument(f"--budget {args.budget!r}: {exc}")
-    uri = tracking.resolve_uri(args.tracking_uri, "mlruns")
+    uri = resolve_uri(args.tracking_uri, "mlruns")
     try:
-        tracking.check_store(uri, fix="pass --tracking-uri")
+        check_store(uri, fix="pass --tracking-uri")
         selection = select(uri, args.experiment, args.sweep, args.all, args.filter)
         if selection.foreign:
             print(skipped_line(selection.foreign), flush=True)
@@ -112,7 +113,7 @@ def main(argv: list[str]) -> int:
             )
     except BadBudget as exc:  # a metric no selected run logs
         return _bad_argument(f"--budget {args.budget!r}: {exc}")
-    except (ReportError, tracking.TrackingError) as exc:
+    except (ReportError, TrackingError) as exc:
         print(f"pruneflow report: error: {exc}", file=sys.stderr)
         return 1
     print(

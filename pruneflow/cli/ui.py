@@ -6,7 +6,8 @@ import argparse
 import os
 import sys
 
-from pruneflow.study.tracking import TrackingError, check_store, resolve_uri, sqlite_file
+from pruneflow.tracking.runs import resolve_uri
+from pruneflow.tracking.store import TrackingError, check_store, sqlite_file
 
 
 def main(argv: list[str]) -> int:

@@ -18,6 +18,6 @@ config object:
 def import_libraries() -> None:
     """Import what every job's steps use: TensorFlow (through tf_keras, ~3 s) and tfmot. For
     a caller that can pay for them while it waits on another process (a new store's schema:
-    :func:`pruneflow.study.tracking.prepare_store`)."""
+    :func:`pruneflow.tracking.runs.prepare_store`)."""
     import tensorflow_model_optimization  # noqa: F401
     import tf_keras  # noqa: F401

@@ -8,26 +8,14 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 from pruneflow import results
-from pruneflow.study import tracking
+from pruneflow.tracking.context import SKIPPED_DIR, Job, JobContext
+from pruneflow.tracking.runs import newest_run, store_client
 
 log = logging.getLogger(__name__)
 
 SWEEP_FILE = "sweep.json"  # in the sweep folder: the parent runs and the jobs
-SKIPPED_DIR = "skipped"  # on a search's parent: the trials resumed from FINISHED runs
-
-
-@dataclass
-class Job:
-    """One job of a sweep as listed before it runs."""
-
-    num: int
-    overrides: list[str]
-    key: str  # its config's job key (results.JOB_KEY_TAG)
-    uri: str
-    experiment: str
 
 
 @dataclass
@@ -58,41 +46,6 @@ class Sweep:
         path = Path(self.folder) / SWEEP_FILE
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(asdict(self), indent=2))
-
-
-@dataclass
-class JobContext:
-    """What a sweep's job knows of its sweep: its parent run, its place, its overrides."""
-
-    parent_run_id: str | None
-    num: int
-    total: int | None
-    overrides: list[str]
-
-    @property
-    def label(self) -> str:
-        """``[2/9] prune.sparsity=0.5``: the job in progress lines."""
-        total = self.total if self.total is not None else "?"
-        return f"[{self.num + 1}/{total}] {' '.join(self.overrides) or '(no overrides)'}"
-
-    def tags(self) -> dict[str, Any]:
-        return {
-            results.JOB_NUM_TAG: self.num,
-            results.JOB_OVERRIDES_TAG: " ".join(self.overrides),
-        }
-
-    def note_skipped(self, uri: str, experiment: str, key: str) -> None:
-        """Tell the parent that this job was skipped for a FINISHED run of its config (job
-        key ``key``), when the sweep did not list its jobs ahead (a sweeper chooses them: a
-        search): ``skipped/<num>.json`` on the parent, which the summary and the report read
-        (:func:`skipped_jobs`)."""
-        if self.total is not None or self.parent_run_id is None:
-            return  # listed ahead: the parent knows its jobs already
-        job = Job(self.num, self.overrides, key, uri, experiment)
-        client = tracking.store_client(uri)
-        client.log_text(
-            self.parent_run_id, json.dumps(asdict(job)), f"{SKIPPED_DIR}/{self.num}.json"
-        )
 
 
 def skipped_jobs(client, parent_run_id: str) -> list[Job]:
@@ -132,13 +85,11 @@ def swept(overrides: list[str], sweep_overrides: list[str]) -> list[str]:
 
 
 def _parent_in_store(sweep_dir: str, uri: str, experiment: str) -> tuple[str | None, int | None]:
-    client = tracking.store_client(uri)
+    client = store_client(uri)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         return None, None
-    run = tracking.newest_run(
-        client, found.experiment_id, results.SWEEP_DIR_TAG, sweep_dir, "RUNNING"
-    )
+    run = newest_run(client, found.experiment_id, results.SWEEP_DIR_TAG, sweep_dir, "RUNNING")
     if run is None:
         return None, None
     jobs = run.data.tags.get(results.SWEEP_JOBS_TAG, "")

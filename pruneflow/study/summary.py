@@ -10,10 +10,11 @@ from typing import Any
 
 from pruneflow import results
 from pruneflow.errors import clip
+from pruneflow.pipeline import headline
 from pruneflow.progress import duration
-from pruneflow.steps.convert.variants import VARIANTS
-from pruneflow.study import provenance, tracking
 from pruneflow.study.jobs import Parent, Sweep, swept
+from pruneflow.tracking import provenance
+from pruneflow.tracking.runs import finished_run, show_command
 
 
 @dataclass
@@ -40,9 +41,7 @@ def rows(client, sweep: Sweep, parent: Parent, children: list) -> list[Row]:
         if run is not None:
             rows.append(_row(job.num, overrides, run))
             continue
-        done = tracking.finished_run(
-            parent.uri, parent.experiment_id, job.key, provenance.code_version()
-        )
+        done = finished_run(parent.uri, parent.experiment_id, job.key, provenance.code_version())
         if done is not None:
             row = _row(job.num, overrides, done)
             row.status = "SKIPPED"
@@ -68,29 +67,6 @@ def _row(num, overrides: str, run) -> Row:
         tags.get(results.ERROR_MESSAGE_TAG, ""),
         tags.get(results.REPLACES_TAG, ""),
     )
-
-
-def _headline_variant(metrics: dict[str, float]) -> str:
-    """The variant a summary shows: the timed .tflite variant that :data:`VARIANTS` ranks
-    first (int8 in the defaults)."""
-    timed = [
-        k.split("/")[0]
-        for k in metrics
-        if k.endswith("/" + results.latency("p50")) and not k.startswith(results.KERAS)
-    ]
-    ranked = sorted(timed, key=lambda v: (VARIANTS[v].rank if v in VARIANTS else 99, v))
-    return ranked[0] if ranked else ""
-
-
-def headline(metrics: dict[str, float]) -> str:
-    """``tflite_int8 acc 0.983, p50 0.07 ms, gzip 12.3 KB``: the key numbers of a run."""
-    variant = _headline_variant(metrics)
-    if not variant:
-        return "no variant timed"
-    gz = metrics.get(results.metric(variant, results.GZIP), math.nan) / 1024
-    acc = metrics.get(results.metric(variant, results.ACCURACY), math.nan)
-    p50 = metrics.get(results.metric(variant, results.latency("p50")), math.nan)
-    return f"{variant} acc {acc:.3f}, p50 {p50:.3g} ms, gzip {gz:.1f} KB"
 
 
 def summary(sweep: Sweep, parent: Parent, rows: list[Row], status: str) -> str:
@@ -127,6 +103,6 @@ def summary(sweep: Sweep, parent: Parent, rows: list[Row], status: str) -> str:
         "",
         f"{sweep.name} {status}: {said} in {duration(elapsed)} (folder {sweep.folder})",
         f"results: parent run {parent.run_id}, experiment {parent.experiment!r} in "
-        f"{parent.uri}; see them with: {tracking.show_command(parent.uri)}",
+        f"{parent.uri}; see them with: {show_command(parent.uri)}",
     ]
     return "\n".join(lines)

@@ -5,7 +5,7 @@ pruneflow adds around them, in Hydra's callback (:class:`SweepCallback`, named i
 ``conf/config.yaml``) and in each job (:func:`job_context`, used by the command line):
 
 - before the first job: every job's config is composed and checked, so are its folders and
-  tracking server (:func:`pruneflow.study.tracking.check_before_work`), each MLflow store and
+  tracking server (:func:`pruneflow.tracking.runs.check_before_work`), each MLflow store and
   experiment is created once (parallel jobs race on them otherwise), runs of this host whose
   process is gone are marked KILLED, and a parent run is created, named after the sweep and
   tagged with its folder, overrides and number of jobs. ``<sweep dir>/sweep.json`` tells the
@@ -39,10 +39,20 @@ from omegaconf import DictConfig, OmegaConf
 from pruneflow import __version__, results
 from pruneflow.config import check
 from pruneflow.errors import ConfigError, exit_on_user_error, one_line
-from pruneflow.process import stderr_held
+from pruneflow.process import process_alive, stderr_held
 from pruneflow.steps import import_libraries
-from pruneflow.study import provenance, search, summary, tracking
+from pruneflow.study import search, summary
 from pruneflow.study.jobs import Job, Parent, Sweep, listed_ahead, skipped_jobs, sweep_jobs
+from pruneflow.tracking import provenance
+from pruneflow.tracking.runs import (
+    end_stale_runs,
+    error_tags,
+    finished_run,
+    prepare_store,
+    resolve_uri,
+    store_client,
+)
+from pruneflow.tracking.store import TrackingError, check_before_work, no_space, server_down
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +93,7 @@ class SweepCallback(Callback):
                 # Hydra turns a callback's exceptions into warnings; only an exit stops it.
                 exit_on_user_error(f"in sweep job [{' '.join(job)}]: {one_line(exc)}")
             t = cfg.tracking
-            uri = tracking.resolve_uri(t.uri, t.dir)
+            uri = resolve_uri(t.uri, t.dir)
             stores[(uri, t.experiment)] = t.dir
             needs.add((uri, str(t.dir), str(cfg.paths.cache_dir)))
             jobs.append(Job(num, job, cfg.job_key, uri, t.experiment))
@@ -109,18 +119,18 @@ class SweepCallback(Callback):
         try:
             for uri, store_dir, cache_dir in sorted(needs):  # before job 0 and any run
                 try:
-                    tracking.check_before_work(uri, store_dir, cache_dir)
+                    check_before_work(uri, store_dir, cache_dir)
                 except ConfigError as exc:
                     exit_on_user_error(str(exc))
             # jobs in this process (Hydra's basic launcher) import TensorFlow meanwhile, while
             # a new store is made by another process; a launcher's workers import their own
             meanwhile = _quiet_import_libraries if runs_jobs_here(config.hydra) else None
             for (uri, experiment), store_dir in sorted(stores.items()):
-                experiment_id = tracking.prepare_store(uri, experiment, store_dir, meanwhile)
-                for run_id in tracking.end_stale_runs(uri, experiment_id):
+                experiment_id = prepare_store(uri, experiment, store_dir, meanwhile)
+                for run_id in end_stale_runs(uri, experiment_id):
                     log.warning("run %s was left RUNNING by a process that is gone: KILLED", run_id)
                 sweep.parents.append(_open_parent(sweep, uri, experiment, experiment_id))
-        except tracking.TrackingError as exc:
+        except TrackingError as exc:
             print(f"pruneflow: error: {exc}", file=sys.stderr)
             raise SystemExit(1) from None
         sweep.write()
@@ -165,7 +175,7 @@ def runs_jobs_here(hydra: DictConfig) -> bool:
 
 
 def _open_parent(sweep: Sweep, uri: str, experiment: str, experiment_id: str) -> Parent:
-    client = tracking.store_client(uri)
+    client = store_client(uri)
     tags = {
         results.SWEEP_TAG: sweep.name,
         results.SWEEP_DIR_TAG: sweep.folder,
@@ -195,7 +205,7 @@ def end_open_sweeps(interrupted: bool) -> None:
     while _OPEN:
         sweep = _OPEN.pop()
         for parent in sweep.parents:
-            down = tracking.server_down(parent.uri)
+            down = server_down(parent.uri)
             if down is not None:  # said by the job that found it gone, unless interrupted
                 if interrupted:
                     print(
@@ -208,7 +218,7 @@ def end_open_sweeps(interrupted: bool) -> None:
             try:
                 _end_parent(sweep, parent, interrupted)
             except Exception as exc:  # noqa: BLE001 - the store may be what failed
-                why = "no space left on device" if tracking.no_space(exc) else one_line(exc)
+                why = "no space left on device" if no_space(exc) else one_line(exc)
                 print(
                     f"pruneflow: cannot end parent run {parent.run_id} ({why}): the next run "
                     "that can write the store ends it",
@@ -219,12 +229,12 @@ def end_open_sweeps(interrupted: bool) -> None:
 def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
     """End ``parent`` with its summary, report and final status; KILLED, saying so, when
     interrupted while it ends (Ctrl-C or SIGTERM in the report)."""
-    client = tracking.store_client(parent.uri)
+    client = store_client(parent.uri)
     try:
         status = _close_parent(sweep, parent, interrupted, client)
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):  # the parent still ends
-            why = tracking.error_tags("interrupted as the sweep ended", "Interrupted")
+            why = error_tags("interrupted as the sweep ended", "Interrupted")
             for k, v in why.items():
                 client.set_tag(parent.run_id, k, v)
             client.set_terminated(parent.run_id, "KILLED")
@@ -278,7 +288,7 @@ def _search_front(sweep: Sweep, parent: Parent, client, children: list, out: Pat
     folder and the parent's report/, the front's runs tagged on the parent, and printed."""
     trials = {r.info.run_id: r for r in children}
     for job in sweep.jobs:  # the trials it resumed: their FINISHED runs
-        done = tracking.finished_run(parent.uri, parent.experiment_id, job.key)
+        done = finished_run(parent.uri, parent.experiment_id, job.key)
         if done is not None:
             trials.setdefault(done.info.run_id, done)
     runs = list(trials.values())
@@ -297,7 +307,7 @@ def _compare(sweep: Sweep, parent: Parent, out: Path) -> None:
     """``pruneflow compare --rounds <tracking.compare_rounds>`` on the sweep that just ended,
     into its report folder and its parent run; a failure is one line, the sweep stands."""
     from pruneflow.study.compare import COLUMNS, TAIL, compare_sweep, lines
-    from pruneflow.study.config import COMPARE_ROUNDS_KEY
+    from pruneflow.tracking.config import COMPARE_ROUNDS_KEY
 
     print(
         f"compare ({COMPARE_ROUNDS_KEY}={sweep.compare_rounds}): every .tflite variant and the "
@@ -344,14 +354,14 @@ def _end_interrupted(client, parent: Parent, children: list) -> list:
             if r.data.tags.get(results.PID_TAG, "").isdigit()
             and r.data.tags.get(results.HOST_TAG) == socket.gethostname()
             and int(r.data.tags[results.PID_TAG]) != os.getpid()
-            and tracking.process_alive(int(r.data.tags[results.PID_TAG]), r.info.start_time)
+            and process_alive(int(r.data.tags[results.PID_TAG]), r.info.start_time)
         ]
         if not alive or time.monotonic() > deadline:
             break
         time.sleep(0.5)
         children = _children(client, parent)
     for r in running:
-        for k, v in tracking.error_tags("the sweep was interrupted", "Interrupted").items():
+        for k, v in error_tags("the sweep was interrupted", "Interrupted").items():
             client.set_tag(r.info.run_id, k, v)
         client.set_terminated(r.info.run_id, "KILLED")
     return _children(client, parent) if running else children

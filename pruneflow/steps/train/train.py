@@ -183,7 +183,7 @@ def train_baseline(
 
     Looks in the local cache (``<cache_dir>/baselines/<key>/{model.keras,meta.json}``, its
     model checked against the sha256 in its metadata), then in ``store`` (a
-    :class:`~pruneflow.study.baselines.BaselineStore`: baselines trained on other machines), and
+    :class:`~pruneflow.tracking.baselines.BaselineStore`: baselines trained on other machines), and
     trains only if neither has it; a trained baseline goes into both, and one found in the
     local cache goes into a store that lacks it (a new store, or one emptied). A corrupt copy
     (local or the store's) is removed and said; a store's corrupt run is marked FAILED once the

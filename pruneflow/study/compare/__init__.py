@@ -32,7 +32,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pruneflow import results
-from pruneflow.study import tracking
 from pruneflow.study.compare.output import lines, plot, write
 from pruneflow.study.compare.plan import (
     COLUMNS,
@@ -46,7 +45,8 @@ from pruneflow.study.compare.plan import (
     plan,
 )
 from pruneflow.study.compare.rounds import check_devices, prepare, run_rounds, summarise
-from pruneflow.study.config import MIN_ROUNDS
+from pruneflow.tracking.config import MIN_ROUNDS
+from pruneflow.tracking.runs import store_client
 
 __all__ = [
     "COLUMNS",
@@ -89,7 +89,7 @@ def compare(
         per_round = run_rounds(the_plan, images, work, rounds, seed, say)
     table = summarise(the_plan)
     paths = write(the_plan, table, per_round, out)
-    client = tracking.store_client(the_plan.uri)
+    client = store_client(the_plan.uri)
     for path in paths:
         client.log_artifact(the_plan.parent_id, str(path), results.REPORT_DIR)
     return table, paths

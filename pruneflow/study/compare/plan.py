@@ -13,7 +13,7 @@ from pathlib import Path
 
 from pruneflow import results
 from pruneflow.errors import PruneflowError
-from pruneflow.study import tracking
+from pruneflow.tracking.runs import store_client
 
 DEFAULT_ROUNDS = 10
 DEFAULT_SEED = 0
@@ -100,7 +100,7 @@ def plan(selection, say: Callable[[str], None] = print) -> Plan:
     where and how they are timed; raises :class:`CompareError` when none has a .tflite file."""
     from pruneflow.config import from_settings
 
-    client = tracking.store_client(selection.uri)
+    client = store_client(selection.uri)
     runs = selection.runs
     columns, values = swept_settings(client, selection.parent_id, runs)
     groups: dict[str, Group] = {}

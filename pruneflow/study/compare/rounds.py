@@ -12,8 +12,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from pruneflow import results
-from pruneflow.study import tracking
 from pruneflow.study.compare.plan import DEFAULT_SEED, Plan, dense_index
+from pruneflow.tracking.runs import store_client
 
 
 def check_devices(the_plan: Plan) -> None:
@@ -42,7 +42,7 @@ def prepare(the_plan: Plan, work: Path, say: Callable[[str], None] = print) -> d
     from pruneflow.steps.quantize.qat import quantize_aware
     from pruneflow.steps.train.train import load_model
 
-    client = tracking.store_client(the_plan.uri)
+    client = store_client(the_plan.uri)
     images: dict[int, Path] = {}
     datasets: dict[str, object] = {}
 

@@ -19,12 +19,12 @@ from pathlib import Path
 
 from pruneflow import results
 from pruneflow.process import process_alive
-from pruneflow.study import tracking
 from pruneflow.study.report.markdown import markdown
 from pruneflow.study.report.plots import CHANNEL_PLOTS, CLUSTER_PLOTS, PLOTS, plot_names, plots
 from pruneflow.study.report.selection import ReportError, Selection, rows, select
 from pruneflow.study.report.summary import summary
 from pruneflow.study.report.tables import DEFAULT_TOLERANCE, best_line, best_sparsity
+from pruneflow.tracking.runs import store_client
 
 RUNS_CSV, SUMMARY_CSV, REPORT_MD = "runs.csv", "summary.csv", "report.md"
 # on the parent run: the report's choice per model (sparsity, or sparsity/c<channels>,
@@ -117,7 +117,7 @@ def report_sweep(uri: str, experiment: str, parent_id: str, out: Path) -> str:
     """The report of a sweep that just ended, logged to its parent run; returns the best line."""
     selection = select(uri, experiment, sweep=parent_id)
     _, best = write_report(selection, out)
-    client = tracking.store_client(uri)
+    client = store_client(uri)
     client.log_artifacts(parent_id, str(out), results.REPORT_DIR)
     line = best_line(best)
     client.set_tag(parent_id, BEST_TAG, line[:5000])

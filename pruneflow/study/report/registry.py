@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pruneflow.study import tracking
 from pruneflow.study.report.selection import ReportError
+from pruneflow.tracking.runs import store_client
 
 
 def register(uri: str, experiment: str, row, name: str) -> str:
@@ -13,7 +13,7 @@ def register(uri: str, experiment: str, row, name: str) -> str:
     The model is the one its run logged for the row's variant (its param ``variant``): that
     run's configuration (sparsity, channels, clusters) is the row's, whatever the name it was
     logged under (``digits-cnn-s90-cl16-tflite_int8`` for a clustered run)."""
-    client = tracking.store_client(uri)
+    client = store_client(uri)
     exp = client.get_experiment_by_name(experiment)
     found = [
         m

@@ -11,7 +11,8 @@ from pathlib import Path
 from pruneflow import results
 from pruneflow.errors import PruneflowError
 from pruneflow.steps.convert.variants import VARIANTS
-from pruneflow.study import tracking
+from pruneflow.tracking.runs import finished_run, store_client
+from pruneflow.tracking.store import sqlite_file
 
 MEASURES = results.VARIANT_MEASURES
 UNIQUE_WEIGHTS = results.UNIQUE_WEIGHTS  # logged by clustered runs only
@@ -82,12 +83,12 @@ def select(
     import mlflow
     from mlflow.exceptions import MlflowException
 
-    db = tracking.sqlite_file(uri)
+    db = sqlite_file(uri)
     if db is not None and not db.exists():
         raise ReportError(
             f"no MLflow store at {db}: run pruneflow in this folder first, or pass --tracking-uri"
         )
-    client = tracking.store_client(uri)
+    client = store_client(uri)
     exp = client.get_experiment_by_name(experiment)
     if exp is None:
         names = sorted(e.name for e in client.search_experiments())
@@ -176,7 +177,7 @@ def _sweep_filter(client, experiment_id: str, parent_id: str) -> str:
     except Exception:  # noqa: BLE001 - a parent without its job list: its own runs only
         jobs = []
     for job in jobs:
-        done = tracking.finished_run(client.tracking_uri, experiment_id, job["key"])
+        done = finished_run(client.tracking_uri, experiment_id, job["key"])
         if done is not None:
             ids.add(done.info.run_id)
     if not ids:

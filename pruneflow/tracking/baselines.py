@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from pruneflow.results import BASELINE_EXPERIMENT, BASELINE_KEY_TAG, HOST_TAG, PID_TAG
-from pruneflow.study.tracking import error_tags, newest_run, prepare_store, store_client
+from pruneflow.tracking.runs import error_tags, newest_run, prepare_store, store_client
 
 
 class BaselineStore:

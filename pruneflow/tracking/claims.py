@@ -25,7 +25,7 @@ import time
 
 from pruneflow.process import process_alive
 from pruneflow.results import CODE_TAG, HOST_TAG, JOB_KEY_TAG, PID_TAG
-from pruneflow.study import tracking
+from pruneflow.tracking.runs import finished_run, store_client
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +110,10 @@ class Claim:
 def wait_for_others(uri: str, experiment_id: str, job_key: str, code: str, label: str):
     """The FINISHED run of ``job_key`` and ``code``, after waiting while another run of them
     is worked on (a line as it starts waiting on each); None when the job is to run here."""
-    client = tracking.store_client(uri)
+    client = store_client(uri)
     said = None
     while True:
-        done = tracking.finished_run(uri, experiment_id, job_key, code)
+        done = finished_run(uri, experiment_id, job_key, code)
         if done is not None:
             return done
         ahead = first_ahead(client, experiment_id, job_key, code)

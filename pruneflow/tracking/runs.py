@@ -25,23 +25,17 @@ from pruneflow.results import (
     PARENT_TAG,
     PID_TAG,
 )
-from pruneflow.study.store import (  # the checks of a store, where callers have found them
+from pruneflow.tracking.store import (
     HTTP_LIMITS,
+    DiskFull,
     StoreGone,
     TrackingError,
+    check_server,
     is_server,
     lost,
+    no_space,
     sqlite_file,
 )
-from pruneflow.study.store import SERVER_TIMEOUT_S as SERVER_TIMEOUT_S
-from pruneflow.study.store import DiskFull as DiskFull
-from pruneflow.study.store import check_before_work as check_before_work
-from pruneflow.study.store import check_folder as check_folder
-from pruneflow.study.store import check_server as check_server
-from pruneflow.study.store import check_store as check_store
-from pruneflow.study.store import no_space as no_space
-from pruneflow.study.store import server_down as server_down
-from pruneflow.study.store import uses_dir as uses_dir
 
 # MLflow's limits for one log_batch call, for one param value and for one tag value.
 _MAX_PARAMS, _MAX_METRICS, _MAX_PARAM_LEN, _MAX_TAG_LEN = 100, 1000, 6000, 8000
@@ -177,7 +171,7 @@ def _create_elsewhere(uri: str, experiment: str, store_dir: str | os.PathLike):
     import subprocess
     import sys
 
-    code = "import sys; from pruneflow.study import tracking; tracking.prepare_store(*sys.argv[1:])"
+    code = "import sys; from pruneflow.tracking import runs; runs.prepare_store(*sys.argv[1:])"
     return subprocess.Popen(
         [sys.executable, "-c", code, uri, experiment, str(store_dir)],
         stdin=subprocess.DEVNULL,
@@ -364,7 +358,7 @@ def newest_run(client, experiment_id: str, tag: str, value: str, status: str):
 
 def finished_run(uri: str, experiment_id: str, job_key: str, code: str | None = None):
     """The newest FINISHED run of ``experiment_id`` tagged with ``job_key`` (and made by the
-    code ``code``, :func:`pruneflow.study.provenance.code_version`, when given), or None."""
+    code ``code``, :func:`pruneflow.tracking.provenance.code_version`, when given), or None."""
     client = store_client(uri)
     if code is None:
         return newest_run(client, experiment_id, JOB_KEY_TAG, job_key, "FINISHED")
