@@ -68,7 +68,8 @@ class Digits:
     """The default config's data and baseline, and pruned variants of it."""
 
     def __init__(self, tmp: Path):
-        from pruneflow.config import instantiate, without_targets
+        from pruneflow.config import instantiate
+        from pruneflow.identity import without_targets
         from pruneflow.steps.benchmark.benchmark import write_images
         from pruneflow.steps.train.train import train_baseline
 

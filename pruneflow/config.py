@@ -17,8 +17,6 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-import hashlib
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,6 +28,7 @@ from omegaconf.errors import GrammarParseError, InterpolationResolutionError, Mi
 from pruneflow.devices import config as devices
 from pruneflow.devices.config import DelegateConfig, DeviceConfig
 from pruneflow.errors import ArgumentError, ConfigError
+from pruneflow.identity import by_content, digest, without_targets
 from pruneflow.steps.benchmark.config import BenchmarkConfig
 from pruneflow.steps.cluster.config import ClusterConfig, least_clusters, preserves_sparsity
 from pruneflow.steps.convert.config import StageConfig
@@ -119,8 +118,9 @@ class Config:
     @property
     def job_key(self) -> str:
         """Identity of the work a job does: a hash of everything but where outputs go and where
-        the code that does it lives (``_target_``), and of the dataset's files where they can
-        change under the same config (:meth:`DatasetConfig.content`)."""
+        the code that does it lives (``_target_``), of the dataset's files where they can
+        change under the same config (:meth:`DatasetConfig.content`), and of any file a section
+        names (:func:`pruneflow.identity.by_content`)."""
         spec = {k: v for k, v in self.as_dict().items() if k not in NOT_IN_JOB_KEY}
         spec = without_targets(spec)
         if not self.prune.channels:  # off: the keys of a job as it was before channel pruning
@@ -130,32 +130,7 @@ class Config:
         content = self.dataset.content()  # files that change under the same option
         if content is not None:  # (a folder, a tfds data_dir); none for digits: keys as before
             spec["dataset"]["content"] = content
-        digest = hashlib.sha256(
-            json.dumps(plain_numbers(spec), sort_keys=True, default=str).encode()
-        )
-        return digest.hexdigest()[:16]
-
-
-def without_targets(node: Any) -> Any:
-    """``node`` (plain dicts) without its ``_target_`` keys: where the code lives is not what
-    it computes, so keys made from a config survive a move of the code."""
-    if isinstance(node, dict):
-        return {k: without_targets(v) for k, v in node.items() if k != "_target_"}
-    return node
-
-
-def plain_numbers(node: Any) -> Any:
-    """``node`` (plain dicts and lists) with every -0.0 as 0.0, so that equal values key alike
-    (``prune.sparsity=-0.0`` is the work of 0.0). An int and an equal float are left apart: where
-    a schema says float, OmegaConf has made the value a float already (``prune.sparsity=0`` is
-    0.0); where it takes any type (``delegate.options``), the code that reads them sees two."""
-    if isinstance(node, dict):
-        return {k: plain_numbers(v) for k, v in node.items()}
-    if isinstance(node, (list, tuple)):
-        return type(node)(plain_numbers(v) for v in node)
-    if isinstance(node, float) and node == 0.0:
-        return 0.0
-    return node
+        return digest(by_content(spec, self), 16)  # backbone.weights=<path>: the file's bytes
 
 
 def register() -> None:

@@ -21,7 +21,8 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from pruneflow import results
-from pruneflow.config import Config, check, instantiate, keys_under, plain_numbers, without_targets
+from pruneflow.config import Config, check, instantiate, keys_under
+from pruneflow.identity import baseline_spec
 from pruneflow.process import Termination, job_log
 from pruneflow.steps import import_libraries
 from pruneflow.steps.convert.variants import VARIANTS
@@ -302,7 +303,6 @@ def get_baseline(config: Config, data, uri: str):
     finds a run's baseline through it too."""
     from pruneflow.steps.train.train import train_baseline
 
-    settings = config.as_dict()
     return train_baseline(
         data,
         lambda: instantiate(config.backbone, data.image_shape, data.num_classes),
@@ -314,15 +314,7 @@ def get_baseline(config: Config, data, uri: str):
             if config.tracking.store_baselines
             else None
         ),
-        key_spec=plain_numbers(
-            {
-                **without_targets({k: settings[k] for k in ("dataset", "backbone", "train")}),
-                "seed": config.seed,
-                "data": data.fingerprint(),
-                # the files, training images too (the walk that loaded them); none for digits
-                **({"files": files} if (files := config.dataset.content()) else {}),
-            }
-        ),
+        key_spec=baseline_spec(config, data.fingerprint()),
     )
 
 

@@ -10,7 +10,8 @@ import pytest
 
 from helpers.cli import TINY, compose, outputs_to, read_runs, run_cli
 from pruneflow import results
-from pruneflow.config import check, plain_numbers
+from pruneflow.config import check
+from pruneflow.identity import plain_numbers
 
 # The keys of `pruneflow -m prune.sparsity=0.25,0.5,0.9` (0.5 is the default run) and of
 # sparsity 0, as the released code made them: a change here makes every existing store's
@@ -84,3 +85,28 @@ def test_a_tfds_data_dir_is_in_the_job_key(tmp_path):
     assert check(compose([*overrides, "dataset.name=mnist:3.0.1"])).dataset.content() == (
         check(compose(overrides)).dataset.content()
     )
+
+
+def test_a_weights_file_keys_the_job_and_the_baseline_by_its_content(tmp_path):
+    """`backbone.weights=<path>` keys the job and its baseline by the file's bytes: a file edited
+    in place is other work (a cached baseline of the old file is not reused), the same bytes
+    elsewhere key alike in the baseline; `imagenet` and null name no file and key as before."""
+    from pruneflow.identity import baseline_key, baseline_spec
+
+    weights = tmp_path / "base.h5"
+    weights.write_bytes(b"first weights")
+    overrides = ["backbone=mobilenetv2", "dataset.image_size=32"]
+
+    def keys(path):
+        config = check(compose([*overrides, f"backbone.weights={path}"]))
+        return config.job_key, baseline_key(baseline_spec(config, "same data"))
+
+    before = keys(weights)
+    weights.write_bytes(b"other weights, same path")
+    after = keys(weights)
+    assert before[0] != after[0] and before[1] != after[1]
+    copy = tmp_path / "copy.h5"
+    copy.write_bytes(weights.read_bytes())
+    assert keys(copy)[1] == after[1]  # the baseline depends on the content, not on the path
+    imagenet = check(compose([*overrides, "backbone.weights=imagenet"]))
+    assert baseline_spec(imagenet, "same data")["backbone"]["weights"] == "imagenet"

@@ -1,15 +1,16 @@
 import json
 
 from helpers.cli import TINY, outputs_to, pruneflow_command, read_runs, run_cli
-from pruneflow.steps.train.train import cache_key, code_fingerprint, train_baseline
+from pruneflow.identity import baseline_code, digest
+from pruneflow.steps.train.train import train_baseline
 
 
-def test_cache_key_is_stable_and_sensitive():
+def test_a_key_is_stable_and_sensitive():
     spec = {"dataset": {"a": 1}, "train": {"epochs": 2}, "seed": 1}
-    assert cache_key(spec) == cache_key(json.loads(json.dumps(spec)))
-    assert cache_key(spec) != cache_key({**spec, "seed": 2})
-    assert cache_key(spec) != cache_key({**spec, "train": {"epochs": 3}})
-    assert len(code_fingerprint()) == 16
+    assert digest(spec) == digest(json.loads(json.dumps(spec)))
+    assert digest(spec) != digest({**spec, "seed": 2})
+    assert digest(spec) != digest({**spec, "train": {"epochs": 3}})
+    assert len(baseline_code()) == 16
 
 
 def test_baseline_trains_once_then_hits_the_cache(tmp_path, digits):

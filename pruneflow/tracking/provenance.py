@@ -4,10 +4,11 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import os
 import subprocess
 from pathlib import Path
+
+from pruneflow.identity import code_digest, sources
 
 
 def git_commit(path: str | os.PathLike) -> str | None:
@@ -42,13 +43,10 @@ def code_version() -> str:
     import pruneflow
     import pruneflow.conf  # conf/ of a checkout, or inside an installed package
 
-    h = hashlib.sha256(pruneflow.__version__.encode())
+    files = []
     for package in (pruneflow, pruneflow.conf):
         root = Path(package.__file__).resolve().parent
-        for path in sorted(p for p in root.rglob("*") if p.suffix in (".py", ".yaml")):
-            where = path.relative_to(root).parts
-            inside_conf = package is pruneflow and where[0] == "conf"  # hashed as pruneflow.conf
-            if "__pycache__" not in where and not inside_conf:
-                h.update("/".join(where).encode())
-                h.update(path.read_bytes())
-    return h.hexdigest()[:12]
+        for name, path in sources(root, (".py", ".yaml")):
+            if package is pruneflow.conf or not name.startswith("conf/"):  # conf: hashed once
+                files.append((name, path))
+    return code_digest(files, 12)

@@ -84,6 +84,7 @@ class TransferConfig(BackboneConfig):
     _target_: str = "pruneflow.steps.model.build.build_transfer"
     arch: str = MISSING  # the keras.applications base
     weights: str | None = "imagenet"  # imagenet | null (random init, offline) | a file path
+    FILE_KEYS: ClassVar[tuple[str, ...]] = ("weights",)  # keys by their file's content too
     input_size: int | None = None  # null: the dataset's image size; else resized in the model
     nests_a_model: ClassVar[bool] = True
 

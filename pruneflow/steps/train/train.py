@@ -1,13 +1,12 @@
 """Train stage: fit the baseline model once and cache it on disk by a hash of its inputs.
 
 A sweep over sparsities shares one baseline: the cache key covers everything that determines it
-(dataset and backbone options, training settings, seed and the code that builds and trains it).
+(:func:`pruneflow.identity.baseline_spec`: dataset and backbone options, training settings, seed,
+the data, the files they name, and the code that builds and trains it).
 """
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import logging
 import math
@@ -18,9 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pruneflow import __version__
 from pruneflow.errors import PruneflowError, require
 from pruneflow.files import locked
+from pruneflow.identity import baseline_key, file_digest
 from pruneflow.steps.data.loaders import ImageDataset
 from pruneflow.steps.evaluate import keras_accuracy
 from pruneflow.steps.model.build import BASE_LAYER
@@ -30,8 +29,6 @@ log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.keras"
 META_FILE = "meta.json"
-# Source files whose code decides what the baseline is; editing one invalidates the cache.
-_BASELINE_SOURCES = ("data/loaders.py", "model/build.py", "train/train.py")
 
 
 @dataclass
@@ -44,21 +41,6 @@ class Baseline:
     history: dict[str, list[float]] = field(default_factory=dict)
     cache_hit: bool = False
     source: str = "trained"  # cache (this machine's) | store (the tracking store) | trained
-
-
-def code_fingerprint() -> str:
-    """Hash of the pruneflow version and of the sources that build and train the baseline."""
-    h = hashlib.sha256(__version__.encode())
-    here = Path(__file__).parent.parent  # pruneflow/steps
-    for name in _BASELINE_SOURCES:
-        h.update((here / name).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def cache_key(spec: dict) -> str:
-    """Stable hash of a JSON-serialisable description of everything that determines a model."""
-    payload = json.dumps(spec, sort_keys=True, default=str).encode()
-    return hashlib.sha256(payload).hexdigest()[:24]
 
 
 def fit(
@@ -111,21 +93,6 @@ def _set_base_trainable(model, trainable: bool) -> None:
     model.get_layer(BASE_LAYER).trainable = trainable
 
 
-@contextlib.contextmanager
-def _locked(path: Path):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with locked(path):  # parallel sweep jobs wait for one trainer
-        yield
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 class TrainingDiverged(PruneflowError):
     """The baseline's loss became inf or NaN: nothing is cached; the message names the rate."""
 
@@ -157,7 +124,7 @@ def read_entry(entry: Path) -> dict | None:
         meta = json.loads(meta_path.read_text())
         if not model_path.exists():
             why = f"{MODEL_FILE} is missing"
-        elif meta.get("sha256") != _sha256(model_path):
+        elif meta.get("sha256") != file_digest(model_path):
             why = f"{MODEL_FILE} does not match the sha256 in {META_FILE}"
         elif diverged(meta.get("history", {})):
             why = f"its training diverged ({diverged(meta['history'])})"
@@ -199,10 +166,10 @@ def train_baseline(
 
     epochs, batch_size, learning_rate = config.epochs, config.batch_size, config.learning_rate
     frozen_epochs = config.frozen_epochs
-    key = cache_key({**key_spec, "code": code_fingerprint()})
+    key = baseline_key(key_spec)
     entry = Path(cache_dir) / "baselines" / key
     entry.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(Path(cache_dir) / "baselines" / f"{key}.lock"):
+    with locked(entry.parent / f"{key}.lock"):  # parallel sweep jobs wait for one trainer
         meta, source, corrupt = None, "cache", None  # corrupt: (store run id, why)
         try:
             meta = read_entry(entry)
@@ -276,7 +243,7 @@ def train_baseline(
                 "accuracy": accuracy,
                 "history": history,
                 "spec": key_spec,
-                "sha256": _sha256(tmp / MODEL_FILE),
+                "sha256": file_digest(tmp / MODEL_FILE),
             }
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
             os.replace(tmp, entry)
