@@ -5,7 +5,7 @@ Runs the README's default sweep (`pruneflow -m prune.sparsity=0.25,0.5,0.9`: 12 
 epochs, 3 fine-tuning epochs, 4 TFLite variants, 100 timed images) from a cold start (an
 empty folder: no baseline cache, no store) with this checkout's pruneflow and with the
 previous version's, alternating, ROUNDS times, and compares every job's accuracy, sparsity and
-file sizes between the two (latency is timed, so it is compared only as a ratio).
+file sizes and job keys between the two (latency is timed, so it is compared only as a ratio).
 
     python bench/previous_version.py ROUNDS OLD_PYTHON
 
@@ -25,6 +25,8 @@ import time
 from pathlib import Path
 
 from sweeps import clean_env, read_runs
+
+from pruneflow.results import JOB_KEY_TAG
 
 HERE = Path(__file__).resolve().parent
 SWEEP = ["-m", "prune.sparsity=0.25,0.5,0.9"]
@@ -50,6 +52,7 @@ def sweep(python: str, work: Path) -> tuple[float, dict]:
             continue  # the sweep's parent run
         m = run.data.metrics
         numbers[run.data.params["prune.sparsity"]] = {
+            "job_key": run.data.tags[JOB_KEY_TAG],
             "sparsity": m["sparsity"],
             "baseline/accuracy": m["baseline/accuracy"],
             **{f"{v}/{k}": m[f"{v}/{k}"] for v in VARIANTS for k in EXACT},
@@ -107,7 +110,7 @@ def main() -> None:
         f"max {r['max']:.3f} ({rounds} rounds)"
     )
     print("latency p50 this / previous (median over jobs and rounds):", p50)
-    print(f"figures that differ (of accuracy, sparsity, sizes): {len(differ)}")
+    print(f"figures that differ (of job keys, accuracy, sparsity, sizes): {len(differ)}")
     for key, pairs in sorted(differ.items())[:20]:
         print(f"  {key}: {pairs}")
 
