@@ -6,7 +6,7 @@ Public surface: :func:`run` (the whole pipeline for one composed config) and ``_
 import os
 
 # tfmot works only with Keras 2 (tf_keras). The variable must be set before TensorFlow is first
-# imported, otherwise import order silently decides which Keras `tf.keras` is (shared/STACK.md).
+# imported: importing tfmot sets it too, so import order would decide which Keras `tf.keras` is.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 # TensorFlow's C++ INFO lines drown the run's own output; users can still lower this.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

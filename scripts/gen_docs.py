@@ -251,7 +251,7 @@ def config_md() -> str:
     out = [
         HEADER.format(
             sources="the schemas (pruneflow/config.py, pruneflow/steps/*/config.py, "
-            "pruneflow/devices/config.py, pruneflow/study/config.py; a key's description is "
+            "pruneflow/devices/config.py, pruneflow/tracking/config.py; a key's description is "
             "the comment beside its field) and conf/"
         ),
         "# Configuration keys\n\n",

@@ -311,7 +311,7 @@ def time_keras(model_path: str, images: list[tuple[str, int]], warmup: int, repe
 
     t0 = time.perf_counter()
     model = keras.models.load_model(model_path)
-    # A traced function costs ~0.6 ms a call against ~32 ms for predict (shared/STACK.md); its
+    # A traced function costs ~0.6 ms a call against ~32 ms for predict (measured on x86); its
     # tracing falls in the first image, which is reported apart.
     infer = tf.function(lambda x: model(x, training=False))
     load_ms = (time.perf_counter() - t0) * 1e3

@@ -93,7 +93,7 @@ def quantize_aware(
     """A quantization-aware copy of ``model`` under ``scheme`` (:data:`SCHEMES`; see
     :func:`scheme_for`), fine-tuned for ``config.qat_epochs`` at ``config.qat_learning_rate``.
 
-    A QAT model scores chance accuracy before its first training step (shared/STACK.md), so
+    A QAT model scores chance accuracy before its first training step (tfmot 0.8.1, measured), so
     the schema requires an epoch. Models with a nested backbone are not supported by tfmot's QAT.
     """
     import tensorflow_model_optimization as tfmot
