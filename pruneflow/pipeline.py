@@ -2,9 +2,10 @@
 
 device check -> data -> baseline (cached) -> prune -> cluster -> QAT -> convert -> evaluate
 -> benchmark -> record. Each step is one function in ``pruneflow/steps/<step>/`` that receives
-its config section and returns a small typed result; :mod:`pruneflow.results` turns it into
-MLflow names as soon as it exists, so a run that fails midway is marked FAILED (KILLED when
-interrupted) with its partial artifacts, its error and its log.
+its config section and returns a small typed result; the step's record (``record.py`` beside
+it) turns it into the names of :mod:`pruneflow.results` as soon as it exists, so a run that
+fails midway is marked FAILED (KILLED when interrupted) with its partial artifacts, its error
+and its log.
 """
 
 from __future__ import annotations
@@ -20,12 +21,18 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pruneflow import results
+from pruneflow import __version__, job_record, results
 from pruneflow.config import Config, check, instantiate, keys_under
 from pruneflow.identity import baseline_spec
 from pruneflow.process import Termination, job_log
 from pruneflow.steps import import_libraries
+from pruneflow.steps.benchmark.record import for_device_check, for_timing
+from pruneflow.steps.cluster.record import for_clustering
+from pruneflow.steps.convert.record import for_files
 from pruneflow.steps.convert.variants import VARIANTS
+from pruneflow.steps.prune.record import for_pruning
+from pruneflow.steps.quantize.record import for_qat
+from pruneflow.steps.train.record import for_baseline
 from pruneflow.tracking import baselines, claims, provenance
 from pruneflow.tracking.context import JobContext
 from pruneflow.tracking.runs import (
@@ -116,11 +123,11 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
                     "is pruneflow %s, code %s): running it again",
                     label,
                     _made_by(replaces),
-                    results.__version__,
+                    __version__,
                     code,
                 )
         tags = {
-            **results.start_tags(config, _runtime(), provenance.git_commit(__file__), code),
+            **job_record.start_tags(config, _runtime(), provenance.git_commit(__file__), code),
             **(job.tags() if job else {}),
             **({results.REPLACES_TAG: _made_by(replaces)} if replaces is not None else {}),
         }
@@ -142,7 +149,7 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
                 with termination.guard():
                     _stages(config, out, tr, record, uri, settled)
                 variants = [results.KERAS, *config.stage.variants]
-                log.info("results\n%s", results.table(metrics, variants, tags))
+                log.info("results\n%s", job_record.table(metrics, variants, tags))
             except claims.Behind:
                 raise  # not a failure: this job waits for the older run (run())
             except BaseException as exc:
@@ -195,7 +202,7 @@ def _stages(
         )
     for note in ready.notes:
         log.warning("device %s: %s", config.device.name, note)
-    record(results.for_device_check(ready))
+    record(for_device_check(ready))
 
     import tf_keras as keras
 
@@ -204,7 +211,7 @@ def _stages(
     from pruneflow.steps.cluster.config import preserves_sparsity
     from pruneflow.steps.convert.convert import describe, export_models
     from pruneflow.steps.convert.variants import KERAS
-    from pruneflow.steps.evaluate import predict
+    from pruneflow.steps.evaluate import for_accuracy, predict
     from pruneflow.steps.prune.prune import prune_model
     from pruneflow.steps.quantize.qat import quantize_aware, scheme_for
     from pruneflow.steps.train.train import load_model
@@ -219,7 +226,7 @@ def _stages(
 
     with timer("train"):
         baseline = get_baseline(config, data, uri)
-    record(results.for_baseline(baseline))
+    record(for_baseline(baseline))
 
     with timer("prune"), keys_under("prune."):  # layer names are checked against the model
         pruned = prune_model(
@@ -230,7 +237,7 @@ def _stages(
             seed=config.seed,
         )
     epochs = len(baseline.history.get("loss", []))
-    record(results.for_pruning(pruned, epochs, out))
+    record(for_pruning(pruned, epochs, out))
     # still the run of this config that goes on (a concurrent sweep's may be older): asked
     # once fine-tuning has taken the second this look waits for, so a job rarely waits
     settled()
@@ -249,7 +256,7 @@ def _stages(
         model = clustered.model
         epochs += len(pruned.history.get("loss", []))
         table = pruned.layer_table(model, clustered.layers)
-        record(results.for_clustering(clustered, table, epochs, out))
+        record(for_clustering(clustered, table, epochs, out))
 
     stage, qat = config.stage, None
     if stage.needs_qat:
@@ -263,7 +270,7 @@ def _stages(
                 seed=config.seed,
                 scheme=scheme,
             )
-        record(results.for_qat(scheme))
+        record(for_qat(scheme))
     with timer("convert"):
         calibration = calibration_sample(config, data)
         paths = export_models(
@@ -273,14 +280,14 @@ def _stages(
             files = describe(paths)
         else:
             files = describe(paths, clustered.layers, clustered.unique_weights)
-    record(results.for_files(files))
+    record(for_files(files))
 
     with timer("evaluate"):  # every model on the same images, the baseline's too (paired)
         tflite = {v: p for v, p in paths.items() if v != KERAS}
         dense = load_model(baseline.model_path)
         models = {results.BASELINE: dense, KERAS: model, **tflite}
         predictions = predict(models, data.x_val)
-    record(results.for_accuracy(predictions, data.y_val, out))
+    record(for_accuracy(predictions, data.y_val, out))
 
     with timer("benchmark"):
         b = config.benchmark
@@ -290,10 +297,10 @@ def _stages(
         timing = run_benchmark(
             paths[KERAS], tflite, images, b, config.device, delegate, out, ready.keras_on
         )
-    so_far = record(results.for_timing(timing))
-    record(results.for_models(config, so_far, paths, timing))  # each variant a LoggedModel
+    so_far = record(for_timing(timing))
+    record(job_record.for_models(config, so_far, paths, timing))  # each variant a LoggedModel
 
-    record(results.for_stage_times(timer.seconds))
+    record(job_record.for_stage_times(timer.seconds))
 
 
 def get_baseline(config: Config, data, uri: str):

@@ -1,7 +1,11 @@
-"""The metric contract: how a job's results become MLflow metric, tag and artifact names.
+"""The results contract: every MLflow metric, tag and artifact name pruneflow writes or reads.
 
-Every name a run writes is made here, from the stages' typed results, and the job log's table
-is drawn here; the README's tables, the tests (and any report) read these definitions.
+The names only, and the shape of what a step adds to a run (:class:`Record`). Each step turns
+its typed result into a Record in these names beside its own code (``steps/<step>/record.py``,
+:func:`pruneflow.steps.evaluate.for_accuracy`), the job adds its own (:mod:`pruneflow.job_record`),
+and the sweep, search, report and compare read and write by these names too. The reference page
+docs/reference/results.md is generated from them (:mod:`pruneflow.results_doc`), and
+tests/test_contract.py fails when one is written as a literal anywhere else in the package.
 
 Per model variant (``keras`` and each ``tflite_*``): ``<variant>/<measure>`` for the measures
 in :data:`VARIANT_MEASURES`, plus :data:`TFLITE_MEASURES` for the .tflite files.
@@ -9,19 +13,14 @@ in :data:`VARIANT_MEASURES`, plus :data:`TFLITE_MEASURES` for the .tflite files.
 
 from __future__ import annotations
 
-import csv
-import os
-import socket
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from pruneflow import __version__
-from pruneflow.stats import MEASURES, latency_stats
-from pruneflow.steps.convert.variants import (
-    KERAS,  # the stripped Keras model, beside the .tflite variants
-)
+from pruneflow.stats import MEASURES
+
+# the stripped Keras model's name among the variants (beside the .tflite ones)
+from pruneflow.steps.convert.variants import KERAS as KERAS
 
 # -- per-variant measures ----------------------------------------------------------------------
 ACCURACY, SIZE, GZIP, LOAD = "accuracy", "size_bytes", "gzip_bytes", "load_ms"
@@ -117,8 +116,9 @@ DATASET_TAG, BACKBONE_TAG = "dataset", "backbone"
 MODEL_TAG = "model"  # what reports group by: tracking.model, else <dataset>-<backbone>
 JOB_KEY_TAG = "pruneflow.job_key"  # identity of the work (config minus paths and tracking)
 VERSION_TAG, PID_TAG, HOST_TAG = "pruneflow.version", "pruneflow.pid", "host"
-# What tells a run pruneflow made (a job's, from its creation: start_tags; a sweep's parent) from
-# one logged into the same experiment by plain MLflow or another tool: reports skip the latter.
+# What tells a run pruneflow made (a job's, from its creation: job_record.start_tags; a sweep's
+# parent) from one logged into the same experiment by plain MLflow or another tool: reports skip
+# the latter.
 MADE_BY_TAG = VERSION_TAG
 # The code that made a run (a package hash: tracking.provenance.code_version); a job is resumed
 # only from a run of the same code. REPLACES_TAG: on a run made again because the FINISHED run of
@@ -227,291 +227,3 @@ def model_name(
     thin = f"-c{channels * 100:g}" if channels else ""
     shared = f"-cl{clusters}" if clusters else ""
     return f"{model}-s{sparsity * 100:g}{thin}{shared}-{variant}".replace(".", "_")
-
-
-def start_tags(config, runtime: str, git_commit: str | None, code: str) -> dict[str, Any]:
-    """Tags a run has from its creation, before any work (a run that fails early has them)."""
-    dev = config.device
-    return {
-        GIT_COMMIT_TAG: git_commit,
-        VERSION_TAG: __version__,
-        CODE_TAG: code,
-        JOB_KEY_TAG: config.job_key,
-        RUNTIME_TAG: runtime,
-        DELEGATE_TAG: config.delegate.name,
-        MODEL_TAG: config.model_name,
-        DATASET_TAG: config.dataset.label,
-        BACKBONE_TAG: config.backbone.label,
-        DEVICE_TAG: dev.name,
-        DEVICE_KIND_TAG: "ssh" if dev.remote else "local",
-        DEVICE_ADDRESS_TAG: getattr(dev, "host", None),
-        HOST_TAG: socket.gethostname(),
-        PID_TAG: os.getpid(),
-    }
-
-
-def _curves(history: Mapping[str, list[float]], offset: int) -> dict[int, dict[str, float]]:
-    steps: dict[int, dict[str, float]] = {}
-    for key, values in history.items():
-        if key in CURVES:
-            for i, v in enumerate(values):
-                steps.setdefault(offset + i, {})[CURVES[key]] = float(v)
-    return steps
-
-
-def for_baseline(baseline) -> Record:
-    """A :class:`pruneflow.steps.train.train.Baseline`: its accuracy, curves and cache use."""
-    return Record(
-        metrics={BASELINE_ACCURACY: baseline.accuracy},
-        tags={
-            BASELINE_CACHE_TAG: "hit" if baseline.cache_hit else "miss",
-            BASELINE_KEY_TAG: baseline.key,
-            BASELINE_FROM_TAG: baseline.source,
-        },
-        steps=_curves(baseline.history, 0),
-    )
-
-
-def for_pruning(pruned, baseline_epochs: int, out_dir: Path) -> Record:
-    """A :class:`~pruneflow.steps.prune.prune.Pruned`: measured sparsity and removed channels,
-    parameters, MACs (of the model converted, and of the baseline), fine-tuning curves, the
-    per-layer table with channels before and after (written to ``out_dir/layers.csv``)."""
-    path = _layers_csv(pruned.layers, out_dir)
-    starved = pruned.layers_without_weights
-    return Record(
-        metrics={
-            SPARSITY: pruned.sparsity,
-            PARAMS_TOTAL: pruned.params_total,
-            PARAMS_NONZERO: pruned.params_nonzero,
-            CHANNELS: pruned.channels,
-            MACS: pruned.macs,
-            BASELINE_MACS: pruned.baseline_macs,
-        },
-        tags={LAYERS_WITHOUT_WEIGHTS_TAG: ",".join(starved)} if starved else {},
-        steps=_curves(pruned.history, baseline_epochs),
-        artifacts=[(path, LAYERS_DIR)],
-    )
-
-
-def _layers_csv(rows: list[dict], out_dir: Path) -> Path:
-    """The per-layer table (``prune/layers.csv``) written to ``out_dir``."""
-    path = Path(out_dir) / LAYERS_FILE
-    with open(path, "w", newline="") as fh:
-        if rows:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-    return path
-
-
-def for_clustering(clustered, layers: list[dict], offset: int, out_dir: Path) -> Record:
-    """A :class:`~pruneflow.steps.cluster.cluster.Clustered`: the layers clustered, its
-    fine-tuning curves (after the epochs before it, ``offset``), and the per-layer table of
-    the clustered model (``layers``, with distinct values per layer) replacing the pruned
-    one's in ``prune/layers.csv``."""
-    return Record(
-        tags={CLUSTERED_LAYERS_TAG: ",".join(clustered.layers)},
-        steps=_curves(clustered.history, offset),
-        artifacts=[(_layers_csv(layers, out_dir), LAYERS_DIR)],
-    )
-
-
-def for_qat(scheme: str) -> Record:
-    """Which quantization-aware scheme made ``tflite_int8_qat`` (pqat, cqat, pcqat)."""
-    return Record(tags={QAT_SCHEME_TAG: scheme})
-
-
-def for_files(files: Mapping[str, Any]) -> Record:
-    """``{variant: pruneflow.steps.convert.convert.ModelFile}``: sizes, stored zeros, the
-    files themselves."""
-    rec = Record()
-    for variant, f in files.items():
-        rec.metrics[metric(variant, SIZE)] = f.size_bytes
-        rec.metrics[metric(variant, GZIP)] = f.gzip_bytes
-        if f.sparsity is not None:
-            rec.metrics[metric(variant, FILE_SPARSITY)] = f.sparsity
-        if f.unique_weights is not None:
-            rec.metrics[metric(variant, UNIQUE_WEIGHTS)] = f.unique_weights
-        rec.artifacts.append((f.path, MODELS_DIR))
-    return rec
-
-
-def for_accuracy(predictions: Mapping[str, Any], labels, out_dir: Path) -> Record:
-    """``{name: predicted classes}`` of the baseline model (:data:`BASELINE`) and of every
-    variant on the same validation images: each variant's accuracy and its Wilson interval,
-    its paired comparison with the baseline, the baseline's interval, ``val/images``, and
-    every prediction in ``out_dir/predictions.csv``."""
-    import numpy as np
-
-    from pruneflow.stats import paired_comparison, wilson_interval
-
-    y = np.asarray(labels)
-    correct = {name: np.asarray(p) == y for name, p in predictions.items()}
-    rec = Record(metrics={VAL_IMAGES: float(len(y))})
-    base = correct.get(BASELINE)
-    if base is not None:
-        rec.metrics[BASELINE_CI_LOW], rec.metrics[BASELINE_CI_HIGH] = wilson_interval(
-            int(base.sum()), len(y)
-        )
-    for name, ok in correct.items():
-        if name == BASELINE:
-            continue
-        rec.metrics[metric(name, ACCURACY)] = float(ok.mean()) if len(ok) else float("nan")
-        low, high = wilson_interval(int(ok.sum()), len(ok))
-        rec.metrics[metric(name, ACCURACY_CI_LOW)] = low
-        rec.metrics[metric(name, ACCURACY_CI_HIGH)] = high
-        if base is not None:
-            paired = paired_comparison(ok, base)
-            for key, measure in VS_BASELINE.items():
-                rec.metrics[metric(name, measure)] = float(paired[key])
-    path = Path(out_dir) / PREDICTIONS_FILE
-    with open(path, "w", newline="") as fh:
-        writer = csv.writer(fh)
-        writer.writerow(["index", "label", *predictions])
-        for i, label in enumerate(y):
-            writer.writerow([i, int(label), *(int(p[i]) for p in predictions.values())])
-    rec.artifacts.append((path, EVAL_DIR))
-    return rec
-
-
-def for_device_check(ready) -> Record:
-    """A :class:`~pruneflow.devices.readiness.Ready`: the python that runs the runner, its
-    warnings."""
-    tags = {DEVICE_PYTHON_TAG: ready.facts.get("executable", ready.python)}
-    if ready.notes:
-        tags[DEVICE_NOTES_TAG] = "; ".join(ready.notes)
-    return Record(tags=tags)
-
-
-def for_timing(timing) -> Record:
-    """A :class:`~pruneflow.steps.benchmark.benchmark.Timing`: latency statistics (the
-    paper's over the first pass; steady state, warm-up, decode and invoke beside them), kernels,
-    memory, threads, the device's state and where each variant was timed, the device's facts
-    and steps, the per-image table and the runner's raw result."""
-    rec = Record()
-    for variant, r in timing.results.items():
-        m = rec.metrics
-        n = len(r["labels"])
-        stats = latency_stats(r["times_ms"][:n])  # the paper's protocol: the first pass
-        m.update({metric(variant, latency(s)): stats[s] for s in MEASURES})
-        m[metric(variant, LOAD)] = float(r["load_ms"])
-        if r.get("repeats", 1) > 1 or r.get("warmup_ms"):
-            every = latency_stats(r["times_ms"])
-            m.update({metric(variant, steady(s)): every[s] for s in STEADY_STATS})
-        if r.get("warmup_ms"):
-            m[metric(variant, WARMUP_MEAN)] = sum(r["warmup_ms"]) / len(r["warmup_ms"])
-        for name, key in ((decode, "decode_ms"), (invoke, "invoke_ms")):
-            if r.get(key):
-                split = latency_stats(r[key])
-                m.update({metric(variant, name(s)): split[s] for s in SPLIT_STATS})
-        if r.get("peak_rss_kb"):
-            m[metric(variant, PEAK_RSS)] = r["peak_rss_kb"] / 1024
-        if r.get("threads_used") is not None:
-            m[metric(variant, THREADS_USED)] = float(r["threads_used"])
-        if variant != KERAS:
-            m[metric(variant, FELL_BACK)] = float(bool(r["note"]))
-        rec.tags[kernels_tag(variant)] = r["kernels"]
-        rec.tags[timed_on_tag(variant)] = timing.timed_on[variant]
-        if r["note"]:
-            rec.tags[fallback_tag(variant)] = r["note"]
-        _hygiene(rec, variant, r)
-    rec.tags.update({device_tag(k): v for k, v in timing.device.items()})
-    rec.metrics.update({device_time(k.removesuffix("_s")): v for k, v in timing.steps.items()})
-    rec.tags[TIMING_START_TAG], rec.tags[TIMING_END_TAG] = (f"{t:.3f}" for t in timing.window)
-    rec.artifacts += [(timing.runner_json, BENCHMARK_DIR), (timing.latency_csv, BENCHMARK_DIR)]
-    return rec
-
-
-def _hygiene(rec: Record, variant: str, r: Mapping) -> None:
-    """The device's state before and after timing a variant: what it exposed, nothing else."""
-    states = r.get("hygiene", {})
-    for when in ("before", "after"):
-        for key, name in HYGIENE.items():
-            if key in states.get(when, {}):
-                rec.metrics[metric(variant, name.format(when))] = float(states[when][key])
-    if "governor" in states.get("before", {}):
-        rec.tags[GOVERNOR_TAG] = states["before"]["governor"]
-    throttled = [states.get(w, {}).get("throttled") for w in ("before", "after")]
-    if any(throttled):
-        rec.tags[throttled_tag(variant)] = " -> ".join(str(t) for t in throttled)
-    if r.get("cooldown_s"):
-        rec.metrics[metric(variant, COOLDOWN)] = float(r["cooldown_s"])
-    if r.get("cooldown_note"):
-        rec.tags[cooldown_tag(variant)] = r["cooldown_note"]
-
-
-def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], timing) -> Record:
-    """Every variant of the run as a :class:`LoggedModel`: its file, params variant, sparsity,
-    device and kernels, and its :data:`VARIANT_MEASURES` (and :data:`TFLITE_MEASURES`) under
-    their bare names."""
-    rec = Record()
-    for variant, path in paths.items():
-        measures = (
-            *VARIANT_MEASURES,
-            *EVIDENCE,
-            decode("p50"),
-            invoke("p50"),
-            PEAK_RSS,
-            UNIQUE_WEIGHTS,
-            *(TFLITE_MEASURES if variant != KERAS else ()),
-        )
-        rec.models.append(
-            LoggedModel(
-                name=model_name(
-                    config.model_name,
-                    config.prune.sparsity,
-                    variant,
-                    config.prune.channels,
-                    config.cluster.clusters,
-                ),
-                path=Path(path),
-                model_type="keras" if variant == KERAS else "tflite",
-                params={
-                    "variant": variant,
-                    "sparsity": str(config.prune.sparsity),
-                    "channels": str(config.prune.channels),
-                    "clusters": str(config.cluster.clusters),
-                    "measured_sparsity": f"{metrics.get(SPARSITY, float('nan')):.4f}",
-                    "model": config.model_name,
-                    "device": config.device.name,
-                    "kernels": timing.results.get(variant, {}).get("kernels", ""),
-                    "timed_on": timing.timed_on.get(variant, ""),
-                },
-                metrics={
-                    m: metrics[metric(variant, m)]
-                    for m in measures
-                    if metric(variant, m) in metrics
-                },
-            )
-        )
-    return rec
-
-
-def for_stage_times(seconds: Mapping[str, float]) -> Record:
-    """``{stage: wall seconds}`` as ``time/<stage>_s``."""
-    return Record(metrics={stage_time(s): v for s, v in seconds.items()})
-
-
-def table(
-    metrics: Mapping[str, float], variants: list[str], tags: Mapping[str, str] | None = None
-) -> str:
-    """A fixed-width table of accuracy, size and latency per variant, and where each was
-    timed, for the job log. ``decode``/``invoke``: the p50 of the per-image time's two parts."""
-    tags = tags or {}
-    head = (
-        f"{'variant':<20}{'accuracy':>9}{'size KB':>10}{'gzip KB':>10}{'p50 ms':>9}"
-        f"{'mean ms':>9}{'std ms':>9}{'first ms':>10}{'decode':>9}{'invoke':>9}  timed on"
-    )
-    rows = [head]
-    for v in variants:
-
-        def g(measure: str, v: str = v) -> float:
-            return metrics.get(metric(v, measure), float("nan"))
-
-        rows.append(
-            f"{v:<20}{g(ACCURACY):>9.4f}{g(SIZE) / 1024:>10.1f}{g(GZIP) / 1024:>10.1f}"
-            f"{g(latency('p50')):>9.3f}{g(latency('mean')):>9.3f}"
-            f"{g(latency('std')):>9.3f}{g(latency('first')):>10.3f}"
-            f"{g(decode('p50')):>9.3f}{g(invoke('p50')):>9.3f}  {tags.get(timed_on_tag(v), '-')}"
-        )
-    return "\n".join(rows)

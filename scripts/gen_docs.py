@@ -326,6 +326,7 @@ def results_md() -> str:
 
     from omegaconf import OmegaConf
 
+    from pruneflow import job_record
     from pruneflow import results as r
     from pruneflow import results_doc as doc
     from pruneflow.config import Config
@@ -333,7 +334,7 @@ def results_md() -> str:
 
     config: Config = OmegaConf.to_object(composed([]))
     variant = "<variant>"
-    models = r.for_models(
+    models = job_record.for_models(
         config, {}, {doc.KERAS: Path("model")}, SimpleNamespace(results={}, timed_on={})
     ).models
     params = sorted(flatten(config.as_dict()))

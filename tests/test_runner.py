@@ -319,8 +319,8 @@ def test_cooldown_waits_until_the_device_is_cooler(tmp_path, monkeypatch):
 def test_the_firmware_throttling_state_reaches_the_run_as_tags(tflite_bench, tmp_path, monkeypatch):
     """A stand-in for a Pi's vcgencmd on PATH (this machine has none): the runner reads it
     before and after the model, and the run gets `throttled/<variant>` = before -> after."""
-    from pruneflow import results
     from pruneflow.steps.benchmark.benchmark import Timing
+    from pruneflow.steps.benchmark.record import for_timing
 
     paths, images = tflite_bench
     bin_dir = tmp_path / "bin"
@@ -334,7 +334,7 @@ def test_the_firmware_throttling_state_reaches_the_run_as_tags(tflite_bench, tmp
     timing = Timing(
         doc["results"], doc["device"], {}, tmp_path, tmp_path, (0, 1), {"tflite_int8": "pi"}
     )
-    rec = results.for_timing(timing)
+    rec = for_timing(timing)
     assert rec.tags["throttled/tflite_int8"] == "0x0 -> 0x0"
     assert rec.tags["timed_on/tflite_int8"] == "pi"
     assert rec.metrics["tflite_int8/load1_before"] >= 0

@@ -1,12 +1,30 @@
-"""Evaluate stage: accuracy of the Keras model and of every TFLite variant on a whole split."""
+"""Evaluate stage: accuracy of the Keras model and of every TFLite variant on a whole split,
+and what it adds to a run (:func:`for_accuracy`, which writes ``eval/predictions.csv``)."""
 
 from __future__ import annotations
 
+import csv
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
 
 from pruneflow.devices.runner import make_interpreter, to_input
+from pruneflow.results import (
+    ACCURACY,
+    ACCURACY_CI_HIGH,
+    ACCURACY_CI_LOW,
+    BASELINE,
+    BASELINE_CI_HIGH,
+    BASELINE_CI_LOW,
+    EVAL_DIR,
+    PREDICTIONS_FILE,
+    VAL_IMAGES,
+    VS_BASELINE,
+    Record,
+    metric,
+)
+from pruneflow.stats import paired_comparison, wilson_interval
 
 
 def tflite_predict(
@@ -56,3 +74,44 @@ def predict(models: dict[str, object], x: np.ndarray) -> dict[str, np.ndarray]:
 def evaluate(models: dict[str, object], x: np.ndarray, y: np.ndarray) -> dict[str, float]:
     """{variant: accuracy} for a Keras model (an object) and .tflite files (paths)."""
     return {name: float(np.mean(p == y)) for name, p in predict(models, x).items()}
+
+
+def for_accuracy(predictions: Mapping[str, np.ndarray], labels, out_dir: Path) -> Record:
+    """``{name: predicted classes}`` of the baseline model (:data:`~pruneflow.results.BASELINE`)
+    and of every variant on the same validation images (:func:`predict`): each variant's
+    accuracy and its Wilson interval, its paired comparison with the baseline, the baseline's
+    interval, ``val/images``, and every prediction in ``out_dir/predictions.csv``."""
+    y = np.asarray(labels)
+    correct = {name: np.asarray(p) == y for name, p in predictions.items()}
+    rec = Record(metrics={VAL_IMAGES: float(len(y))})
+    base = correct.get(BASELINE)
+    if base is not None:
+        rec.metrics[BASELINE_CI_LOW], rec.metrics[BASELINE_CI_HIGH] = wilson_interval(
+            int(base.sum()), len(y)
+        )
+    for name, ok in correct.items():
+        if name == BASELINE:
+            continue
+        rec.metrics[metric(name, ACCURACY)] = float(ok.mean()) if len(ok) else float("nan")
+        low, high = wilson_interval(int(ok.sum()), len(ok))
+        rec.metrics[metric(name, ACCURACY_CI_LOW)] = low
+        rec.metrics[metric(name, ACCURACY_CI_HIGH)] = high
+        if base is not None:
+            paired = paired_comparison(ok, base)
+            for key, measure in VS_BASELINE.items():
+                rec.metrics[metric(name, measure)] = float(paired[key])
+    rec.artifacts.append((write_predictions(predictions, y, out_dir), EVAL_DIR))
+    return rec
+
+
+def write_predictions(predictions: Mapping[str, np.ndarray], labels, out_dir: Path) -> Path:
+    """``out_dir/predictions.csv``: one row per image, its ``index`` and ``label``, then each
+    model's predicted class in the order of ``predictions`` (the job puts the baseline's
+    first)."""
+    path = Path(out_dir) / PREDICTIONS_FILE
+    with open(path, "w", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["index", "label", *predictions])
+        for i, label in enumerate(labels):
+            writer.writerow([i, int(label), *(int(p[i]) for p in predictions.values())])
+    return path
