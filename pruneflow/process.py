@@ -14,11 +14,13 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from pruneflow.results import LOG_FILE
+
 LOG_FORMAT = "[%(asctime)s][%(name)s][%(levelname)s] - %(message)s"
 
 
 @contextlib.contextmanager
-def job_log(out_dir: Path, name: str = "pruneflow.log") -> Iterator[Path]:
+def job_log(out_dir: Path, name: str = LOG_FILE) -> Iterator[Path]:
     """The job's log file, with everything libraries print captured into it.
 
     It is the file Hydra's job logging writes (``<job folder>/pruneflow.log``) when there is

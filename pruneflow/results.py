@@ -138,6 +138,12 @@ SWEEP_TAG = "pruneflow.sweep"  # on the parent: the sweep's name
 SWEEP_DIR_TAG, SWEEP_OVERRIDES_TAG = "pruneflow.sweep.dir", "pruneflow.sweep.overrides"
 SWEEP_JOBS_TAG = "pruneflow.sweep.jobs"  # the number of jobs
 JOB_NUM_TAG, JOB_OVERRIDES_TAG = "pruneflow.job.num", "pruneflow.job.overrides"
+# On the parent, from the report: its choice per model, non-inferior to the baseline (sparsity,
+# or sparsity/c<channels>, sparsity/cl<clusters> ...: the dimensions the study varies)
+BEST_TAG = "pruneflow.best_sparsity"
+# On a search's parent (hydra/sweeper=optuna: pruneflow.study.search): the runs on the Pareto
+# front, comma-separated, and the objectives as objective:direction, ...
+FRONT_TAG, OBJECTIVES_TAG = "pruneflow.search.front", "pruneflow.search.objectives"
 # Where the baseline came from: cache (this machine's), store (the tracking store), trained
 BASELINE_FROM_TAG = "baseline_from"
 BASELINE_EXPERIMENT = "pruneflow-baselines"  # one run per cached baseline, found by its key
@@ -188,9 +194,13 @@ MODELS_DIR = "models"
 LAYERS_DIR, LAYERS_FILE = "prune", "layers.csv"
 EVAL_DIR, PREDICTIONS_FILE = "eval", "predictions.csv"  # index, label, baseline, each variant
 BENCHMARK_DIR, LATENCY_FILE, RUNNER_FILE = "benchmark", "latency.csv", "runner.json"
-LOG_FILE = "pruneflow.log"  # the job's log (with libraries' output and any traceback)
+# the job's log (with libraries' output and any traceback): Hydra's job log, <hydra.job.name>.log
+LOG_FILE = "pruneflow.log"
 SUMMARY_FILE, JOBS_FILE = "sweep_summary.txt", "sweep_jobs.json"  # on a sweep's parent run
 REPORT_DIR = "report"  # a sweep's report: <sweep dir>/report/ and the parent run's report/
+# in it: the report's text, every run's row (a variant per row) and the mean over seeds
+REPORT_MD, RUNS_CSV, SUMMARY_CSV = "report.md", "runs.csv", "summary.csv"
+FRONT_CSV, FRONT_PLOT = "pareto.csv", "pareto_search.png"  # a search's Pareto front of trials
 # `pruneflow compare` (issue #18): every .tflite variant of a sweep's runs and of its dense
 # baseline re-timed in interleaved rounds; in the report folder and the parent's report/
 COMPARE_CSV, COMPARE_ROUNDS_CSV, COMPARE_PLOT = "compare.csv", "compare_rounds.csv", "compare.png"

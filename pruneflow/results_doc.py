@@ -3,8 +3,8 @@ page docs/reference/results.md (``make docs``: scripts/gen_docs.py). Every key i
 contract itself (its constants and functions, a placeholder such as ``<variant>`` where a name
 has a part that varies); tests/test_docs.py fails when a name of the contract has no entry.
 
-Beside results.py rather than in it only because of the house's line cap on a module; nothing
-at run time imports this.
+Apart from results.py so that the contract stays the names alone and no run loads this prose:
+nothing at run time imports it. It imports the contract only, never the code that uses it.
 """
 
 from __future__ import annotations
@@ -12,8 +12,6 @@ from __future__ import annotations
 from pruneflow import results as r
 from pruneflow.stats import MEASURES
 from pruneflow.steps.convert.variants import KERAS, VARIANTS
-from pruneflow.study import search
-from pruneflow.study.report import BEST_TAG
 
 
 def _any(words) -> str:
@@ -169,10 +167,10 @@ TAGS = {
         r.SWEEP_DIR_TAG: "on the parent: the sweep's folder",
         r.SWEEP_OVERRIDES_TAG: "on the parent: the sweep's overrides",
         r.SWEEP_JOBS_TAG: "on the parent: the number of jobs",
-        BEST_TAG: "on the parent: the report's best sparsity per model (non-inferior to the "
+        r.BEST_TAG: "on the parent: the report's best sparsity per model (non-inferior to the "
         "baseline)",
-        search.FRONT_TAG: "on a search's parent: the runs on the Pareto front",
-        search.OBJECTIVES_TAG: "on a search's parent: `objective:direction, ...`",
+        r.FRONT_TAG: "on a search's parent: the runs on the Pareto front",
+        r.OBJECTIVES_TAG: "on a search's parent: `objective:direction, ...`",
     },
 }
 
@@ -194,13 +192,20 @@ ARTIFACTS = {
     "A sweep's parent run": {
         r.SUMMARY_FILE: "the sweep's table of jobs",
         r.JOBS_FILE: "every job: its overrides, status and run",
-        f"{r.REPORT_DIR}/": "the sweep's report (also `<sweep dir>/report/`)",
+        f"{r.REPORT_DIR}/": "the sweep's report (also `<sweep dir>/report/`): its plots and "
+        "the files below",
+        f"{r.REPORT_DIR}/{r.REPORT_MD}": "the report: the paper's tables, the best sparsity per "
+        "model, the evidence",
+        f"{r.REPORT_DIR}/{r.RUNS_CSV}": "one row per run and variant: every measure, its "
+        "config and where it was timed",
+        f"{r.REPORT_DIR}/{r.SUMMARY_CSV}": "one row per configuration and variant: the mean "
+        "and spread over its runs (seeds)",
         f"{r.REPORT_DIR}/{r.COMPARE_CSV}": "`pruneflow compare`: every .tflite variant of the "
         "sweep's runs and of its dense baseline re-timed in interleaved rounds",
         f"{r.REPORT_DIR}/{r.COMPARE_ROUNDS_CSV}": "its every round",
         f"{r.REPORT_DIR}/{r.COMPARE_PLOT}": "its plot",
-        f"{r.REPORT_DIR}/{search.FRONT_CSV}": "a search's Pareto front of its trials",
-        f"{r.REPORT_DIR}/{search.FRONT_PLOT}": "its plot",
+        f"{r.REPORT_DIR}/{r.FRONT_CSV}": "a search's Pareto front of its trials",
+        f"{r.REPORT_DIR}/{r.FRONT_PLOT}": "its plot",
     },
 }
 

@@ -346,8 +346,7 @@ def results_md() -> str:
         ),
         "# What a run holds\n\n",
         "Each job is one MLflow run; `pruneflow ui` shows them. Every name below is made by "
-        "`pruneflow/results.py` (the report's and the search's few tags and files by "
-        "`pruneflow/study/`).\n\n",
+        "`pruneflow/results.py`, the results contract.\n\n",
         f"## Metrics of each variant: `{r.metric(variant, '<measure>')}`\n\n",
         f"`{variant}`: `{doc.KERAS}` (the stripped Keras model) or a `.tflite` variant of "
         f"`stage.variants`: {', '.join(f'`{v}`' for v in doc.VARIANTS)}.\n\n",

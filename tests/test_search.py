@@ -10,6 +10,7 @@ import math
 import pytest
 
 from helpers.cli import TINY, outputs_to, read_runs, run_cli, sweep_cli
+from pruneflow import results
 from pruneflow.errors import ConfigError
 from pruneflow.study import search
 
@@ -97,19 +98,19 @@ def test_a_search_is_a_study_with_its_front_and_run_again_it_trains_nothing(tmp_
     _, (parent,) = read_runs(tmp_path, parents=True)
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
-    assert parent.data.tags[search.OBJECTIVES_TAG] == ", ".join(
+    assert parent.data.tags[results.OBJECTIVES_TAG] == ", ".join(
         f"{o}:{d}" for o, d in zip(OBJECTIVES, WANTED, strict=True)
     )
-    front = parent.data.tags[search.FRONT_TAG].split(",")
+    front = parent.data.tags[results.FRONT_TAG].split(",")
     assert front and set(front) <= {r.info.run_id for r in runs}
     report = tmp_path / "multirun" / "report"
-    with open(report / search.FRONT_CSV) as fh:
+    with open(report / results.FRONT_CSV) as fh:
         rows = list(csv.DictReader(fh))
     assert sorted(r["run_id"] for r in rows) == sorted(front)
     assert {"prune.sparsity", "cluster.clusters", *OBJECTIVES} <= set(rows[0])
-    assert (report / search.FRONT_PLOT).is_file()
+    assert (report / results.FRONT_PLOT).is_file()
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
-    assert f"report/{search.FRONT_CSV}" in artifacts
+    assert f"report/{results.FRONT_CSV}" in artifacts
     assert "search: " in proc.stdout and "on the Pareto front of" in proc.stdout
 
     again = sweep_cli(tmp_path, *SEARCH, "hydra.sweeper.n_trials=3")

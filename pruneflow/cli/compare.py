@@ -37,9 +37,9 @@ def main(argv: list[str]) -> int:
         prog=PROG,
         description="Re-time every .tflite variant of a sweep's runs and the same variants of "
         "their dense baseline on the sweep's device, interleaved: each round times every model "
-        "once in a shuffled order; writes compare.csv (invoke p50, ratio to dense and its 95% "
-        "paired interval over the rounds) and compare.png into the sweep's report folder and "
-        "its parent run.",
+        f"once in a shuffled order; writes {results.COMPARE_CSV} (invoke p50, ratio to dense and "
+        f"its 95% paired interval over the rounds) and {results.COMPARE_PLOT} into the sweep's "
+        "report folder and its parent run.",
     )
     parser.add_argument(
         "--tracking-uri", help="the MLflow store (default: ./mlruns, or $MLFLOW_TRACKING_URI)"
@@ -103,7 +103,7 @@ def main(argv: list[str]) -> int:
             if not folder or not Path(folder).is_dir():
                 return _fail(
                     f"the folder of {selection.title} ({folder or 'unknown'}) is gone: pass "
-                    "--out FOLDER for compare.csv and compare.png",
+                    f"--out FOLDER for {results.COMPARE_CSV} and {results.COMPARE_PLOT}",
                     2,
                 )
             out = Path(folder) / results.REPORT_DIR

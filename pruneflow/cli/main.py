@@ -221,8 +221,9 @@ def _live_progress(hydra_cfg) -> None:
 
 def _describe(exc: Exception, output_dir: str) -> str:
     from pruneflow.errors import PruneflowError
+    from pruneflow.results import LOG_FILE
 
     if isinstance(exc, PruneflowError):
         return str(exc)
     # Not a mistake the user made: say what and where the traceback is.
-    return f"{type(exc).__name__}: {exc} (traceback in {output_dir}/pruneflow.log)"
+    return f"{type(exc).__name__}: {exc} (traceback in {output_dir}/{LOG_FILE})"

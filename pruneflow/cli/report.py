@@ -8,11 +8,9 @@ import sys
 from pathlib import Path
 
 from pruneflow.errors import ConfigError
+from pruneflow.results import REPORT_MD, RUNS_CSV, SUMMARY_CSV
 from pruneflow.study.report import (
     DEFAULT_TOLERANCE,
-    REPORT_MD,
-    RUNS_CSV,
-    SUMMARY_CSV,
     ReportError,
     report_table,
     select,

@@ -29,9 +29,6 @@ from pruneflow.errors import ConfigError
 
 OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 DIRECTIONS = ("maximize", "minimize")
-FRONT_CSV, FRONT_PLOT = "pareto.csv", "pareto_search.png"
-FRONT_TAG = "pruneflow.search.front"  # on the parent: the runs on the front, comma-separated
-OBJECTIVES_TAG = "pruneflow.search.objectives"  # on the parent: objective:direction, ...
 
 
 def is_search(sweeper) -> bool:
@@ -165,7 +162,7 @@ def write_front(
     points = [objective_values(r.data.metrics, objectives) for r in done]
     on = [done[i] for i in front(points, wanted)]
     out.mkdir(parents=True, exist_ok=True)
-    with open(out / FRONT_CSV, "w", newline="") as fh:
+    with open(out / results.FRONT_CSV, "w", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["run_id", "run_name", *params, *objectives])
         for r in sorted(on, key=lambda r: objective_values(r.data.metrics, objectives)):
@@ -177,7 +174,7 @@ def write_front(
                     *objective_values(r.data.metrics, objectives),
                 ]
             )
-    _plot(points, [done.index(r) for r in on], objectives, wanted, out / FRONT_PLOT)
+    _plot(points, [done.index(r) for r in on], objectives, wanted, out / results.FRONT_PLOT)
     return on
 
 

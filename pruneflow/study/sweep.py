@@ -184,10 +184,10 @@ def _open_parent(sweep: Sweep, uri: str, experiment: str, experiment_id: str) ->
         results.VERSION_TAG: __version__,
         results.HOST_TAG: socket.gethostname(),
         results.PID_TAG: os.getpid(),
-        "mlflow.source.git.commit": provenance.git_commit(__file__),
+        results.GIT_COMMIT_TAG: provenance.git_commit(__file__),
     }
     if sweep.objectives:
-        tags[search.OBJECTIVES_TAG] = ", ".join(
+        tags[results.OBJECTIVES_TAG] = ", ".join(
             f"{o}:{d}" for o, d in zip(sweep.objectives, sweep.directions, strict=True)
         )
     run = client.create_run(
@@ -261,7 +261,7 @@ def _close_parent(sweep: Sweep, parent: Parent, interrupted: bool, client) -> st
         path.write_text(text + "\n")
     client.log_text(parent.run_id, text + "\n", results.SUMMARY_FILE)
     if any(r.status in ("FINISHED", "SKIPPED") for r in rows):
-        from pruneflow.study.report import DEFAULT_TOLERANCE, REPORT_MD, report_sweep
+        from pruneflow.study.report import DEFAULT_TOLERANCE, report_sweep
 
         out = Path(sweep.folder) / results.REPORT_DIR
         try:
@@ -269,9 +269,9 @@ def _close_parent(sweep: Sweep, parent: Parent, interrupted: bool, client) -> st
             dims = ["channels"] * bool(re.search(r"/c\d", best)) + ["clusters"] * ("/cl" in best)
             what = "/".join(["best sparsity", *dims])
             print(
-                f"report: {out / REPORT_MD} (also the parent run's report/)\n{what} "
-                f"(non-inferior within {DEFAULT_TOLERANCE:g} accuracy points of the baseline): "
-                f"{best}",
+                f"report: {out / results.REPORT_MD} (also the parent run's {results.REPORT_DIR}/)\n"
+                f"{what} (non-inferior within {DEFAULT_TOLERANCE:g} accuracy points of the "
+                f"baseline): {best}",
                 flush=True,
             )
         except Exception as exc:  # noqa: BLE001 - the sweep's results stand without it
@@ -293,12 +293,12 @@ def _search_front(sweep: Sweep, parent: Parent, client, children: list, out: Pat
             trials.setdefault(done.info.run_id, done)
     runs = list(trials.values())
     on = search.write_front(runs, sweep.objectives, sweep.directions, sweep.searched, out)
-    for name in (search.FRONT_CSV, search.FRONT_PLOT):
+    for name in (results.FRONT_CSV, results.FRONT_PLOT):
         client.log_artifact(parent.run_id, str(out / name), results.REPORT_DIR)
-    client.set_tag(parent.run_id, search.FRONT_TAG, ",".join(r.info.run_id for r in on))
+    client.set_tag(parent.run_id, results.FRONT_TAG, ",".join(r.info.run_id for r in on))
     print(
         f"search: {len(on)} of {len(runs)} trials on the Pareto front of "
-        f"{', '.join(sweep.objectives)}: {out / search.FRONT_CSV}",
+        f"{', '.join(sweep.objectives)}: {out / results.FRONT_CSV}",
         flush=True,
     )
 

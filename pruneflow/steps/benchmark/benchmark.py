@@ -23,6 +23,7 @@ from pruneflow.devices.base import Protocol, open_device
 from pruneflow.devices.config import DeviceConfig
 from pruneflow.devices.locks import LockWindow, timing_lock
 from pruneflow.devices.runner import read_images
+from pruneflow.results import LATENCY_FILE, RUNNER_FILE
 from pruneflow.stats import MIN_TIMES, latency_stats
 from pruneflow.steps.benchmark.config import BenchmarkConfig
 from pruneflow.steps.convert.variants import KERAS
@@ -67,7 +68,7 @@ def run_benchmark(
     while its runner times (:mod:`pruneflow.devices.locks`).
     """
     out_dir = Path(out_dir)
-    runner_json = out_dir / "runner.json"
+    runner_json = out_dir / RUNNER_FILE
     models = list(tflite_models.values())
     protocol = Protocol(config.warmup, config.repeats, device.cooldown_c, device.cooldown_max_s)
     local = not device.remote
@@ -99,7 +100,7 @@ def run_benchmark(
     timed_on = {v: dev.name for v in results}
     if keras_on == "host" and not local:
         timed_on[KERAS] = HOST
-    csv_path = write_latency_csv(results, doc["images"], out_dir / "latency.csv")
+    csv_path = write_latency_csv(results, doc["images"], out_dir / LATENCY_FILE)
     return Timing(results, doc["device"], steps, runner_json, csv_path, (start, lock.end), timed_on)
 
 
