@@ -1,8 +1,10 @@
 """The steps of one job, in the order :mod:`pruneflow.pipeline` runs them.
 
 Each step is a folder with its schema beside its code: ``config.py`` (a light dataclass, the
-one place its defaults and checks are written) and the implementation, which receives that
-config object:
+one place its defaults and checks are written), the implementation, which receives that
+config object and returns a small typed result, and ``record.py``, which turns that result
+into what the run logs, in the names of :mod:`pruneflow.results` (the evaluate step, one
+module, has its record in it):
 
 - :mod:`.data`: the dataset (``dataset`` group): loaders for digits, tfds, your own folder;
 - :mod:`.model`: the backbone (``backbone`` group): a small CNN, keras.applications bases;
