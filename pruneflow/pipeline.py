@@ -363,9 +363,9 @@ def _made_by(run) -> str:
 
 def _runtime() -> str:
     """This machine's LiteRT, as a tag."""
-    from pruneflow.devices.runner import _runtime
+    from pruneflow.devices.runner import runtime
 
-    _, name, version = _runtime()
+    _, name, version = runtime()
     return f"{name} {version}"
 
 

@@ -6,13 +6,15 @@ subclass), which receives the option itself (:func:`pruneflow.devices.base.open_
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
-from pruneflow.devices.runner import check_delegate
-from pruneflow.errors import positive, require
+from pruneflow.devices import runner
+from pruneflow.errors import ArgumentError, positive, require
 
 DEFAULT_VENV = "~/.pruneflow/venv"  # on the device: made by `pruneflow device setup`
 
@@ -102,7 +104,19 @@ class DelegateConfig:
     options: dict[str, Any] = field(default_factory=dict)  # the delegate's own options
 
     def __post_init__(self) -> None:
-        check_delegate(self.name, self.threads, self.fallback, self.library)
+        with runner_arguments():
+            runner.check_delegate(self.name, self.threads, self.fallback, self.library)
+
+
+@contextlib.contextmanager
+def runner_arguments() -> Iterator[None]:
+    """The runner's :class:`~pruneflow.devices.runner.ArgumentError` (the runner imports nothing
+    of pruneflow) as pruneflow's :class:`~pruneflow.errors.ArgumentError`, for the checks the
+    host borrows from the runner (delegate, protocol)."""
+    try:
+        yield
+    except runner.ArgumentError as exc:
+        raise ArgumentError(exc.name, exc.value, exc.valid, required=exc.required) from None
 
 
 SCHEMAS = {"local": LocalDeviceConfig, "ssh": SSHDeviceConfig}
