@@ -243,7 +243,7 @@ def start_tags(config, runtime: str, git_commit: str | None, code: str) -> dict[
         DATASET_TAG: config.dataset.label,
         BACKBONE_TAG: config.backbone.label,
         DEVICE_TAG: dev.name,
-        DEVICE_KIND_TAG: "ssh" if dev.remote else "local",
+        DEVICE_KIND_TAG: dev.kind,
         DEVICE_ADDRESS_TAG: getattr(dev, "host", None),
         HOST_TAG: socket.gethostname(),
         PID_TAG: os.getpid(),
@@ -391,29 +391,29 @@ def for_timing(timing) -> Record:
     rec = Record()
     for variant, r in timing.results.items():
         m = rec.metrics
-        n = len(r["labels"])
-        stats = latency_stats(r["times_ms"][:n])  # the paper's protocol: the first pass
+        n = len(r.labels)
+        stats = latency_stats(r.times_ms[:n])  # the paper's protocol: the first pass
         m.update({metric(variant, latency(s)): stats[s] for s in MEASURES})
-        m[metric(variant, LOAD)] = float(r["load_ms"])
-        if r.get("repeats", 1) > 1 or r.get("warmup_ms"):
-            every = latency_stats(r["times_ms"])
+        m[metric(variant, LOAD)] = float(r.load_ms)
+        if r.repeats > 1 or r.warmup_ms:
+            every = latency_stats(r.times_ms)
             m.update({metric(variant, steady(s)): every[s] for s in STEADY_STATS})
-        if r.get("warmup_ms"):
-            m[metric(variant, WARMUP_MEAN)] = sum(r["warmup_ms"]) / len(r["warmup_ms"])
-        for name, key in ((decode, "decode_ms"), (invoke, "invoke_ms")):
-            if r.get(key):
-                split = latency_stats(r[key])
+        if r.warmup_ms:
+            m[metric(variant, WARMUP_MEAN)] = sum(r.warmup_ms) / len(r.warmup_ms)
+        for name, times in ((decode, r.decode_ms), (invoke, r.invoke_ms)):
+            if times:
+                split = latency_stats(times)
                 m.update({metric(variant, name(s)): split[s] for s in SPLIT_STATS})
-        if r.get("peak_rss_kb"):
-            m[metric(variant, PEAK_RSS)] = r["peak_rss_kb"] / 1024
-        if r.get("threads_used") is not None:
-            m[metric(variant, THREADS_USED)] = float(r["threads_used"])
+        if r.peak_rss_kb:
+            m[metric(variant, PEAK_RSS)] = r.peak_rss_kb / 1024
+        if r.threads_used is not None:
+            m[metric(variant, THREADS_USED)] = float(r.threads_used)
         if variant != KERAS:
-            m[metric(variant, FELL_BACK)] = float(bool(r["note"]))
-        rec.tags[kernels_tag(variant)] = r["kernels"]
+            m[metric(variant, FELL_BACK)] = float(bool(r.note))
+        rec.tags[kernels_tag(variant)] = r.kernels
         rec.tags[timed_on_tag(variant)] = timing.timed_on[variant]
-        if r["note"]:
-            rec.tags[fallback_tag(variant)] = r["note"]
+        if r.note:
+            rec.tags[fallback_tag(variant)] = r.note
         _hygiene(rec, variant, r)
     rec.tags.update({device_tag(k): v for k, v in timing.device.items()})
     rec.metrics.update({device_time(k.removesuffix("_s")): v for k, v in timing.steps.items()})
@@ -422,9 +422,10 @@ def for_timing(timing) -> Record:
     return rec
 
 
-def _hygiene(rec: Record, variant: str, r: Mapping) -> None:
-    """The device's state before and after timing a variant: what it exposed, nothing else."""
-    states = r.get("hygiene", {})
+def _hygiene(rec: Record, variant: str, r) -> None:
+    """The device's state before and after timing a variant (a :class:`~pruneflow.devices.
+    result.ModelResult`): what it exposed, nothing else."""
+    states = r.hygiene
     for when in ("before", "after"):
         for key, name in HYGIENE.items():
             if key in states.get(when, {}):
@@ -434,10 +435,10 @@ def _hygiene(rec: Record, variant: str, r: Mapping) -> None:
     throttled = [states.get(w, {}).get("throttled") for w in ("before", "after")]
     if any(throttled):
         rec.tags[throttled_tag(variant)] = " -> ".join(str(t) for t in throttled)
-    if r.get("cooldown_s"):
-        rec.metrics[metric(variant, COOLDOWN)] = float(r["cooldown_s"])
-    if r.get("cooldown_note"):
-        rec.tags[cooldown_tag(variant)] = r["cooldown_note"]
+    if r.cooldown_s:
+        rec.metrics[metric(variant, COOLDOWN)] = float(r.cooldown_s)
+    if r.cooldown_note:
+        rec.tags[cooldown_tag(variant)] = r.cooldown_note
 
 
 def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], timing) -> Record:
@@ -445,6 +446,7 @@ def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], 
     device and kernels, and its :data:`VARIANT_MEASURES` (and :data:`TFLITE_MEASURES`) under
     their bare names."""
     rec = Record()
+    kernels = {variant: r.kernels for variant, r in timing.results.items()}
     for variant, path in paths.items():
         measures = (
             *VARIANT_MEASURES,
@@ -474,7 +476,7 @@ def for_models(config, metrics: Mapping[str, float], paths: Mapping[str, Path], 
                     "measured_sparsity": f"{metrics.get(SPARSITY, float('nan')):.4f}",
                     "model": config.model_name,
                     "device": config.device.name,
-                    "kernels": timing.results.get(variant, {}).get("kernels", ""),
+                    "kernels": kernels.get(variant, ""),
                     "timed_on": timing.timed_on.get(variant, ""),
                 },
                 metrics={
