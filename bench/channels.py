@@ -59,8 +59,8 @@ def timed(paths: dict[str, Path], images: Path, rounds: int, tmp: Path) -> dict[
         for name in names if i % 2 == 0 else names[::-1]:
             with open_device(LocalDeviceConfig()) as dev:
                 doc = dev.benchmark([paths[name]], images, tmp / "r.json", DELEGATE)
-            (r,) = doc["results"].values()
-            p50[name].append(statistics.median(r["invoke_ms"][1:]))
+            (r,) = doc.results.values()
+            p50[name].append(statistics.median(r.invoke_ms[1:]))
     return {n: statistics.median(v) for n, v in p50.items()}
 
 

@@ -52,7 +52,7 @@ def main() -> None:
                     doc = dev.benchmark(
                         [paths[variant]], folder, tmp / "r.json", {"name": "xnnpack", "threads": 1}
                     )
-                times = doc["results"][variant]["times_ms"][1:]
+                times = doc.results[variant].times_ms[1:]
                 p50[variant].append(statistics.median(times))
                 mean[variant].append(statistics.fmean(times))
             print(

@@ -69,9 +69,7 @@ def main() -> None:
                     if kind == "ssh":
                         steps.append(dict(dev.timings))
                     for v in VARIANTS:
-                        medians[kind][v].append(
-                            statistics.median(doc["results"][v]["times_ms"][1:])
-                        )
+                        medians[kind][v].append(statistics.median(doc.results[v].times_ms[1:]))
                 print(
                     f"round {i + 1}: local {walls['local'][-1]:.2f} s, "
                     f"ssh {walls['ssh'][-1]:.2f} s",

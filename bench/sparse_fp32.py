@@ -74,9 +74,9 @@ def main() -> None:
                         doc = dev.benchmark(
                             [paths[variant]], folder, tmp / "r.json", {"name": "xnnpack"}
                         )
-                    r = doc["results"][variant]
-                    p50[variant].append(statistics.median(r["times_ms"][1:]))
-                    kernels[variant] = r["kernels"] + (f" ({r['note']})" if r["note"] else "")
+                    r = doc.results[variant]
+                    p50[variant].append(statistics.median(r.times_ms[1:]))
+                    kernels[variant] = r.kernels + (f" ({r.note})" if r.note else "")
             med = {v: statistics.median(p50[v]) for v in VARIANTS}
             row = {
                 "pruned_1x1_layers": layers,

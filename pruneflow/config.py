@@ -45,7 +45,7 @@ from pruneflow.tracking.config import PathsConfig, SearchConfig, TrackingConfig
 NOT_IN_JOB_KEY = ("paths", "tracking", "search")
 # Groups whose options extend one of several schemas, registered as `schema/<group>/<name>`
 # (an option's YAML starts with `defaults: [/schema/<group>/<name>@_here_]`), out of the
-# groups a user picks from.
+# groups a user picks from. The device kinds are found from their schemas (devices.kinds).
 SCHEMAS = {"dataset": data.SCHEMAS, "backbone": model.SCHEMAS, "device": devices.SCHEMAS}
 
 
@@ -135,12 +135,13 @@ class Config:
 
 def register() -> None:
     """Put the schemas in Hydra's ConfigStore: ``pruneflow_schema`` (the root config's first
-    default) and, per group, the schemas its YAML options extend, under ``schema/<group>``;
+    default) and, per group, the schemas its YAML options extend, under ``schema/<group>``
+    (device kinds of yours too: :func:`pruneflow.devices.config.load_kinds`);
     and the resolver ``--help`` lists the groups with (:func:`option_groups`)."""
     OmegaConf.register_new_resolver("pruneflow_groups", option_groups, replace=True)
     store = ConfigStore.instance()
     store.store(name="pruneflow_schema", node=Config)
-    for group, schemas in SCHEMAS.items():
+    for group, schemas in {**SCHEMAS, "device": devices.load_kinds()}.items():
         for name, node in schemas.items():
             store.store(group=f"schema/{group}", name=name, node=node)
 
@@ -232,6 +233,8 @@ def from_settings(settings: Mapping[str, Any] | str) -> Config:
     for group, schemas in SCHEMAS.items():
         target = OmegaConf.select(raw, f"{group}._target_")
         schema = next((s for s in schemas.values() if s._target_ == target), None)
+        if schema is None and group == "device":  # a kind of yours: its schema by its class
+            schema = devices.schema_of(target)
         if schema is None:
             raise ConfigError(f"{group}._target_={target} names no {group} schema of this version")
         typed[group] = OmegaConf.structured(schema)

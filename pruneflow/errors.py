@@ -3,19 +3,33 @@ without a traceback.
 
 :class:`ArgumentError` is what a stage function raises for a bad argument, in its own terms
 (``sparsity=1.5 is invalid ...``); `pruneflow.config.check` turns it into a :class:`ConfigError`
-naming the config key (``prune.sparsity=1.5 ...``). It is defined in the device runner, which
-must stay one self-contained file, and re-exported here.
+naming the config key (``prune.sparsity=1.5 ...``). The device runner, which imports nothing of
+pruneflow, raises its own (:class:`pruneflow.devices.runner.ArgumentError`, the same words);
+:func:`pruneflow.devices.config.runner_arguments` turns it into this one.
 """
 
 import math
 import sys
 from typing import Any, NoReturn
 
-from pruneflow.devices.runner import ArgumentError
-
 
 class PruneflowError(Exception):
     """Base of the errors whose message tells the user what to do."""
+
+
+class ArgumentError(ValueError):
+    """A bad argument, named with its valid values (``sparsity=1.5 is invalid: valid values are
+    ...``), in the terms of the function that refused it."""
+
+    def __init__(self, name: str, value: Any, valid: str, required: bool = False):
+        self.name, self.value, self.valid, self.required = name, value, valid, required
+        super().__init__(self.describe())
+
+    def describe(self, prefix: str = "") -> str:
+        """The message, with ``prefix`` (e.g. ``"delegate."``) before the argument's name."""
+        if self.required:
+            return f"{prefix}{self.name} is required: {self.valid}"
+        return f"{prefix}{self.name}={self.value!r} is invalid: valid values are {self.valid}"
 
 
 class ConfigError(PruneflowError, ValueError):

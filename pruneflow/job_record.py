@@ -66,7 +66,7 @@ def start_tags(config: Config, runtime: str, git_commit: str | None, code: str) 
         DATASET_TAG: config.dataset.label,
         BACKBONE_TAG: config.backbone.label,
         DEVICE_TAG: dev.name,
-        DEVICE_KIND_TAG: "ssh" if dev.remote else "local",
+        DEVICE_KIND_TAG: dev.kind,
         DEVICE_ADDRESS_TAG: getattr(dev, "host", None),
         HOST_TAG: socket.gethostname(),
         PID_TAG: os.getpid(),
@@ -80,6 +80,7 @@ def for_models(
     (variant, sparsity, device, kernels ...) and its measures of ``metrics`` (the run's so far:
     :data:`~pruneflow.results.VARIANT_MEASURES` and the others below) under their bare names."""
     rec = Record()
+    kernels = {variant: r.kernels for variant, r in timing.results.items()}
     for variant, path in paths.items():
         measures = (
             *VARIANT_MEASURES,
@@ -109,7 +110,7 @@ def for_models(
                     "measured_sparsity": f"{metrics.get(SPARSITY, float('nan')):.4f}",
                     "model": config.model_name,
                     "device": config.device.name,
-                    "kernels": timing.results.get(variant, {}).get("kernels", ""),
+                    "kernels": kernels.get(variant, ""),
                     "timed_on": timing.timed_on.get(variant, ""),
                 },
                 metrics={

@@ -23,6 +23,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from pruneflow import __version__, job_record, results
 from pruneflow.config import Config, check, instantiate, keys_under
+from pruneflow.devices.base import open_device
+from pruneflow.devices.local import host_runtime
 from pruneflow.identity import baseline_spec
 from pruneflow.process import Termination, job_log
 from pruneflow.steps import import_libraries
@@ -85,9 +87,7 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
     uri = resolve_uri(t.uri, t.dir)
     # writable folders, an answering server: one line each, before any work or run
     check_before_work(uri, t.dir, config.paths.cache_dir)
-    from pruneflow.devices.readiness import check_locks
-
-    check_locks(config.device)  # a lock it could not take later, in one line now
+    open_device(config.device).check_timing_lock()  # a lock it could not take later, now
     _check_layer_selection(config)
     out = Path(output_dir or config.paths.output_dir or ".")
     out.mkdir(parents=True, exist_ok=True)
@@ -127,7 +127,7 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
                     code,
                 )
         tags = {
-            **job_record.start_tags(config, _runtime(), provenance.git_commit(__file__), code),
+            **job_record.start_tags(config, host_runtime(), provenance.git_commit(__file__), code),
             **(job.tags() if job else {}),
             **({results.REPLACES_TAG: _made_by(replaces)} if replaces is not None else {}),
         }
@@ -187,9 +187,6 @@ def _stages(
     uri: str,
     settled: Callable[[], None],
 ) -> None:
-    from pruneflow.cli.device import device_command
-    from pruneflow.devices import readiness
-
     timer = _Timer()
     settings = config.as_dict()
     tr.log_params(flatten(settings))
@@ -197,9 +194,7 @@ def _stages(
     delegate = dataclasses.asdict(config.delegate)  # the runner's --delegate JSON
 
     with timer("check"):  # the device, before TensorFlow is even imported
-        ready = readiness.check(
-            config.device, delegate, config.benchmark.keras, device_command(config, "setup")
-        )
+        ready = open_device(config.device).check(delegate, config.benchmark.keras)
     for note in ready.notes:
         log.warning("device %s: %s", config.device.name, note)
     record(for_device_check(ready))
@@ -370,14 +365,6 @@ def _made_by(run) -> str:
     tags = run.data.tags
     version, code = tags.get(results.VERSION_TAG, "?"), tags.get(results.CODE_TAG, "unknown")
     return f"{run.info.run_id} (pruneflow {version}, code {code})"
-
-
-def _runtime() -> str:
-    """This machine's LiteRT, as a tag."""
-    from pruneflow.devices.runner import _runtime
-
-    _, name, version = _runtime()
-    return f"{name} {version}"
 
 
 class _Timer:

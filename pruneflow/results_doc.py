@@ -10,6 +10,7 @@ nothing at run time imports it. It imports the contract only, never the code tha
 from __future__ import annotations
 
 from pruneflow import results as r
+from pruneflow.devices.config import kinds
 from pruneflow.stats import MEASURES
 from pruneflow.steps.convert.variants import KERAS, VARIANTS
 
@@ -128,7 +129,7 @@ TAGS = {
         r.DATASET_TAG: "the dataset's label",
         r.BACKBONE_TAG: "the backbone's label",
         r.DEVICE_TAG: "`device.name`",
-        r.DEVICE_KIND_TAG: "`local` or `ssh`",
+        r.DEVICE_KIND_TAG: f"the device's kind (its schema's `kind`): {_any(kinds())}",
         r.DEVICE_ADDRESS_TAG: "an SSH device's host",
     },
     "Every finished run": {

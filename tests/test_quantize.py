@@ -90,9 +90,9 @@ def test_the_sparse_fp32_file_stores_only_the_nonzeros_and_predicts_the_same(
             tmp_path / "r.json",
             {"name": "xnnpack", "threads": 1},
         )
-    r = doc["results"]
-    assert r["tflite_fp32_sparse"]["predictions"] == r["tflite_fp32"]["predictions"]
-    assert r["tflite_fp32_sparse"]["kernels"] in ("xnnpack", "builtin")
+    r = doc.results
+    assert r["tflite_fp32_sparse"].predictions == r["tflite_fp32"].predictions
+    assert r["tflite_fp32_sparse"].kernels in ("xnnpack", "builtin")
 
 
 @pytest.mark.parametrize("workers", [0, 1])

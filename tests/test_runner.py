@@ -13,6 +13,7 @@ from helpers.models import prune_quick
 from pruneflow.devices.base import RUNNER, DeviceError
 from pruneflow.devices.config import LocalDeviceConfig
 from pruneflow.devices.local import LocalDevice
+from pruneflow.devices.result import MalformedResult, RunnerResult
 from pruneflow.devices.runner import read_images
 
 
@@ -82,27 +83,27 @@ def test_runner_times_every_image_and_predicts_like_the_evaluator(tflite_bench, 
     paths, images = tflite_bench
     models = [paths["tflite_fp32"], paths["tflite_int8"]]
     doc = run_local(models, images, tmp_path / "r.json", {"name": "xnnpack", "threads": 1})
-    assert set(doc["results"]) == {"tflite_fp32", "tflite_int8"}
-    assert doc["device"]["machine"] and doc["device"]["cores"] >= 1
-    assert doc["device"]["runtime"] == "ai_edge_litert"
-    assert doc["warmup"] == 0 and doc["repeats"] == 1
+    assert set(doc.results) == {"tflite_fp32", "tflite_int8"}
+    assert doc.device["machine"] and doc.device["cores"] >= 1
+    assert doc.device["runtime"] == "ai_edge_litert"
+    assert doc.warmup == 0 and doc.repeats == 1
     _, items = read_images(str(images))
     from pruneflow.devices.runner import load_image
 
     x = np.concatenate([load_image(p, 28, 28, 1) for p, _ in items])
-    for variant, r in doc["results"].items():
-        assert r["kernels"] == "xnnpack" and r["note"] == ""
-        assert len(r["times_ms"]) == 12 and all(t > 0 for t in r["times_ms"])
-        assert r["load_ms"] > 0 and r["warmup_ms"] == []
-        assert r["labels"] == [lbl for _, lbl in items]
-        assert r["predictions"] == tflite_predict(paths[variant], x).tolist()
+    for variant, r in doc.results.items():
+        assert r.kernels == "xnnpack" and r.note == ""
+        assert len(r.times_ms) == 12 and all(t > 0 for t in r.times_ms)
+        assert r.load_ms > 0 and r.warmup_ms == []
+        assert r.labels == [lbl for _, lbl in items]
+        assert r.predictions == tflite_predict(paths[variant], x).tolist()
         # the paper's per-image time holds its two parts, image by image
-        for total, dec, inv in zip(r["times_ms"], r["decode_ms"], r["invoke_ms"], strict=True):
+        for total, dec, inv in zip(r.times_ms, r.decode_ms, r.invoke_ms, strict=True):
             assert 0 < dec and 0 < inv and dec + inv <= total
         # each model in its own process: its own peak memory, the threads it really ran
-        assert 20_000 < r["peak_rss_kb"] < 2_000_000
-        assert r["threads"] == 1 and r["threads_used"] == 1
-        assert "load1" in r["hygiene"]["before"] and "load1" in r["hygiene"]["after"]
+        assert 20_000 < r.peak_rss_kb < 2_000_000
+        assert r.threads == 1 and r.threads_used == 1
+        assert "load1" in r.hygiene["before"] and "load1" in r.hygiene["after"]
 
 
 def test_warmup_and_repeats_are_timed_apart(tflite_bench, tmp_path):
@@ -117,18 +118,18 @@ def test_warmup_and_repeats_are_timed_apart(tflite_bench, tmp_path):
             {"name": "xnnpack", "threads": 2},
             Protocol(warmup=3, repeats=2),
         )
-    r = doc["results"]["tflite_int8"]
-    assert doc["warmup"] == 3 and doc["repeats"] == 2
-    assert len(r["warmup_ms"]) == 3 and len(r["times_ms"]) == 24 and len(r["invoke_ms"]) == 24
-    assert r["predictions"][:12] == r["predictions"][12:]  # the same images, pass after pass
-    assert r["threads"] == 2 and r["threads_used"] == 2  # XNNPACK's pool: one more thread
+    r = doc.results["tflite_int8"]
+    assert doc.warmup == 3 and doc.repeats == 2
+    assert len(r.warmup_ms) == 3 and len(r.times_ms) == 24 and len(r.invoke_ms) == 24
+    assert r.predictions[:12] == r.predictions[12:]  # the same images, pass after pass
+    assert r.threads == 2 and r.threads_used == 2  # XNNPACK's pool: one more thread
 
 
 def test_threads_null_records_the_count_the_runtime_chose(tflite_bench, tmp_path):
     paths, images = tflite_bench
     doc = run_local([paths["tflite_fp32"]], images, tmp_path / "t.json", {"name": "xnnpack"})
-    r = doc["results"]["tflite_fp32"]
-    assert r["threads"] is None and r["threads_used"] >= 1
+    r = doc.results["tflite_fp32"]
+    assert r.threads is None and r.threads_used >= 1
 
 
 def test_bad_protocol_arguments_are_refused_by_the_runner(tflite_bench, tmp_path):
@@ -162,7 +163,7 @@ def test_the_probe_names_what_a_python_lacks(tmp_path):
 def test_delegate_none_runs_builtin_kernels(tflite_bench, tmp_path):
     paths, images = tflite_bench
     doc = run_local([paths["tflite_int8"]], images, tmp_path / "n.json", {"name": "none"})
-    assert doc["results"]["tflite_int8"]["kernels"] == "builtin"
+    assert doc.results["tflite_int8"].kernels == "builtin"
 
 
 def test_missing_delegate_library_falls_back_and_says_why(tflite_bench, tmp_path):
@@ -173,9 +174,9 @@ def test_missing_delegate_library_falls_back_and_says_why(tflite_bench, tmp_path
         "fallback": "builtin",
     }
     doc = run_local([paths["tflite_fp32"]], images, tmp_path / "f.json", delegate)
-    r = doc["results"]["tflite_fp32"]
-    assert r["kernels"] == "builtin"
-    assert "external failed" in r["note"] and "libnothere.so" in r["note"]
+    r = doc.results["tflite_fp32"]
+    assert r.kernels == "builtin"
+    assert "external failed" in r.note and "libnothere.so" in r.note
 
 
 def test_without_fallback_a_missing_delegate_is_an_error(tflite_bench, tmp_path):
@@ -202,13 +203,49 @@ def test_runner_failure_names_the_device(tflite_bench, tmp_path):
         run_local([tmp_path / "missing.tflite"], images, tmp_path / "x.json", {"name": "none"})
 
 
+def test_a_malformed_runner_result_names_the_file_and_the_key(tflite_bench, tmp_path):
+    """The host reads the runner's JSON as a typed RunnerResult: a document that is not one (a
+    runner of another version, a cut file) is refused naming the file and the first bad key,
+    and a device that fetched it names itself and the step."""
+    paths, images = tflite_bench
+    good = tmp_path / "good.json"
+    run_local([paths["tflite_int8"]], images, good, {"name": "none"})
+    doc = json.loads(good.read_text())
+    bad = tmp_path / "bad.json"
+    for change, why in (
+        (lambda d: d["results"]["tflite_int8"].pop("invoke_ms"), "invoke_ms is missing"),
+        (lambda d: d["results"]["tflite_int8"]["times_ms"].append("x"), "holds 'x', not a num"),
+        (lambda d: d["results"]["tflite_int8"]["labels"].pop(), "not passes over the labels"),
+    ):
+        broken = json.loads(json.dumps(doc))
+        change(broken)
+        bad.write_text(json.dumps(broken))
+        with pytest.raises(MalformedResult, match=rf"{bad} is malformed: results.tflite_int8.*"):
+            RunnerResult.read(bad)
+        with pytest.raises(MalformedResult, match=why):
+            RunnerResult.read(bad)
+    bad.write_text(good.read_text()[:50])
+    with pytest.raises(MalformedResult, match=rf"the runner's result {bad} cannot be read"):
+        RunnerResult.read(bad)
+    # a device whose runner writes another document (a stand-in python for a runner of
+    # another version: no such runner exists to run)
+    python = tmp_path / "python"
+    python.write_text('#!/bin/sh\necho \'{"runner_version": 1, "results": {}}\' > "$5"\n')
+    python.chmod(0o755)
+    with (
+        LocalDevice(LocalDeviceConfig(python=str(python))) as dev,
+        pytest.raises(DeviceError, match=r"device local: run failed: .* device is missing"),
+    ):
+        dev.benchmark([paths["tflite_int8"]], images, tmp_path / "old.json", {"name": "none"})
+
+
 def test_a_library_that_is_not_a_delegate_falls_back_with_the_loader_error(tflite_bench, tmp_path):
     paths, images = tflite_bench
     delegate = {"name": "armnn", "library": "libc.so.6", "fallback": "builtin"}
     doc = run_local([paths["tflite_fp32"]], images, tmp_path / "c.json", delegate)
-    r = doc["results"]["tflite_fp32"]
-    assert r["kernels"] == "builtin"
-    assert "armnn failed" in r["note"] and "tflite_plugin_create_delegate" in r["note"]
+    r = doc.results["tflite_fp32"]
+    assert r.kernels == "builtin"
+    assert "armnn failed" in r.note and "tflite_plugin_create_delegate" in r.note
 
 
 def test_xnnpack_rejecting_a_sparse_int8_model_falls_back_to_builtin(
@@ -229,9 +266,9 @@ def test_xnnpack_rejecting_a_sparse_int8_model_falls_back_to_builtin(
     model = tmp_path / "sparse_int8.tflite"
     model.write_bytes(conv.convert())
     doc = run_local([model], images, tmp_path / "s.json", {"name": "xnnpack", "threads": 1})
-    r = doc["results"]["sparse_int8"]
-    assert r["kernels"] == "builtin", r
-    assert r["note"].startswith("xnnpack failed") and len(r["times_ms"]) == 12
+    r = doc.results["sparse_int8"]
+    assert r.kernels == "builtin", r
+    assert r.note.startswith("xnnpack failed") and len(r.times_ms) == 12
     with pytest.raises(DeviceError, match="run failed"):
         run_local(
             [model],
@@ -329,11 +366,9 @@ def test_the_firmware_throttling_state_reaches_the_run_as_tags(tflite_bench, tmp
     (bin_dir / "vcgencmd").chmod(0o755)
     monkeypatch.setenv("PATH", f"{bin_dir}:{os.environ['PATH']}")
     doc = run_local([paths["tflite_int8"]], images, tmp_path / "v.json", {"name": "none"})
-    r = doc["results"]["tflite_int8"]
-    assert r["hygiene"]["before"]["throttled"] == r["hygiene"]["after"]["throttled"] == "0x0"
-    timing = Timing(
-        doc["results"], doc["device"], {}, tmp_path, tmp_path, (0, 1), {"tflite_int8": "pi"}
-    )
+    r = doc.results["tflite_int8"]
+    assert r.hygiene["before"]["throttled"] == r.hygiene["after"]["throttled"] == "0x0"
+    timing = Timing(doc.results, doc.device, {}, tmp_path, tmp_path, (0, 1), {"tflite_int8": "pi"})
     rec = for_timing(timing)
     assert rec.tags["throttled/tflite_int8"] == "0x0 -> 0x0"
     assert rec.tags["timed_on/tflite_int8"] == "pi"

@@ -42,14 +42,11 @@ def test_remote_benchmark_ships_verifies_runs_fetches_and_cleans_up(sshd, tflite
     with remote(sshd, workdir=str(workdir)) as dev:
         doc = dev.benchmark(models, images, tmp_path / "r.json", DELEGATE)
         doc2 = dev.benchmark(models, images, tmp_path / "r2.json", DELEGATE)  # same Connection
-    assert set(doc["results"]) == {"tflite_fp32", "tflite_int8"}
-    for r in doc["results"].values():
-        assert len(r["times_ms"]) == 12 and r["kernels"] == "xnnpack"
-    assert (
-        doc["results"]["tflite_int8"]["predictions"]
-        == doc2["results"]["tflite_int8"]["predictions"]
-    )
-    assert doc["device"]["machine"] and doc["device"]["runtime"] == "ai_edge_litert"
+    assert set(doc.results) == {"tflite_fp32", "tflite_int8"}
+    for r in doc.results.values():
+        assert len(r.times_ms) == 12 and r.kernels == "xnnpack"
+    assert doc.results["tflite_int8"].predictions == doc2.results["tflite_int8"].predictions
+    assert doc.device["machine"] and doc.device["runtime"] == "ai_edge_litert"
     for step in ("connect_s", "prepare_s", "upload_s", "verify_s", "run_s", "fetch_s", "cleanup_s"):
         assert dev.timings[step] > 0, step
     assert list(workdir.iterdir()) == []  # the remote work folder is gone

@@ -1,5 +1,5 @@
-"""``pruneflow device check|setup``: what a device has, and a venv on it with the runner's
-packages; and the ``pruneflow device setup ...`` command a failed check prints."""
+"""``pruneflow device check|setup``: what a device has, and what it needs installed there (for
+an SSH device, a venv with the runner's packages)."""
 
 from __future__ import annotations
 
@@ -9,34 +9,11 @@ import sys
 from pathlib import Path
 
 from hydra.errors import HydraException
-from omegaconf import OmegaConf
 
-from pruneflow.config import Config, check, register
+from pruneflow.config import check, register
 from pruneflow.devices import readiness
 from pruneflow.devices.base import DeviceError, open_device
-from pruneflow.devices.config import DEFAULT_VENV
-from pruneflow.devices.setup import setup
-from pruneflow.errors import ConfigError, PruneflowError
-
-
-def device_command(config: Config, action: str) -> str:
-    """``pruneflow device <action> device=<option> device.<key>=<value> ...``: the command for
-    this config's device, naming only what differs from the device option it starts from."""
-    from importlib.resources import files
-
-    dev = config.device
-    options = files("pruneflow.conf") / "device"
-    option = dev.name if (options / f"{dev.name}.yaml").is_file() else None
-    option = option or ("ssh" if dev.remote else "local")
-    preset = OmegaConf.load(options / f"{option}.yaml")
-    preset.pop("defaults", None)
-    base = OmegaConf.merge(OmegaConf.structured(type(dev)), preset)
-    words = [f"pruneflow device {action}", f"device={option}"]
-    for f in dataclasses.fields(dev):
-        value = getattr(dev, f.name)
-        if f.name != "_target_" and value != base.get(f.name):
-            words.append(f"device.{f.name}={'null' if value is None else value}")
-    return " ".join(words)
+from pruneflow.errors import PruneflowError
 
 
 def main(argv: list[str]) -> int:
@@ -64,35 +41,17 @@ def main(argv: list[str]) -> int:
             # with Hydra's node, whose choices name the options in messages
             config = check(compose("config", overrides=args.overrides, return_hydra_config=True))
         delegate = dataclasses.asdict(config.delegate)
+        dev = open_device(config.device)  # does not connect
         if args.action == "setup":
-            if not config.device.remote:
-                print(
-                    f"{prog}: device={config.device.name} runs pruneflow's own Python here: "
-                    "nothing to set up"
-                )
+            facts = dev.setup(Path(args.wheels) if args.wheels else None)
+            if facts is None:  # nothing to set up: the device said why
                 return 0
-            if not config.device.venv:
-                raise ConfigError(
-                    "device.venv=null: setup makes a venv on the device; give its folder, "
-                    f"e.g. device.venv={DEFAULT_VENV}"
-                )
-            if args.wheels and not Path(args.wheels).is_dir():
-                raise ConfigError(f"--wheels {args.wheels} is not a folder")
-            with open_device(config.device) as ssh:
-                facts = setup(ssh, Path(args.wheels) if args.wheels else None)
-                python, who = ssh.resolved_python, f"{ssh.name} ({ssh.address})"
+            python = dev.resolved_python
         else:
-            facts, python, who = readiness.probe(config.device, delegate)
-        print(f"device {who}\n{readiness.describe(facts)}")
-        ready = readiness.readiness(
-            facts,
-            python,
-            who,
-            config.device.remote,
-            delegate,
-            config.benchmark.keras,
-            device_command(config, "setup"),
-        )
+            with dev:
+                facts, python = dev.probe(delegate), dev.resolved_python
+        print(f"device {dev.description}\n{readiness.describe(facts)}")
+        ready = dev.judge(facts, python, delegate, config.benchmark.keras)
     except (PruneflowError, HydraException) as exc:  # one line for what the user can fix
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return 1 if isinstance(exc, DeviceError) else 2

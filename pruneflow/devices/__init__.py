@@ -1,10 +1,13 @@
 """Devices: where the .tflite variants are timed.
 
-- :mod:`.config`: the ``device`` and ``delegate`` groups' schemas (light);
-- :mod:`.base`: the :class:`~.base.Device` interface, :func:`~.base.open_device` (a device
-  option's ``_target_``), the runner's :class:`~.base.Protocol`;
-- :mod:`.local`, :mod:`.ssh`: this machine, and a machine over SSH (a Raspberry Pi);
-- :mod:`.readiness`: the check before any work; :mod:`.setup`: a venv on an SSH device;
+- :mod:`.config`: the ``device`` and ``delegate`` groups' schemas (light), and the kinds;
+- :mod:`.base`: the :class:`~.base.Device` interface every kind implements (check, set up, lock
+  for timing, run the runner, describe itself), :func:`~.base.open_device` (a device option's
+  ``_target_``), the runner's :class:`~.base.Protocol`;
+- :mod:`.local`, :mod:`.ssh`: this machine, and a machine over SSH (a Raspberry Pi; its setup
+  makes a venv there);
+- :mod:`.readiness`: the judgement of a device's probe before any work;
 - :mod:`.bundle`, :mod:`.locks`: what is shipped, and one timing job per device at a time;
-- :mod:`.runner`: the self-contained file that runs on the device (no pruneflow imports).
+- :mod:`.runner`: the self-contained file that runs on the device (no pruneflow imports), and
+  :mod:`.result`: its result as the host reads it, typed.
 """

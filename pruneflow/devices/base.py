@@ -1,23 +1,34 @@
 """What every device is: a place where the self-contained runner (:mod:`.runner`) times
 models, reached by a :class:`Device` that its config option names (``_target_``).
 
-Both kinds run the same file with the same command line, so local and remote numbers come from
-one code path: :class:`pruneflow.devices.local.LocalDevice` runs it in a subprocess here,
+:class:`Device` is the whole contract between a device and the rest of pruneflow: what it can
+do (check, set up, lock for timing, run the runner) and how it describes itself (its kind, its
+address, the command that sets it up, where the Keras model is timed beside it). Nothing outside
+:mod:`pruneflow.devices` knows which kind it holds. Every kind runs the same file with the same
+command line, so local and remote numbers come from one code path:
+:class:`pruneflow.devices.local.LocalDevice` runs it in a subprocess here,
 :class:`pruneflow.devices.ssh.SSHDevice` ships it with the models and images over SSH. Every
 failure is a :class:`DeviceError` naming the device and the step.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pruneflow.devices.locks import LockWindow
+from pruneflow.devices.result import MalformedResult, RunnerResult
 from pruneflow.errors import PruneflowError
 
 if TYPE_CHECKING:
     from pruneflow.devices.config import DeviceConfig
+    from pruneflow.devices.readiness import Ready
 
 RUNNER = Path(__file__).with_name("runner.py")
 RUNNER_NAME = "device_runner.py"  # the runner's file name on a device
@@ -70,14 +81,15 @@ def runner_args(
     ]
 
 
-# What a device lacks, and the command that installs it there (Debian / Raspberry Pi OS)
-
-
-class Device:
+class Device(ABC):
     """A device built from its config option. Building one does not connect: ``with`` opens
-    and closes it. :attr:`timings` holds the seconds of each step (connect_s, run_s ...)."""
+    and closes it; :meth:`probe` and :meth:`benchmark` run inside it, :meth:`check` and
+    :meth:`setup` open it themselves. :attr:`timings` holds the seconds of each step
+    (connect_s, run_s ...)."""
 
-    address = "this machine"
+    address = "this machine"  # where it is, in messages
+    # how a venv made by hand on it is then used, after the commands a failed check prints
+    venv_use = ""
 
     def __init__(self, config: DeviceConfig):
         self.config = config
@@ -91,15 +103,73 @@ class Device:
     def __exit__(self, *exc) -> None:
         return None
 
+    # -- what it says of itself ------------------------------------------------------------
     @property
+    def kind(self) -> str:
+        """Its kind, the ``device.kind`` tag (its schema's :attr:`~.config.DeviceConfig.kind`)."""
+        return self.config.kind
+
+    @property
+    def description(self) -> str:
+        """``<name> (<address>)``: the device in messages."""
+        return f"{self.name} ({self.address})"
+
+    @property
+    def setup_command(self) -> str | None:
+        """The ``pruneflow device setup ...`` command a failed check prints (None: a device
+        with nothing to set up)."""
+        return device_command(self.config, "setup")
+
+    def keras_on(self, keras: str, facts: dict) -> str:
+        """Where the Keras model can be timed for ``benchmark.keras=<keras>``, given the
+        device's probe: ``device`` (by its runner, where its python has TensorFlow that loads
+        Keras 2 models), ``host`` (on this machine, beside it) or ``off``. The check refuses
+        ``keras=device`` where this says ``host``."""
+        from pruneflow.devices.readiness import has_keras
+
+        if keras in ("auto", "device"):
+            return "device" if has_keras(facts.get("packages", {})) else "host"
+        return keras
+
+    # -- what it can do ---------------------------------------------------------------------
+    @property
+    @abstractmethod
     def resolved_python(self) -> str:
         """The runner's interpreter on the device, as shell words."""
-        raise NotImplementedError
 
+    @abstractmethod
     def probe(self, delegate: dict) -> dict:
         """The runner's ``--probe`` on the device (what it has: python, packages, CPU ...)."""
-        raise NotImplementedError
 
+    def judge(self, facts: dict, python: str, delegate: dict, keras: str) -> Ready:
+        """Judge the device's probe (:func:`~.readiness.readiness`): the ready device, or a
+        :class:`DeviceError` naming everything missing and the commands that fix it."""
+        from pruneflow.devices.readiness import readiness
+
+        return readiness(self, facts, python, delegate, keras)
+
+    def check(self, delegate: dict, keras: str) -> Ready:
+        """Open the device, probe it and judge it (:meth:`judge`): before any work."""
+        with self:
+            facts, python = self.probe(delegate), self.resolved_python
+        return self.judge(facts, python, delegate, keras)
+
+    @abstractmethod
+    def setup(self, wheels: Path | None = None, log: Callable[[str], None] = print) -> dict | None:
+        """Install what the runner needs on the device (``wheels``: a folder of .whl files to
+        install from), opening the device itself after checking its arguments; its probe
+        after. None, with a line to ``log`` saying why, where there is nothing to set up."""
+
+    @abstractmethod
+    def check_timing_lock(self) -> None:
+        """Refuse now, before any work, a timing lock that :meth:`timing_lock` could not take."""
+
+    @abstractmethod
+    def timing_lock(self) -> AbstractContextManager[LockWindow]:
+        """Hold the device's timing lock for the block (:mod:`.locks`): one job times on a
+        device at a time. Its :class:`~.locks.LockWindow` says when, and the wait here."""
+
+    @abstractmethod
     def benchmark(
         self,
         models: list[Path],
@@ -108,19 +178,55 @@ class Device:
         delegate: dict,
         protocol: Protocol | None = None,
         keras: Path | None = None,
-    ) -> dict:
-        """Time ``models`` (and the Keras model ``keras``, where the device has TensorFlow)
-        on the device; writes the runner's JSON result to ``out_json`` and returns it."""
-        raise NotImplementedError
+    ) -> RunnerResult:
+        """Time ``models`` (and the Keras model ``keras``, where :meth:`keras_on` said
+        ``device``) on the device, inside :meth:`timing_lock`; writes the runner's JSON result
+        to ``out_json`` and returns it."""
 
-    def _fail(self, step: str, why: str) -> DeviceError:
+    # -- for the kinds ---------------------------------------------------------------------
+    def read_result(self, step: str, path: Path) -> RunnerResult:
+        """The runner's result at ``path`` (:meth:`RunnerResult.read`); a malformed one is a
+        :class:`DeviceError` of ``step``."""
+        try:
+            return RunnerResult.read(path)
+        except MalformedResult as exc:
+            raise self.error(step, str(exc)) from exc
+
+    def error(self, step: str, why: str) -> DeviceError:
+        """``device <name> (<address>): <step> failed: <why>``, to raise (no address for this
+        machine)."""
         where = "" if self.address == Device.address else f" ({self.address})"
         return DeviceError(f"device {self.name}{where}: {step} failed: {why}")
 
 
 def open_device(config: DeviceConfig) -> Device:
     """The :class:`Device` that ``config._target_`` names, built from ``config``; building it
-    does not connect."""
-    from pruneflow.config import instantiate
+    does not connect (as :func:`pruneflow.config.instantiate` builds any option)."""
+    from hydra.utils import get_object
 
-    return instantiate(config)
+    return get_object(config._target_)(config)
+
+
+def device_command(config: DeviceConfig, action: str) -> str:
+    """``pruneflow device <action> device=<option> device.<key>=<value> ...``: the command for
+    the device of ``config``, naming only what differs from the option it starts from (the
+    packaged option of its name, else of its kind)."""
+    from importlib.resources import files
+
+    from omegaconf import OmegaConf
+
+    options = files("pruneflow.conf") / "device"
+    option = next(
+        (o for o in (config.name, config.kind) if (options / f"{o}.yaml").is_file()), config.kind
+    )
+    base = OmegaConf.structured(type(config))
+    if (options / f"{option}.yaml").is_file():
+        preset = OmegaConf.load(options / f"{option}.yaml")
+        preset.pop("defaults", None)
+        base = OmegaConf.merge(base, preset)
+    words = [f"pruneflow device {action}", f"device={option}"]
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        if f.name != "_target_" and value != base.get(f.name):
+            words.append(f"device.{f.name}={'null' if value is None else value}")
+    return " ".join(words)

@@ -1,24 +1,35 @@
 """The ``device`` and ``delegate`` groups' schemas. Light: no TensorFlow, no Fabric.
 
-A device option names its implementation (``_target_``: a :class:`pruneflow.devices.base.Device`
-subclass), which receives the option itself (:func:`pruneflow.devices.base.open_device`).
+A device kind is a :class:`DeviceConfig` subclass (its schema, which says its :attr:`~DeviceConfig.
+kind`), the :class:`pruneflow.devices.base.Device` subclass its ``_target_`` names (which receives
+the option itself: :func:`pruneflow.devices.base.open_device`), and options that extend the
+schema. Nothing else lists the kinds: :func:`kinds` finds the schemas, :func:`schema_of` the
+schema of a device class. A kind of yours lives in a module of yours, which an entry point of
+the group :data:`ENTRY_POINTS` names (:func:`load_kinds`).
 """
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
-from pruneflow.devices.runner import check_delegate
-from pruneflow.errors import positive, require
+from pruneflow.devices import runner
+from pruneflow.errors import ArgumentError, positive, require
 
+ENTRY_POINTS = "pruneflow.devices"  # the group of the entry points that name kinds of yours
 DEFAULT_VENV = "~/.pruneflow/venv"  # on the device: made by `pruneflow device setup`
 
 
 @dataclass
 class DeviceConfig:
+    """What every device option has. A subclass with a :attr:`kind` is a device kind's schema
+    (registered as ``schema/device/<kind>``, which its options extend)."""
+
+    kind: ClassVar[str] = ""  # the `device.kind` tag of its runs (local, ssh ...)
     _target_: str = MISSING  # the Device class that runs the runner there
     name: str = MISSING  # a label: tags the run's numbers
     timeout_s: float = 600.0  # the runner's time limit
@@ -26,7 +37,6 @@ class DeviceConfig:
     # at most cooldown_max_s. Where the device has no thermal zone the run says it skipped.
     cooldown_c: float | None = None
     cooldown_max_s: float = 300.0  # the longest wait for cooldown_c
-    remote: ClassVar[bool] = False  # reached over the network (else: this machine)
 
     def __post_init__(self) -> None:
         require(bool(self.name), "name", self.name, "a non-empty label")
@@ -45,6 +55,7 @@ class DeviceConfig:
 class LocalDeviceConfig(DeviceConfig):
     """This machine: the runner runs in a subprocess."""
 
+    kind: ClassVar[str] = "local"
     _target_: str = "pruneflow.devices.local.LocalDevice"
     name: str = "local"
     python: str | None = None  # the runner's interpreter; null: pruneflow's own Python
@@ -54,6 +65,7 @@ class LocalDeviceConfig(DeviceConfig):
 class SSHDeviceConfig(DeviceConfig):
     """A machine reached over SSH (Fabric), e.g. a Raspberry Pi."""
 
+    kind: ClassVar[str] = "ssh"
     _target_: str = "pruneflow.devices.ssh.SSHDevice"
     name: str = "ssh"
     # the runner's interpreter (or command) on the device, and the one `pruneflow device setup`
@@ -70,7 +82,6 @@ class SSHDeviceConfig(DeviceConfig):
     use_ssh_config: bool = False  # true: also read ~/.ssh/config
     workdir: str | None = None  # parent of the remote work folder; null: the device's /tmp
     connect_timeout_s: float = 10.0  # the SSH connection's time limit
-    remote: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -102,7 +113,52 @@ class DelegateConfig:
     options: dict[str, Any] = field(default_factory=dict)  # the delegate's own options
 
     def __post_init__(self) -> None:
-        check_delegate(self.name, self.threads, self.fallback, self.library)
+        with runner_arguments():
+            runner.check_delegate(self.name, self.threads, self.fallback, self.library)
 
 
-SCHEMAS = {"local": LocalDeviceConfig, "ssh": SSHDeviceConfig}
+@contextlib.contextmanager
+def runner_arguments() -> Iterator[None]:
+    """The runner's :class:`~pruneflow.devices.runner.ArgumentError` (the runner imports nothing
+    of pruneflow) as pruneflow's :class:`~pruneflow.errors.ArgumentError`, for the checks the
+    host borrows from the runner (delegate, protocol)."""
+    try:
+        yield
+    except runner.ArgumentError as exc:
+        raise ArgumentError(exc.name, exc.value, exc.valid, required=exc.required) from None
+
+
+def kinds() -> dict[str, type[DeviceConfig]]:
+    """{kind: its schema} for every :class:`DeviceConfig` subclass with a kind defined so far
+    (pruneflow's own; a kind of yours once its module is imported)."""
+    found, todo = {}, list(DeviceConfig.__subclasses__())
+    while todo:
+        schema = todo.pop(0)
+        todo += schema.__subclasses__()
+        if vars(schema).get("kind"):  # its own kind, not one it inherits
+            found.setdefault(schema.kind, schema)
+    return found
+
+
+def load_kinds() -> dict[str, type[DeviceConfig]]:
+    """:func:`kinds`, with those of the modules the installed :data:`ENTRY_POINTS` name
+    imported first (a module of yours defines a kind's schema and class, and may store its
+    options in Hydra's ConfigStore)."""
+    from importlib.metadata import entry_points
+
+    for plugin in entry_points(group=ENTRY_POINTS):
+        plugin.load()
+    return kinds()
+
+
+def schema_of(target: str) -> type[DeviceConfig] | None:
+    """The schema whose ``_target_`` is the device class ``target`` (imported first, so that a
+    kind defined beside its class is found); None where no schema names it."""
+    import importlib
+
+    with contextlib.suppress(ImportError, ValueError):  # none: no schema names it
+        importlib.import_module(str(target).rpartition(".")[0])
+    return next((s for s in kinds().values() if s._target_ == target), None)
+
+
+SCHEMAS = kinds()  # pruneflow's own kinds

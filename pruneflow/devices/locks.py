@@ -59,6 +59,17 @@ def timing_lock(folder: str | os.PathLike | None = None) -> Iterator[LockWindow]
             window.end = time.time()
 
 
+@contextlib.contextmanager
+def held_on_the_device() -> Iterator[LockWindow]:
+    """The window of a block whose timing lock the device takes itself (an SSH device's shell,
+    :func:`device_lock_shell`, as its runner starts): nothing is held or waited for here."""
+    window = LockWindow(start=time.time())
+    try:
+        yield window
+    finally:
+        window.end = time.time()
+
+
 def device_lock_shell(fd: int = 9) -> str:
     """Shell words that open the device's timing lock (``${TMPDIR:-/tmp}/pruneflow-timing.lock``)
     read-only on descriptor ``fd``, for ``flock fd``: the rules of :mod:`pruneflow.files` in

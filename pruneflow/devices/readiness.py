@@ -1,16 +1,18 @@
 """Is a device ready? Its runner's ``--probe`` says what it has (python, numpy, Pillow,
 LiteRT, TensorFlow, the delegate's library, disk, CPU state); :func:`readiness` judges it before
-any work, naming everything missing at once and the commands that fix it, and decides where the
-Keras model is timed."""
+any work (:meth:`pruneflow.devices.base.Device.check`), naming everything missing at once and the
+commands that fix it, and decides where the Keras model is timed."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from pruneflow.devices import runner as _runner
-from pruneflow.devices.base import DeviceError, open_device
-from pruneflow.devices.config import DeviceConfig
-from pruneflow.devices.locks import check_timing_lock
+from pruneflow.devices.base import DeviceError
+
+if TYPE_CHECKING:
+    from pruneflow.devices.base import Device
 
 APT_FIX = {"numpy": "python3-numpy", "pillow": "python3-pil"}
 PIP_NAMES = {label: pip for label, pip in _runner.REQUIREMENTS.values()}
@@ -27,7 +29,7 @@ class Ready:
     notes: list[str]
 
 
-def _has_keras(packages: dict) -> bool:
+def has_keras(packages: dict) -> bool:
     """TensorFlow that can load pruneflow's Keras 2 models: tf_keras, or TensorFlow < 2.16."""
     tf = packages.get("tensorflow")
     if not tf:
@@ -36,39 +38,10 @@ def _has_keras(packages: dict) -> bool:
     return "tf_keras" in packages or major_minor < (2, 16)
 
 
-def probe(config: DeviceConfig, delegate: dict) -> tuple[dict, str, str]:
-    """Connect to the device of ``config`` and run the runner's ``--probe`` there: (its facts,
-    the python that ran it, the device's description)."""
-    with open_device(config) as dev:
-        return dev.probe(delegate), dev.resolved_python, f"{dev.name} ({dev.address})"
-
-
-def check_locks(config: DeviceConfig) -> None:
-    """Before any work or run: where this machine times (``device=local``), refuse a timing
-    lock it could not take (a link, FIFO or folder planted in its name, :mod:`pruneflow.files`)
-    now, in one line; an SSH device's lock is its own shell's to refuse, as it times."""
-    if not config.remote:
-        check_timing_lock()
-
-
-def check(config: DeviceConfig, delegate: dict, keras: str, setup_command: str) -> Ready:
-    """Probe the device before any work and judge it (:func:`readiness`)."""
-    facts, python, who = probe(config, delegate)
-    return readiness(facts, python, who, config.remote, delegate, keras, setup_command)
-
-
-def readiness(
-    facts: dict,
-    python: str,
-    device: str,
-    remote: bool,
-    delegate: dict,
-    keras: str,
-    setup_command: str,
-) -> Ready:
-    """Judge a device's probe: raise :class:`DeviceError` naming the device, everything
-    missing at once and the commands that fix it (``setup_command`` first: ``pruneflow device
-    setup ...`` with this run's device keys); else the :class:`Ready` device."""
+def readiness(dev: Device, facts: dict, python: str, delegate: dict, keras: str) -> Ready:
+    """Judge the probe ``facts`` of ``dev``: raise :class:`DeviceError` naming the device,
+    everything missing at once and the commands that fix it (the device's ``pruneflow device
+    setup ...`` first, where it has one); else the :class:`Ready` device."""
     who = facts.get("executable") or python or "python3"
     problems, notes = [], []
     version = tuple(int(p) for p in str(facts.get("python", "0")).split(".")[:2] if p.isdigit())
@@ -82,7 +55,8 @@ def readiness(
     if missing:
         apt = [APT_FIX[m] for m in missing if m in APT_FIX]
         pip = [PIP_NAMES[m] for m in missing if m not in APT_FIX]
-        fixes = [f"`{setup_command}`"] if setup_command and remote else []
+        setup = dev.setup_command
+        fixes = [f"`{setup}`"] if setup else []
         manual = []
         if apt:
             manual.append(f"sudo apt install {' '.join(apt)}")
@@ -94,11 +68,7 @@ def readiness(
                 f"{who} -m venv --system-site-packages VENV",
                 f"VENV/bin/pip install {' '.join(pip)}",
             ]
-            after = (
-                " (then device.python=VENV/bin/python)"
-                if not remote
-                else " with VENV the device.venv folder (runs use it)"
-            )
+            after = dev.venv_use
         fixes.append("on the device: `" + " && ".join(manual) + "`" + after)
         problems.append(f"{who} lacks {', '.join(missing)}; fix: " + ", or ".join(fixes))
     lib = facts.get("delegate_library")
@@ -111,26 +81,20 @@ def readiness(
             problems.append(why + " (or delegate.fallback=builtin)")
         else:
             notes.append(why + "; the variants will run on builtin kernels (delegate.fallback)")
-    keras_on = keras
-    if not remote:
-        keras_on = "off" if keras == "off" else "device"  # the device is this machine
-    elif keras in ("auto", "device"):
-        if _has_keras(facts.get("packages", {})):
-            keras_on = "device"
-        elif keras == "device":
-            problems.append(
-                f"benchmark.keras=device, but {who} has no TensorFlow that loads Keras 2 models "
-                "(tensorflow with tf_keras): install them on the device, or benchmark.keras=auto "
-                "(times the Keras model on this machine, tagged timed_on/keras=host) or off"
-            )
-        else:
-            keras_on = "host"
-            notes.append(
-                f"{who} has no TensorFlow: the Keras model is timed on this machine "
-                "(tagged timed_on/keras=host)"
-            )
+    keras_on = dev.keras_on(keras, facts)
+    if keras == "device" and keras_on != "device":
+        problems.append(
+            f"benchmark.keras=device, but {who} has no TensorFlow that loads Keras 2 models "
+            "(tensorflow with tf_keras): install them on the device, or benchmark.keras=auto "
+            "(times the Keras model on this machine, tagged timed_on/keras=host) or off"
+        )
+    elif keras == "auto" and keras_on == "host":
+        notes.append(
+            f"{who} has no TensorFlow: the Keras model is timed on this machine "
+            "(tagged timed_on/keras=host)"
+        )
     if problems:
-        raise DeviceError(f"device {device}: check failed: " + "; ".join(problems))
+        raise DeviceError(f"device {dev.description}: check failed: " + "; ".join(problems))
     return Ready(python, facts, keras_on, notes)
 
 

@@ -26,7 +26,8 @@ Usage::
 
 ``DIR`` holds ``<class>/<image>.png|jpg`` files, optionally with a ``manifest.json``
 (``{"classes": [...], "images": [[relative path, label index], ...]}``) fixing order and labels.
-Writes one JSON document to ``--out`` (see ``main``).
+Writes one JSON document to ``--out`` (see ``main``; pruneflow reads it as a typed
+``pruneflow.devices.result.RunnerResult``).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ except ImportError:
 RUNNER_VERSION = 2
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 KERAS_SUFFIXES = (".keras", ".h5")
+KERAS = "keras"  # the Keras model's name among the results
 FALLBACKS = ("builtin", "error")  # when a delegate cannot run a model: builtin kernels, or fail
 MIN_PYTHON = (3, 9)
 # What the runner needs on a device: import name -> (what the probe calls it, pip requirement)
@@ -65,29 +67,22 @@ CPUFREQ = "/sys/devices/system/cpu/cpu0/cpufreq"  # scaling_cur_freq (kHz), scal
 
 class ArgumentError(ValueError):
     """A bad argument, named with its valid values (``threads=0 is invalid: valid values ...``).
-
-    pruneflow re-exports it as ``pruneflow.errors.ArgumentError`` and prefixes config keys to
-    ``name``; it lives here because this file must not import pruneflow.
-    """
+    pruneflow turns it into its own error naming the config key (this file imports nothing of
+    pruneflow)."""
 
     def __init__(self, name: str, value, valid: str, required: bool = False):
         self.name, self.value, self.valid, self.required = name, value, valid, required
-        super().__init__(self.describe())
-
-    def describe(self, prefix: str = "") -> str:
-        """The message, with ``prefix`` (e.g. ``"delegate."``) before the argument's name."""
-        if self.required:
-            return f"{prefix}{self.name} is required: {self.valid}"
-        return f"{prefix}{self.name}={self.value!r} is invalid: valid values are {self.valid}"
+        why = " is required: " if required else f"={value!r} is invalid: valid values are "
+        super().__init__(f"{name}{why}{valid}")
 
 
 def check_delegate(name: str, threads: int | None, fallback: str, library: str | None) -> None:
     """Raise :class:`ArgumentError` for a delegate this runner cannot be asked for."""
     if name not in DELEGATES:
         raise ArgumentError("name", name, str(list(DELEGATES)))
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int)):
-        raise ArgumentError("threads", threads, "null (the runtime's default) or integers >= 1")
-    if threads is not None and threads < 1:
+    if threads is not None and (
+        isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+    ):
         raise ArgumentError("threads", threads, "null (the runtime's default) or integers >= 1")
     if fallback not in FALLBACKS:
         raise ArgumentError("fallback", fallback, str(list(FALLBACKS)))
@@ -108,7 +103,7 @@ def check_protocol(warmup: int, repeats: int) -> None:
         raise ArgumentError("repeats", repeats, "integers >= 1 (passes over the images)")
 
 
-def _runtime():
+def runtime():
     """(module with Interpreter/load_delegate, runtime name, version)."""
     try:
         import ai_edge_litert
@@ -156,7 +151,7 @@ def make_interpreter(model_path: str, delegate: dict):
     does so for some sparse int8 models), falls back to builtin kernels when
     ``delegate["fallback"] == "builtin"``; ``note`` then says why.
     """
-    lite, _, _ = _runtime()
+    lite, _, _ = runtime()
     name = delegate.get("name", "xnnpack")
     threads = delegate.get("threads")
     fallback = delegate.get("fallback", "builtin")
@@ -237,7 +232,7 @@ def timed_passes(images, shape, decode, predict, warmup: int, repeats: int) -> d
     scores``: ``warmup`` images first (apart), then ``repeats`` passes over ``images``.
 
     Times are milliseconds; ``times_ms``, ``decode_ms``, ``invoke_ms`` and ``predictions`` run
-    over every timed image of every pass, first pass first."""
+    over every timed image of every pass, first pass first; ``labels`` are one pass's."""
     _, height, width, channels = shape
     out = {"warmup_ms": [], "times_ms": [], "decode_ms": [], "invoke_ms": [], "predictions": []}
     for i in range(warmup):
@@ -257,7 +252,7 @@ def timed_passes(images, shape, decode, predict, warmup: int, repeats: int) -> d
             out["decode_ms"].append((decoded - start) * 1e3)
             out["invoke_ms"].append((invoked - decoded) * 1e3)
             out["predictions"].append(pred)
-    return out
+    return {**out, "repeats": repeats, "labels": [lbl for _, lbl in images]}
 
 
 def time_model(
@@ -295,8 +290,6 @@ def time_model(
         # threads this model added to the process (the runtime's pool) and the calling one
         "threads_used": None if after is None else after - threads_before + 1,
         **timed,
-        "repeats": repeats,
-        "labels": [lbl for _, lbl in images],
     }
 
 
@@ -311,8 +304,8 @@ def time_keras(model_path: str, images: list[tuple[str, int]], warmup: int, repe
 
     t0 = time.perf_counter()
     model = keras.models.load_model(model_path)
-    # A traced function costs ~0.6 ms a call against ~32 ms for predict (measured on x86); its
-    # tracing falls in the first image, which is reported apart.
+    # A traced function costs ~0.6 ms a call against ~32 ms for predict; its tracing falls
+    # in the first image, which is reported apart.
     infer = tf.function(lambda x: model(x, training=False))
     load_ms = (time.perf_counter() - t0) * 1e3
 
@@ -331,8 +324,6 @@ def time_keras(model_path: str, images: list[tuple[str, int]], warmup: int, repe
         "threads": None,
         "threads_used": None,
         **timed,
-        "repeats": repeats,
-        "labels": [lbl for _, lbl in images],
         "tensorflow": tf.__version__,
     }
 
@@ -437,7 +428,7 @@ def device_facts() -> dict:
 
         facts.update(numpy=np.__version__, pillow=PIL.__version__)
     try:
-        _, facts["runtime"], facts["runtime_version"] = _runtime()
+        _, facts["runtime"], facts["runtime_version"] = runtime()
     except ImportError:
         pass
     return facts
@@ -463,7 +454,7 @@ def probe(delegate: dict | None = None) -> dict:
     for module, (label, _) in REQUIREMENTS.items():
         if module == "ai_edge_litert":
             try:
-                _, name, version = _runtime()
+                _, name, version = runtime()
                 facts["packages"][label] = f"{name} {version}"
             except ImportError:
                 facts["missing"][label] = "neither ai_edge_litert nor tflite_runtime imports"
@@ -584,7 +575,7 @@ def main(argv: list[str] | None = None) -> int:
             result = _time_in_child(model, args, folder)
             result["hygiene"] = {"before": before, "after": hygiene()}
             result["cooldown_s"], result["cooldown_note"] = cooldown
-            stem = "keras" if model == args.keras else os.path.splitext(os.path.basename(model))[0]
+            stem = KERAS if model == args.keras else os.path.splitext(os.path.basename(model))[0]
             results[stem] = result
     doc = {
         "runner_version": RUNNER_VERSION,

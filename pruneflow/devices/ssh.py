@@ -4,7 +4,9 @@ One Connection serves a whole run: the runner, the models and the benchmark imag
 one tar (:mod:`.bundle`), every file is checked by sha256 on the device, the runner runs under
 the device's timing lock (:mod:`.locks`) and coreutils' ``timeout``, its JSON result is
 fetched, and the remote work folder is removed. ``pruneflow device setup`` makes a venv there
-(:mod:`.setup`); runs use it once it exists (``device.venv``).
+(:meth:`SSHDevice.setup`) with the runner's packages (numpy, Pillow, LiteRT), installed with the
+device's own pip and package index or from wheels shipped from here (an offline device); runs
+use it once it exists (``device.venv``).
 """
 
 from __future__ import annotations
@@ -14,12 +16,23 @@ import json
 import os
 import shlex
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from pruneflow.devices.base import RUNNER, RUNNER_NAME, Device, Protocol, runner_args
 from pruneflow.devices.bundle import bundle
-from pruneflow.devices.config import SSHDeviceConfig
-from pruneflow.devices.locks import LOCK_MARK, device_lock_shell, lock_wait
+from pruneflow.devices.config import DEFAULT_VENV, SSHDeviceConfig
+from pruneflow.devices.locks import (
+    LOCK_MARK,
+    LockWindow,
+    device_lock_shell,
+    held_on_the_device,
+    lock_wait,
+)
+from pruneflow.devices.readiness import PIP_NAMES
+from pruneflow.devices.result import RunnerResult
+from pruneflow.errors import ConfigError
 
 
 class SSHDevice(Device):
@@ -29,6 +42,8 @@ class SSHDevice(Device):
     ``accept_new_host`` (then its key is added to ``known_hosts``), a changed key always is.
     Only key (or agent) authentication is used; no secret is ever logged.
     """
+
+    venv_use = " with VENV the device.venv folder (runs use it)"
 
     def __init__(self, config: SSHDeviceConfig):
         super().__init__(config)
@@ -56,7 +71,7 @@ class SSHDevice(Device):
         connect_kwargs = {}
         if self.key_file:
             if not os.path.exists(self.key_file):
-                raise self._fail("connect", f"device.key_file {self.key_file} does not exist")
+                raise self.error("connect", f"device.key_file {self.key_file} does not exist")
             connect_kwargs = {
                 "key_filename": self.key_file,
                 "look_for_keys": False,
@@ -83,27 +98,27 @@ class SSHDevice(Device):
         try:
             conn.open()
         except paramiko.BadHostKeyException as exc:
-            raise self._fail(
+            raise self.error(
                 "connect",
                 f"the host key does not match the one in "
                 f"{self.known_hosts} (a changed or impersonated host): {exc}",
             ) from exc
         except paramiko.AuthenticationException as exc:
-            raise self._fail(
+            raise self.error(
                 "connect",
                 f"authentication refused for user {self.user!r} "
                 f"with key {self.key_file or '(default keys/agent)'}: {exc}",
             ) from exc
         except paramiko.SSHException as exc:
             if "not found in known_hosts" in str(exc):
-                raise self._fail(
+                raise self.error(
                     "connect",
                     f"unknown host: no key for it in {self.known_hosts}; "
                     "add it (ssh-keyscan) or set device.accept_new_host=true",
                 ) from exc
-            raise self._fail("connect", f"{type(exc).__name__}: {exc}") from exc
+            raise self.error("connect", f"{type(exc).__name__}: {exc}") from exc
         except OSError as exc:  # refused, unreachable, timed out, unknown name
-            raise self._fail("connect", f"cannot reach the host: {exc}") from exc
+            raise self.error("connect", f"cannot reach the host: {exc}") from exc
         self.timings["connect_s"] = time.perf_counter() - t0
         self.conn = conn
         return self
@@ -117,21 +132,21 @@ class SSHDevice(Device):
         from invoke.exceptions import CommandTimedOut
 
         try:
-            result = self.conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
+            result = self._shell(command, timeout)
         except CommandTimedOut as exc:
-            raise self._fail(step, f"timed out after {timeout} s") from exc
+            raise self.error(step, f"timed out after {timeout} s") from exc
         except Exception as exc:  # noqa: BLE001 - a dropped connection, mostly
-            raise self._fail(step, f"{type(exc).__name__}: {exc}") from exc
+            raise self.error(step, f"{type(exc).__name__}: {exc}") from exc
         if result.exited != 0:
             stderr = "\n".join(
                 line for line in result.stderr.splitlines() if not line.startswith(LOCK_MARK)
             )
             tail = (stderr or result.stdout).strip()[-2000:]
             if result.exited == 124 and step == "run":  # coreutils' timeout ended the runner
-                raise self._fail(step, f"the runner timed out after {int(self.timeout_s)} s")
+                raise self.error(step, f"the runner timed out after {int(self.timeout_s)} s")
             if result.exited in (137, -1):  # -1: the session ended by a signal, no status
                 tail = f"the runner was killed by a signal (out of memory?) {tail}"
-            raise self._fail(step, f"exit status {result.exited}: {tail}")
+            raise self.error(step, f"exit status {result.exited}: {tail}")
         return result
 
     # -- which python, and what it has -----------------------------------------------------
@@ -151,31 +166,111 @@ class SSHDevice(Device):
         return venv_python if found.stdout.strip() == "yes" else None
 
     def probe(self, delegate: dict) -> dict:
-        """The runner's ``--probe`` run by the device's python (see :func:`check`); the runner
+        """The runner's ``--probe`` run by the device's python (see :meth:`check`); the runner
         travels in the command itself, nothing is written on the device."""
         q = shlex.quote
         python = self.resolved_python
-        result = self.conn.run(
+        result = self._shell(
             f"{python} -c {q(RUNNER.read_text())} --probe --delegate {q(json.dumps(delegate))}",
-            hide=True,
-            warn=True,
-            in_stream=False,
             timeout=120,
         )
         if result.exited == 127:
-            raise self._fail(
+            raise self.error(
                 "check",
                 f"{python} not found on the device: install python3 there "
                 "(sudo apt install python3) or point device.python at it",
             )
         if result.exited != 0:
-            raise self._fail("check", f"{python} exited {result.exited}: {result.stderr[-1000:]}")
+            raise self.error("check", f"{python} exited {result.exited}: {result.stderr[-1000:]}")
         try:
             return json.loads(result.stdout)
         except ValueError as exc:
-            raise self._fail("check", f"the probe printed no JSON: {result.stdout[-500:]}") from exc
+            raise self.error("check", f"the probe printed no JSON: {result.stdout[-500:]}") from exc
+
+    # -- a venv with the runner's packages -------------------------------------------------
+    def setup(self, wheels: Path | None = None, log: Callable[[str], None] = print) -> dict:
+        """Make ``device.venv`` on the device (with its system packages visible: a Pi's apt
+        numpy, Pillow or TensorFlow count) and install the runner's packages into it with the
+        device's own pip and package index, or from the ``wheels`` folder shipped from here
+        (an offline device). Returns the venv python's probe."""
+        if not self.venv:
+            raise ConfigError(
+                "device.venv=null: setup makes a venv on the device; give its folder, "
+                f"e.g. device.venv={DEFAULT_VENV}"
+            )
+        if wheels is not None and not Path(wheels).is_dir():
+            raise ConfigError(f"--wheels {wheels} is not a folder")
+        with self:
+            self._make_venv(log)
+            self._install(wheels, log)
+            self._python = f"{remote_path(self.venv.rstrip('/'))}/bin/python"
+            return self.probe({})
+
+    def _make_venv(self, log: Callable[[str], None]) -> None:
+        if self._venv_python("setup"):
+            return
+        venv = remote_path(self.venv.rstrip("/"))
+        base = " ".join(shlex.quote(p) for p in shlex.split(self.python))
+        log(f"device {self.name}: creating the venv {self.venv} with {base}")
+        has_venv = self._shell(f"{base} -c 'import ensurepip, venv'")
+        if not has_venv.ok:
+            raise self.error(
+                "setup",
+                f"{base} on the device cannot make a venv ({has_venv.stderr.strip()[-300:]}): "
+                "`sudo apt install python3-venv` there",
+            )
+        result = self._shell(f"mkdir -p {venv} && {base} -m venv --system-site-packages {venv}")
+        if not result.ok:
+            raise self.error(
+                "setup",
+                f"cannot create the venv at {self.venv} "
+                f"({(result.stderr or result.stdout).strip()[-500:]}); "
+                "choose a folder you can write with device.venv=PATH",
+            )
+
+    def _install(self, wheels: Path | None, log: Callable[[str], None]) -> None:
+        q = shlex.quote
+        venv = remote_path(self.venv.rstrip("/"))
+        packages = " ".join(q(p) for p in PIP_NAMES.values())
+        source = ""
+        if wheels is not None:
+            files = sorted(Path(wheels).glob("*.whl"))
+            if not files:
+                raise self.error("setup", f"no .whl files in {wheels}")
+            remote = self._run("setup", "mktemp -d -t pruneflow-wheels.XXXXXX").stdout.strip()
+            log(f"device {self.name}: shipping {len(files)} wheels from {wheels}")
+            for f in files:
+                self.conn.put(str(f), f"{remote}/{f.name}")
+            source = f"--no-index --find-links {q(remote)} "
+        log(f"device {self.name}: installing {packages} into {self.venv}")
+        result = self._shell(
+            f"{venv}/bin/python -m pip install --disable-pip-version-check -q {source}{packages}",
+            timeout=self.timeout_s,
+        )
+        if wheels is not None:
+            self._shell(f"rm -rf {q(remote)}")
+        if not result.ok:
+            where = f"the wheels in {wheels}" if wheels else "the device's package index"
+            raise self.error(
+                "setup",
+                f"pip could not install {packages} from {where}: "
+                f"{(result.stderr or result.stdout).strip()[-800:]}",
+            )
+
+    def _shell(self, command: str, timeout: float | None = None):
+        """``command`` on the device, its result whatever its exit status."""
+        return self.conn.run(command, hide=True, warn=True, in_stream=False, timeout=timeout)
 
     # -- the benchmark ------------------------------------------------------------------
+    def check_timing_lock(self) -> None:
+        """Nothing to refuse here: the device's shell takes its own lock as it times, and
+        refuses a planted one then (:func:`~.locks.device_lock_shell`)."""
+
+    def timing_lock(self) -> AbstractContextManager[LockWindow]:
+        """Nothing held here: the runner's command takes the device's own lock, and its wait
+        is the device's (``timings["lock_wait_s"]``)."""
+        return held_on_the_device()
+
     def benchmark(
         self,
         models: list[Path],
@@ -184,7 +279,7 @@ class SSHDevice(Device):
         delegate: dict,
         protocol: Protocol | None = None,
         keras: Path | None = None,
-    ) -> dict:
+    ) -> RunnerResult:
         """Ship, verify, run, fetch, clean up. Writes the fetched result to ``out_json``.
         ``keras``: a Keras model the runner times too (the device has TensorFlow)."""
         q = shlex.quote
@@ -240,17 +335,14 @@ class SSHDevice(Device):
             try:
                 self.conn.get(f"{remote}/result.json", str(out_json))
             except Exception as exc:  # noqa: BLE001
-                raise self._fail("fetch", f"{type(exc).__name__}: {exc}") from exc
+                raise self.error("fetch", f"{type(exc).__name__}: {exc}") from exc
             self.timings["fetch_s"] = time.perf_counter() - t0
         finally:
             t0 = time.perf_counter()
             if self.conn is not None and self.conn.is_connected:
-                self.conn.run(f"rm -rf {q(remote)}", hide=True, warn=True, in_stream=False)
+                self._shell(f"rm -rf {q(remote)}")
             self.timings["cleanup_s"] = time.perf_counter() - t0
-        try:
-            return json.loads(Path(out_json).read_text())
-        except ValueError as exc:
-            raise self._fail("fetch", f"the result is not JSON: {exc}") from exc
+        return self.read_result("fetch", Path(out_json))
 
     def _upload(self, files: dict[str, bytes], remote: str) -> None:
         try:
@@ -259,9 +351,7 @@ class SSHDevice(Device):
         except Exception as exc:  # noqa: BLE001 - a full disk shows as a short write
             why = str(exc) or type(exc).__name__
             need = sum(len(d) for d in files.values())
-            df = self.conn.run(
-                f"df -Pk {shlex.quote(remote)}", hide=True, warn=True, in_stream=False
-            )
+            df = self._shell(f"df -Pk {shlex.quote(remote)}")
             fields = df.stdout.strip().splitlines()[-1].split() if df.ok else []
             if len(fields) >= 4 and fields[3].isdigit():
                 free = int(fields[3])
@@ -269,7 +359,7 @@ class SSHDevice(Device):
                     f" ({free} KiB free on the device's disk at {remote}, {need // 1024} "
                     "KiB needed" + (": the disk is full)" if free * 1024 < need else ")")
                 )
-            raise self._fail("upload", why) from exc
+            raise self.error("upload", why) from exc
 
 
 def remote_path(path: str) -> str:

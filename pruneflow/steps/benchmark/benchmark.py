@@ -12,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,8 +20,9 @@ import numpy as np
 
 from pruneflow.devices.base import Protocol, open_device
 from pruneflow.devices.config import DeviceConfig
+from pruneflow.devices.local import time_keras
 from pruneflow.devices.locks import LockWindow, timing_lock
-from pruneflow.devices.runner import read_images
+from pruneflow.devices.result import ModelResult
 from pruneflow.results import LATENCY_FILE, RUNNER_FILE
 from pruneflow.stats import MIN_TIMES, latency_stats
 from pruneflow.steps.benchmark.config import BenchmarkConfig
@@ -30,14 +30,14 @@ from pruneflow.steps.convert.variants import KERAS
 
 log = logging.getLogger(__name__)
 
-HOST = "host"  # timed_on/<variant> for what is timed on this machine beside a remote device
+HOST = "host"  # timed_on/<variant> for what is timed on this machine beside the device
 
 
 @dataclass
 class Timing:
     """Per-image timings of every variant, and where they were measured."""
 
-    results: dict[str, dict]  # {variant: the runner's result (times_ms, kernels, note ...)}
+    results: dict[str, ModelResult]  # {variant: its timing by the runner's protocol}
     device: dict[str, str]  # the device's facts as the runner saw them
     steps: dict[str, float]  # the device's step timings (connect_s, run_s, lock_wait_s ...)
     runner_json: Path  # the runner's raw result
@@ -58,57 +58,41 @@ def run_benchmark(
 ) -> Timing:
     """Time the .tflite models on ``device`` with ``delegate`` (the ``delegate`` keys) by the
     protocol of ``config`` (warm-up, repeats) and the device's cool-down, and the Keras model
-    where ``keras_on`` says (``device``: by the runner on an SSH device, in-process for a local
-    device; ``host``: in-process here; ``off``: not at all;
-    :func:`pruneflow.devices.readiness.readiness` decides). Writes ``runner.json`` and
-    ``latency.csv`` into ``out_dir``.
+    where ``keras_on`` says (``device``: by the device; ``host``: in this process, beside the
+    device; ``off``: not at all; :meth:`pruneflow.devices.base.Device.check` decides). Writes
+    ``runner.json`` and ``latency.csv`` into ``out_dir``.
 
-    Timing is exclusive: this machine's timing lock is held while the Keras model is timed
-    here and, for ``device=local``, while the runner times; an SSH device holds its own lock
-    while its runner times (:mod:`pruneflow.devices.locks`).
+    Timing is exclusive: the device's timing lock is held while it times
+    (:meth:`~pruneflow.devices.base.Device.timing_lock`), and this machine's while the Keras
+    model is timed here beside it (:mod:`pruneflow.devices.locks`).
     """
     out_dir = Path(out_dir)
     runner_json = out_dir / RUNNER_FILE
     models = list(tflite_models.values())
     protocol = Protocol(config.warmup, config.repeats, device.cooldown_c, device.cooldown_max_s)
-    local = not device.remote
-    keras = {}
-    with open_device(device) as dev:
-        if local:  # the device is this machine: one turn for both
-            with timing_lock() as lock:
-                doc = dev.benchmark(models, images_dir, runner_json, dict(delegate), protocol)
-                _timed(doc["results"], dev.name)
-                if keras_on != "off":
-                    keras = {KERAS: time_keras(keras_model, images_dir, protocol)}
-                    _timed(keras, dev.name)
-            start = lock.start
-        else:
-            start = time.time()
-            on_device = keras_model if keras_on == "device" else None
-            doc = dev.benchmark(
-                models, images_dir, runner_json, dict(delegate), protocol, keras=on_device
-            )
-            _timed(doc["results"], dev.name)
-    if not local and keras_on == "host":
-        with timing_lock() as lock:  # the Keras model is timed on this machine
+    on_device = keras_model if keras_on == "device" else None
+    with open_device(device) as dev, dev.timing_lock() as lock:
+        doc = dev.benchmark(models, images_dir, runner_json, dict(delegate), protocol, on_device)
+    _timed(doc.results, dev.name)
+    keras, host = {}, LockWindow(end=lock.end)  # nothing timed beside the device
+    if keras_on == "host":
+        with timing_lock() as host:  # the Keras model is timed on this machine
             keras = {KERAS: time_keras(keras_model, images_dir, protocol)}
         _timed(keras, HOST)
-    elif not local:
-        lock = LockWindow(end=time.time())
-    steps = {**dev.timings, "lock_wait_s": dev.timings.get("lock_wait_s", 0.0) + lock.wait_s}
-    results = {**keras, **doc["results"]}  # the runner keys a Keras model "keras" too
-    timed_on = {v: dev.name for v in results}
-    if keras_on == "host" and not local:
-        timed_on[KERAS] = HOST
-    csv_path = write_latency_csv(results, doc["images"], out_dir / LATENCY_FILE)
-    return Timing(results, doc["device"], steps, runner_json, csv_path, (start, lock.end), timed_on)
+    waited = dev.timings.get("lock_wait_s", 0.0) + lock.wait_s + host.wait_s
+    steps = {**dev.timings, "lock_wait_s": waited}
+    results = {**keras, **doc.results}  # the runner keys a Keras model "keras" too
+    timed_on = {v: HOST if v in keras else dev.name for v in results}
+    csv_path = write_latency_csv(results, doc.images, out_dir / LATENCY_FILE)
+    window = (lock.start, host.end)
+    return Timing(results, doc.device, steps, runner_json, csv_path, window, timed_on)
 
 
-def _timed(results: Mapping[str, dict], where: str) -> None:
+def _timed(results: Mapping[str, ModelResult], where: str) -> None:
     """Say each variant just timed (``where``: the device's name or ``host``): its p50 and how
     many images, so a user sees timing move before the results table."""
     for variant, r in results.items():
-        times, images = r["times_ms"], len(r["labels"])
+        times, images = r.times_ms, len(r.labels)
         p50 = latency_stats(times)["p50"] if len(times) >= MIN_TIMES else float("nan")
         passes = len(times) // max(images, 1)
         times_over = f"{images} images x {passes} pass{'' if passes == 1 else 'es'}"
@@ -138,20 +122,6 @@ def write_images(
     return out
 
 
-def time_keras(model_path: str | Path, images_dir: str | Path, protocol: Protocol) -> dict:
-    """The runner's Keras timing (:func:`pruneflow.devices.runner.time_keras`), in this process,
-    with this machine's state before and after; in the runner's result format (no peak
-    memory: this process holds far more than the model)."""
-    from pruneflow.devices.runner import hygiene
-    from pruneflow.devices.runner import time_keras as runner_time_keras
-
-    _, images = read_images(str(images_dir))
-    before = hygiene()
-    result = runner_time_keras(str(model_path), images, protocol.warmup, protocol.repeats)
-    result["hygiene"] = {"before": before, "after": hygiene()}
-    return result
-
-
 LATENCY_COLUMNS = (
     "variant",
     "pass",  # 0, 1 ... (repeats); -1: a warm-up image
@@ -166,28 +136,30 @@ LATENCY_COLUMNS = (
 )
 
 
-def write_latency_csv(results: dict[str, dict], images: list[str], path: str | Path) -> Path:
+def write_latency_csv(
+    results: Mapping[str, ModelResult], images: list[str], path: str | Path
+) -> Path:
     """One row per (variant, pass, image): the per-image table behind every statistic."""
     path = Path(path)
     with open(path, "w", newline="") as fh:
         w = csv.writer(fh)
         w.writerow(LATENCY_COLUMNS)
         for variant, r in results.items():
-            n = len(r["labels"])
-            for i, t in enumerate(r.get("warmup_ms", [])):
-                w.writerow([variant, -1, i % n, images[i % n], r["labels"][i % n], "", f"{t:.6f}"])
-            for i, t in enumerate(r["times_ms"]):
+            n = len(r.labels)
+            for i, t in enumerate(r.warmup_ms):
+                w.writerow([variant, -1, i % n, images[i % n], r.labels[i % n], "", f"{t:.6f}"])
+            for i, t in enumerate(r.times_ms):
                 w.writerow(
                     [
                         variant,
                         i // n,
                         i % n,
                         images[i % n],
-                        r["labels"][i % n],
-                        r["predictions"][i],
+                        r.labels[i % n],
+                        r.predictions[i],
                         f"{t:.6f}",
-                        f"{r['decode_ms'][i]:.6f}",
-                        f"{r['invoke_ms'][i]:.6f}",
+                        f"{r.decode_ms[i]:.6f}",
+                        f"{r.invoke_ms[i]:.6f}",
                         int(i == 0),
                     ]
                 )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pruneflow.devices.config import runner_arguments
 from pruneflow.devices.runner import check_protocol
 from pruneflow.errors import require
 from pruneflow.stats import MIN_TIMES
@@ -30,7 +31,8 @@ class BenchmarkConfig:
             f"integers >= {MIN_TIMES} (the first image is reported apart; a deviation needs two "
             "more)",
         )
-        check_protocol(self.warmup, self.repeats)
+        with runner_arguments():
+            check_protocol(self.warmup, self.repeats)
         check_seed(self.seed)
         require(
             self.keras in KERAS_WHERE,

@@ -4,7 +4,6 @@ and facts, and the runner's files."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from pruneflow.results import (
@@ -62,29 +61,29 @@ def for_timing(timing: Timing) -> Record:
     rec = Record()
     for variant, r in timing.results.items():
         m = rec.metrics
-        n = len(r["labels"])
-        stats = latency_stats(r["times_ms"][:n])  # the paper's protocol: the first pass
+        n = len(r.labels)
+        stats = latency_stats(r.times_ms[:n])  # the paper's protocol: the first pass
         m.update({metric(variant, latency(s)): stats[s] for s in MEASURES})
-        m[metric(variant, LOAD)] = float(r["load_ms"])
-        if r.get("repeats", 1) > 1 or r.get("warmup_ms"):
-            every = latency_stats(r["times_ms"])
+        m[metric(variant, LOAD)] = float(r.load_ms)
+        if r.repeats > 1 or r.warmup_ms:
+            every = latency_stats(r.times_ms)
             m.update({metric(variant, steady(s)): every[s] for s in STEADY_STATS})
-        if r.get("warmup_ms"):
-            m[metric(variant, WARMUP_MEAN)] = sum(r["warmup_ms"]) / len(r["warmup_ms"])
-        for name, key in ((decode, "decode_ms"), (invoke, "invoke_ms")):
-            if r.get(key):
-                split = latency_stats(r[key])
+        if r.warmup_ms:
+            m[metric(variant, WARMUP_MEAN)] = sum(r.warmup_ms) / len(r.warmup_ms)
+        for name, times in ((decode, r.decode_ms), (invoke, r.invoke_ms)):
+            if times:
+                split = latency_stats(times)
                 m.update({metric(variant, name(s)): split[s] for s in SPLIT_STATS})
-        if r.get("peak_rss_kb"):
-            m[metric(variant, PEAK_RSS)] = r["peak_rss_kb"] / 1024
-        if r.get("threads_used") is not None:
-            m[metric(variant, THREADS_USED)] = float(r["threads_used"])
+        if r.peak_rss_kb:
+            m[metric(variant, PEAK_RSS)] = r.peak_rss_kb / 1024
+        if r.threads_used is not None:
+            m[metric(variant, THREADS_USED)] = float(r.threads_used)
         if variant != KERAS:
-            m[metric(variant, FELL_BACK)] = float(bool(r["note"]))
-        rec.tags[kernels_tag(variant)] = r["kernels"]
+            m[metric(variant, FELL_BACK)] = float(bool(r.note))
+        rec.tags[kernels_tag(variant)] = r.kernels
         rec.tags[timed_on_tag(variant)] = timing.timed_on[variant]
-        if r["note"]:
-            rec.tags[fallback_tag(variant)] = r["note"]
+        if r.note:
+            rec.tags[fallback_tag(variant)] = r.note
         _hygiene(rec, variant, r)
     rec.tags.update({device_tag(k): v for k, v in timing.device.items()})
     rec.metrics.update({device_time(k.removesuffix("_s")): v for k, v in timing.steps.items()})
@@ -93,9 +92,9 @@ def for_timing(timing: Timing) -> Record:
     return rec
 
 
-def _hygiene(rec: Record, variant: str, r: Mapping) -> None:
+def _hygiene(rec: Record, variant: str, r) -> None:
     """The device's state before and after timing a variant: what it exposed, nothing else."""
-    states = r.get("hygiene", {})
+    states = r.hygiene
     for when in ("before", "after"):
         for key, name in HYGIENE.items():
             if key in states.get(when, {}):
@@ -105,7 +104,7 @@ def _hygiene(rec: Record, variant: str, r: Mapping) -> None:
     throttled = [states.get(w, {}).get("throttled") for w in ("before", "after")]
     if any(throttled):
         rec.tags[throttled_tag(variant)] = " -> ".join(str(t) for t in throttled)
-    if r.get("cooldown_s"):
-        rec.metrics[metric(variant, COOLDOWN)] = float(r["cooldown_s"])
-    if r.get("cooldown_note"):
-        rec.tags[cooldown_tag(variant)] = r["cooldown_note"]
+    if r.cooldown_s:
+        rec.metrics[metric(variant, COOLDOWN)] = float(r.cooldown_s)
+    if r.cooldown_note:
+        rec.tags[cooldown_tag(variant)] = r.cooldown_note

@@ -3,7 +3,6 @@ variants converted), the interleaved rounds on each group's device, and their su
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -19,13 +18,11 @@ from pruneflow.tracking.runs import store_client
 def check_devices(the_plan: Plan) -> None:
     """Each group's device answers and can run its delegate (the pipeline's device check):
     a :class:`~pruneflow.devices.base.DeviceError` naming it, before anything is converted."""
-    from pruneflow.cli.device import device_command
-    from pruneflow.devices import readiness
+    from pruneflow.devices.base import open_device
 
     for group in the_plan.groups:
         c = group.config
-        delegate = dataclasses.asdict(c.delegate)
-        readiness.check(c.device, delegate, "off", device_command(c, "setup"))
+        open_device(c.device).check(dataclasses.asdict(c.delegate), "off")
 
 
 def prepare(the_plan: Plan, work: Path, say: Callable[[str], None] = print) -> dict[int, Path]:
@@ -122,13 +119,12 @@ def run_rounds(
     say: Callable[[str], None] = print,
 ) -> list[dict]:
     """Time every group's models ``rounds`` times, each round every model once in a shuffled
-    order (``seed``), by one runner call inside the device's timing lock (this machine's for
-    a local device; an SSH device's runner takes its own); fills each model's per-round p50
+    order (``seed``), by one runner call inside the device's timing lock
+    (:meth:`~pruneflow.devices.base.Device.timing_lock`); fills each model's per-round p50
     and returns one row per model and round (:data:`ROUND_COLUMNS`)."""
     import numpy as np
 
     from pruneflow.devices.base import Protocol, open_device
-    from pruneflow.devices.locks import timing_lock
     from pruneflow.stats import latency_stats
 
     rng = np.random.default_rng(seed)
@@ -142,8 +138,7 @@ def run_rounds(
         with open_device(c.device) as dev:
             for r in range(rounds):
                 order = [group.models[i] for i in rng.permutation(len(group.models))]
-                lock = contextlib.nullcontext() if c.device.remote else timing_lock()
-                with lock:
+                with dev.timing_lock():
                     doc = dev.benchmark(
                         [m.path for m in order],
                         images[n],
@@ -152,7 +147,7 @@ def run_rounds(
                         protocol,
                     )
                 for m in order:
-                    m.p50_ms.append(latency_stats(doc["results"][m.stem]["invoke_ms"])["p50"])
+                    m.p50_ms.append(latency_stats(doc.results[m.stem].invoke_ms)["p50"])
                 say(
                     f"compare: round {r + 1}/{rounds} on {dev.name}: {len(order)} models"
                     + (
