@@ -194,6 +194,9 @@ REPORT_DIR = "report"  # a sweep's report: <sweep dir>/report/ and the parent ru
 # `pruneflow compare` (issue #18): every .tflite variant of a sweep's runs and of its dense
 # baseline re-timed in interleaved rounds; in the report folder and the parent's report/
 COMPARE_CSV, COMPARE_ROUNDS_CSV, COMPARE_PLOT = "compare.csv", "compare_rounds.csv", "compare.png"
+# Studies' tags: MLflow's run name; a parent's best per model (report), front, objectives (search)
+RUN_NAME_TAG, BEST_TAG = "mlflow.runName", "pruneflow.best_sparsity"
+FRONT_TAG, OBJECTIVES_TAG = "pruneflow.search.front", "pruneflow.search.objectives"
 
 
 @dataclass

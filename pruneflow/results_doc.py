@@ -13,7 +13,6 @@ from pruneflow import results as r
 from pruneflow.stats import MEASURES
 from pruneflow.steps.convert.variants import KERAS, VARIANTS
 from pruneflow.study import search
-from pruneflow.study.report import BEST_TAG
 
 
 def _any(words) -> str:
@@ -132,6 +131,8 @@ TAGS = {
         r.DEVICE_TAG: "`device.name`",
         r.DEVICE_KIND_TAG: "`local` or `ssh`",
         r.DEVICE_ADDRESS_TAG: "an SSH device's host",
+        r.RUN_NAME_TAG: "MLflow's own: the run's name, `tracking.run_name`, else "
+        "`<model>-s<sparsity>`",
     },
     "Every finished run": {
         r.BASELINE_CACHE_TAG: "`hit` (a trained baseline was found) or `miss` (it was trained)",
@@ -169,10 +170,10 @@ TAGS = {
         r.SWEEP_DIR_TAG: "on the parent: the sweep's folder",
         r.SWEEP_OVERRIDES_TAG: "on the parent: the sweep's overrides",
         r.SWEEP_JOBS_TAG: "on the parent: the number of jobs",
-        BEST_TAG: "on the parent: the report's best sparsity per model (non-inferior to the "
+        r.BEST_TAG: "on the parent: the report's best sparsity per model (non-inferior to the "
         "baseline)",
-        search.FRONT_TAG: "on a search's parent: the runs on the Pareto front",
-        search.OBJECTIVES_TAG: "on a search's parent: `objective:direction, ...`",
+        r.FRONT_TAG: "on a search's parent: the runs on the Pareto front",
+        r.OBJECTIVES_TAG: "on a search's parent: `objective:direction, ...`",
     },
 }
 

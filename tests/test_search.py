@@ -10,6 +10,7 @@ import math
 import pytest
 
 from helpers.cli import TINY, outputs_to, read_runs, run_cli, sweep_cli
+from pruneflow import results
 from pruneflow.errors import ConfigError
 from pruneflow.study import search
 
@@ -97,10 +98,10 @@ def test_a_search_is_a_study_with_its_front_and_run_again_it_trains_nothing(tmp_
     _, (parent,) = read_runs(tmp_path, parents=True)
     assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
-    assert parent.data.tags[search.OBJECTIVES_TAG] == ", ".join(
+    assert parent.data.tags[results.OBJECTIVES_TAG] == ", ".join(
         f"{o}:{d}" for o, d in zip(OBJECTIVES, WANTED, strict=True)
     )
-    front = parent.data.tags[search.FRONT_TAG].split(",")
+    front = parent.data.tags[results.FRONT_TAG].split(",")
     assert front and set(front) <= {r.info.run_id for r in runs}
     report = tmp_path / "multirun" / "report"
     with open(report / search.FRONT_CSV) as fh:

@@ -30,8 +30,6 @@ from pruneflow.errors import ConfigError
 OPTUNA_SWEEPER = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
 DIRECTIONS = ("maximize", "minimize")
 FRONT_CSV, FRONT_PLOT = "pareto.csv", "pareto_search.png"
-FRONT_TAG = "pruneflow.search.front"  # on the parent: the runs on the front, comma-separated
-OBJECTIVES_TAG = "pruneflow.search.objectives"  # on the parent: objective:direction, ...
 
 
 def is_search(sweeper) -> bool:

@@ -177,7 +177,7 @@ def _open_parent(sweep: Sweep, uri: str, experiment: str, experiment_id: str) ->
         "mlflow.source.git.commit": provenance.git_commit(__file__),
     }
     if sweep.objectives:
-        tags[search.OBJECTIVES_TAG] = ", ".join(
+        tags[results.OBJECTIVES_TAG] = ", ".join(
             f"{o}:{d}" for o, d in zip(sweep.objectives, sweep.directions, strict=True)
         )
     run = client.create_run(
@@ -285,7 +285,7 @@ def _search_front(sweep: Sweep, parent: Parent, client, children: list, out: Pat
     on = search.write_front(runs, sweep.objectives, sweep.directions, sweep.searched, out)
     for name in (search.FRONT_CSV, search.FRONT_PLOT):
         client.log_artifact(parent.run_id, str(out / name), results.REPORT_DIR)
-    client.set_tag(parent.run_id, search.FRONT_TAG, ",".join(r.info.run_id for r in on))
+    client.set_tag(parent.run_id, results.FRONT_TAG, ",".join(r.info.run_id for r in on))
     print(
         f"search: {len(on)} of {len(runs)} trials on the Pareto front of "
         f"{', '.join(sweep.objectives)}: {out / search.FRONT_CSV}",

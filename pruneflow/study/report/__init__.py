@@ -27,12 +27,8 @@ from pruneflow.study.report.summary import summary
 from pruneflow.study.report.tables import DEFAULT_TOLERANCE, best_line, best_sparsity
 
 RUNS_CSV, SUMMARY_CSV, REPORT_MD = "runs.csv", "summary.csv", "report.md"
-# on the parent run: the report's choice per model (sparsity, or sparsity/c<channels>,
-# sparsity/cl<clusters>, sparsity/c<channels>/cl<clusters>: the dimensions the study varies)
-BEST_TAG = "pruneflow.best_sparsity"
 
 __all__ = [
-    "BEST_TAG",
     "CHANNEL_PLOTS",
     "CLUSTER_PLOTS",
     "DEFAULT_TOLERANCE",
@@ -120,5 +116,5 @@ def report_sweep(uri: str, experiment: str, parent_id: str, out: Path) -> str:
     client = tracking.store_client(uri)
     client.log_artifacts(parent_id, str(out), results.REPORT_DIR)
     line = best_line(best)
-    client.set_tag(parent_id, BEST_TAG, line[:5000])
+    client.set_tag(parent_id, results.BEST_TAG, line[:5000])
     return line
