@@ -6,8 +6,9 @@ configuration where runs removed channels with ``prune.channels`` or clustered w
 
 ``pruneflow report`` (:mod:`pruneflow.cli.report`) and the end of every sweep
 (:func:`report_sweep`, into the parent run) use it. It reads runs with MLflow's
-``search_runs`` (pandas) and names every column through :mod:`pruneflow.results`; plots are
-matplotlib (Agg) PNGs.
+``search_runs`` (pandas) and names every column once (:mod:`~.columns`, from
+:mod:`pruneflow.results`'s names); report.md is one function per section (:mod:`~.markdown`),
+the PNGs one function per plot (:mod:`~.plots`), matplotlib (Agg).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from pathlib import Path
 from pruneflow import results
 from pruneflow.process import process_alive
 from pruneflow.study import tracking
+from pruneflow.study.report import columns as col
 from pruneflow.study.report.markdown import markdown
 from pruneflow.study.report.plots import CHANNEL_PLOTS, CLUSTER_PLOTS, PLOTS, plot_names, plots
 from pruneflow.study.report.selection import ReportError, Selection, rows, select
@@ -51,7 +53,7 @@ def report_table(selection: Selection):
     """The report's table of ``selection`` (:func:`rows`); :class:`ReportError` when no run
     has an accuracy."""
     table = rows(selection)
-    if table.empty or table["accuracy"].notna().sum() == 0:
+    if table.empty or table[results.ACCURACY].notna().sum() == 0:
         raise ReportError(f"the runs of {selection.title} have no accuracy to report (all failed?)")
     return table
 
@@ -71,7 +73,7 @@ def write_report(
     report.md."""
     table = report_table(selection) if table is None else table
     with staged(out, last=REPORT_MD) as stage:  # a report cut short never looks whole
-        table.drop(columns=["val_loss"]).to_csv(stage / RUNS_CSV, index=False)
+        table.drop(columns=[col.VAL_LOSS]).to_csv(stage / RUNS_CSV, index=False)
         over_seeds = summary(table)
         over_seeds.to_csv(stage / SUMMARY_CSV, index=False)
         best = best_sparsity(table, tolerance, over_seeds)  # the summary is made once
