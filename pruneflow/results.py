@@ -138,6 +138,7 @@ SWEEP_TAG = "pruneflow.sweep"  # on the parent: the sweep's name
 SWEEP_DIR_TAG, SWEEP_OVERRIDES_TAG = "pruneflow.sweep.dir", "pruneflow.sweep.overrides"
 SWEEP_JOBS_TAG = "pruneflow.sweep.jobs"  # the number of jobs
 JOB_NUM_TAG, JOB_OVERRIDES_TAG = "pruneflow.job.num", "pruneflow.job.overrides"
+RUN_NAME_TAG = "mlflow.runName"  # MLflow's own: the run's name (tracking.run_name)
 # On the parent, from the report: its choice per model, non-inferior to the baseline (sparsity,
 # or sparsity/c<channels>, sparsity/cl<clusters> ...: the dimensions the study varies)
 BEST_TAG = "pruneflow.best_sparsity"

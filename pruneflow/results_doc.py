@@ -131,6 +131,8 @@ TAGS = {
         r.DEVICE_TAG: "`device.name`",
         r.DEVICE_KIND_TAG: f"the device's kind (its schema's `kind`): {_any(kinds())}",
         r.DEVICE_ADDRESS_TAG: "an SSH device's host",
+        r.RUN_NAME_TAG: "MLflow's own: the run's name, `tracking.run_name`, else "
+        "`<model>-s<sparsity>`",
     },
     "Every finished run": {
         r.BASELINE_CACHE_TAG: "`hit` (a trained baseline was found) or `miss` (it was trained)",

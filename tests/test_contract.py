@@ -23,7 +23,6 @@ EXEMPT = {
     "contract, and its JSON keys (load_ms, threads_used, cooldown_s, runtime ...) are its own "
     "format, which steps/benchmark/record.py turns into the contract's names",
 }
-EXEMPT["study/report/"] = "moves its names to the contract on its #27 branch"  # delete at merge
 
 # Contract names that are also ordinary words, written as literals with their other meaning.
 ORDINARY = {

@@ -37,8 +37,8 @@ def _imports(path: Path) -> list[tuple[str, bool]]:
         if isinstance(node, ast.Import):
             names = [a.name for a in node.names]
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            # `from pruneflow.x import y`: y may be a module of x
-            names = [f"{node.module}.{a.name}" for a in node.names] + [node.module]
+            # `from pruneflow.x import y`: y is a module of x, or a name x defines
+            names = [f"{node.module}.{a.name}" for a in node.names]
         else:
             continue
         for name in names:

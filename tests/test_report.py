@@ -30,15 +30,11 @@ from helpers.machine import system_tool
 from helpers.servers import CHROMIUM_FLAGS
 from helpers.sshd import free_port
 from pruneflow import results
-from pruneflow.results import model_name
+from pruneflow.results import REPORT_MD, RUNS_CSV, SUMMARY_CSV, model_name
 from pruneflow.study.report import (
-    BEST_TAG,
     CHANNEL_PLOTS,
     CLUSTER_PLOTS,
     PLOTS,
-    REPORT_MD,
-    RUNS_CSV,
-    SUMMARY_CSV,
     best_sparsity,
     plot_names,
     report_sweep,
@@ -67,7 +63,7 @@ def test_a_sweep_ends_with_its_report_in_the_parent_run(swept):
         assert (folder / name).stat().st_size > 0, name
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "report")}
     assert {f"report/{n}" for n in (REPORT_MD, RUNS_CSV, *PLOTS)} <= logged
-    assert parent.data.tags[BEST_TAG].startswith("digits-cnn: keras ")
+    assert parent.data.tags[results.BEST_TAG].startswith("digits-cnn: keras ")
 
 
 def test_runs_csv_holds_the_runs_metrics(swept, tmp_path):
@@ -661,7 +657,7 @@ def test_a_sweep_with_channels_tags_its_parent_with_sparsity_and_channels(channe
 
     _, uri, parent_id = channel_store
     line = report_sweep(uri, "pruneflow", parent_id, tmp_path)
-    tag = MlflowClient(tracking_uri=uri).get_run(parent_id).data.tags[BEST_TAG]
+    tag = MlflowClient(tracking_uri=uri).get_run(parent_id).data.tags[results.BEST_TAG]
     assert tag == line and tag.startswith("digits-cnn: keras 0.5/c0.5, tflite_int8 0.5/c0.5;")
 
 
@@ -894,7 +890,7 @@ def test_a_sweep_with_clusters_tags_its_parent_with_them(cluster_store, tmp_path
 
     _, uri, parent_id = cluster_store
     line = report_sweep(uri, "pruneflow", parent_id, tmp_path)
-    tag = MlflowClient(tracking_uri=uri).get_run(parent_id).data.tags[BEST_TAG]
+    tag = MlflowClient(tracking_uri=uri).get_run(parent_id).data.tags[results.BEST_TAG]
     assert tag == line and tag.startswith("digits-cnn: keras 0.9/cl16, tflite_int8 0.9/cl16;")
 
 

@@ -13,7 +13,6 @@ from PIL import Image
 from helpers.cli import run_cli, sweep_store
 from pruneflow import results
 from pruneflow.study.report import (
-    BEST_TAG,
     PLOTS,
     REPORT_MD,
     RUNS_CSV,
@@ -215,7 +214,7 @@ def test_the_sweep_report_writes_summary_csv_and_the_tag(one_seed, tmp_path):
     line = report_sweep(uri, "pruneflow", parent_id, tmp_path)
     assert line == "digits-cnn: keras 0.5, tflite_int8 0.75"
     client = MlflowClient(tracking_uri=uri)
-    assert client.get_run(parent_id).data.tags[BEST_TAG] == line
+    assert client.get_run(parent_id).data.tags[results.BEST_TAG] == line
     logged = {a.path for a in client.list_artifacts(parent_id, "report")}
     assert f"report/{SUMMARY_CSV}" in logged and (tmp_path / SUMMARY_CSV).stat().st_size > 0
 

@@ -16,6 +16,7 @@ from pruneflow.study.report import (
     select,
     write_report,
 )
+from pruneflow.study.report import columns as col
 from pruneflow.study.report.budget import BadBudget, parse_budget, pick_within, within_line
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.registry import register
@@ -106,8 +107,8 @@ def main(argv: list[str]) -> int:
                 )
             version = register(uri, args.experiment, pick, args.register)
             registered = (
-                f"registered {args.register} version {version}: {pick['variant']} of run "
-                f"{pick['run_id']} ({pick['model']}, {pick_text(pick)})"
+                f"registered {args.register} version {version}: {pick[col.VARIANT]} of run "
+                f"{pick[col.RUN_ID]} ({pick[col.MODEL]}, {pick_text(pick)})"
             )
     except BadBudget as exc:  # a metric no selected run logs
         return _bad_argument(f"--budget {args.budget!r}: {exc}")

@@ -6,8 +6,9 @@ configuration where runs removed channels with ``prune.channels`` or clustered w
 
 ``pruneflow report`` (:mod:`pruneflow.cli.report`) and the end of every sweep
 (:func:`report_sweep`, into the parent run) use it. It reads runs with MLflow's
-``search_runs`` (pandas) and names every column through :mod:`pruneflow.results`; plots are
-matplotlib (Agg) PNGs.
+``search_runs`` (pandas) and names every column once (:mod:`~.columns`, from
+:mod:`pruneflow.results`'s names); report.md is one function per section (:mod:`~.markdown`),
+the PNGs one function per plot (:mod:`~.plots`), matplotlib (Agg).
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ from pathlib import Path
 
 from pruneflow import results
 from pruneflow.process import process_alive
+from pruneflow.results import REPORT_MD, RUNS_CSV, SUMMARY_CSV
+from pruneflow.study.report import columns as col
 from pruneflow.study.report.markdown import markdown
 from pruneflow.study.report.plots import CHANNEL_PLOTS, CLUSTER_PLOTS, PLOTS, plot_names, plots
 from pruneflow.study.report.selection import ReportError, Selection, rows, select
@@ -26,20 +29,11 @@ from pruneflow.study.report.summary import summary
 from pruneflow.study.report.tables import DEFAULT_TOLERANCE, best_line, best_sparsity
 from pruneflow.tracking.runs import store_client
 
-RUNS_CSV, SUMMARY_CSV, REPORT_MD = "runs.csv", "summary.csv", "report.md"
-# on the parent run: the report's choice per model (sparsity, or sparsity/c<channels>,
-# sparsity/cl<clusters>, sparsity/c<channels>/cl<clusters>: the dimensions the study varies)
-BEST_TAG = "pruneflow.best_sparsity"
-
 __all__ = [
-    "BEST_TAG",
     "CHANNEL_PLOTS",
     "CLUSTER_PLOTS",
     "DEFAULT_TOLERANCE",
     "PLOTS",
-    "REPORT_MD",
-    "RUNS_CSV",
-    "SUMMARY_CSV",
     "ReportError",
     "best_sparsity",
     "plot_names",
@@ -55,7 +49,7 @@ def report_table(selection: Selection):
     """The report's table of ``selection`` (:func:`rows`); :class:`ReportError` when no run
     has an accuracy."""
     table = rows(selection)
-    if table.empty or table["accuracy"].notna().sum() == 0:
+    if table.empty or table[results.ACCURACY].notna().sum() == 0:
         raise ReportError(f"the runs of {selection.title} have no accuracy to report (all failed?)")
     return table
 
@@ -75,7 +69,7 @@ def write_report(
     report.md."""
     table = report_table(selection) if table is None else table
     with staged(out, last=REPORT_MD) as stage:  # a report cut short never looks whole
-        table.drop(columns=["val_loss"]).to_csv(stage / RUNS_CSV, index=False)
+        table.drop(columns=[col.VAL_LOSS]).to_csv(stage / RUNS_CSV, index=False)
         over_seeds = summary(table)
         over_seeds.to_csv(stage / SUMMARY_CSV, index=False)
         best = best_sparsity(table, tolerance, over_seeds)  # the summary is made once
@@ -120,5 +114,5 @@ def report_sweep(uri: str, experiment: str, parent_id: str, out: Path) -> str:
     client = store_client(uri)
     client.log_artifacts(parent_id, str(out), results.REPORT_DIR)
     line = best_line(best)
-    client.set_tag(parent_id, BEST_TAG, line[:5000])
+    client.set_tag(parent_id, results.BEST_TAG, line[:5000])
     return line

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 
 from pruneflow import results
 from pruneflow.errors import PruneflowError
+from pruneflow.study.report import columns as col
 from pruneflow.study.report.selection import ReportError, variants
 from pruneflow.study.report.tables import pick_text
 
@@ -34,6 +35,7 @@ FORM = (
     "the form is METRIC<=NUMBER or METRIC>=NUMBER, comma-separated "
     '(e.g. "tflite_int8/invoke_p50_ms<=2, tflite_int8/gzip_bytes<=60000")'
 )
+TIE_GZIP = "_gzip"  # the gzip size ties are broken on, a missing one last
 _CONSTRAINT = re.compile(r"(?P<metric>[^<>=]+?)\s*(?P<op><=|>=|<|>)\s*(?P<number>.*)")
 
 
@@ -151,9 +153,9 @@ def pick_within(table, runs, constraints: list[Constraint]) -> dict:
     :class:`BadBudget` for a metric no run logs; :class:`BudgetError` when no candidate meets
     every constraint: the constraints none meets on its own, or how many meet each."""
     bounds = bind(constraints, runs)
-    by_run = {r["run_id"]: r for r in runs.to_dict("records")}
+    by_run = {r[col.RUN_ID]: r for r in runs.to_dict("records")}
     candidates = table[table[results.ACCURACY].notna()]
-    at = list(zip(candidates["run_id"], candidates["variant"], strict=True))
+    at = list(zip(candidates[col.RUN_ID], candidates[col.VARIANT], strict=True))
     values = [[b.value(by_run[r], v) for r, v in at] for b in bounds]
     meets = [[b.constraint.holds(x) for x in xs] for b, xs in zip(bounds, values, strict=True)]
     every = [all(m) for m in zip(*meets, strict=True)] if bounds else [True] * len(at)
@@ -161,16 +163,17 @@ def pick_within(table, runs, constraints: list[Constraint]) -> dict:
         raise BudgetError(_nothing(bounds, values, meets, len(candidates)))
     within = candidates[every]
     pick = (
-        within.assign(_gzip=within[results.GZIP].fillna(math.inf))
+        within.assign(**{TIE_GZIP: within[results.GZIP].fillna(math.inf)})
         .sort_values(
-            [results.ACCURACY, "_gzip", "run_id", "variant"], ascending=[False, True, True, True]
+            [results.ACCURACY, TIE_GZIP, col.RUN_ID, col.VARIANT],
+            ascending=[False, True, True, True],
         )
         .iloc[0]
-        .drop("_gzip")
+        .drop(TIE_GZIP)
     )
     shown = (results.ACCURACY, results.GZIP)  # the line has them already
     met = {
-        b.label: b.value(by_run[pick["run_id"]], pick["variant"])
+        b.label: b.value(by_run[pick[col.RUN_ID]], pick[col.VARIANT])
         for b in bounds
         if b.label not in shown
     }
@@ -207,7 +210,8 @@ def pick_line(pick: dict) -> str:
     """``digits-cnn tflite_int8 of run <id> (sparsity 0.9, accuracy 0.9796, invoke_p50_ms
     0.011, gzip 17.2 KB)``: the pick (:func:`pick_within`) with its constrained values."""
     met = [f"{label} {value:.4g}" for label, value in pick["met"]]
-    return f"{pick['model']} {pick['variant']} of run {pick['run_id']} ({pick_text(pick, met)})"
+    what = f"{pick[col.MODEL]} {pick[col.VARIANT]} of run {pick[col.RUN_ID]}"
+    return f"{what} ({pick_text(pick, met)})"
 
 
 def within_line(pick: dict) -> str:

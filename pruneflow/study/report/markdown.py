@@ -4,75 +4,166 @@ removed channels (``prune.channels``), a channels column beside every sparsity a
 (sparsity, channels) configuration instead; where runs clustered weights
 (``cluster.clusters``), a clusters column likewise, the best configuration with its clusters and
 the sizes with their unique weights; where runs have several seeds, a seed column in every
-per-run table."""
+per-run table.
+
+report.md is :data:`SECTIONS` in order, each one function of the :class:`Report` that returns
+its lines (none where it does not apply): adding a table is a function and its place there."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pandas as pd
 
 from pruneflow import results
+from pruneflow.study.report import columns as col
+from pruneflow.study.report.best_table import best_table
 from pruneflow.study.report.budget import pick_line
 from pruneflow.study.report.plots import plot_names
-from pruneflow.study.report.selection import DIMENSION_COLUMNS, UNIQUE_WEIGHTS, Selection
+from pruneflow.study.report.selection import (
+    DIMENSION_COLUMNS,
+    PARAMS,
+    UNIQUE_WEIGHTS,
+    Dimension,
+    Selection,
+)
 from pruneflow.study.report.summary import summary as summarize
 from pruneflow.study.report.tables import (
-    at_config,
     dimensions,
     has_channels,
     has_clusters,
-    resolution,
 )
 from pruneflow.study.report.tables import fmt as _fmt
+from pruneflow.study.report.tables import interval as _interval
 
 Z95 = 1.959964  # two-sided 95% normal quantile: the mean's confidence interval
 
 
 def seeds(table) -> list[int]:
     """The runs' distinct seeds (``params.seed``), sorted; none for runs without it."""
-    return sorted({int(s) for s in table["seed"].dropna()}) if "seed" in table else []
+    return sorted({int(s) for s in table[col.SEED].dropna()}) if col.SEED in table else []
+
+
+@dataclass(frozen=True)
+class Report:
+    """What report.md's sections read, made once (:func:`markdown`)."""
+
+    selection: Selection
+    table: object  # runs.csv (:func:`~.selection.rows`)
+    best: dict  # :func:`~.tables.best_sparsity`
+    tolerance: float
+    summary: object  # summary.csv (:func:`~.summary.summary`)
+    within: dict | None  # the pick within a budget (:func:`~.budget.pick_within`)
+    dims: list[Dimension]  # only the dimensions some run uses have a column beside sparsity
+    seeds: list[int]
+
+    @property
+    def several(self) -> bool:
+        """Whether the runs have several seeds: then a seed column labels every per-run row."""
+        return len(self.seeds) > 1
 
 
 def markdown(selection: Selection, table, best, tolerance: float, summary=None, within=None) -> str:
     """The report; ``within``: the pick within a budget (:func:`~.budget.pick_within`), its
     section first."""
-    summary = summarize(table) if summary is None else summary
-    several = len(seeds(table)) > 1  # then a seed column labels every per-run row
+    report = Report(
+        selection,
+        table,
+        best,
+        tolerance,
+        summarize(table) if summary is None else summary,
+        within,
+        dimensions(table),
+        seeds(table),
+    )
+    return "\n".join(line for section in SECTIONS for line in section(report))
+
+
+# -- the sections, in report.md's order ------------------------------------------------------------
+def intro(r: Report) -> list[str]:
+    """The title, what the report covers and how it measures, and the runs' seeds."""
+    table, selection, found = r.table, r.selection, r.seeds
     lines = [
         f"# pruneflow report: {selection.title}",
         "",
         f"Store {selection.uri}, experiment {selection.experiment!r}: "
-        f"{table['run_id'].nunique()} runs, {table['model'].nunique()} models. Accuracy is top-1 "
-        "on the whole validation split; latency per image (the first apart), statistics over "
-        "the rest; `–` marks a value the run does not have (failed or partial runs).",
+        f"{table[col.RUN_ID].nunique()} runs, {table[col.MODEL].nunique()} models. Accuracy is "
+        "top-1 on the whole validation split; latency per image (the first apart), statistics "
+        "over the rest; `–` marks a value the run does not have (failed or partial runs).",
         "",
     ]
-    if several:
+    if r.several:
         lines += [
-            f"Runs of {len(seeds(table))} seeds ({', '.join(map(str, seeds(table)))}): the "
-            "best configuration and the table over seeds (summary.csv) aggregate a "
+            f"Runs of {len(found)} seeds ({', '.join(map(str, found))}): the "
+            f"best configuration and the table over seeds ({results.SUMMARY_CSV}) aggregate a "
             "configuration's runs; every per-run table has a `seed` column.",
             "",
         ]
-    elif seeds(table):
-        lines += [f"Every run has seed {seeds(table)[0]}.", ""]
-    if within is not None:
-        lines += [
-            "## Within the budget",
-            "",
-            f"The most accurate run variant that meets every constraint of `{within['budget']}` "
-            f"(ties: the smaller gzip file, then the run id): {pick_line(within)}.",
-            "",
+    elif found:
+        lines += [f"Every run has seed {found[0]}.", ""]
+    return lines
+
+
+def within_budget(r: Report) -> list[str]:
+    """The pick within a budget (``pruneflow report --budget``), when there is one."""
+    if r.within is None:
+        return []
+    return [
+        "## Within the budget",
+        "",
+        f"The most accurate run variant that meets every constraint of `{r.within['budget']}` "
+        f"(ties: the smaller gzip file, then the run id): {pick_line(r.within)}.",
+        "",
+    ]
+
+
+def summary_table(r: Report) -> list[str]:
+    """Every configuration and variant over its runs (summary.csv): the mean accuracy and p50
+    with their 95% intervals; a column per dimension the study varies."""
+    summary, dims = r.summary, r.dims
+    swept = [c for c in summary if c.startswith(PARAMS)]
+    threads = summary[col.THREADS].nunique() > 2 if col.THREADS in summary else False  # "–" + 2
+    head = ["model", "sparsity", *(d.column for d in dims), *(c[len(PARAMS) :] for c in swept)]
+    head += [*(["threads"] if threads else []), "variant", "runs", "seeds"]
+    head += ["accuracy", "95% CI", "std", "p50 ms", "95% CI", "std"]
+    lines = [
+        "",
+        f"## Accuracy and latency over seeds ({results.SUMMARY_CSV})",
+        "",
+        "Each configuration's runs together (its seeds): the mean, its 95% interval (Student's "
+        "t over the runs; with one run, its accuracy's Wilson interval over the images and no "
+        "latency interval) and the runs' standard deviation.",
+        "",
+        "| " + " | ".join(head) + " |",
+        "|" + "---|" * len(head),
+    ]
+    acc, p50 = results.ACCURACY, col.LATENCY_P50
+    for _, s in summary.iterrows():
+        cells = [s[col.MODEL], _config(s, dims)]
+        cells += [str(s[c]) for c in swept]
+        if threads:
+            cells.append(str(s[col.THREADS]))
+        cells += [s[col.VARIANT], str(s[col.N_RUNS]), s[col.SEEDS] or "–"]
+        cells += [
+            _fmt(s[col.mean(acc)]),
+            _interval(s[col.ci_low(acc)], s[col.ci_high(acc)]),
+            _fmt(s[col.std(acc)]),
+            _fmt(s[col.mean(p50)], ".3f"),
+            _interval(s[col.ci_low(p50)], s[col.ci_high(p50)], ".3f"),
+            _fmt(s[col.std(p50)], ".3f"),
         ]
-    # only the dimensions some run uses (channels, clusters) have a column beside sparsity
-    dims = dimensions(table)
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def accuracy_table(r: Report) -> list[str]:
+    """Table 8: each run's accuracy per variant, beside its measured sparsity (and channels),
+    its validation images and MACs (where logged)."""
+    table, dims, several = r.table, r.dims, r.several
     chan = has_channels(table)  # then the measured channels beside the measured sparsity
-    lines += _best_table(table, best, tolerance)
-    lines += _summary_table(summary, dims)
-    lines += ["", "## Accuracy per variant (Table 8)", ""]
-    variants = list(dict.fromkeys(table["variant"]))
-    macs = "macs" in table and bool(table["macs"].notna().any())  # MACs per run, where logged
+    variants = list(dict.fromkeys(table[col.VARIANT]))
+    macs = col.MACS in table and bool(table[col.MACS].notna().any())  # per run, where logged
     head = (
         ["model", "sparsity", *(d.column for d in dims)]
         + (["seed"] if several else [])
@@ -80,23 +171,34 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None, 
         + ["images"]
         + (["MMACs"] if macs else [])
     )
-    lines += [
+    lines = [
+        "",
+        "## Accuracy per variant (Table 8)",
+        "",
         "| " + " | ".join(head + variants) + " |",
         "|" + "---|" * (len(head) + len(variants)),
     ]
-    for (model, _, _), g in table.groupby(["model", "target_sparsity", "run_id"], sort=False):
-        acc = dict(zip(g["variant"], g["accuracy"], strict=True))
+    by_run = [col.MODEL, col.TARGET_SPARSITY, col.RUN_ID]
+    for (model, _, _), g in table.groupby(by_run, sort=False):
+        acc = dict(zip(g[col.VARIANT], g[results.ACCURACY], strict=True))
         first = g.iloc[0]
         cells = [model, _config(first, dims, several)]
-        cells.append(_fmt(first["measured_sparsity"], ".3f"))
+        cells.append(_fmt(first[col.MEASURED_SPARSITY], ".3f"))
         if chan:
-            cells.append(_fmt(first["measured_channels"], ".3f"))
-        cells.append(_fmt(first["val_images"], ".0f"))
+            cells.append(_fmt(first[col.MEASURED_CHANNELS], ".3f"))
+        cells.append(_fmt(first[col.VAL_IMAGES], ".0f"))
         if macs:
-            cells.append(_fmt(first["macs"] / 1e6, ".3f"))
+            cells.append(_fmt(first[col.MACS] / 1e6, ".3f"))
         cells += [_fmt(acc.get(v, math.nan)) for v in variants]
         lines.append("| " + " | ".join(cells) + " |")
-    lines += [
+    return lines
+
+
+def latency_table(r: Report) -> list[str]:
+    """Tables 6, 7 and 9: each run variant's latency per image (the mean's 95% interval, the
+    parts of the time, the runner's memory), where it was timed and what kernels ran it."""
+    dims, several = r.dims, r.several
+    lines = [
         "",
         "## Latency per image (Tables 6, 7 and 9), ms",
         "",
@@ -111,27 +213,65 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None, 
         "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
         + "---|" * (len(dims) + several),
     ]
-    for _, r in table.iterrows():
-        mean, ste = r[results.latency("mean")], r[results.latency("ste")]
+    latency = results.latency
+    for _, row in r.table.iterrows():
+        mean, ste = row[latency("mean")], row[latency("ste")]
         ci = (
             f"{mean - Z95 * ste:.3f} – {mean + Z95 * ste:.3f}"
             if not (math.isnan(mean) or math.isnan(ste))
             else "–"
         )
         lines.append(
-            f"| {r['model']} | {_config(r, dims, several)} | {r['variant']} | {r['threads']} | "
-            + " | ".join(
-                _fmt(r[results.latency(m)], ".3f") for m in ("first", "mean", "std", "ste")
-            )
-            + f" | {ci} | {_fmt(r[results.latency('p50')], '.3f')} | "
-            f"{_fmt(r[results.latency('p99')], '.3f')} | "
-            f"{_fmt(r[results.decode('p50')], '.3f')} | {_fmt(r[results.invoke('p50')], '.3f')} | "
-            f"{_fmt(r[results.PEAK_RSS], '.1f')} | {r['timed_on'] or '–'} | "
-            f"{r['kernels'] or '–'} |"
+            f"| {row[col.MODEL]} | {_config(row, dims, several)} | {row[col.VARIANT]} | "
+            f"{row[col.THREADS]} | "
+            + " | ".join(_fmt(row[latency(m)], ".3f") for m in ("first", "mean", "std", "ste"))
+            + f" | {ci} | {_fmt(row[latency('p50')], '.3f')} | "
+            f"{_fmt(row[latency('p99')], '.3f')} | "
+            f"{_fmt(row[results.decode('p50')], '.3f')} | "
+            f"{_fmt(row[results.invoke('p50')], '.3f')} | "
+            f"{_fmt(row[results.PEAK_RSS], '.1f')} | {row[col.TIMED_ON] or '–'} | "
+            f"{row[col.KERNELS] or '–'} |"
         )
-    lines += _threads_table(table, dims)
-    clustered = has_clusters(table)  # then each file's unique weights beside its sizes
-    lines += [
+    return lines
+
+
+def threads_table(r: Report) -> list[str]:
+    """p50 per thread count side by side, when the runs swept delegate.threads (the .tflite
+    variants: the Keras model does not take LiteRT's thread count); a column per dimension the
+    study varies."""
+    dims = r.dims
+    table = r.table[r.table[col.VARIANT] != results.KERAS]  # TensorFlow ignores the threads
+    counts = list(dict.fromkeys(table[col.THREADS]))
+    if len(counts) < 2:
+        return []
+    lines = [
+        "",
+        "## Threads (delegate.threads): p50 per image, ms",
+        "",
+        f"| model | {_config_head(dims, False)}variant | timed on | " + " | ".join(counts) + " |",
+        "|---|---|---|---|" + "---|" * len(dims) + "---|" * len(counts),
+    ]
+    # every dimension in the key: runs at one sparsity with different channels or clusters are
+    # never one row
+    keys = [col.MODEL, col.TARGET_SPARSITY, *DIMENSION_COLUMNS, col.VARIANT, col.TIMED_ON]
+    for _, g in table.groupby(keys, sort=False):
+        by = g.groupby(col.THREADS, sort=False)[col.P50].median()  # over seeds, if several
+        first = g.iloc[0]
+        lines.append(
+            f"| {first[col.MODEL]} | {_config(first, dims)} | {first[col.VARIANT]} | "
+            f"{first[col.TIMED_ON] or '–'} | "
+            + " | ".join(_fmt(by.get(c, math.nan), ".3f") for c in counts)
+            + " |"
+        )
+    return lines
+
+
+def sizes_table(r: Report) -> list[str]:
+    """Each run variant's file size, raw and gzip-compressed, and with clustered runs its
+    unique weights."""
+    dims, several = r.dims, r.several
+    clustered = has_clusters(r.table)  # then each file's unique weights beside its sizes
+    lines = [
         "",
         "## Sizes, KB (raw and gzip-compressed: what pruning's zeros save)",
         "",
@@ -148,27 +288,56 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None, 
         + (" unique weights |" if clustered else ""),
         "|---|---|---|---|---|" + "---|" * (len(dims) + several + clustered),
     ]
-    for _, r in table.iterrows():
+    for _, row in r.table.iterrows():
         lines.append(
-            f"| {r['model']} | {_config(r, dims, several)} | {r['variant']} | "
-            f"{_fmt(r[results.SIZE] / 1024, '.1f')} | {_fmt(r[results.GZIP] / 1024, '.1f')} |"
-            + (f" {_fmt(r[UNIQUE_WEIGHTS], '.0f')} |" if clustered else "")
+            f"| {row[col.MODEL]} | {_config(row, dims, several)} | {row[col.VARIANT]} | "
+            f"{_fmt(row[results.SIZE] / 1024, '.1f')} | {_fmt(row[results.GZIP] / 1024, '.1f')} |"
+            + (f" {_fmt(row[UNIQUE_WEIGHTS], '.0f')} |" if clustered else "")
         )
-    unfinished = table[table["status"] != "FINISHED"].drop_duplicates("run_id")
-    if len(unfinished):
-        lines += ["", "## Runs that did not finish", ""]
-        for _, r in unfinished.iterrows():
-            lines.append(f"- {r['run_name']} ({r['run_id']}): {r['status']} {r['error']}".rstrip())
-    lines += ["", "Plots: " + ", ".join(f"[{p}]({p})" for p in plot_names(table)), ""]
-    return "\n".join(lines)
+    return lines
 
 
-def _config(r, dims, several: bool = False) -> str:
+def unfinished_runs(r: Report) -> list[str]:
+    """The runs that did not finish, with their status and error, when there are any."""
+    table = r.table
+    unfinished = table[table[col.STATUS] != "FINISHED"].drop_duplicates(col.RUN_ID)
+    if not len(unfinished):
+        return []
+    lines = ["", "## Runs that did not finish", ""]
+    for _, row in unfinished.iterrows():
+        lines.append(
+            f"- {row[col.RUN_NAME]} ({row[col.RUN_ID]}): {row[col.STATUS]} "
+            f"{row[col.ERROR]}".rstrip()
+        )
+    return lines
+
+
+def plot_list(r: Report) -> list[str]:
+    """Links to the plots (:func:`~.plots.plot_names`)."""
+    return ["", "Plots: " + ", ".join(f"[{p}]({p})" for p in plot_names(r.table)), ""]
+
+
+SECTIONS = (
+    intro,
+    within_budget,
+    best_table,  # Table 5: the best configuration, with its evidence (best_table.py)
+    summary_table,
+    accuracy_table,
+    latency_table,
+    threads_table,
+    sizes_table,
+    unfinished_runs,
+    plot_list,
+)
+
+
+# -- cells -----------------------------------------------------------------------------------------
+def _config(row, dims, several: bool = False) -> str:
     """A row's sparsity cell, a cell per dimension the study varies (``dims``: channels,
     clusters), and its seed cell when the runs have several seeds."""
-    cells = [_fmt(r["target_sparsity"], "g"), *(_fmt(r[d.column], "g") for d in dims)]
+    cells = [_fmt(row[col.TARGET_SPARSITY], "g"), *(_fmt(row[d.column], "g") for d in dims)]
     if several:
-        cells.append(_seed(r))
+        cells.append(_seed(row))
     return " | ".join(cells)
 
 
@@ -178,198 +347,10 @@ def _config_head(dims, several: bool) -> str:
     )
 
 
-def _seed(r) -> str:
-    seed = r.get("seed")
+def _seed(row) -> str:
+    seed = row.get(col.SEED)
     return "–" if seed is None or seed is pd.NA or _isnan(seed) else str(int(seed))
 
 
 def _isnan(v) -> bool:
     return isinstance(v, float) and math.isnan(v)
-
-
-def _points(v, spec: str = "+.2f") -> str:
-    """A difference of accuracies (a fraction) in points: ``-0.37``."""
-    return _fmt(v * 100 if isinstance(v, float) else math.nan, spec)
-
-
-def _interval(low, high, spec: str = ".4f", scale: float = 1.0) -> str:
-    if _isnan(low) or _isnan(high):
-        return "–"
-    return f"{format(low * scale, spec)} – {format(high * scale, spec)}"
-
-
-def _evidence(b, tolerance: float) -> list[str]:
-    """A best configuration's evidence cells: the difference with the baseline in points, its
-    paired 95% interval, the runs it rests on, the rule that judged it, what is unresolved."""
-    unresolved = "; ".join(b.get("unresolved", [])) or "–"
-    if b["why"]:
-        return ["–", "–", "–", b.get("rule", "–"), unresolved]
-    rule = "non-inferior" if b["rule"] == "non-inferiority" else "point (no paired metrics)"
-    runs = str(b["n_runs"]) + (f" (seeds {b['seeds']})" if " " in b["seeds"] else "")
-    return [
-        _points(b["delta"]),
-        _interval(b["ci_low"], b["ci_high"], "+.2f", 100),
-        runs,
-        rule,
-        unresolved,
-    ]
-
-
-EVIDENCE_HEAD = "| Δ points | paired 95% CI, points | runs | rule | unresolved |"
-
-
-def _rule_text(tolerance: float) -> list[str]:
-    return [
-        "A configuration holds when it is non-inferior to the baseline: the lower bound of the "
-        "paired 95% interval of its accuracy minus the baseline's on the same images "
-        f"(Newcombe's) is above -{tolerance:g} points; with several seeds the lower of the mean "
-        "of the per-seed bounds and the t interval of the per-seed differences. Runs without "
-        "the paired metrics (made before them) fall back to the point rule, the mean accuracy "
-        f"at least the baseline's minus {tolerance:g} points, and say so (`rule`). `unresolved` "
-        "names a pick that rests on differences the split cannot resolve: the point rule picks "
-        "otherwise, or the pick (or a configuration preferred to it) holds (misses) by less "
-        "than one image.",
-    ]
-
-
-def _best_table(table, best, tolerance: float) -> list[str]:
-    """Table 5: the best sparsity per model and variant, or with channel runs or clustered ones
-    the best (sparsity, channels, clusters) configuration, showing only the dimensions the study
-    varies (:func:`~pruneflow.study.report.tables.best_sparsity`), with its evidence, and what
-    one image is worth."""
-    worth = [f"- {line}" for line in resolution(table)]
-    if worth:
-        worth = ["Resolution of the validation split:", "", *worth, ""]
-    dims = dimensions(table)
-    chan, clustered = has_channels(table), has_clusters(table)
-    pairs = f"({', '.join(['sparsity', *(d.column for d in dims)])})"
-    by_gzip = "where only the clusters differ, the smaller gzip file (what clustering is for), "
-    if chan:
-        title = (
-            "Best configuration per model (Table 5): the fewest MACs non-inferior to the "
-            f"baseline within {tolerance:g} accuracy points"
-        )
-        text = [
-            f"Of the {pairs} configurations that hold, the one with the fewest "
-            "multiply-accumulates per image (ties, or MACs not logged: the higher sparsity, then "
-            f"the more channels removed, then {by_gzip if clustered else ''}the better "
-            "accuracy); a model without channel runs keeps the highest sparsity that holds. p50 "
-            "is the median over the configuration's runs.",
-            "",
-        ]
-    elif clustered:
-        title = (
-            "Best configuration per model (Table 5): the highest sparsity non-inferior to the "
-            f"baseline within {tolerance:g} accuracy points, then the smallest gzip file"
-        )
-        text = [
-            f"Of the {pairs} configurations that hold, the highest sparsity, then {by_gzip}then "
-            "the better accuracy. Clusters 0: not clustered.",
-            "",
-        ]
-    else:
-        title = (
-            "Best sparsity per model (Table 5): the highest non-inferior to the baseline "
-            f"within {tolerance:g} accuracy points"
-        )
-        text = []
-    head = ["best sparsity", *(d.column for d in dims)]
-    head += ["gzip KB"] * clustered + ["MMACs", "p50 ms"] * chan  # what the choice rests on
-    lines = [
-        f"## {title}",
-        "",
-        *text,
-        *_rule_text(tolerance),
-        "",
-        *worth,
-        "| model | variant | baseline accuracy | "
-        + " | ".join(head)
-        + " | accuracy there "
-        + EVIDENCE_HEAD,
-        "|---|---|---|" + "---|" * (len(head) + 6),
-    ]
-    p50 = results.latency("p50")
-    for (model, variant), b in best.items():
-        if b["why"]:
-            cells = [b["why"], *["–"] * (len(head) - 1)]
-        else:
-            cells = [_fmt(b["sparsity"], "g"), *(_fmt(b[d.column], "g") for d in dims)]
-            if clustered:
-                cells.append(_fmt(b.get("gzip", math.nan) / 1024, ".1f"))
-            if chan:
-                cells.append(_fmt(b.get("macs", math.nan) / 1e6, ".3f"))
-                at = at_config(table, model, variant, b)
-                cells.append(_fmt(float(at[p50].median()), ".3f"))
-        lines.append(
-            f"| {model} | {variant} | {_fmt(b.get('baseline'))} | {' | '.join(cells)} | "
-            f"{_fmt(b.get('accuracy', math.nan))} | " + " | ".join(_evidence(b, tolerance)) + " |"
-        )
-    return lines
-
-
-def _summary_table(summary, dims) -> list[str]:
-    """Every configuration and variant over its runs (summary.csv): the mean accuracy and p50
-    with their 95% intervals; a column per dimension the study varies (``dims``)."""
-    swept = [c for c in summary if c.startswith("params.")]
-    threads = summary["threads"].nunique() > 2 if "threads" in summary else False  # "–" + 2
-    head = ["model", "sparsity", *(d.column for d in dims), *(c[7:] for c in swept)]
-    head += [*(["threads"] if threads else []), "variant", "runs", "seeds"]
-    head += ["accuracy", "95% CI", "std", "p50 ms", "95% CI", "std"]
-    lines = [
-        "",
-        "## Accuracy and latency over seeds (summary.csv)",
-        "",
-        "Each configuration's runs together (its seeds): the mean, its 95% interval (Student's "
-        "t over the runs; with one run, its accuracy's Wilson interval over the images and no "
-        "latency interval) and the runs' standard deviation.",
-        "",
-        "| " + " | ".join(head) + " |",
-        "|" + "---|" * len(head),
-    ]
-    for _, r in summary.iterrows():
-        cells = [r["model"], _config(r, dims)]
-        cells += [str(r[c]) for c in swept]
-        if threads:
-            cells.append(str(r["threads"]))
-        cells += [r["variant"], str(r["n_runs"]), r["seeds"] or "–"]
-        cells += [
-            _fmt(r["accuracy_mean"]),
-            _interval(r["accuracy_ci_low"], r["accuracy_ci_high"]),
-            _fmt(r["accuracy_std"]),
-            _fmt(r["latency_p50_mean"], ".3f"),
-            _interval(r["latency_p50_ci_low"], r["latency_p50_ci_high"], ".3f"),
-            _fmt(r["latency_p50_std"], ".3f"),
-        ]
-        lines.append("| " + " | ".join(cells) + " |")
-    return lines
-
-
-def _threads_table(table, dims=()) -> list[str]:
-    """p50 per thread count side by side, when the runs swept delegate.threads (the .tflite
-    variants: the Keras model does not take LiteRT's thread count); a column per dimension the
-    study varies (``dims``)."""
-    table = table[table["variant"] != results.KERAS]  # TensorFlow ignores delegate.threads
-    counts = list(dict.fromkeys(table["threads"]))
-    if len(counts) < 2:
-        return []
-    lines = [
-        "",
-        "## Threads (delegate.threads): p50 per image, ms",
-        "",
-        f"| model | {_config_head(dims, False)}variant | timed on | " + " | ".join(counts) + " |",
-        "|---|---|---|---|" + "---|" * len(dims) + "---|" * len(counts),
-    ]
-    p50 = results.latency("p50")
-    # every dimension in the key: runs at one sparsity with different channels or clusters are
-    # never one row
-    keys = ["model", "target_sparsity", *DIMENSION_COLUMNS, "variant", "timed_on"]
-    for _, g in table.groupby(keys, sort=False):
-        by = g.groupby("threads", sort=False)[p50].median()  # over seeds, if several
-        first = g.iloc[0]
-        lines.append(
-            f"| {first['model']} | {_config(first, dims)} | {first['variant']} | "
-            f"{first['timed_on'] or '–'} | "
-            + " | ".join(_fmt(by.get(c, math.nan), ".3f") for c in counts)
-            + " |"
-        )
-    return lines

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pruneflow.study.report import columns as col
 from pruneflow.study.report.selection import ReportError
 from pruneflow.tracking.runs import store_client
 
@@ -19,13 +20,13 @@ def register(uri: str, experiment: str, row, name: str) -> str:
         m
         for m in client.search_logged_models(
             experiment_ids=[exp.experiment_id],
-            filter_string=f"source_run_id = '{row['run_id']}'",
+            filter_string=f"source_run_id = '{row[col.RUN_ID]}'",
         )
-        if m.params.get("variant") == row["variant"] and "READY" in str(m.status)
+        if m.params.get("variant") == row[col.VARIANT] and "READY" in str(m.status)
     ]
     if not found:
         raise ReportError(
-            f"run {row['run_id']} has no logged model of {row['variant']} to register (it was "
+            f"run {row[col.RUN_ID]} has no logged model of {row[col.VARIANT]} to register (it was "
             "logged before pruneflow logged each variant as a model?)"
         )
     model = max(found, key=lambda m: m.creation_timestamp)  # a run's variant: once
@@ -34,6 +35,6 @@ def register(uri: str, experiment: str, row, name: str) -> str:
     except Exception:  # noqa: BLE001 - not registered yet
         client.create_registered_model(name)
     version = client.create_model_version(
-        name, source=f"models:/{model.model_id}", run_id=row["run_id"], model_id=model.model_id
+        name, source=f"models:/{model.model_id}", run_id=row[col.RUN_ID], model_id=model.model_id
     )
     return str(version.version)

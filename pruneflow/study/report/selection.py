@@ -1,5 +1,6 @@
 """Which runs a report reads (a sweep, an experiment, a filter) and their table: one row per
-run and variant, every column named through :mod:`pruneflow.results`."""
+run and variant, every column named once (:mod:`~.columns`), read by the names of
+:mod:`pruneflow.results`."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from pathlib import Path
 from pruneflow import results
 from pruneflow.errors import PruneflowError
 from pruneflow.steps.convert.variants import VARIANTS
+from pruneflow.study.report import columns as col
 from pruneflow.tracking.runs import finished_run, store_client
 from pruneflow.tracking.store import sqlite_file
 
@@ -41,15 +43,19 @@ class Dimension:
 
 
 DIMENSIONS = (
-    Dimension("channels", "prune.channels", "c"),  # the target fraction of channels removed
-    Dimension("clusters", "cluster.clusters", "cl", int),  # centroids per weight tensor
+    Dimension(col.CHANNELS, "prune.channels", "c"),  # the target fraction of channels removed
+    Dimension(col.CLUSTERS, "cluster.clusters", "cl", int),  # centroids per weight tensor
 )
 DIMENSION_COLUMNS = tuple(d.column for d in DIMENSIONS)
+# The config keys a run logs as params that the report reads (its config, flattened)
+SPARSITY_PARAM, THREADS_PARAM, SEED_PARAM = "prune.sparsity", "delegate.threads", "seed"
 # Params that are columns of their own (target_sparsity, the dimensions, threads, seed), and
 # the sections that say where outputs go (not what is computed: paths, tracking): never a
 # swept setting of their own (:func:`swept_params`).
-OWN_COLUMNS = ("prune.sparsity", *(d.param for d in DIMENSIONS), "delegate.threads", "seed")
+OWN_COLUMNS = (SPARSITY_PARAM, *(d.param for d in DIMENSIONS), THREADS_PARAM, SEED_PARAM)
 NOT_SETTINGS = ("paths.", "tracking.")
+# The columns of MLflow's search_runs frame: a run's metrics, params and tags by name
+METRICS, PARAMS, TAGS = "metrics.", "params.", "tags."
 
 
 class ReportError(PruneflowError, ValueError):
@@ -81,8 +87,29 @@ def select(
 
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     import mlflow
-    from mlflow.exceptions import MlflowException
 
+    client, exp = _experiment(uri, experiment)
+    mlflow.set_tracking_uri(uri)
+    parent_id, title = None, f"experiment {experiment}"
+    if filter_string or all_runs:
+        where = filter_string or ""
+        if filter_string:
+            title += f", runs matching {filter_string!r}"
+    else:
+        parent = _parent(client, exp.experiment_id, uri, experiment, sweep)
+        parent_id = parent.info.run_id
+        title = f"sweep {parent.data.tags[results.SWEEP_TAG]} (parent run {parent_id})"
+        where = _sweep_filter(client, exp.experiment_id, parent_id)
+    runs, foreign = _job_runs(exp.experiment_id, where, filter_string)
+    if not len(runs):
+        also = f" ({skipped_line(foreign)})" if foreign else ""
+        raise ReportError(f"no runs to report in {title} of {uri}{also}")
+    return Selection(runs.reset_index(drop=True), title, uri, experiment, parent_id, foreign)
+
+
+def _experiment(uri: str, experiment: str):
+    """The store's client and its experiment ``experiment``; :class:`ReportError` for no store
+    (a SQLite file that is not there) or no such experiment (naming those there)."""
     db = sqlite_file(uri)
     if db is not None and not db.exists():
         raise ReportError(
@@ -93,55 +120,54 @@ def select(
     if exp is None:
         names = sorted(e.name for e in client.search_experiments())
         raise ReportError(f"no experiment {experiment!r} in {uri}; experiments there: {names}")
-    mlflow.set_tracking_uri(uri)
-    parent_id, title = None, f"experiment {experiment}"
-    if filter_string or all_runs:
-        where = filter_string or ""
-        if filter_string:
-            title += f", runs matching {filter_string!r}"
-    else:
-        if sweep is None:
-            parents = client.search_runs(
-                [exp.experiment_id],
-                filter_string=f"tags.`{results.SWEEP_TAG}` LIKE 'sweep-%'",
-                order_by=["attributes.start_time DESC"],
-                max_results=1,
+    return client, exp
+
+
+def _parent(client, experiment_id: str, uri: str, experiment: str, sweep: str | None):
+    """The parent run of the sweep ``sweep`` (its id), or of the latest sweep for none."""
+    from mlflow.exceptions import MlflowException
+
+    if sweep is None:
+        parents = client.search_runs(
+            [experiment_id],
+            filter_string=f"{TAGS}`{results.SWEEP_TAG}` LIKE 'sweep-%'",
+            order_by=["attributes.start_time DESC"],
+            max_results=1,
+        )
+        if not parents:
+            raise ReportError(
+                f"experiment {experiment!r} has no sweep yet: run one (pruneflow -m ...), or "
+                "report every run with --all or some with --filter"
             )
-            if not parents:
-                raise ReportError(
-                    f"experiment {experiment!r} has no sweep yet: run one (pruneflow -m ...), or "
-                    "report every run with --all or some with --filter"
-                )
-            parent = parents[0]
-        else:
-            try:
-                parent = client.get_run(sweep)
-            except MlflowException:
-                raise ReportError(
-                    f"no run {sweep!r} in {uri} (--sweep takes a parent run id)"
-                ) from None
-            if results.SWEEP_TAG not in parent.data.tags:
-                raise ReportError(f"run {sweep} is not a sweep's parent run (it has no sweep tag)")
-        parent_id = parent.info.run_id
-        title = f"sweep {parent.data.tags[results.SWEEP_TAG]} (parent run {parent_id})"
-        where = _sweep_filter(client, exp.experiment_id, parent_id)
+        return parents[0]
+    try:
+        parent = client.get_run(sweep)
+    except MlflowException:
+        raise ReportError(f"no run {sweep!r} in {uri} (--sweep takes a parent run id)") from None
+    if results.SWEEP_TAG not in parent.data.tags:
+        raise ReportError(f"run {sweep} is not a sweep's parent run (it has no sweep tag)")
+    return parent
+
+
+def _job_runs(experiment_id: str, where: str, filter_string: str | None):
+    """The runs of ``experiment_id`` matching ``where`` (``search_runs``) that are jobs (not
+    a sweep's parent) made by pruneflow, and how many others were left out as not its."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
     try:
         runs = mlflow.search_runs(
-            [exp.experiment_id], filter_string=where, output_format="pandas", max_results=50000
+            [experiment_id], filter_string=where, output_format="pandas", max_results=50000
         )
     except MlflowException as exc:
         raise ReportError(f"--filter {filter_string!r} is not an MLflow filter: {exc}") from None
-    sweep_col = f"tags.{results.SWEEP_TAG}"
+    sweep_col = TAGS + results.SWEEP_TAG
     if len(runs) and sweep_col in runs:
         runs = runs[runs[sweep_col].isna()]  # job runs only, not parents
-    made_col = f"tags.{results.MADE_BY_TAG}"
-    made = runs[made_col].notna() if made_col in runs else runs["run_id"].isna()
+    made_col = TAGS + results.MADE_BY_TAG
+    made = runs[made_col].notna() if made_col in runs else runs[col.RUN_ID].isna()
     foreign = int((~made).sum())
-    runs = runs[made]  # not a run of pruneflow's (plain MLflow's): its columns differ
-    if not len(runs):
-        also = f" ({skipped_line(foreign)})" if foreign else ""
-        raise ReportError(f"no runs to report in {title} of {uri}{also}")
-    return Selection(runs.reset_index(drop=True), title, uri, experiment, parent_id, foreign)
+    return runs[made], foreign  # not a run of pruneflow's (plain MLflow's): its columns differ
 
 
 def skipped_line(foreign: int) -> str:
@@ -170,7 +196,7 @@ def all_runs(client, experiment_id: str, where: str, page: int = 1000):
 def _sweep_filter(client, experiment_id: str, parent_id: str) -> str:
     """The sweep's own runs and, for jobs it skipped, the finished runs it found (resume)."""
 
-    own = f"tags.`{results.PARENT_TAG}` = '{parent_id}'"
+    own = f"{TAGS}`{results.PARENT_TAG}` = '{parent_id}'"
     ids = {r.info.run_id for r in all_runs(client, experiment_id, own)}
     try:
         jobs = json.loads(Path(client.download_artifacts(parent_id, results.JOBS_FILE)).read_text())
@@ -209,57 +235,103 @@ def rows(selection: Selection):
     swept, logged = swept_params(runs), variants(runs)
     out = []
     for _, run in runs.iterrows():
-        tags = {c[5:]: v for c, v in run.items() if c.startswith("tags.")}
-        name = tags.get("mlflow.runName") or ""
-        model = _model(tags, name)
+        tags = {c[len(TAGS) :]: v for c, v in run.items() if c.startswith(TAGS)}
+        what, settings, context = (
+            _run(run, tags),
+            {p: _param(run.get(p)) for p in swept},
+            _context(run, tags),
+        )
         for variant in logged:
-            row = {
-                "run_id": run["run_id"],
-                "run_name": name,
-                "seed": _float(run.get("params.seed")),
-                "status": run["status"],
-                "model": model,
-                "dataset": tags.get(results.DATASET_TAG) or model.split("-")[0],
-                "backbone": tags.get(results.BACKBONE_TAG) or "-".join(model.split("-")[1:]),
-                "target_sparsity": _float(run.get("params.prune.sparsity")),
-                "measured_sparsity": _float(run.get(f"metrics.{results.SPARSITY}")),
-                **{d.column: _setting(run.get(f"params.{d.param}"), d.kind) for d in DIMENSIONS},
-                "measured_channels": _float(run.get(f"metrics.{results.CHANNELS}")),
-                "macs": _float(run.get(f"metrics.{results.MACS}")),
-                "baseline_macs": _float(run.get(f"metrics.{results.BASELINE_MACS}")),
-                "params_total": _float(run.get(f"metrics.{results.PARAMS_TOTAL}")),
-                **{p: _param(run.get(p)) for p in swept},
-                "variant": variant,
-            }
-            for m in (*MEASURES, *EXTRA_MEASURES, *results.EVIDENCE):
-                row[m] = _float(run.get(f"metrics.{results.metric(variant, m)}"))
-            threads = run.get("params.delegate.threads")
-            row["threads"] = (
-                "–"  # TensorFlow does not take LiteRT's thread count
-                if variant == results.KERAS
-                else "default"
-                if threads in (None, "None", "null")
-                else str(threads)
+            out.append(
+                {
+                    **what,
+                    **settings,
+                    col.VARIANT: variant,
+                    **_measures(run, variant),
+                    col.THREADS: _threads(run, variant),
+                    **context,
+                    **_timed(tags, variant, context[col.DEVICE]),
+                    col.ERROR: tags.get(results.ERROR_MESSAGE_TAG) or "",
+                }
             )
-            row["val_images"] = _float(run.get(f"metrics.{results.VAL_IMAGES}"))
-            row["baseline_accuracy"] = _float(run.get(f"metrics.{results.BASELINE_ACCURACY}"))
-            row["baseline_ci_low"] = _float(run.get(f"metrics.{results.BASELINE_CI_LOW}"))
-            row["baseline_ci_high"] = _float(run.get(f"metrics.{results.BASELINE_CI_HIGH}"))
-            row["val_loss"] = _float(run.get("metrics." + results.CURVES["val_loss"]))
-            row["device"] = tags.get("device") or ""
-            # where this variant was timed: the device, or "host" beside a remote device
-            row["timed_on"] = tags.get(results.timed_on_tag(variant)) or row["device"]
-            row["kernels"] = tags.get(results.kernels_tag(variant)) or ""
-            row["error"] = tags.get(results.ERROR_MESSAGE_TAG) or ""
-            out.append(row)
     table = pd.DataFrame(out)
     if table.empty:
         return table
-    table["seed"] = table["seed"].astype("Int64")  # 42, not 42.0; <NA> for runs without
+    table[col.SEED] = table[col.SEED].astype("Int64")  # 42, not 42.0; <NA> for runs without
     return table.sort_values(
-        ["model", "target_sparsity", *DIMENSION_COLUMNS, *swept, "variant", "threads", "seed"],
+        [
+            col.MODEL,
+            col.TARGET_SPARSITY,
+            *DIMENSION_COLUMNS,
+            *swept,
+            col.VARIANT,
+            col.THREADS,
+            col.SEED,
+        ],
         kind="stable",
     )
+
+
+def _run(run, tags: dict) -> dict:
+    """A run's columns before its settings: what it is (id, name, seed, status, model) and its
+    configuration (target sparsity and dimensions, what pruning measured, its MACs)."""
+    name = tags.get(results.RUN_NAME_TAG) or ""
+    model = _model(tags, name)
+    return {
+        col.RUN_ID: run[col.RUN_ID],
+        col.RUN_NAME: name,
+        col.SEED: _float(run.get(PARAMS + SEED_PARAM)),
+        col.STATUS: run[col.STATUS],
+        col.MODEL: model,
+        col.DATASET: tags.get(results.DATASET_TAG) or model.split("-")[0],
+        col.BACKBONE: tags.get(results.BACKBONE_TAG) or "-".join(model.split("-")[1:]),
+        col.TARGET_SPARSITY: _float(run.get(PARAMS + SPARSITY_PARAM)),
+        col.MEASURED_SPARSITY: _metric(run, results.SPARSITY),
+        **{d.column: _setting(run.get(PARAMS + d.param), d.kind) for d in DIMENSIONS},
+        col.MEASURED_CHANNELS: _metric(run, results.CHANNELS),
+        col.MACS: _metric(run, results.MACS),
+        col.BASELINE_MACS: _metric(run, results.BASELINE_MACS),
+        col.PARAMS_TOTAL: _metric(run, results.PARAMS_TOTAL),
+    }
+
+
+def _measures(run, variant: str) -> dict[str, float]:
+    """A variant's measures under their own names (NaN where the run lacks one)."""
+    return {
+        m: _metric(run, results.metric(variant, m))
+        for m in (*MEASURES, *EXTRA_MEASURES, *results.EVIDENCE)
+    }
+
+
+def _threads(run, variant: str) -> str:
+    """The thread count a variant ran with: ``–`` for Keras (TensorFlow does not take LiteRT's
+    thread count), ``default`` where the run left it to LiteRT."""
+    threads = run.get(PARAMS + THREADS_PARAM)
+    if variant == results.KERAS:
+        return "–"
+    return "default" if threads in (None, "None", "null") else str(threads)
+
+
+def _context(run, tags: dict) -> dict:
+    """A run's columns after its variant's: the validation split, the baseline model's accuracy
+    and interval, the last validation loss, the device."""
+    return {
+        col.VAL_IMAGES: _metric(run, results.VAL_IMAGES),
+        col.BASELINE_ACCURACY: _metric(run, results.BASELINE_ACCURACY),
+        col.BASELINE_CI_LOW: _metric(run, results.BASELINE_CI_LOW),
+        col.BASELINE_CI_HIGH: _metric(run, results.BASELINE_CI_HIGH),
+        col.VAL_LOSS: _metric(run, results.CURVES["val_loss"]),
+        col.DEVICE: tags.get(results.DEVICE_TAG) or "",
+    }
+
+
+def _timed(tags: dict, variant: str, device: str) -> dict:
+    """Where a variant was timed (the device, or ``host`` beside a remote device) and what
+    kernels ran it."""
+    return {
+        col.TIMED_ON: tags.get(results.timed_on_tag(variant)) or device,
+        col.KERNELS: tags.get(results.kernels_tag(variant)) or "",
+    }
 
 
 def variants(runs) -> list[str]:
@@ -281,17 +353,18 @@ def swept_params(runs) -> list[str]:
     ``${seed}``) follows the seed and is not a setting."""
     if not len(runs):
         return []
-    tags = runs.filter(like="tags.").rename(columns=lambda c: c[5:])
+    tags = runs.filter(like=TAGS).rename(columns=lambda c: c[len(TAGS) :])
     model = [
-        _model(t, t.get("mlflow.runName") or "")
+        _model(t, t.get(results.RUN_NAME_TAG) or "")
         for t in tags.where(tags.notna(), None).to_dict("records")
     ]
-    seeds = runs["params.seed"].fillna("") if "params.seed" in runs else None
+    seed = PARAMS + SEED_PARAM
+    seeds = runs[seed].fillna("") if seed in runs else None
     swept = []
     for column in runs:
-        if not column.startswith("params."):
+        if not column.startswith(PARAMS):
             continue
-        key = column[len("params.") :]
+        key = column[len(PARAMS) :]
         if key in OWN_COLUMNS or key.startswith(NOT_SETTINGS):
             continue
         if not (runs[column].groupby(model).nunique(dropna=True) > 1).any():
@@ -314,6 +387,11 @@ def _setting(value, kind: type = float):
     """A dimension's value as ``kind``: 0 (off) for a run without its param."""
     setting = _float(value)
     return kind(0 if math.isnan(setting) else setting)
+
+
+def _metric(run, name: str) -> float:
+    """The metric ``name`` of a run (its ``search_runs`` row); NaN where it has none."""
+    return _float(run.get(METRICS + name))
 
 
 def _param(value) -> str:

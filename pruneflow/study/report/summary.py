@@ -17,29 +17,41 @@ import numpy as np
 
 from pruneflow import results
 from pruneflow.stats import t_interval
+from pruneflow.study.report import columns as col
 from pruneflow.study.report.selection import DIMENSION_COLUMNS, DIMENSIONS
 
-P50 = results.latency("p50")
+STATS = (col.mean, col.std, col.ci_low, col.ci_high)  # a mean, its spread, its interval
+DELTA, LOW, HIGH = (results.VS_BASELINE[k] for k in ("delta", "ci_low", "ci_high"))
 SUMMARY_COLUMNS = (  # after the configuration's own columns (:func:`config_columns`)
-    "n_runs",
-    "seeds",
-    "accuracy_mean",
-    "accuracy_std",
-    "accuracy_ci_low",
-    "accuracy_ci_high",
-    "latency_p50_mean",
-    "latency_p50_std",
-    "latency_p50_ci_low",
-    "latency_p50_ci_high",
-    "baseline_accuracy_mean",
-    "vs_baseline_n",
-    "vs_baseline_delta_mean",
-    "vs_baseline_ci_low",
-    "vs_baseline_ci_high",
-    "val_images",
-    "size_bytes_mean",
-    "gzip_bytes_mean",
-    "macs",
+    col.N_RUNS,
+    col.SEEDS,
+    *(stat(results.ACCURACY) for stat in STATS),
+    *(stat(col.LATENCY_P50) for stat in STATS),
+    col.mean(col.BASELINE_ACCURACY),
+    col.VS_BASELINE_N,
+    col.mean(DELTA),
+    LOW,  # the aggregated paired bounds keep the metrics' names
+    HIGH,
+    col.VAL_IMAGES,
+    col.mean(results.SIZE),
+    col.mean(results.GZIP),
+    col.MACS,
+)
+# The runs.csv columns a configuration's numbers are made of
+NUMBERS = (
+    results.ACCURACY,
+    col.SEED,
+    results.ACCURACY_CI_LOW,
+    results.ACCURACY_CI_HIGH,
+    col.P50,
+    col.BASELINE_ACCURACY,
+    DELTA,
+    LOW,
+    HIGH,
+    col.VAL_IMAGES,
+    results.SIZE,
+    results.GZIP,
+    col.MACS,
 )
 
 
@@ -47,7 +59,7 @@ def config_columns(table) -> list[str]:
     """The columns that name a configuration and variant in ``table`` (those it has, and
     every dimension: :func:`summary` makes those a table lacks 0, off)."""
     swept = [c for c in table if c.startswith("params.")]
-    wanted = ["model", "target_sparsity", *DIMENSION_COLUMNS, *swept, "threads", "variant"]
+    wanted = [col.MODEL, col.TARGET_SPARSITY, *DIMENSION_COLUMNS, *swept, col.THREADS, col.VARIANT]
     return [c for c in wanted if c in table or c in DIMENSION_COLUMNS]
 
 
@@ -104,62 +116,64 @@ def summary(table):
     codes = table.groupby(keys, sort=False, dropna=False).ngroup().to_numpy()
     order = np.argsort(codes, kind="stable")
     starts = np.searchsorted(codes[order], np.arange(codes.max() + 2 if len(codes) else 1))
-    numbers = (
-        "accuracy",
-        "seed",
-        results.ACCURACY_CI_LOW,
-        results.ACCURACY_CI_HIGH,
-        P50,
-        "baseline_accuracy",
-        *(results.VS_BASELINE[k] for k in ("delta", "ci_low", "ci_high")),
-        "val_images",
-        results.SIZE,
-        results.GZIP,
-        "macs",
-    )
     column = {
-        c: table[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in numbers if c in table
+        c: table[c].to_numpy(dtype=np.float64, na_value=np.nan) for c in NUMBERS if c in table
     }
     key_values = [table[k].to_numpy() for k in keys]
     out = []
     for i in range(len(starts) - 1):
         at = order[starts[i] : starts[i + 1]]  # the group's rows, in the table's order
         row = {k: values[at[0]] for k, values in zip(keys, key_values, strict=True)}
-        ok = at[~np.isnan(column["accuracy"][at])]
 
         def of(name: str, rows=at):
             """The column ``name`` at ``rows`` (empty where the table lacks it)."""
             return column[name][rows] if name in column else np.empty(0)
 
-        acc = t_interval(of("accuracy", ok))
-        row["n_runs"] = acc["n"]
-        seeds = _dropna(of("seed", ok))
-        row["seeds"] = " ".join(str(int(s)) for s in sorted(set(seeds)))
-        row["accuracy_mean"], row["accuracy_std"] = acc["mean"], acc["std"]
-        if acc["n"] == 1:  # one run: its own interval over the validation images
-            row["accuracy_ci_low"] = _first(of(results.ACCURACY_CI_LOW, ok))
-            row["accuracy_ci_high"] = _first(of(results.ACCURACY_CI_HIGH, ok))
-        else:
-            row["accuracy_ci_low"], row["accuracy_ci_high"] = acc["ci_low"], acc["ci_high"]
-        lat = t_interval(of(P50))
-        row["latency_p50_mean"], row["latency_p50_std"] = lat["mean"], lat["std"]
-        row["latency_p50_ci_low"], row["latency_p50_ci_high"] = lat["ci_low"], lat["ci_high"]
-        row["baseline_accuracy_mean"] = _mean(of("baseline_accuracy", ok))
-        row.update(_paired(of, ok))
-        row["val_images"] = _mean(of("val_images"))
-        for measure in (results.SIZE, results.GZIP):
-            row[f"{measure}_mean"] = _mean(of(measure))
-        row["macs"] = _median(of("macs"))
-        out.append(row)
+        out.append({**row, **_numbers(of, at)})
     return pd.DataFrame(out, columns=[*keys, *SUMMARY_COLUMNS])
+
+
+def _numbers(of, runs) -> dict[str, float]:
+    """The :data:`SUMMARY_COLUMNS` of a configuration's ``runs`` (positions; ``of(column,
+    runs)`` their values, see :func:`summary`)."""
+    ok = runs[~np.isnan(of(results.ACCURACY))]  # the runs with an accuracy
+    row = _accuracy(of, ok)
+    lat, p50 = t_interval(of(col.P50)), col.LATENCY_P50  # one run: its p50, NaN interval
+    row[col.mean(p50)], row[col.std(p50)] = lat["mean"], lat["std"]
+    row[col.ci_low(p50)], row[col.ci_high(p50)] = lat["ci_low"], lat["ci_high"]
+    row[col.mean(col.BASELINE_ACCURACY)] = _mean(of(col.BASELINE_ACCURACY, ok))
+    row.update(_paired(of, ok))
+    row[col.VAL_IMAGES] = _mean(of(col.VAL_IMAGES))
+    for measure in (results.SIZE, results.GZIP):
+        row[col.mean(measure)] = _mean(of(measure))
+    row[col.MACS] = _median(of(col.MACS))
+    return row
+
+
+def _accuracy(of, ok) -> dict[str, float]:
+    """The runs ``ok`` (those with an accuracy), their seeds, their mean accuracy, its spread
+    and 95% interval: Student's t over the runs, or with one run its own Wilson interval."""
+    acc = t_interval(of(results.ACCURACY, ok))
+    seeds = _dropna(of(col.SEED, ok))
+    row = {
+        col.N_RUNS: acc["n"],
+        col.SEEDS: " ".join(str(int(s)) for s in sorted(set(seeds))),
+        col.mean(results.ACCURACY): acc["mean"],
+        col.std(results.ACCURACY): acc["std"],
+    }
+    if acc["n"] == 1:  # one run: its own interval over the validation images
+        low = _first(of(results.ACCURACY_CI_LOW, ok))
+        high = _first(of(results.ACCURACY_CI_HIGH, ok))
+    else:
+        low, high = acc["ci_low"], acc["ci_high"]
+    row[col.ci_low(results.ACCURACY)], row[col.ci_high(results.ACCURACY)] = low, high
+    return row
 
 
 def _paired(of, runs) -> dict[str, float]:
     """The ``vs_baseline_*`` of a configuration's ``runs`` (positions; ``of(column, runs)``
     their values, see :func:`summary`)."""
-    low_col, high_col = results.VS_BASELINE["ci_low"], results.VS_BASELINE["ci_high"]
-    delta_col = results.VS_BASELINE["delta"]
-    lows = of(low_col, runs)
+    lows = of(LOW, runs)
     paired = runs[~np.isnan(lows)] if len(lows) else runs[:0]
     n = len(paired)
 
@@ -167,12 +181,12 @@ def _paired(of, runs) -> dict[str, float]:
         values = of(column, paired)
         return values if len(values) == n else np.full(n, math.nan)
 
-    row = {"vs_baseline_n": n, "vs_baseline_delta_mean": _mean(at(delta_col))}
+    row = {col.VS_BASELINE_N: n, col.mean(DELTA): _mean(at(DELTA))}
     if n <= 1:
-        row["vs_baseline_ci_low"] = _first(at(low_col))
-        row["vs_baseline_ci_high"] = _first(at(high_col))
+        row[LOW] = _first(at(LOW))
+        row[HIGH] = _first(at(HIGH))
         return row
-    seeds = t_interval(at(delta_col))
-    row["vs_baseline_ci_low"] = min(_mean(at(low_col)), seeds["ci_low"])
-    row["vs_baseline_ci_high"] = max(_mean(at(high_col)), seeds["ci_high"])
+    seeds = t_interval(at(DELTA))
+    row[LOW] = min(_mean(at(LOW)), seeds["ci_low"])
+    row[HIGH] = max(_mean(at(HIGH)), seeds["ci_high"])
     return row
