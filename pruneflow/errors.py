@@ -32,6 +32,10 @@ class ArgumentError(ValueError):
         return f"{prefix}{self.name}={self.value!r} is invalid: valid values are {self.valid}"
 
 
+class DeviceError(PruneflowError, RuntimeError):
+    """A device step failed; the message names the device and the step."""
+
+
 class ConfigError(PruneflowError, ValueError):
     """A config value outside its valid values; the message names the key and those values."""
 

@@ -10,11 +10,12 @@ import numpy as np
 import pytest
 
 from helpers.models import prune_quick
-from pruneflow.devices.base import RUNNER, DeviceError
+from pruneflow.devices.base import RUNNER
 from pruneflow.devices.config import LocalDeviceConfig
 from pruneflow.devices.local import LocalDevice
 from pruneflow.devices.result import MalformedResult, RunnerResult
 from pruneflow.devices.runner import read_images
+from pruneflow.errors import DeviceError
 
 
 def _run_script(script, images, out, model, extra=(), **kwargs) -> subprocess.CompletedProcess:

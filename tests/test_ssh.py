@@ -16,7 +16,8 @@ import pytest
 
 from helpers.cli import TINY, outputs_to, read_runs, run_cli
 from helpers.sshd import PrivateSSHD, free_port, keygen
-from pruneflow.devices.base import DeviceError, open_device
+from pruneflow.devices.base import open_device
+from pruneflow.errors import DeviceError
 
 DELEGATE = {"name": "xnnpack", "threads": 1, "fallback": "builtin"}
 

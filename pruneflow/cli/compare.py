@@ -74,7 +74,7 @@ def main(argv: list[str]) -> int:
             check_folder("--out", args.out)
         except ConfigError as exc:
             return _fail(str(exc), 2)
-    from pruneflow.devices.base import DeviceError
+    from pruneflow.errors import DeviceError
     from pruneflow.study.compare import CompareError, compare, lines, plan
     from pruneflow.study.compare.plan import estimate_line
     from pruneflow.study.report import ReportError, select

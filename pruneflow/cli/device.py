@@ -12,8 +12,8 @@ from hydra.errors import HydraException
 
 from pruneflow.config import check, register
 from pruneflow.devices import readiness
-from pruneflow.devices.base import DeviceError, open_device
-from pruneflow.errors import PruneflowError
+from pruneflow.devices.base import open_device
+from pruneflow.errors import DeviceError, PruneflowError
 
 
 def main(argv: list[str]) -> int:

@@ -23,19 +23,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pruneflow.devices.locks import LockWindow
+from pruneflow.devices.readiness import Ready, has_keras, readiness
 from pruneflow.devices.result import MalformedResult, RunnerResult
-from pruneflow.errors import PruneflowError
+from pruneflow.errors import DeviceError
 
 if TYPE_CHECKING:
     from pruneflow.devices.config import DeviceConfig
-    from pruneflow.devices.readiness import Ready
 
 RUNNER = Path(__file__).with_name("runner.py")
 RUNNER_NAME = "device_runner.py"  # the runner's file name on a device
-
-
-class DeviceError(PruneflowError, RuntimeError):
-    """A device step failed; the message names the device and the step."""
 
 
 @dataclass
@@ -125,8 +121,6 @@ class Device(ABC):
         device's probe: ``device`` (by its runner, where its python has TensorFlow that loads
         Keras 2 models), ``host`` (on this machine, beside it) or ``off``. The check refuses
         ``keras=device`` where this says ``host``."""
-        from pruneflow.devices.readiness import has_keras
-
         if keras in ("auto", "device"):
             return "device" if has_keras(facts.get("packages", {})) else "host"
         return keras
@@ -144,8 +138,6 @@ class Device(ABC):
     def judge(self, facts: dict, python: str, delegate: dict, keras: str) -> Ready:
         """Judge the device's probe (:func:`~.readiness.readiness`): the ready device, or a
         :class:`DeviceError` naming everything missing and the commands that fix it."""
-        from pruneflow.devices.readiness import readiness
-
         return readiness(self, facts, python, delegate, keras)
 
     def check(self, delegate: dict, keras: str) -> Ready:

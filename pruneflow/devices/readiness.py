@@ -6,13 +6,10 @@ commands that fix it, and decides where the Keras model is timed."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from pruneflow.devices import runner as _runner
-from pruneflow.devices.base import DeviceError
-
-if TYPE_CHECKING:
-    from pruneflow.devices.base import Device
+from pruneflow.errors import DeviceError
 
 APT_FIX = {"numpy": "python3-numpy", "pillow": "python3-pil"}
 PIP_NAMES = {label: pip for label, pip in _runner.REQUIREMENTS.values()}
@@ -29,6 +26,16 @@ class Ready:
     notes: list[str]
 
 
+class Judged(Protocol):
+    """What the judge asks of a device (a :class:`pruneflow.devices.base.Device`)."""
+
+    description: str  # the device in messages
+    setup_command: str | None  # the `pruneflow device setup ...` that fixes it, if any
+    venv_use: str  # how a venv made by hand there is then used
+
+    def keras_on(self, keras: str, facts: dict) -> str: ...
+
+
 def has_keras(packages: dict) -> bool:
     """TensorFlow that can load pruneflow's Keras 2 models: tf_keras, or TensorFlow < 2.16."""
     tf = packages.get("tensorflow")
@@ -38,7 +45,7 @@ def has_keras(packages: dict) -> bool:
     return "tf_keras" in packages or major_minor < (2, 16)
 
 
-def readiness(dev: Device, facts: dict, python: str, delegate: dict, keras: str) -> Ready:
+def readiness(dev: Judged, facts: dict, python: str, delegate: dict, keras: str) -> Ready:
     """Judge the probe ``facts`` of ``dev``: raise :class:`DeviceError` naming the device,
     everything missing at once and the commands that fix it (the device's ``pruneflow device
     setup ...`` first, where it has one); else the :class:`Ready` device."""

@@ -19,15 +19,24 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 
 from pruneflow.errors import ArgumentError, require
 from pruneflow.steps.model.measure import leaf_layers
 
-if TYPE_CHECKING:
-    from pruneflow.steps.prune.config import PruneConfig
+
+class ChannelKeys(Protocol):
+    """The ``prune`` section's channel keys that a plan reads (the schema,
+    :class:`~pruneflow.steps.prune.config.PruneConfig`, imports this module's registries)."""
+
+    channel_criterion: str
+    channel_distribution: str
+    channel_min: int
+    channel_exclude: list[str]
+    channel_keep_first_last: bool
+
 
 # Layers that make channels: their kernel's last axis is the output channel.
 PRODUCERS = frozenset({"Conv1D", "Conv2D", "Dense"})
@@ -350,7 +359,7 @@ def _exclude(graph: Graph, exclude: Iterable[str], keep_first_last: bool) -> Non
             graph.keep(g, f"kept: {sorted(hit)[0]}")
 
 
-def plan(model, fraction: float, config: PruneConfig) -> Plan:
+def plan(model, fraction: float, config: ChannelKeys) -> Plan:
     """The channels to remove from ``model``: ``fraction`` of each prunable group
     (``channel_distribution=uniform``), or of all prunable filters, the least important first
     across groups (``global``), scored by ``channel_criterion``. Every group keeps at least

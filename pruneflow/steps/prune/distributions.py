@@ -15,12 +15,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 
-if TYPE_CHECKING:
-    from pruneflow.steps.prune.config import PruneConfig
+
+class RampKeys(Protocol):
+    """The ``prune`` section's keys that a distribution reads (the schema,
+    :class:`~pruneflow.steps.prune.config.PruneConfig`, imports this module's registry)."""
+
+    sparsity: float
+    schedule: str
+    frequency: int
+    ramp_fraction: float
 
 
 def schedule_steps(total_steps: int, frequency: int, ramp_fraction: float) -> tuple[int, int]:
@@ -107,7 +114,7 @@ class Distribution:
 
     name: ClassVar[str]
 
-    def __init__(self, config: PruneConfig, steps: int):
+    def __init__(self, config: RampKeys, steps: int):
         self.config, self.steps = config, steps
 
     def targets(self, kernels: Mapping[str, np.ndarray]) -> dict[str, float]:
@@ -156,7 +163,7 @@ class Global(Distribution):
 
     name = "global"
 
-    def __init__(self, config: PruneConfig, steps: int):
+    def __init__(self, config: RampKeys, steps: int):
         super().__init__(config, steps)
         end_step, self.frequency = schedule_steps(steps, config.frequency, config.ramp_fraction)
         self.ramped = config.schedule == "polynomial" and end_step > 0

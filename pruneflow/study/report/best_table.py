@@ -6,9 +6,9 @@ split cannot resolve; and the words that say how it was chosen."""
 from __future__ import annotations
 
 import math
-from typing import TYPE_CHECKING
 
 from pruneflow.study.report import columns as col
+from pruneflow.study.report.document import Report
 from pruneflow.study.report.tables import (
     at_config,
     fmt,
@@ -17,9 +17,6 @@ from pruneflow.study.report.tables import (
     interval,
     resolution,
 )
-
-if TYPE_CHECKING:
-    from pruneflow.study.report.markdown import Report
 
 EVIDENCE_HEAD = "| Δ points | paired 95% CI, points | runs | rule | unresolved |"
 

@@ -12,7 +12,6 @@ its lines (none where it does not apply): adding a table is a function and its p
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import pandas as pd
 
@@ -20,12 +19,12 @@ from pruneflow import results
 from pruneflow.study.report import columns as col
 from pruneflow.study.report.best_table import best_table
 from pruneflow.study.report.budget import pick_line
+from pruneflow.study.report.document import Report
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.selection import (
     DIMENSION_COLUMNS,
     PARAMS,
     UNIQUE_WEIGHTS,
-    Dimension,
     Selection,
 )
 from pruneflow.study.report.summary import summary as summarize
@@ -43,25 +42,6 @@ Z95 = 1.959964  # two-sided 95% normal quantile: the mean's confidence interval
 def seeds(table) -> list[int]:
     """The runs' distinct seeds (``params.seed``), sorted; none for runs without it."""
     return sorted({int(s) for s in table[col.SEED].dropna()}) if col.SEED in table else []
-
-
-@dataclass(frozen=True)
-class Report:
-    """What report.md's sections read, made once (:func:`markdown`)."""
-
-    selection: Selection
-    table: object  # runs.csv (:func:`~.selection.rows`)
-    best: dict  # :func:`~.tables.best_sparsity`
-    tolerance: float
-    summary: object  # summary.csv (:func:`~.summary.summary`)
-    within: dict | None  # the pick within a budget (:func:`~.budget.pick_within`)
-    dims: list[Dimension]  # only the dimensions some run uses have a column beside sparsity
-    seeds: list[int]
-
-    @property
-    def several(self) -> bool:
-        """Whether the runs have several seeds: then a seed column labels every per-run row."""
-        return len(self.seeds) > 1
 
 
 def markdown(selection: Selection, table, best, tolerance: float, summary=None, within=None) -> str:

@@ -1,0 +1,27 @@
+"""What report.md's sections read (:class:`Report`), made once by
+:func:`pruneflow.study.report.markdown.markdown` and handed to each section."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from pruneflow.study.report.selection import Dimension, Selection
+
+
+@dataclass(frozen=True)
+class Report:
+    """What report.md's sections read, made once (:func:`markdown`)."""
+
+    selection: Selection
+    table: object  # runs.csv (:func:`~.selection.rows`)
+    best: dict  # :func:`~.tables.best_sparsity`
+    tolerance: float
+    summary: object  # summary.csv (:func:`~.summary.summary`)
+    within: dict | None  # the pick within a budget (:func:`~.budget.pick_within`)
+    dims: list[Dimension]  # only the dimensions some run uses have a column beside sparsity
+    seeds: list[int]
+
+    @property
+    def several(self) -> bool:
+        """Whether the runs have several seeds: then a seed column labels every per-run row."""
+        return len(self.seeds) > 1
