@@ -87,8 +87,8 @@ class Digits:
         self.images = write_images(d.x_val, d.y_val, d.class_names, 100, tmp / "img", seed=0)
 
     def prune(self, name: str, variants=VARIANTS, **keys) -> dict:
+        from pruneflow.results import KERAS
         from pruneflow.steps.convert.convert import export_models
-        from pruneflow.steps.convert.variants import KERAS
         from pruneflow.steps.evaluate import evaluate
         from pruneflow.steps.prune.prune import prune_model
 

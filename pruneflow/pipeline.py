@@ -201,11 +201,11 @@ def _stages(
 
     import tf_keras as keras
 
+    from pruneflow.results import KERAS
     from pruneflow.steps.benchmark.benchmark import run_benchmark, write_images
     from pruneflow.steps.cluster.cluster import cluster_model
     from pruneflow.steps.cluster.config import preserves_sparsity
     from pruneflow.steps.convert.convert import describe, export_models
-    from pruneflow.steps.convert.variants import KERAS
     from pruneflow.steps.evaluate import for_accuracy, predict
     from pruneflow.steps.prune.prune import prune_model
     from pruneflow.steps.quantize.qat import quantize_aware, scheme_for

@@ -20,7 +20,7 @@ from typing import Any
 from pruneflow.stats import MEASURES
 
 # the stripped Keras model's name among the variants (beside the .tflite ones)
-from pruneflow.steps.convert.variants import KERAS as KERAS
+KERAS = "keras"
 
 # -- per-variant measures ----------------------------------------------------------------------
 ACCURACY, SIZE, GZIP, LOAD = "accuracy", "size_bytes", "gzip_bytes", "load_ms"

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from pruneflow import results as r
 from pruneflow.devices.config import kinds
+from pruneflow.results import KERAS
 from pruneflow.stats import MEASURES
-from pruneflow.steps.convert.variants import KERAS, VARIANTS
+from pruneflow.steps.convert.variants import VARIANTS
 
 
 def _any(words) -> str:

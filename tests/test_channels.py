@@ -136,9 +136,9 @@ def test_kept_layers_and_the_minimum():
 
 
 def test_channels_compose_with_sparsity_int8_and_qat(tmp_path, trained_model_path, digits):
+    from pruneflow.results import KERAS
     from pruneflow.steps.convert.config import StageConfig
     from pruneflow.steps.convert.convert import export_models
-    from pruneflow.steps.convert.variants import KERAS
     from pruneflow.steps.evaluate import evaluate
     from pruneflow.steps.quantize.qat import quantize_aware
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 from helpers.cli import TINY, compose, outputs_to, pruneflow_command, read_runs, run_cli
 from pruneflow.config import check
-from pruneflow.results import ACCURACY, metric
-from pruneflow.steps.convert.variants import KERAS
+from pruneflow.results import ACCURACY, KERAS, metric
 
 
 def test_the_dry_run_finishes_the_whole_chain_with_every_variants_accuracy(tmp_path):

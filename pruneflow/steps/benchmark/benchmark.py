@@ -23,10 +23,9 @@ from pruneflow.devices.config import DeviceConfig
 from pruneflow.devices.local import time_keras
 from pruneflow.devices.locks import LockWindow, timing_lock
 from pruneflow.devices.result import ModelResult
-from pruneflow.results import LATENCY_FILE, RUNNER_FILE
+from pruneflow.results import KERAS, LATENCY_FILE, RUNNER_FILE
 from pruneflow.stats import MIN_TIMES, latency_stats
 from pruneflow.steps.benchmark.config import BenchmarkConfig
-from pruneflow.steps.convert.variants import KERAS
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,8 @@ import numpy as np
 
 from pruneflow.errors import require
 from pruneflow.progress import duration
-from pruneflow.steps.convert.variants import KERAS, VARIANTS, Variant
+from pruneflow.results import KERAS
+from pruneflow.steps.convert.variants import VARIANTS, Variant
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-KERAS = "keras"  # the stripped Keras model, saved beside the .tflite variants
-
 
 @dataclass(frozen=True)
 class Variant:
