@@ -40,11 +40,8 @@ ORDINARY = {
     "prune": "a config section (prune.*) and the step's name",
     "benchmark": "a config section (benchmark.*) and the step's name",
     "report": "the `pruneflow report` command",
+    "keras": "the variant's name and a config value (benchmark.keras); MLflow's model type",
 }
-# Keys of the device runner's result (devices/runner.py) that are also measure names, read by
-# the benchmark's record; they go when the runner's result is a typed object (devices, #27).
-RUNNER_KEYS = {"load_ms", "threads_used", "cooldown_s"}
-RUNNER_READERS = ("steps/benchmark/",)
 
 # Upper-case constants of results.py that hold words, not names: the stages (a name is
 # time/<stage>_s) and statistics (a name is latency_<statistic>_ms ...).
@@ -149,7 +146,7 @@ def test_no_module_writes_a_name_of_the_contract_as_a_literal():
         rel = path.relative_to(PACKAGE).as_posix()
         if any(rel.startswith(e) for e in EXEMPT):
             continue
-        allowed = set(ORDINARY) | (RUNNER_KEYS if rel.startswith(RUNNER_READERS) else set())
+        allowed = set(ORDINARY)
         for line, what in literals(path.read_text(), names, made, allowed):
             offenders.append(f"pruneflow/{rel}:{line}: {what}")
     assert not offenders, "\n".join(offenders)
@@ -158,7 +155,7 @@ def test_no_module_writes_a_name_of_the_contract_as_a_literal():
 def test_the_allowlists_name_only_words_of_the_contract():
     """An allowance for a word the contract no longer has is stale: delete it."""
     names, _ = contract()
-    assert not (set(ORDINARY) | RUNNER_KEYS) - set(names)
+    assert not set(ORDINARY) - set(names)
     assert all((PACKAGE / e).exists() for e in EXEMPT)
 
 
