@@ -261,7 +261,10 @@ def test_joblib_two_workers_train_one_baseline_and_never_time_at_once(tmp_path):
     assert all(r.data.metrics[results.LOCK_WAIT] >= 0 for r in runs)
 
 
-def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
+# slow: test_two_sweeps_started_together_get_a_folder_each_under_joblib_and_submitit runs a
+# submitit_local sweep to FINISHED in make test
+@pytest.mark.slow
+def test_submitit_local_runs_a_sweep(tmp_path):
     proc = sweep_cli(
         tmp_path,
         "hydra/launcher=submitit_local",
@@ -270,7 +273,10 @@ def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     _finished_study(tmp_path, 2)
-    # SLURM: the launcher composes with the README's options (no cluster here to submit to)
+
+
+def test_the_slurm_launcher_composes_with_the_readmes_options(tmp_path):
+    """No cluster here to submit to: the launcher's config as the README sets it."""
     slurm = run_cli(
         [
             "hydra/launcher=submitit_slurm",
@@ -290,6 +296,9 @@ def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
     assert "timeout_min: 120" in slurm.stdout
 
 
+# slow: its parts stay in make test: a sweep through a real server (test_store_faults.py's
+# "alone"), a baseline restored from the store (the truncated-baseline test below)
+@pytest.mark.slow
 def test_a_sweep_through_a_real_mlflow_server_shares_its_baseline(tmp_path):
     """Workers that share only the tracking server: a second machine (another folder, an
     empty cache) reuses the baseline the first one stored."""
