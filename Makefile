@@ -80,7 +80,7 @@ install: $(VENV) ## install pruneflow and its test dependencies (editable)
 
 # The default test run: everything but the `slow` marker.
 test: system-deps install lint ## lint, then every test but the slow ones (what CI runs)
-	$(PYTHON) -m pytest -m "not slow" --durations=15
+	$(PYTHON) -m pytest -m "not slow" --durations=30
 
 # Long end-to-end runs, kept out of CI (with the ray extra: the Ray launcher's test).
 test-slow: system-deps slow-system-deps install ## the slow end-to-end tests

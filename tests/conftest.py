@@ -7,7 +7,7 @@ from __future__ import annotations
 import pytest
 
 import pruneflow  # noqa: F401 - sets TF_USE_LEGACY_KERAS before any TensorFlow import
-from helpers.cli import TINY, compose, outputs_to
+from helpers.cli import TINY, compose, outputs_to, sweep_cli
 from helpers.machine import missing
 
 
@@ -81,3 +81,15 @@ def tflite_bench(tmp_path_factory, trained_model_path, digits):
         digits.x_val, digits.y_val, digits.class_names, 12, out / "images", seed=0
     )
     return paths, images
+
+
+@pytest.fixture(scope="session")
+def console_sweep(tmp_path_factory):
+    """(folder, console) of `pruneflow -m prune.sparsity=0.5,0.9` with the tiny budget: the
+    console script itself, not `python -m`, run once for the session. test_e2e.py and
+    test_report.py read it (one sweep for both: each made the same one of its own); what a test
+    adds to its store stays beside the runs (a registered model), never changes them."""
+    tmp = tmp_path_factory.mktemp("sweep")
+    proc = sweep_cli(tmp, "prune.sparsity=0.5,0.9")
+    assert proc.returncode == 0, proc.stderr[-4000:]
+    return tmp, proc

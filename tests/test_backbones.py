@@ -82,6 +82,8 @@ def test_mobilenetv2_through_prune_strip_and_every_variant(tiny, tmp_path):
     assert 0.3 < pruned.sparsity < 0.5
 
 
+# slow: a second backbone through the same chain; mobilenetv2's test above keeps it in make test
+@pytest.mark.slow
 def test_vgg16_through_prune_strip_and_every_variant(tiny, tmp_path):
     _, pruned = _through_the_pipeline("vgg16", tiny, tmp_path)
     assert pruned.sparsity == pytest.approx(0.5, abs=0.01)

@@ -85,6 +85,22 @@ def test_a_sweep_with_compare_rounds_ends_with_compare(swept):
         assert (folder / name).stat().st_size > 0
 
 
+def test_a_thread_sweep_is_reported_per_thread_count(swept):
+    """`-m delegate.threads=1,2` (this sweep's): each job records the threads the runtime
+    really ran, and the sweep's report sets the thread counts side by side."""
+    tmp, _ = swept
+    _, runs = read_runs(tmp)
+    for run in runs:
+        threads = int(run.data.params["delegate.threads"])
+        assert run.data.metrics["tflite_fp32/threads_used"] == threads
+    report = (tmp / "multirun" / results.REPORT_DIR / "report.md").read_text()
+    assert "## Threads (delegate.threads): p50 per image, ms" in report
+    assert "| model | sparsity | variant | timed on | 1 | 2 |" in report
+    threads = report.split("## Threads")[1].split("\n## ")[0]
+    assert "| tflite_int8 | local |" in threads and "keras" not in threads
+    assert "| decode | invoke | peak RSS MB | timed on | kernels |" in report
+
+
 def test_compare_on_a_sweep_through_the_console_script(swept, tmp_path):
     """The latest sweep by default, into its folder's report/; --sweep and --out too."""
     tmp, _ = swept

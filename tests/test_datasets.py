@@ -43,7 +43,15 @@ def test_tfds_option_loads_offline_under_mock_data(option):
     assert tuple(batch_x.shape) == (8, 24, 24, channels) and batch_x.dtype.name == "uint8"
 
 
-@pytest.mark.parametrize("option", TFDS_OPTIONS)
+@pytest.mark.parametrize(
+    "option",
+    [
+        # slow: the same chain on another option; each option's loading stays in make test
+        # (test_tfds_option_loads_offline_under_mock_data), its whole chain on cats_vs_dogs (RGB)
+        pytest.param(o, marks=[pytest.mark.slow] if o != "cats_vs_dogs" else [])
+        for o in TFDS_OPTIONS
+    ],
+)
 def test_tfds_option_runs_end_to_end(option, tmp_path):
     from pruneflow.pipeline import run
 
@@ -131,6 +139,8 @@ def test_folder_dataset_reads_classes_and_splits(image_folder):
     assert gray.image_shape == (16, 16, 1)
 
 
+# slow: test_resume_runs_again_after_a_class_folder_is_added runs this command line first
+@pytest.mark.slow
 def test_folder_dataset_end_to_end_from_the_command_line(image_folder, tmp_path):
     args = [
         "dataset=folder",
@@ -286,6 +296,7 @@ def test_resume_runs_again_after_a_class_folder_is_added(image_folder, tmp_path,
     assert third.returncode == 0, third.stderr[-3000:]
     assert "skipped" not in third.stdout + third.stderr
     client, (old, new) = read_runs(tmp_path)
+    assert old.info.status == "FINISHED" and old.info.run_name.startswith("my_images-cnn")
     assert new.data.tags[results.JOB_KEY_TAG] != old.data.tags[results.JOB_KEY_TAG]
     assert new.data.tags[results.BASELINE_CACHE_TAG] == "miss"  # a new baseline, four classes
     assert (old.data.metrics[results.VAL_IMAGES], new.data.metrics[results.VAL_IMAGES]) == (18, 24)

@@ -150,6 +150,9 @@ def test_a_venv_that_cannot_be_made_names_the_device_the_step_and_the_fix(sshd, 
     assert "device.venv=PATH" in err and "Traceback" not in err
 
 
+# slow: test_compare.py's sweep (delegate.threads=1,2) checks the threads used and the report's
+# table in make test; the cooldown note without a thermal zone: test_runner.py's device state
+@pytest.mark.slow
 def test_a_thread_sweep_is_reported_per_thread_count(tmp_path):
     """`-m delegate.threads=1,2` on this machine: each job records the threads the runtime
     really ran, and the sweep's report sets the thread counts side by side."""

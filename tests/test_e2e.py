@@ -21,7 +21,6 @@ from helpers.cli import (
     read_runs,
     run_cli,
     started_in_one_second,
-    sweep_cli,
 )
 from pruneflow import results
 
@@ -29,23 +28,21 @@ from pruneflow import results
 VARIANTS = ["tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8"]
 
 
-@pytest.fixture(scope="module")
-def sweep(tmp_path_factory):
-    """`pruneflow -m prune.sparsity=0.5,0.8`: the console script itself, not `python -m`."""
-    tmp = tmp_path_factory.mktemp("sweep")
-    proc = sweep_cli(tmp, "prune.sparsity=0.5,0.8")
-    assert proc.returncode == 0, proc.stderr[-4000:]
-    return tmp, proc
+@pytest.fixture
+def sweep(console_sweep):
+    """`pruneflow -m prune.sparsity=0.5,0.9`, the session's (conftest.py: test_report.py reads
+    the same sweep)."""
+    return console_sweep
 
 
 def test_sweep_logs_one_finished_run_per_sparsity(sweep):
     tmp, _ = sweep
     _, runs = read_runs(tmp)
     assert [r.info.status for r in runs] == ["FINISHED", "FINISHED"]
-    assert [float(r.data.params["prune.sparsity"]) for r in runs] == [0.5, 0.8]
+    assert [float(r.data.params["prune.sparsity"]) for r in runs] == [0.5, 0.9]
     # the baseline is trained by the first job and reused by the second
     assert [r.data.tags[results.BASELINE_CACHE_TAG] for r in runs] == ["miss", "hit"]
-    assert [r.info.run_name for r in runs] == ["digits-cnn-s0.5", "digits-cnn-s0.8"]
+    assert [r.info.run_name for r in runs] == ["digits-cnn-s0.5", "digits-cnn-s0.9"]
     assert len({r.data.tags[results.BASELINE_KEY_TAG] for r in runs}) == 1
     keys = [r.data.tags[results.JOB_KEY_TAG] for r in runs]
     assert len(set(keys)) == 2 and all(len(k) == 16 for k in keys)
@@ -290,6 +287,9 @@ def test_a_layer_name_the_model_lacks_is_a_config_error_naming_the_key(tmp_path)
     assert "prune.exclude_layers=['conv9'] is invalid" in proc.stderr and "conv1" in proc.stderr
 
 
+# slow: one new_folder resolver names runs' and sweeps' folders; test_sweeps.py's two sweeps
+# started in one second keep it (a folder and a log each) and its joblib test one baseline
+@pytest.mark.slow
 def test_two_runs_started_together_get_a_folder_and_a_log_each(tmp_path):
     """Two single runs started in the same second in an empty folder: each writes its models,
     CSVs and log into its own job folder, and each run's pruneflow.log holds its own lines.

@@ -23,7 +23,6 @@ from helpers.cli import (
     read_runs,
     run_cli,
     store_uri,
-    sweep_cli,
     sweep_store,
 )
 from helpers.machine import system_tool
@@ -46,12 +45,11 @@ from pruneflow.study.report.selection import UNIQUE_WEIGHTS
 from pruneflow.study.report.tables import best_line, best_variant, has_clusters
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("report")
-    proc = sweep_cli(tmp, "prune.sparsity=0.5,0.9")
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return tmp, proc
+@pytest.fixture
+def swept(console_sweep):
+    """`pruneflow -m prune.sparsity=0.5,0.9`, the session's (conftest.py: test_e2e.py reads the
+    same sweep)."""
+    return console_sweep
 
 
 def test_a_sweep_ends_with_its_report_in_the_parent_run(swept):

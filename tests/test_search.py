@@ -88,15 +88,16 @@ def test_a_search_of_no_trial_is_refused_before_any_work(tmp_path, trials):
 
 
 def test_a_search_is_a_study_with_its_front_and_run_again_it_trains_nothing(tmp_path):
-    """`pruneflow -m +experiment=search hydra.sweeper.n_trials=3` (the console script): three
+    """`pruneflow -m +experiment=search hydra.sweeper.n_trials=2` (the console script): two
     nested trial runs under one parent, the front of the three objectives in pareto.csv and
     pareto_search.png (in the sweep's report and on the parent, its runs tagged); the same
-    command again adds no run and its summary lists the three as skipped."""
-    proc = sweep_cli(tmp_path, *SEARCH, "hydra.sweeper.n_trials=3")
+    command again adds no run and its summary lists the two as skipped. (Two trials: a third
+    trained one more job and tested nothing more.)"""
+    proc = sweep_cli(tmp_path, *SEARCH, "hydra.sweeper.n_trials=2")
     assert proc.returncode == 0, proc.stderr[-3000:]
     client, runs = read_runs(tmp_path)
     _, (parent,) = read_runs(tmp_path, parents=True)
-    assert len(runs) == 3 and all(r.info.status == "FINISHED" for r in runs)
+    assert len(runs) == 2 and all(r.info.status == "FINISHED" for r in runs)
     assert {r.data.tags["mlflow.parentRunId"] for r in runs} == {parent.info.run_id}
     assert parent.data.tags[results.OBJECTIVES_TAG] == ", ".join(
         f"{o}:{d}" for o, d in zip(OBJECTIVES, WANTED, strict=True)
@@ -113,11 +114,11 @@ def test_a_search_is_a_study_with_its_front_and_run_again_it_trains_nothing(tmp_
     assert f"report/{results.FRONT_CSV}" in artifacts
     assert "search: " in proc.stdout and "on the Pareto front of" in proc.stdout
 
-    again = sweep_cli(tmp_path, *SEARCH, "hydra.sweeper.n_trials=3")
+    again = sweep_cli(tmp_path, *SEARCH, "hydra.sweeper.n_trials=2")
     assert again.returncode == 0, again.stderr[-3000:]
     _, runs_after = read_runs(tmp_path)
-    assert len(runs_after) == 3  # every trial resumed from its FINISHED run
-    assert "3 skipped" in again.stdout, again.stdout[-2000:]
+    assert len(runs_after) == 2  # every trial resumed from its FINISHED run
+    assert "2 skipped" in again.stdout, again.stdout[-2000:]
     assert "(cache" not in again.stdout + again.stderr  # no baseline even loaded
 
 

@@ -194,6 +194,9 @@ def test_cli_run_on_an_ssh_device_with_the_armnn_delegate(sshd, tmp_path):
     assert private not in logged and "PRIVATE KEY" not in logged
 
 
+# slow: its parts stay in make test: a host down (test_host_down_names_the_device_and_the_step),
+# one failing job alone (test_sweeps.py), a device option in a user's folder (test_config.py)
+@pytest.mark.slow
 def test_sweep_over_devices_one_down_the_other_still_reports(sshd, tmp_path):
     """Several devices, each an option in the user's own config folder (as the README shows),
     swept in one command; one is down."""

@@ -89,6 +89,8 @@ def test_a_server_that_is_up_passes_the_check_and_serves_runs(tmp_path):
         assert prepare_store(server.uri, "exp", tmp_path / "unused")
 
 
+# slow: test_sweeps.py's two sweeps started in one second share one new store and both finish
+@pytest.mark.slow
 def test_two_runs_started_together_on_an_empty_folder_both_finish(tmp_path):
     for attempt in range(2):
         cwd = tmp_path / f"try{attempt}"

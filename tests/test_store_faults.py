@@ -61,7 +61,14 @@ def _reaped(proc: subprocess.Popen):
 
 
 @pytest.mark.parametrize(
-    "then", [None, signal.SIGINT, signal.SIGTERM], ids=["alone", "int", "term"]
+    "then",
+    [
+        pytest.param(None, id="alone"),
+        # slow: the same dead server, then a signal; "alone" keeps the fault in make test and
+        # test_e2e.py's SIGTERM test the interrupt's one line and exit 130
+        pytest.param(signal.SIGINT, id="int", marks=pytest.mark.slow),
+        pytest.param(signal.SIGTERM, id="term", marks=pytest.mark.slow),
+    ],
 )
 def test_a_server_killed_mid_sweep_is_one_line_and_the_next_run_ends_its_runs(tmp_path, then):
     """The server dies as job 2 of 3 starts: the sweep stops with one line naming it (alone),
@@ -177,8 +184,12 @@ def small_disk(tmp_path):
 @pytest.mark.needs("root")
 @pytest.mark.parametrize(
     "sweep, filled",
-    [(False, "27M"), (True, "27M"), (True, "29900K")],
-    ids=["run", "sweep", "sweep-no-room-for-the-store"],
+    [
+        pytest.param(False, "27M", id="run"),
+        # slow: "run" keeps the store made on a full disk, "sweep-no-room-for-the-store" a sweep
+        pytest.param(True, "27M", id="sweep", marks=pytest.mark.slow),
+        pytest.param(True, "29900K", id="sweep-no-room-for-the-store"),
+    ],
 )
 def test_a_full_disk_is_one_line_naming_the_folder_and_the_next_run_ends_its_runs(
     tmp_path, small_disk, sweep, filled

@@ -262,7 +262,10 @@ def test_joblib_two_workers_train_one_baseline_and_never_time_at_once(tmp_path):
     assert all(r.data.metrics[results.LOCK_WAIT] >= 0 for r in runs)
 
 
-def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
+# slow: test_two_sweeps_started_together_get_a_folder_each_under_joblib_and_submitit runs a
+# submitit_local sweep to FINISHED in make test
+@pytest.mark.slow
+def test_submitit_local_runs_a_sweep(tmp_path):
     proc = sweep_cli(
         tmp_path,
         "hydra/launcher=submitit_local",
@@ -271,7 +274,10 @@ def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     _finished_study(tmp_path, 2)
-    # SLURM: the launcher composes with the README's options (no cluster here to submit to)
+
+
+def test_the_slurm_launcher_composes_with_the_readmes_options(tmp_path):
+    """No cluster here to submit to: the launcher's config as the README sets it."""
     slurm = run_cli(
         [
             "hydra/launcher=submitit_slurm",
@@ -291,6 +297,9 @@ def test_submitit_local_runs_a_sweep_and_slurm_composes(tmp_path):
     assert "timeout_min: 120" in slurm.stdout
 
 
+# slow: its parts stay in make test: a sweep through a real server (test_store_faults.py's
+# "alone"), a baseline restored from the store (the truncated-baseline test below)
+@pytest.mark.slow
 def test_a_sweep_through_a_real_mlflow_server_shares_its_baseline(tmp_path):
     """Workers that share only the tracking server: a second machine (another folder, an
     empty cache) reuses the baseline the first one stored."""
@@ -489,20 +498,26 @@ def test_the_ray_launcher_runs_a_sweep_on_a_local_ray_head(tmp_path):
     _finished_study(tmp_path, 2)
 
 
+def _study(tmp_path, sparsities: str):
+    """`pruneflow --config-dir my_conf -m +experiment=study`: a user's preset that sweeps
+    ``prune.sparsity`` by `hydra.sweeper.params` (how a preset sweeps)."""
+    conf = tmp_path / "my_conf" / "experiment"
+    conf.mkdir(parents=True, exist_ok=True)
+    (conf / "study.yaml").write_text(
+        "# @package _global_\nhydra:\n  sweeper:\n    params:\n"
+        f"      prune.sparsity: {sparsities}\n"
+    )
+    args = ["--config-dir", str(tmp_path / "my_conf"), "-m", "+experiment=study"]
+    return run_cli([*args, *TINY, *outputs_to(tmp_path)], cwd=tmp_path)
+
+
+# slow: its parts stay in make test: the jobs listed from the sweeper's params (the check below
+# reads that one list), the parent's job count and labels (the worker-without-the-folder test)
+@pytest.mark.slow
 def test_a_sweep_from_the_sweepers_params_is_listed_and_summarized(tmp_path):
     """`hydra.sweeper.params` (how a preset sweeps) counts like command-line sweeps: every job
-    checked ahead, nested, and in the summary."""
-    conf = tmp_path / "my_conf" / "experiment"
-    conf.mkdir(parents=True)
-    (conf / "study.yaml").write_text(
-        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      prune.sparsity: 0.5,0.8\n"
-    )
-
-    def study():
-        args = ["--config-dir", str(tmp_path / "my_conf"), "-m", "+experiment=study"]
-        return run_cli([*args, *TINY, *outputs_to(tmp_path)], cwd=tmp_path)
-
-    proc = study()
+    nested, and in the summary."""
+    proc = _study(tmp_path, "0.5,0.8")
     assert proc.returncode == 0, proc.stderr[-3000:]
     _, runs = read_runs(tmp_path)
     _, (parent,) = read_runs(tmp_path, parents=True)
@@ -512,12 +527,14 @@ def test_a_sweep_from_the_sweepers_params_is_listed_and_summarized(tmp_path):
         "prune.sparsity=0.8",
     ]
     assert "[2/2] prune.sparsity=0.8 finished" in proc.stdout and "2 finished" in proc.stdout
-    # a bad value there is caught before any job, like one on the command line
-    (conf / "study.yaml").write_text(
-        "# @package _global_\nhydra:\n  sweeper:\n    params:\n      prune.sparsity: 0.5,1.5\n"
-    )
-    proc = study()
+
+
+def test_a_bad_value_in_the_sweepers_params_is_caught_before_any_job(tmp_path):
+    """Every job a preset's `hydra.sweeper.params` makes is checked ahead, like one on the
+    command line."""
+    proc = _study(tmp_path, "0.5,1.5")
     assert proc.returncode == 2 and "prune.sparsity=1.5" in proc.stderr, proc.stderr
+    assert not (tmp_path / "mlruns").exists() and not (tmp_path / "cache").exists()
 
 
 def test_a_worker_without_the_sweep_folder_finds_its_parent_in_the_store(tmp_path):
