@@ -4,11 +4,21 @@ from this file)."""
 
 from __future__ import annotations
 
+import signal
+
 import pytest
 
 import pruneflow  # noqa: F401 - sets TF_USE_LEGACY_KERAS before any TensorFlow import
 from helpers.cli import TINY, compose, outputs_to, sweep_cli
 from helpers.machine import missing
+
+
+def pytest_configure(config):
+    """A shell that starts pytest in the background (``make test &``, nohup) ignores SIGINT,
+    and the console scripts the tests start would inherit that: the tests of Ctrl-C would see
+    nothing. Ctrl-C is given back its default here, so every child starts with it."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
 
 @pytest.hookimpl(tryfirst=True)  # before the test's fixtures start any server

@@ -41,7 +41,7 @@ def _digest(path) -> str:
     return hashlib.sha256(b"".join(w.numpy().tobytes() for w in model.weights)).hexdigest()
 
 
-def _through_the_pipeline(arch, tiny, tmp_path, frozen_epochs=0):
+def _through_the_pipeline(arch, tiny, tmp_path, frozen_epochs=0, variants=VARIANTS):
     baseline = train_baseline(
         tiny,
         lambda: transfer(tiny.image_shape, tiny.num_classes, arch, weights=None, input_size=32),
@@ -66,15 +66,19 @@ def _through_the_pipeline(arch, tiny, tmp_path, frozen_epochs=0):
     assert len(selected) > 5  # pruning reached into the nested backbone
     for row in selected:
         assert row["sparsity"] == pytest.approx(0.5, abs=0.01), row
-    paths = export_models(pruned.model, VARIANTS, tmp_path / "models", tiny.train_sample(8))
-    acc = evaluate({v: paths[v] for v in VARIANTS}, tiny.x_val, tiny.y_val)
+    paths = export_models(pruned.model, variants, tmp_path / "models", tiny.train_sample(8))
+    acc = evaluate({v: paths[v] for v in variants}, tiny.x_val, tiny.y_val)
     assert all(0.0 <= a <= 1.0 for a in acc.values())
     assert weight_sparsity(paths["tflite_fp32"]) == pytest.approx(pruned.sparsity, abs=0.02)
     return baseline, pruned
 
 
-def test_mobilenetv2_through_prune_strip_and_every_variant(tiny, tmp_path):
-    baseline, pruned = _through_the_pipeline("mobilenetv2", tiny, tmp_path, frozen_epochs=1)
+def test_mobilenetv2_through_prune_strip_fp32_and_int8(tiny, tmp_path):
+    """A nested keras.applications base through the chain; fp32 (the sparsity the file keeps)
+    and int8 (the calibrated conversion) in make test, every variant in the slow tests below."""
+    baseline, pruned = _through_the_pipeline(
+        "mobilenetv2", tiny, tmp_path, frozen_epochs=1, variants=("tflite_fp32", "tflite_int8")
+    )
     assert len(baseline.history["loss"]) == 2  # one frozen epoch, one fine-tuning epoch
     # DepthwiseConv2D is never pruned: reported dense, and the overall figure says so
     depthwise = [row for row in pruned.layers if row["type"] == "DepthwiseConv2D"]
