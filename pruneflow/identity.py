@@ -85,8 +85,8 @@ def named_files(section: Any) -> dict[str, str]:
     found = {}
     for key in getattr(section, "FILE_KEYS", ()):
         value = getattr(section, key, None)
-        if isinstance(value, str) and os.path.isfile(path := os.path.expanduser(value)):
-            found[key] = file_digest(path)
+        if isinstance(value, str) and os.path.isfile(value):  # the path as the step reads it
+            found[key] = file_digest(value)
     return found
 
 

@@ -110,3 +110,17 @@ def test_a_weights_file_keys_the_job_and_the_baseline_by_its_content(tmp_path):
     assert keys(copy)[1] == after[1]  # the baseline depends on the content, not on the path
     imagenet = check(compose([*overrides, "backbone.weights=imagenet"]))
     assert baseline_spec(imagenet, "same data")["backbone"]["weights"] == "imagenet"
+
+
+def test_a_weights_file_that_is_not_there_is_one_line_before_any_run(tmp_path):
+    """A missing weights file was Keras's ValueError after the run had started (a FAILED run);
+    it is now the config's one line, exit 2, before any run or store."""
+    proc = run_cli(
+        [*TINY, "backbone=mobilenetv2", "backbone.input_size=32", "backbone.weights=gone.h5"],
+        cwd=tmp_path,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "backbone.weights='gone.h5' is invalid" in lines[0], lines
+    assert "a weights file that exists" in lines[0]
+    assert not (tmp_path / "mlruns").exists()

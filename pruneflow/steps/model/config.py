@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -90,6 +91,14 @@ class TransferConfig(BackboneConfig):
 
     def __post_init__(self) -> None:
         check_transfer(self.arch, self.input_size, self.dropout)
+        w = self.weights
+        require(
+            w in (None, "imagenet") or os.path.isfile(w),
+            "weights",
+            w,
+            "imagenet, null (random initialisation, offline) or the path of a weights file "
+            "that exists",
+        )
 
     @property
     def label(self) -> str:
