@@ -124,6 +124,8 @@ MADE_BY_TAG = VERSION_TAG
 # only from a run of the same code. REPLACES_TAG: on a run made again because the FINISHED run of
 # its config came from other code, that run's id.
 CODE_TAG, REPLACES_TAG = "pruneflow.code", "pruneflow.replaces"
+# on a job's run once it goes on as the one run of its config (tracking.claims)
+CLAIMED_TAG = "pruneflow.claimed"
 BASELINE_CACHE_TAG, BASELINE_KEY_TAG = "baseline_cache", "baseline_key"
 # selected layers the target sparsity leaves without a single weight (a warning)
 LAYERS_WITHOUT_WEIGHTS_TAG = "prune.layers_without_weights"

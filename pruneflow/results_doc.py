@@ -136,6 +136,8 @@ TAGS = {
         "`<model>-s<sparsity>`",
     },
     "Every finished run": {
+        r.CLAIMED_TAG: "`true` (with `tracking.resume`): the run went on as the one run of its "
+        "config, where concurrent sweeps had the same job",
         r.BASELINE_CACHE_TAG: "`hit` (a trained baseline was found) or `miss` (it was trained)",
         r.BASELINE_KEY_TAG: "the baseline's key: a hash of what determines it",
         r.BASELINE_FROM_TAG: "`cache` (this machine's), `store` (the tracking store), `trained`",

@@ -656,3 +656,95 @@ def test_a_run_of_another_host_is_waited_on_until_it_is_too_old(tmp_path):
     assert claims.first_ahead(client, experiment_id, "k1", "other code") is None
     for run in (old, young):
         client.set_terminated(run.info.run_id, "KILLED")
+
+
+def _claim_runs(tmp_path, monkeypatch):
+    """A store with a younger run of job k1 (another host's, so this one takes it as worked on)
+    and an older one whose creation waited on the store: its start time 5 s before the younger
+    one's, its arrival in the store after it (a busy sqlite file)."""
+    from mlflow.tracking import MlflowClient
+
+    from pruneflow.tracking import claims
+
+    monkeypatch.setattr(claims, "SETTLE_S", 0.2)
+    monkeypatch.setattr(claims, "POLL_S", 0.1)
+    uri = store_uri(tmp_path)
+    experiment_id = prepare_store(uri, "pruneflow", tmp_path / "mlruns")
+    client = MlflowClient(tracking_uri=uri)
+    tags = {results.JOB_KEY_TAG: "k1", results.CODE_TAG: "c1", results.PID_TAG: "1"}
+    now_ms = int(time.time() * 1000)
+    young = client.create_run(
+        experiment_id, tags={**tags, results.HOST_TAG: "another-machine"}, start_time=now_ms - 3000
+    )
+    older = client.create_run(
+        experiment_id, tags={**tags, results.HOST_TAG: "this"}, start_time=now_ms - 8000
+    )
+    claim = claims.Claim(client, experiment_id, "k1", "c1", older.info.run_id)
+    return client, claims, claim, young.info.run_id, older.info.run_id
+
+
+def test_an_older_run_the_store_took_late_yields_to_a_younger_one_that_claimed(
+    tmp_path, monkeypatch
+):
+    """What CI met once (two sweeps of the same jobs, each job trained twice): the younger run
+    passed its second look before the older one was in the store, so it goes on (claimed); the
+    older one yields to it, whatever their start times."""
+    client, claims, claim, young, older = _claim_runs(tmp_path, monkeypatch)
+    client.set_tag(young, results.CLAIMED_TAG, "true")
+    with pytest.raises(claims.Behind) as behind:
+        claim.first()
+    assert behind.value.ahead.info.run_id == young
+
+
+@pytest.mark.parametrize("younger", ["claims", "withdraws"])
+def test_an_older_run_the_store_took_late_waits_until_the_younger_one_decides(
+    tmp_path, monkeypatch, younger, caplog
+):
+    """The younger run (not claimed yet) may not have seen the older one: the older waits at its
+    second look until the younger claims (the older yields) or withdraws (the older claims)."""
+    import threading
+
+    client, claims, claim, young, older = _claim_runs(tmp_path, monkeypatch)
+    claim.first()  # older by start time: it goes on, as far as this look can tell
+
+    def decide():
+        time.sleep(1.0)
+        if younger == "claims":
+            client.set_tag(young, results.CLAIMED_TAG, "true")
+        else:
+            client.set_terminated(young, "FAILED")
+
+    threading.Thread(target=decide).start()
+    started = time.monotonic()
+    caplog.set_level(logging.INFO, logger=claims.__name__)
+    if younger == "claims":
+        with pytest.raises(claims.Behind):
+            claim.settled()
+        assert results.CLAIMED_TAG not in client.get_run(older).data.tags
+    else:
+        claim.settled()
+        assert client.get_run(older).data.tags[results.CLAIMED_TAG] == "true"
+    assert time.monotonic() - started >= 1.0  # it waited for the younger run's decision
+    assert f"run {young} of this config started after this one" in caplog.text
+
+
+def test_a_younger_run_started_with_it_is_not_waited_for(tmp_path, monkeypatch, caplog):
+    """A younger run whose start is within SETTLE_S of the older one's arrival in the store
+    surely saw it at its second look (and withdraws): the older one claims at once."""
+    from mlflow.tracking import MlflowClient
+
+    from pruneflow.tracking import claims
+
+    monkeypatch.setattr(claims, "SETTLE_S", 0.2)
+    uri = store_uri(tmp_path)
+    experiment_id = prepare_store(uri, "pruneflow", tmp_path / "mlruns")
+    client = MlflowClient(tracking_uri=uri)
+    tags = {results.JOB_KEY_TAG: "k1", results.CODE_TAG: "c1", results.PID_TAG: "1"}
+    older = client.create_run(experiment_id, tags={**tags, results.HOST_TAG: "this"})
+    client.create_run(experiment_id, tags={**tags, results.HOST_TAG: "another-machine"})
+    claim = claims.Claim(client, experiment_id, "k1", "c1", older.info.run_id)
+    claim.first()
+    with caplog.at_level(logging.INFO, logger=claims.__name__):
+        claim.settled()
+    assert "may not have seen it" not in caplog.text  # no wait for the younger run
+    assert client.get_run(older.info.run_id).data.tags[results.CLAIMED_TAG] == "true"

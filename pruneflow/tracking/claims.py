@@ -8,7 +8,12 @@ told apart in the store itself, which works alike for a sqlite file and a tracki
 shared by several machines: right after creating its run, each job lists the RUNNING runs of
 its key and code, and once more at least a second later (:class:`Claim`); the oldest (start
 time, then run id: every process sees the same order) goes on, the others withdraw theirs
-(:class:`Behind`: ended FAILED saying why, then deleted) and wait for it.
+(:class:`Behind`: ended FAILED saying why, then deleted) and wait for it. A run that passed its
+second look is tagged ``CLAIMED_TAG``, and every later look yields to such a run whatever its
+start time: an older run whose creation waited on the store (a busy sqlite file) may become
+visible only after a younger one passed its second look without seeing it. Such an older run
+waits at its own second look for each younger run that may not have seen it, until that run
+withdrew or claimed.
 
 A RUNNING run is worked on when its process is alive (this host: its ``pruneflow.pid``,
 :func:`~pruneflow.process.process_alive`), or, on another host, whose processes this
@@ -24,7 +29,7 @@ import socket
 import time
 
 from pruneflow.process import process_alive
-from pruneflow.results import CODE_TAG, HOST_TAG, JOB_KEY_TAG, PID_TAG
+from pruneflow.results import CLAIMED_TAG, CODE_TAG, HOST_TAG, JOB_KEY_TAG, PID_TAG
 from pruneflow.tracking.runs import finished_run, store_client
 
 log = logging.getLogger(__name__)
@@ -32,6 +37,7 @@ log = logging.getLogger(__name__)
 OTHER_HOST_WAIT_S = 6 * 3600.0  # a run of another host is waited on until it is this old
 POLL_S = 2.0  # how often a waiting job asks the store again
 SETTLE_S = 1.0  # a new run's second look for an older one (:meth:`Claim.settled`)
+_GRAIN_MS = 50  # a margin on the clock's reading (ms)
 
 
 class Behind(Exception):
@@ -84,27 +90,66 @@ class Claim:
     """This job's new run ``run_id`` of ``job_key`` and ``code``, told apart from runs started
     together with it: :meth:`first` looks right after the run is made, :meth:`settled` once
     more no sooner than :data:`SETTLE_S` later, as a run's start time is taken by its client
-    before the store has it (an older run may still be on its way). The job calls
-    :meth:`settled` once pruning's fine-tuning is done, which takes that second or more: so a
-    job rarely waits at all, and two runs of one config started in the same instant repeat at
-    most that fine-tuning (the baseline they share through its cache)."""
+    before the store has it (an older run may still be on its way), then tags the run
+    ``CLAIMED_TAG``. The job calls :meth:`settled` once pruning's fine-tuning is done, which
+    takes that second or more: so a job rarely waits at all, and two runs of one config started
+    in the same instant repeat at most that fine-tuning (the baseline they share through its
+    cache)."""
 
     def __init__(self, client, experiment_id: str, job_key: str, code: str, run_id: str):
         self.client, self.experiment_id = client, experiment_id
         self.job_key, self.code, self.run_id = job_key, code, run_id
         self.looked = 0.0
+        self.visible_ms = 0.0  # when this run was surely in the store (its first look)
+        self.start_ms: int | None = None  # its start time, as the store has it
 
     def first(self) -> None:
         """Raise :class:`Behind` unless this job's run goes first, as far as the store knows."""
         self.looked = time.monotonic()
-        ahead = first_ahead(self.client, self.experiment_id, self.job_key, self.code, self.run_id)
-        if ahead is not None:
-            raise Behind(self.run_id, ahead)
+        self.visible_ms = time.time() * 1000
+        self._look()
 
     def settled(self) -> None:
-        """:meth:`first` again, at least :data:`SETTLE_S` after it (waiting the rest)."""
+        """:meth:`first` again, at least :data:`SETTLE_S` after it (waiting the rest), then
+        until no younger run may have missed this one; then claim the config."""
         time.sleep(max(0.0, SETTLE_S - (time.monotonic() - self.looked)))
-        self.first()
+        said = set()
+        while undecided := self._look():
+            for run in undecided:
+                if run.info.run_id not in said:
+                    said.add(run.info.run_id)
+                    log.info(
+                        "run %s of this config started after this one but may not have seen "
+                        "it (the store was slow to take this run): waiting for it to go on or "
+                        "withdraw",
+                        run.info.run_id,
+                    )
+            time.sleep(POLL_S)
+        self.client.set_tag(self.run_id, CLAIMED_TAG, "true")
+
+    def _look(self) -> list:
+        """Raise :class:`Behind` for a run ahead of this one (older, or claimed); return the
+        younger runs whose second look may have come before this run was in the store."""
+        runs = _running(self.client, self.experiment_id, self.job_key, self.code)
+        for run in runs:
+            if run.info.run_id == self.run_id:
+                self.start_ms = run.info.start_time
+        undecided = []
+        for run in runs:
+            if run.info.run_id == self.run_id or not worked_on(run):
+                continue
+            mine = (self.start_ms, self.run_id) if self.start_ms is not None else None
+            if (
+                run.data.tags.get(CLAIMED_TAG)
+                or mine is None
+                or ((run.info.start_time, run.info.run_id) < mine)
+            ):
+                raise Behind(self.run_id, run)
+            # a younger run looks again SETTLE_S after its start at the soonest: one whose
+            # start is that close to this run's arrival in the store surely saw it
+            if run.info.start_time + SETTLE_S * 1000 < self.visible_ms + _GRAIN_MS:
+                undecided.append(run)
+        return undecided
 
 
 def wait_for_others(uri: str, experiment_id: str, job_key: str, code: str, label: str):
