@@ -72,9 +72,16 @@ def stderr_to(fd: int) -> Iterator[None]:
     try:
         yield
     finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
+        try:
+            sys.stderr.flush()
+        except OSError:  # a full disk: what it held is lost with that file, not sent elsewhere
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+            with contextlib.suppress(OSError):
+                sys.stderr.flush()
+        os.dup2(saved, 2)  # always: else the error line is written into the full file, and
+        os.close(saved)  # the exit's flush of it fails (exit 120, nothing said)
 
 
 @contextlib.contextmanager

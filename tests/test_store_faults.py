@@ -12,6 +12,8 @@ import os
 import signal
 import sqlite3
 import subprocess
+import sys
+import textwrap
 import time
 from pathlib import Path
 
@@ -278,3 +280,32 @@ def test_a_report_left_half_written_by_a_killed_process_is_removed_by_the_next(t
         assert [p.name for p in out.iterdir()] == [stage.name]  # nothing in place yet
     assert (out / "report.md").read_text() == "whole" and (out / "runs.csv").exists()
     assert not stage.exists()
+
+
+def test_standard_error_comes_back_to_the_console_when_the_job_log_is_on_a_full_disk():
+    """What a full disk did once in CI (exit 120, nothing said): the job's standard error went
+    to its log on the full disk; flushing it there failed as the job ended, which left file
+    descriptor 2 on that file, so the error line went there too and the exit's flush failed.
+    Here the job log is /dev/full (every write: no space left on device)."""
+    script = textwrap.dedent(
+        """
+        import sys
+        from pruneflow.process import stderr_to
+
+        with open("/dev/full", "wb") as full:
+            try:
+                with stderr_to(full.fileno()):
+                    sys.stderr.write("a line the job log cannot take")  # held, no newline yet
+            except OSError as exc:
+                print(f"stderr_to raised: {exc}")
+        print("pruneflow: error: the one line", file=sys.stderr)
+        sys.exit(1)
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}  # as a user has it
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env)
+    assert (done.returncode, done.stderr, done.stdout) == (
+        1,
+        "pruneflow: error: the one line\n",
+        "",
+    )
