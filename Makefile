@@ -78,9 +78,12 @@ slow-system-deps: ## install the Debian packages the slow tests use (root)
 install: $(VENV) ## install pruneflow and its test dependencies (editable)
 	$(PYTHON) -m pip install -q -e ".[test]"
 
-# The default test run: everything but the `slow` marker.
+# The default test run: everything but the `slow` marker, on TEST_WORKERS processes (most of a
+# test's time is a child process importing TensorFlow: two halve CI's time on 2 cores); one file's
+# tests stay in one process (--dist loadfile: its module fixtures are made once).
+TEST_WORKERS ?= 2
 test: system-deps install lint ## lint, then every test but the slow ones (what CI runs)
-	$(PYTHON) -m pytest -m "not slow" --durations=30
+	$(PYTHON) -m pytest -m "not slow" -n $(TEST_WORKERS) --dist loadfile --durations=30
 
 # Long end-to-end runs, kept out of CI (with the ray extra: the Ray launcher's test).
 test-slow: system-deps slow-system-deps install ## the slow end-to-end tests
