@@ -21,7 +21,8 @@ from typing import NoReturn
 from pruneflow.process import Interrupted
 
 INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C
-COMMANDS = ("report", "compare", "ui", "device", "inspect")  # each pruneflow.cli.<command>.main(argv)
+# each pruneflow.cli.<command>.main(argv)
+COMMANDS = ("report", "compare", "ui", "device", "inspect")
 
 
 def unknown_command(word: str) -> str:

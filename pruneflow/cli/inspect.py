@@ -56,9 +56,7 @@ def _parser() -> _Parser:
         "(backbone=mobilenetv2 backbone.weights=null dataset=digits): the model a run builds",
     )
     parser.add_argument("--run", metavar="RUN_ID", help="a run's stripped Keras model")
-    parser.add_argument(
-        "--tracking-uri", help="with --run: the MLflow store (default: ./mlruns)"
-    )
+    parser.add_argument("--tracking-uri", help="with --run: the MLflow store (default: ./mlruns)")
     parser.add_argument(
         "--import",
         dest="modules",
@@ -86,9 +84,7 @@ def main(argv: list[str]) -> int:
         return _fail(f"one model at a time: got {', '.join(paths)}", 2)
     given = [bool(paths), bool(overrides), args.run is not None]
     if sum(given) > 1:
-        return _fail(
-            "give one of: a model path, a run's overrides (key=value), --run RUN_ID", 2
-        )
+        return _fail("give one of: a model path, a run's overrides (key=value), --run RUN_ID", 2)
     if args.classes is not None and (args.classes < 1 or not overrides):
         return _fail(
             f"--classes {args.classes} is invalid: valid values are integers >= 1, with "
@@ -167,9 +163,15 @@ def _run_model(args):
     """The stripped Keras model a run logged (``models/keras.keras``)."""
     from pruneflow.steps.model.inspect import load_model_file
     from pruneflow.tracking.runs import resolve_uri, store_client
-    from pruneflow.tracking.store import check_store
+    from pruneflow.tracking.store import check_store, sqlite_file
 
     uri = resolve_uri(args.tracking_uri, "mlruns")
+    db = sqlite_file(uri)
+    if db is not None and not db.exists():  # opening it would make an empty store
+        raise InspectError(
+            f"--run {args.run}: no MLflow store at {db}: run this in the folder the runs were "
+            "made in, or pass --tracking-uri"
+        )
     check_store(uri, fix="pass --tracking-uri")
     client = store_client(uri)
     try:
@@ -199,7 +201,7 @@ def _number(n: float) -> str:
 
 def lines(model, what: str, rows, summary) -> list[str]:
     """The console's table: a head line, one line per layer, the reasons, the shares."""
-    from pruneflow.steps.model.inspect import TECHNIQUES, TITLES
+    from pruneflow.steps.model.inspect import TECHNIQUES, TITLES, prunable_channels
 
     params, macs = sum(r.params for r in rows), sum(r.macs for r in rows)
     out = [
@@ -219,11 +221,13 @@ def lines(model, what: str, rows, summary) -> list[str]:
         for t in TECHNIQUES:
             if r.status[t][1]:
                 why.setdefault((t, r.status[t][1]), []).append(r.layer)
-    out.append("yes: applies; input: only its input channels go; no: see why; -: no weights; ?: a "
-               "conversion says")
+    out.append(
+        "yes: applies; input: only its input channels go; no: see why; -: no weights; ?: a "
+        "conversion says"
+    )
     if why:
         out.append("why:")
-    for (t, reason), names in why.items():
+    for (t, reason), names in sorted(why.items(), key=lambda kv: TECHNIQUES.index(kv[0][0])):
         shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
         out.append(f"  {HEADS.get(t, t)}: {reason} ({shown})")
     out.append("what each technique can touch (layers, share of parameters, share of MACs):")
@@ -231,4 +235,9 @@ def lines(model, what: str, rows, summary) -> list[str]:
         out.append(
             f"  {TITLES[s.technique]:<48} {s.layers:>4} {s.params_share:>7.1%} {s.macs_share:>7.1%}"
         )
+    can, total = prunable_channels(rows)
+    out.append(
+        f"channel pruning can remove {can:,} of the {total:,} output channels of the layers that "
+        f"compute ({can / (total or 1):.1%})"
+    )
     return out

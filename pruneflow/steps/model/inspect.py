@@ -109,6 +109,12 @@ def load_model_file(path: str | os.PathLike, modules: Sequence[str] = ()):
             ) from None
     import tf_keras as keras
 
+    missing = sorted(_unregistered(where))
+    if missing:  # Keras's own error for one varies by format and place (a bare TypeError)
+        raise ModelFileError(
+            f"{path}: its custom layer {missing[0]!r} cannot be loaded: pass --import MODULE, "
+            "the module that registers it (keras.utils.register_keras_serializable)"
+        )
     try:
         model = keras.models.load_model(where, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a file it cannot read
@@ -132,12 +138,54 @@ def load_model_file(path: str | os.PathLike, modules: Sequence[str] = ()):
     return model
 
 
-def is_custom(layer) -> bool:
-    """A layer whose class is not tf_keras's own (a user's, or one revived from a SavedModel)."""
+def _unregistered(path: Path) -> set[str]:
+    """Custom layer classes a ``.keras`` or ``.h5`` file's config names that no imported module
+    registered (a file it cannot read: none; loading it says what is wrong)."""
+    import json
+    import zipfile
+
     import tf_keras as keras
 
-    kind = type(layer).__name__
-    return getattr(keras.layers, kind, None) is not type(layer)
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as z:
+                config = json.loads(z.read("config.json"))
+        elif path.is_file():
+            import h5py
+
+            with h5py.File(path, "r") as f:
+                config = json.loads(f.attrs["model_config"])
+        else:
+            return set()
+    except Exception:  # noqa: BLE001 - not a Keras file: load_model's error says so
+        return set()
+    found = set()
+
+    def walk(node) -> None:
+        if isinstance(node, dict):
+            name = node.get("registered_name") or node.get("class_name")
+            module = node.get("module") or ""
+            own = module.startswith(("keras", "tf_keras"))
+            if isinstance(name, str) and (">" in name or (module and not own)):
+                if keras.utils.get_registered_object(name) is None:
+                    found.add(name.split(">")[-1])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+
+    walk(config)
+    return found
+
+
+def is_custom(layer) -> bool:
+    """A layer whose class is not tf_keras's own: a user's, or one a SavedModel revived
+    without its class (``Revived...``). tf_keras's wrappers of TensorFlow ops
+    (``TFOpLambda``) are its own."""
+    cls = type(layer)
+    revived = "saved_model" in cls.__module__ or ">" in cls.__name__
+    return revived or not cls.__module__.startswith("tf_keras.")
 
 
 def _out_channels(layer) -> int | None:
@@ -251,10 +299,13 @@ def channel_status(model) -> dict[str, tuple[str, str]]:
     except Exception as exc:  # noqa: BLE001 - a model the analyzer was not written for
         return {"": (NO, f"the channel analyzer cannot read this model ({exc})")}
     layers = {la.name: la for la in leaf_layers(model)}
+    outputs = {t._keras_history.layer.name for t in model.outputs}  # the classifier, mostly
     status: dict[str, tuple[str, str]] = {}
     for grp in graph.groups.values():
         for name in (*grp.producers, *grp.followers):
-            if grp.kept_because:
+            if name in outputs:
+                status[name] = (NO, "reaches the model's output")
+            elif grp.kept_because:
                 status[name] = (NO, _kept_why(grp.kept_because, layers))
             else:
                 status[name] = (YES, "")
@@ -289,18 +340,19 @@ def inspect_model(model) -> list[Row]:
         kind = type(layer).__name__
         macs = layer_macs(layer)
         row = Row(layer.name, kind, _out_channels(layer), int(layer.count_params()), macs)
-        if not layer.weights and not macs:
-            row.status = dict.fromkeys(TECHNIQUES, (NONE, ""))
-            rows.append(row)
-            continue
-        s = row.status
-        s["prune"] = _by_registry(layer, kind, prune_reg, PRUNABLE_LAYER_TYPES, "prune")
+        row.status = s = dict.fromkeys(TECHNIQUES, (NONE, ""))
+        rows.append(row)
+        if not layer.weights and not macs and not is_custom(layer):
+            continue  # nothing to do; a custom layer's ops are still the converter's to take
         s["channels"] = unread or chan.get(layer.name) or _channels_alone(layer, kind)
-        s["cluster"] = _by_registry(layer, kind, cluster_reg, CLUSTERABLE_LAYER_TYPES, "cluster")
-        s["qat"] = _qat(layer, kind, nested, quant_reg)
+        if layer.weights:
+            s["prune"] = _by_registry(layer, kind, prune_reg, PRUNABLE_LAYER_TYPES, "prune")
+            s["cluster"] = _by_registry(
+                layer, kind, cluster_reg, CLUSTERABLE_LAYER_TYPES, "cluster"
+            )
+            s["qat"] = _qat(layer, kind, nested, quant_reg)
         for v in VARIANTS.values():
             s[v.name] = _variant(v, layer, kind, s)
-        rows.append(row)
     return rows
 
 
@@ -315,6 +367,14 @@ def shares(rows: Sequence[Row]) -> list[Share]:
         p, m = sum(r.params for r in hit), sum(r.macs for r in hit)
         out.append(Share(t, len(hit), p, m, p / params, m / macs))
     return out
+
+
+def prunable_channels(rows: Sequence[Row]) -> tuple[int, int]:
+    """(output channels channel pruning can remove, output channels of every layer that
+    computes): the share of all channels, not only of those in prunable groups."""
+    made = [r for r in rows if r.macs and r.out_channels]
+    total = sum(r.out_channels for r in made)
+    return sum(r.out_channels for r in made if r.status["channels"][0] == YES), total
 
 
 def write_csv(rows: Sequence[Row], summary: Sequence[Share], path: str | os.PathLike) -> Path:
