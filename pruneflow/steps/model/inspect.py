@@ -119,11 +119,14 @@ def load_model_file(path: str | os.PathLike, modules: Sequence[str] = ()):
         model = keras.models.load_model(where, compile=False)
     except Exception as exc:  # noqa: BLE001 - Keras raises many kinds for a file it cannot read
         text = " ".join(str(exc).split())
-        custom = re.search(r"Unknown layer: '([^']+)'|object of type `([^`]+)`", text)
+        custom = re.search(
+            r"Unknown layer: '([^']+)'|object of type `([^`]+)`|Could not locate class '([^']+)'",
+            text,
+        )
         if custom:
-            name = (custom.group(1) or custom.group(2)).split(">")[-1]
+            name = next(g for g in custom.groups() if g).split(">")[-1]
             raise ModelFileError(
-                f"{path}: its custom layer {name!r} cannot be loaded: pass --import MODULE, "
+                f"{path}: its custom class {name!r} cannot be loaded: pass --import MODULE, "
                 "the module that registers it (keras.utils.register_keras_serializable)"
             ) from None
         raise ModelFileError(
