@@ -215,3 +215,20 @@ def test_a_runs_model_is_read_from_the_store(console_sweep):
         (la.name, la.count_params()) for la in model.layers
     ]
     assert proc.stdout.startswith(f"cnn (run {run.info.run_id}): ")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["mine.h5", "mine_savedmodel"])
+def test_an_h5_file_and_a_savedmodel_folder_read_as_the_keras_file(tmp_path, name):
+    """The same model in tf_keras's other formats: the same layers, parameters and verdicts."""
+    model = _model_with_everything(tmp_path)
+    model.save(tmp_path / name)
+    proc = inspect_cli(tmp_path, name, "--import", "mylayers", "--csv", "out.csv")
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = {r["layer"]: r for r in read_csv(tmp_path / "out.csv")}
+    assert {n: int(r["params"]) for n, r in rows.items()} == {
+        la.name: la.count_params() for la in model.layers
+    }
+    assert rows["b"]["channels_why"] == "its output channels stay: meets a Concatenate (cat)"
+    assert rows["scale"]["prune"] == "no" and "custom layer" in rows["scale"]["prune_why"]
+    assert rows["dw"]["prune"] == "no" and rows["wide"]["tflite_dynamic"] == "yes"

@@ -6,12 +6,13 @@ stripped Keras model (``--run``)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
 
 from pruneflow import results
-from pruneflow.errors import PruneflowError
+from pruneflow.errors import ArgumentError, PruneflowError
 
 PROG = "pruneflow inspect"
 # Short column heads of the console table, by technique (the CSV's columns are the names).
@@ -27,6 +28,8 @@ HEADS = {
     "tflite_int8": "int8",
     "tflite_int8_qat": "int8qat",
 }
+
+REASONS = 8  # reasons shown per technique on the console
 
 
 class _Parser(argparse.ArgumentParser):
@@ -108,8 +111,8 @@ def main(argv: list[str]) -> int:
 
             rows = inspect.inspect_model(model)
             summary = inspect.shares(rows)
-            beside = inspect.write_csv(rows, summary, args.csv) if args.csv else None
-        except (PruneflowError, HydraException, TrackingError) as exc:
+            beside = _write(rows, summary, args.csv) if args.csv else None
+        except (PruneflowError, ArgumentError, HydraException, TrackingError) as exc:
             failed = exc
     if failed is not None:
         config = isinstance(failed, HydraException) or not isinstance(failed, TrackingError)
@@ -118,6 +121,15 @@ def main(argv: list[str]) -> int:
     if args.csv:
         print(f"csv: {args.csv}, {beside}")
     return 0
+
+
+def _write(rows, summary, path: Path) -> Path:
+    from pruneflow.steps.model.inspect import write_csv
+
+    try:
+        return write_csv(rows, summary, path)
+    except OSError as exc:  # a folder that cannot be made, no permission, a full disk
+        raise InspectError(f"--csv {path} cannot be written: {exc.strerror or exc}") from None
 
 
 def _fail(message: str, status: int) -> int:
@@ -151,11 +163,13 @@ def _built(overrides: list[str], classes: int | None):
         raise
     except Exception as exc:  # noqa: BLE001 - Hydra's composition errors, several lines
         raise InspectError(one_line(exc)) from None
-    d = config.dataset
+    d, backbone = config.dataset, config.backbone
     if classes is None:
         classes = instantiate(d).num_classes
+    if getattr(backbone, "weights", None) is not None:  # the same layers, nothing downloaded
+        backbone = dataclasses.replace(backbone, weights=None)
     shape = (d.image_size, d.image_size, d.channels)
-    model = instantiate(config.backbone, shape, classes)
+    model = instantiate(backbone, shape, classes)
     return model, f"backbone={config.backbone.label} dataset={d.label}, untrained"
 
 
@@ -227,9 +241,13 @@ def lines(model, what: str, rows, summary) -> list[str]:
     )
     if why:
         out.append("why:")
-    for (t, reason), names in sorted(why.items(), key=lambda kv: TECHNIQUES.index(kv[0][0])):
-        shown = ", ".join(names[:4]) + (f" and {len(names) - 4} more" if len(names) > 4 else "")
-        out.append(f"  {HEADS.get(t, t)}: {reason} ({shown})")
+    for t in TECHNIQUES:
+        found = [(reason, names) for (u, reason), names in why.items() if u == t]
+        for reason, names in found[:REASONS]:
+            more = f" and {len(names) - 4} more" if len(names) > 4 else ""
+            out.append(f"  {HEADS.get(t, t)}: {reason} ({', '.join(names[:4])}{more})")
+        if len(found) > REASONS:
+            out.append(f"  {HEADS.get(t, t)}: {len(found) - REASONS} more reasons (--csv has all)")
     out.append("what each technique can touch (layers, share of parameters, share of MACs):")
     for s in summary:
         out.append(

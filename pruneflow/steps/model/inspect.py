@@ -260,7 +260,7 @@ def _variant(v: Variant, layer, kind: str, status: dict[str, tuple[str, str]]):
         return UNKNOWN, f"a custom layer ({kind}): converts only if its ops are TFLite builtins"
     if v.optimization == "default" and not v.supported_type:  # dynamic range: int8 weights
         if kind not in HYBRID_LAYER_TYPES:
-            return NO, f"the converter keeps {kind}'s weights float"
+            return NO, f"{kind} has no convolution or dense kernel to quantize"
         largest = max(int(w.shape.num_elements()) for w in layer.weights)
         if largest < DYNAMIC_MIN_WEIGHTS:
             return NO, f"fewer than {DYNAMIC_MIN_WEIGHTS} weights in a tensor: left float"
@@ -278,6 +278,8 @@ def _kept_why(reason: str, layers: dict) -> str:
     if layer is None:
         return reason
     name, kind = layer.name, type(layer).__name__
+    if " is called " in reason:  # one layer's weights on several inputs
+        return f"meets {name}, one layer used on several inputs"
     if "activation is not 0 at 0" in reason:
         act = getattr(layer.activation, "__name__", str(layer.activation))
         return f"{name}'s activation ({act}) is not 0 at 0"
@@ -287,6 +289,8 @@ def _kept_why(reason: str, layers: dict) -> str:
         return f"meets a grouped convolution ({name}, groups={layer.groups})"
     if is_custom(layer):
         return f"meets a custom layer ({name}, {kind})"
+    if kind in ("TFOpLambda", "SlicingOpLambda"):  # a TensorFlow op called on Keras tensors
+        return f"meets the TensorFlow op {name}, which the analyzer does not follow"
     return f"meets {name} ({kind}), whose channels the analyzer does not follow"
 
 
@@ -325,6 +329,8 @@ def _channels_alone(layer, kind: str) -> tuple[str, str]:
     """Channel pruning of a layer with weights that no channel group holds."""
     if getattr(layer, "groups", 1) > 1:
         return NO, f"a grouped convolution (groups={layer.groups}): its channels are kept"
+    if len(layer._inbound_nodes) > 1:
+        return NO, "one layer used on several inputs: its channels are kept"
     if is_custom(layer):
         return NO, f"a custom layer ({kind}): the analyzer does not follow its channels"
     return NO, f"the analyzer does not follow {kind}'s channels"
