@@ -141,6 +141,7 @@ def test_a_model_file_with_a_concatenate_and_a_custom_layer_is_inspected(tmp_pat
         (["backbone=resnet5"], ["backbone", "resnet50"]),
         (["mine.keras", "backbone=cnn"], ["give one of"]),
         (["backbone=cnn", "--classes", "0"], ["--classes 0 is invalid"]),
+        (["notes.txt", "--classes", "3"], ["--classes 3 is invalid", "has its own"]),
         (["--run", "0123abcd"], ["no MLflow store at", "mlruns", "--tracking-uri"]),
     ],
 )

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import sys
 import tempfile
 from pathlib import Path
@@ -56,7 +57,8 @@ def _parser() -> _Parser:
         "model",
         nargs="*",
         help="a tf_keras .keras/.h5 file or SavedModel folder; or a run's overrides "
-        "(backbone=mobilenetv2 backbone.weights=null dataset=digits): the model a run builds",
+        "(backbone=mobilenetv2 backbone.weights=null dataset=digits): the model a run builds "
+        "(none: the default config's)",
     )
     parser.add_argument("--run", metavar="RUN_ID", help="a run's stripped Keras model")
     parser.add_argument("--tracking-uri", help="with --run: the MLflow store (default: ./mlruns)")
@@ -73,7 +75,8 @@ def _parser() -> _Parser:
         "--classes",
         type=int,
         metavar="N",
-        help="with overrides: the class count (default: the dataset's, loaded as a run loads it)",
+        help="a model built from overrides: its class count (default: the dataset's, loaded "
+        "as a run loads it)",
     )
     parser.add_argument("--csv", type=Path, metavar="PATH", help="write the table as CSV here")
     return parser
@@ -88,10 +91,10 @@ def main(argv: list[str]) -> int:
     given = [bool(paths), bool(overrides), args.run is not None]
     if sum(given) > 1:
         return _fail("give one of: a model path, a run's overrides (key=value), --run RUN_ID", 2)
-    if args.classes is not None and (args.classes < 1 or not overrides):
+    if args.classes is not None and (args.classes < 1 or paths or args.run):
         return _fail(
-            f"--classes {args.classes} is invalid: valid values are integers >= 1, with "
-            "overrides (a file's or a run's model has its own)",
+            f"--classes {args.classes} is invalid: valid values are integers >= 1, for a "
+            "model built from overrides (a file's or a run's model has its own)",
             2,
         )
     if args.csv is not None and args.csv.is_dir():
@@ -115,11 +118,14 @@ def main(argv: list[str]) -> int:
         except (PruneflowError, ArgumentError, HydraException, TrackingError) as exc:
             failed = exc
     if failed is not None:
-        config = isinstance(failed, HydraException) or not isinstance(failed, TrackingError)
-        return _fail(" ".join(str(failed).split()), 2 if config else 1)
-    print("\n".join(lines(model, what, rows, summary)))
-    if args.csv:
-        print(f"csv: {args.csv}, {beside}")
+        return _fail(" ".join(str(failed).split()), 1 if isinstance(failed, TrackingError) else 2)
+    try:
+        print("\n".join(lines(model, what, rows, summary)))
+        if args.csv:
+            print(f"csv: {args.csv}, {beside}")
+        sys.stdout.flush()
+    except BrokenPipeError:  # `pruneflow inspect ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 
