@@ -233,10 +233,10 @@ def _qat(layer, kind: str, nested: bool, registry):
 
     if nested:
         return NO, "the model nests a model, which tfmot's QAT cannot take (tflite_int8 can)"
-    if kind in QAT_LAYER_TYPES:
-        return YES, ""
     if is_custom(layer):
         return NO, f"a custom layer ({kind}): not in tfmot's quantize registry, trained in float"
+    if kind in QAT_LAYER_TYPES:
+        return YES, ""
     if not registry.supports(layer):
         return NO, f"{kind} is not in tfmot's quantize registry: trained in float"
     types = ", ".join(sorted(QAT_LAYER_TYPES))
