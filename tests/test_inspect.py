@@ -63,7 +63,8 @@ def _layers_module(tmp: Path):
 
 def _model_with_everything(tmp: Path):
     """A functional tf_keras model with what keeps channels: a Concatenate, a grouped
-    convolution, a custom layer, a sigmoid, the classifier; and a depthwise convolution."""
+    convolution, a custom layer, a sigmoid, the classifier; a depthwise convolution and a
+    PReLU."""
     import tf_keras as keras
 
     scale = _layers_module(tmp).Scale
@@ -76,6 +77,7 @@ def _model_with_everything(tmp: Path):
     x = L.Conv2D(16, 3, padding="same", groups=2, name="grouped")(x)
     x = scale(name="scale")(x)
     x = L.Conv2D(8, 1, activation="sigmoid", name="sig")(x)
+    x = L.PReLU(shared_axes=[1, 2], name="prelu")(x)  # weights no tfmot registry holds
     x = L.DepthwiseConv2D(3, padding="same", name="dw")(x)
     x = L.Conv2D(128, 1, activation="relu", name="wide")(x)  # 1024 weights: dynamic-range int8
     x = L.GlobalAveragePooling2D(name="gap")(x)
@@ -117,6 +119,9 @@ def test_a_model_file_with_a_concatenate_and_a_custom_layer_is_inspected(tmp_pat
         assert rows["scale"][technique] == "no", technique
         assert "custom layer (Scale)" in rows["scale"][f"{technique}_why"]
     assert rows["scale"]["tflite_int8"] == "?"
+    assert rows["prelu"]["prune"] == "no"
+    assert rows["prelu"]["prune_why"] == "PReLU is not in tfmot's prune registry"
+    assert rows["prelu"]["qat_why"] == "PReLU is not in tfmot's quantize registry: trained in float"
     assert rows["wide"]["tflite_dynamic"] == "yes" and rows["b"]["tflite_dynamic"] == "no"
     # the summary beside it: shares of Keras's parameters
     summary = {r["technique"]: r for r in read_csv(tmp_path / "out" / "mine_summary.csv")}
