@@ -435,7 +435,10 @@ TF_STARTUP = re.compile(r"WARNING: All log messages before absl::InitializeLog|[
         ),
         (["-m", "tracking.experiment=café"], ["quote the value: \"tracking.experiment='café'\""]),
         (["reprot"], ["pruneflow: error: unknown command 'reprot'; did you mean 'report'?"]),
-        (["nope"], ["unknown command 'nope': the commands are report, compare, ui, device"]),
+        (
+            ["nope"],
+            ["unknown command 'nope': the commands are report, compare, ui, device, inspect"],
+        ),
         # empty work ended FINISHED, exit 0 (issue #26)
         (["stage.variants=[]"], ["stage.variants=[] is invalid: valid values are a non-empty"]),
         (["-m", "seed=range(0,0)"], ["the sweep has no job: seed=range(0,0) sweeps over no value"]),

@@ -5,7 +5,8 @@
 - ``pruneflow compare ...``: a sweep's models against its dense baseline, timed interleaved
   (:mod:`.compare`);
 - ``pruneflow ui ...``: MLflow's UI on this folder's store (:mod:`.ui`);
-- ``pruneflow device check|setup ...``: a device's readiness, and its venv (:mod:`.device`).
+- ``pruneflow device check|setup ...``: a device's readiness, and its venv (:mod:`.device`);
+- ``pruneflow inspect ...``: what each technique can do with a model, per layer (:mod:`.inspect`).
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from typing import NoReturn
 from pruneflow.process import Interrupted
 
 INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C
-COMMANDS = ("report", "compare", "ui", "device")  # each pruneflow.cli.<command>.main(argv)
+# each pruneflow.cli.<command>.main(argv)
+COMMANDS = ("report", "compare", "ui", "device", "inspect")
 
 
 def unknown_command(word: str) -> str:
@@ -58,7 +60,8 @@ def cli() -> None:
     """The console script and ``python -m pruneflow``: Ctrl-C or SIGTERM prints one line and
     exits 130, with the interrupted run (and a sweep's parent run) marked KILLED; a sweep ends
     with its summary however it ends. ``pruneflow report ...``, ``pruneflow compare ...``,
-    ``pruneflow ui ...`` and ``pruneflow device check|setup ...`` are subcommands; everything
+    ``pruneflow ui ...``, ``pruneflow device check|setup ...`` and ``pruneflow inspect ...`` are
+    subcommands; everything
     else is Hydra's command line."""
     command = sys.argv[1] if len(sys.argv) > 1 else ""
     if command in COMMANDS:
