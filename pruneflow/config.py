@@ -36,6 +36,7 @@ from pruneflow.steps.data import config as data
 from pruneflow.steps.data.config import DatasetConfig
 from pruneflow.steps.model import config as model
 from pruneflow.steps.model.config import MIN_TRANSFER_INPUT, BackboneConfig, TransferConfig
+from pruneflow.steps.model.foreign import refuse_options
 from pruneflow.steps.prune.config import PruneConfig
 from pruneflow.steps.train.config import TrainConfig, check_seed
 from pruneflow.tracking.config import PathsConfig, SearchConfig, TrackingConfig
@@ -220,7 +221,22 @@ def check(cfg: DictConfig, choices: Mapping[str, Any] | None = None) -> Config:
                 raise ConfigError(f"{f.name} is required: choose an option of the `{f.name}` group")
             else:
                 nodes[f.name] = node
-    return Config(**nodes)
+    config = Config(**nodes)
+    # a model tfmot cannot take, a .tflite file: what they cannot do, from what was typed
+    with keys_under(""):
+        refuse_options(config, _overrides(cfg))
+    return config
+
+
+def _overrides(cfg: DictConfig) -> list[str]:
+    """The command line's ``key=value`` overrides of a composed config (Hydra's task
+    overrides: in the config's ``hydra`` node, else in Hydra's running app); none outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    found = OmegaConf.select(cfg, "hydra.overrides.task")
+    if found is None and HydraConfig.initialized():
+        found = HydraConfig.get().overrides.task
+    return list(found or [])
 
 
 def from_settings(settings: Mapping[str, Any] | str) -> Config:
