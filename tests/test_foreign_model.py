@@ -252,3 +252,27 @@ def test_the_console_script_runs_each_route(tmp_path, tflite_bench, files, route
     assert [r.info.status for r in runs] == ["FINISHED"]
     variant = "tflite_file" if route == "tflite" else "tflite_int8"
     assert 0 <= runs[0].data.metrics[metric(variant, ACCURACY)] <= 1
+
+
+def test_the_file_keys_the_job_by_its_content(tmp_path, tflite_bench, files):
+    """Edited in place, another job; the same bytes (a folder's too) elsewhere, the same job."""
+    import shutil
+
+    from pruneflow.config import check
+
+    def key(backbone, path):
+        return check(compose([f"backbone={backbone}", f"backbone.path={path}"])).job_key
+
+    tflite = tmp_path / "model.tflite"
+    shutil.copyfile(tflite_bench[0]["tflite_int8"], tflite)
+    first = key("tflite", tflite)
+    shutil.copyfile(tflite, tmp_path / "copy.tflite")
+    assert key("tflite", tmp_path / "copy.tflite") == first
+    shutil.copyfile(tflite_bench[0]["tflite_fp32"], tflite)  # edited in place
+    assert key("tflite", tflite) != first
+    folder = tmp_path / "savedmodel"
+    shutil.copytree(files["module"], folder)
+    before = key("file", folder)
+    assert key("file", files["module"]) == before
+    (folder / "variables" / "variables.data-00000-of-00001").write_bytes(b"changed")
+    assert key("file", folder) != before
