@@ -42,8 +42,8 @@ def foreign_stages(
     source = None
     with timer("load"):
         if way == foreign.TFLITE:
-            shape, dtype = foreign.tflite_input(path)
-            log.info("%s: a .tflite file taking %s %s, the run's one variant", path, shape, dtype)
+            shape, takes = foreign.tflite_input(path)
+            log.info("%s: a .tflite file taking %s %s, the run's one variant", path, shape, takes)
         else:
             log.info(
                 "%s is %s: converted only (tfmot cannot take it)",

@@ -195,13 +195,14 @@ def _stages(
     tr.log_text(OmegaConf.to_yaml(settings), results.CONFIG_FILE)
     delegate = dataclasses.asdict(config.delegate)  # the runner's --delegate JSON
 
+    way = route(config.backbone)  # a .tflite file, a model tfmot cannot take: no Keras model
     with timer("check"):  # the device, before TensorFlow is even imported
-        ready = open_device(config.device).check(delegate, config.benchmark.keras)
+        keras = "off" if way else config.benchmark.keras
+        ready = open_device(config.device).check(delegate, keras)
     for note in ready.notes:
         log.warning("device %s: %s", config.device.name, note)
     record(for_device_check(ready))
-    way = route(config.backbone)
-    if way:  # a .tflite file, a model tfmot cannot take: no Keras chain
+    if way:
         from pruneflow.foreign_job import foreign_stages
 
         args = (out, record, timer, delegate, settled, calibration_sample)

@@ -276,3 +276,18 @@ def test_the_file_keys_the_job_by_its_content(tmp_path, tflite_bench, files):
     assert key("file", files["module"]) == before
     (folder / "variables" / "variables.data-00000-of-00001").write_bytes(b"changed")
     assert key("file", folder) != before
+
+
+@pytest.mark.needs("sshd")
+def test_a_tflite_file_is_timed_on_an_ssh_device(tmp_path, tflite_bench):
+    """The device path every run takes: shipped, timed and fetched over a real sshd."""
+    from helpers.sshd import PrivateSSHD
+
+    path = tflite_bench[0]["tflite_int8"]
+    with PrivateSSHD(tmp_path / "sshd") as sshd:
+        ssh = sshd.device_overrides(python=sys.executable)
+        _, run, _ = _run(tmp_path, "backbone=tflite", f"backbone.path={path}", *ssh)
+    m, tags = run.data.metrics, run.data.tags
+    assert tags["device"] == "ssh" and tags["timed_on/tflite_file"] == "ssh"
+    assert m[metric("tflite_file", latency("p50"))] > 0 and m["device/upload_s"] > 0
+    assert "timed_on/keras" not in tags  # no Keras model, none timed anywhere

@@ -245,12 +245,18 @@ def load_source(path: str, workdir: Path) -> SavedModelSource:
 
 
 def tflite_input(path: str | Path) -> tuple[tuple[int, ...], str]:
-    """(input shape, input dtype name) of a .tflite file, read by LiteRT."""
+    """(input shape, what its input takes: ``int8 (scale 1, zero point -128)``, ``float32``)
+    of a .tflite file, read by LiteRT: the evaluation and the device runner quantize raw
+    pixels with that scale and zero point (:func:`pruneflow.devices.runner.to_input`)."""
     from pruneflow.devices.runner import runtime
 
     lite, _, _ = runtime()
     detail = lite.Interpreter(model_path=str(path)).get_input_details()[0]
-    return tuple(int(d) for d in detail["shape"]), np.dtype(detail["dtype"]).name
+    takes = np.dtype(detail["dtype"]).name
+    if np.issubdtype(detail["dtype"], np.integer):
+        scale, zero = detail["quantization"]
+        takes += f" (scale {scale:g}, zero point {zero})"
+    return tuple(int(d) for d in detail["shape"]), takes
 
 
 def adapt_dataset(dataset: Any, shape: Iterable[int | None], path: str) -> Any:
