@@ -17,7 +17,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import difflib
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -36,6 +36,7 @@ from pruneflow.steps.data import config as data
 from pruneflow.steps.data.config import DatasetConfig
 from pruneflow.steps.model import config as model
 from pruneflow.steps.model.config import MIN_TRANSFER_INPUT, BackboneConfig, TransferConfig
+from pruneflow.steps.model.foreign import refuse_options
 from pruneflow.steps.prune.config import PruneConfig
 from pruneflow.steps.train.config import TrainConfig, check_seed
 from pruneflow.tracking.config import PathsConfig, SearchConfig, TrackingConfig
@@ -197,11 +198,16 @@ def _unresolved(exc: InterpolationResolutionError | GrammarParseError, key: str)
     return f"{key}{raw} {verb}: {reason}"
 
 
-def check(cfg: DictConfig, choices: Mapping[str, Any] | None = None) -> Config:
+def check(
+    cfg: DictConfig,
+    choices: Mapping[str, Any] | None = None,
+    overrides: Sequence[str] | None = None,
+) -> Config:
     """The typed, checked :class:`Config` of a composed config; raises :class:`ConfigError`
     naming the first bad key and its valid values, or the first key no schema has. ``choices``:
     the option chosen in each group (Hydra's ``hydra.runtime.choices``; read from the config's
-    ``hydra`` node when it has one), for messages. Imports nothing heavy."""
+    ``hydra`` node when it has one), for messages. ``overrides``: the ``key=value`` typed
+    (default: Hydra's, :func:`_overrides`). Imports nothing heavy."""
     check_keys(cfg, OmegaConf.select(cfg, "hydra.runtime.choices") if choices is None else choices)
     with keys_under(""):  # first: the sections' seeds are ${seed}; name the key that was set
         check_seed(cfg.seed if "seed" in cfg else Config.seed)
@@ -220,7 +226,22 @@ def check(cfg: DictConfig, choices: Mapping[str, Any] | None = None) -> Config:
                 raise ConfigError(f"{f.name} is required: choose an option of the `{f.name}` group")
             else:
                 nodes[f.name] = node
-    return Config(**nodes)
+    config = Config(**nodes)
+    # a model tfmot cannot take, a .tflite file: what they cannot do, from what was typed
+    with keys_under(""):
+        refuse_options(config, _overrides(cfg) if overrides is None else overrides)
+    return config
+
+
+def _overrides(cfg: DictConfig) -> list[str]:
+    """The command line's ``key=value`` overrides of a composed config (Hydra's task
+    overrides: in the config's ``hydra`` node, else in Hydra's running app); none outside Hydra."""
+    from hydra.core.hydra_config import HydraConfig
+
+    found = OmegaConf.select(cfg, "hydra.overrides.task")
+    if found is None and HydraConfig.initialized():
+        found = HydraConfig.get().overrides.task
+    return list(found or [])
 
 
 def from_settings(settings: Mapping[str, Any] | str) -> Config:
@@ -238,8 +259,8 @@ def from_settings(settings: Mapping[str, Any] | str) -> Config:
         if schema is None:
             raise ConfigError(f"{group}._target_={target} names no {group} schema of this version")
         typed[group] = OmegaConf.structured(schema)
-    with keys_under(""):
-        return check(OmegaConf.merge(typed, raw), choices={})
+    with keys_under(""):  # resolved values: none typed (not the running Hydra app's)
+        return check(OmegaConf.merge(typed, raw), choices={}, overrides=[])
 
 
 def instantiate(node, *args, **kwargs):

@@ -1,7 +1,8 @@
 """Identity: when two pieces of work are the same, written once.
 
 - :func:`digest`: the one hash of a description (a job key, a baseline key);
-- :func:`file_digest`, :func:`code_digest`: the content of a file, of source code;
+- :func:`file_digest`, :func:`folder_digest`, :func:`code_digest`: the content of a file, of a
+  folder (a SavedModel), of source code;
 - :func:`named_files`: the content of every file a config section names (a weights file given as
   ``backbone.weights=<path>``): a schema lists such keys in ``FILE_KEYS``, so editing the file in
   place changes the key, where its path alone would not;
@@ -46,6 +47,16 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
+def folder_digest(path: str | os.PathLike) -> str:
+    """The sha256 of every file under a folder, each by its relative name and its bytes."""
+    h = hashlib.sha256()
+    root = Path(path)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        h.update(file.relative_to(root).as_posix().encode())
+        h.update(file_digest(file).encode())
+    return h.hexdigest()
+
+
 def code_digest(files: Iterable[tuple[str, Path]], length: int) -> str:
     """A hash of pruneflow's version and of source files, each by its name and its bytes."""
     h = hashlib.sha256(__version__.encode())
@@ -87,6 +98,8 @@ def named_files(section: Any) -> dict[str, str]:
         value = getattr(section, key, None)
         if isinstance(value, str) and os.path.isfile(value):  # the path as the step reads it
             found[key] = file_digest(value)
+        elif isinstance(value, str) and os.path.isdir(value):  # a SavedModel folder
+            found[key] = folder_digest(value)
     return found
 
 

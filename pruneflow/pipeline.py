@@ -32,6 +32,7 @@ from pruneflow.steps.benchmark.record import for_device_check, for_timing
 from pruneflow.steps.cluster.record import for_clustering
 from pruneflow.steps.convert.record import for_files
 from pruneflow.steps.convert.variants import VARIANTS
+from pruneflow.steps.model.foreign import route
 from pruneflow.steps.prune.record import for_pruning
 from pruneflow.steps.quantize.record import for_qat
 from pruneflow.steps.train.record import for_baseline
@@ -148,7 +149,8 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
             try:
                 with termination.guard():
                     _stages(config, out, tr, record, uri, settled)
-                variants = [results.KERAS, *config.stage.variants]
+                keras = [] if route(config.backbone) else [results.KERAS]
+                variants = [*keras, *config.stage.variants]
                 log.info("results\n%s", job_record.table(metrics, variants, tags))
             except claims.Behind:
                 raise  # not a failure: this job waits for the older run (run())
@@ -193,11 +195,18 @@ def _stages(
     tr.log_text(OmegaConf.to_yaml(settings), results.CONFIG_FILE)
     delegate = dataclasses.asdict(config.delegate)  # the runner's --delegate JSON
 
+    way = route(config.backbone)  # a .tflite file, a model tfmot cannot take: no Keras model
     with timer("check"):  # the device, before TensorFlow is even imported
-        ready = open_device(config.device).check(delegate, config.benchmark.keras)
+        keras = "off" if way else config.benchmark.keras
+        ready = open_device(config.device).check(delegate, keras)
     for note in ready.notes:
         log.warning("device %s: %s", config.device.name, note)
     record(for_device_check(ready))
+    if way:
+        from pruneflow.foreign_job import foreign_stages
+
+        args = (out, record, timer, delegate, settled, calibration_sample)
+        return foreign_stages(config, way, *args)
 
     import tf_keras as keras
 

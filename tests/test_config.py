@@ -41,9 +41,29 @@ def folder_root(tmp_path_factory):
     return root
 
 
-def _required(group, option, folder_root):
+@pytest.fixture(scope="module")
+def own_models(tmp_path_factory):
+    """A tf_keras model file and its .tflite (real files, written by tf_keras and the
+    converter), for the options that take a user's model."""
+    import tensorflow as tf
+    import tf_keras as keras
+
+    root = tmp_path_factory.mktemp("own")
+    inputs = keras.Input((28, 28, 1))
+    model = keras.Model(inputs, keras.layers.Dense(10)(keras.layers.Flatten()(inputs)))
+    model.save(root / "model.keras")
+    tflite = tf.lite.TFLiteConverter.from_keras_model(model).convert()
+    (root / "model.tflite").write_bytes(tflite)
+    return {"file": root / "model.keras", "tflite": root / "model.tflite"}
+
+
+def _required(group, option, folder_root, own_models=None):
     if (group, option) == ("dataset", "folder"):
         return [f"dataset.root={folder_root}"]
+    if group == "backbone" and option in ("file", "tflite"):  # a model of the user's
+        return [f"backbone.path={own_models[option]}"]
+    if (group, option) == ("stage", "file"):  # the stage of backbone=tflite only
+        return ["backbone=tflite", f"backbone.path={own_models['tflite']}"]
     if group == "backbone" and option != "cnn":  # the default digits are 28x28
         return ["backbone.input_size=32"]
     return REQUIRED.get((group, option), [])
@@ -55,8 +75,8 @@ def test_every_group_has_options():
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
-def test_every_option_composes_checks_and_instantiates(group, option, folder_root):
-    cfg = compose([f"{group}={option}", *_required(group, option, folder_root)])
+def test_every_option_composes_checks_and_instantiates(group, option, folder_root, own_models):
+    cfg = compose([f"{group}={option}", *_required(group, option, folder_root, own_models)])
     config = check(cfg)
     assert isinstance(config, Config)
     node = getattr(config, group)
@@ -114,7 +134,8 @@ def test_digits_split_is_stratified_and_seeded():
         assert abs(int((a.y_val == c).sum()) - 0.3 * total) <= 1
 
 
-@pytest.mark.parametrize("option", options("backbone"))
+# file and tflite build nothing: they load the user's file (tests/test_foreign_model.py)
+@pytest.mark.parametrize("option", [o for o in options("backbone") if o not in ("file", "tflite")])
 def test_every_backbone_instantiates(option):
     overrides = [f"backbone={option}"]
     if option != "cnn":  # ImageNet weights need a download: test_backbones.py

@@ -74,6 +74,15 @@ def _converter(
     conv = tf.lite.TFLiteConverter.from_keras_model(model)
     if saved is not None:
         saved.attach(conv)
+    return configure(conv, variant, representative)
+
+
+def configure(conv, variant: Variant, representative: np.ndarray):
+    """Set a TFLite converter (of a Keras model or a SavedModel) up for ``variant``:
+    optimization, weight type and, for full int8, calibration on ``representative`` (uint8
+    NHWC) with int8 input and output. Returns ``conv``."""
+    import tensorflow as tf
+
     if variant.optimization == "sparsity":
         conv.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
     elif variant.optimization == "default":

@@ -10,6 +10,8 @@ says how each is converted. Adding a variant is adding an entry here.
 - ``tflite_int8``: full integer quantization calibrated on training images, int8 input and output.
 - ``tflite_int8_qat``: the same from the prune-preserving quantization-aware model
   (:mod:`pruneflow.steps.quantize.qat`), which keeps pruning's zeros.
+- ``tflite_file``: the .tflite file given as ``backbone=tflite``, taken as it is (never
+  converted; ``stage=file``, the stage that option picks).
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class Variant:
     full_int8: bool = False
     from_qat: bool = False
     rank: int = 9
+    given: bool = False  # the user's own .tflite file (backbone=tflite), not converted
 
 
 VARIANTS: dict[str, Variant] = {
@@ -42,6 +45,8 @@ VARIANTS: dict[str, Variant] = {
         Variant("tflite_float16", optimization="default", supported_type="float16", rank=2),
         Variant("tflite_int8", optimization="default", full_int8=True, rank=0),
         Variant("tflite_int8_qat", optimization="default", full_int8=True, from_qat=True, rank=1),
+        Variant("tflite_file", rank=8, given=True),
     )
 }
+GIVEN_VARIANTS = tuple(v.name for v in VARIANTS.values() if v.given)
 QAT_VARIANTS = tuple(v.name for v in VARIANTS.values() if v.from_qat)

@@ -105,4 +105,51 @@ class TransferConfig(BackboneConfig):
         return self.arch
 
 
-SCHEMAS = {"cnn": CNNConfig, "transfer": TransferConfig}
+@dataclass
+class FileConfig(BackboneConfig):
+    """A model file of yours (a ``.keras`` or ``.h5`` file, a SavedModel folder). One that
+    tfmot cannot take (a Keras 3 file, a subclassed model, a SavedModel not written by
+    tf_keras: :func:`pruneflow.steps.model.foreign.why_not_tfmot`) is converted only."""
+
+    _target_: str = "pruneflow.steps.model.foreign.load_keras"
+    path: str = MISSING  # the model: a .keras or .h5 file, or a SavedModel folder
+    FILE_KEYS: ClassVar[tuple[str, ...]] = ("path",)  # keys by the file's (folder's) content
+
+    def __post_init__(self) -> None:
+        require(
+            os.path.exists(self.path),
+            "path",
+            self.path,
+            "the path of a .keras or .h5 file or of a SavedModel folder that exists",
+        )
+
+    @property
+    def label(self) -> str:
+        return os.path.splitext(os.path.basename(os.path.normpath(self.path)))[0]
+
+
+TFLITE_IDENTIFIER = b"TFL3"  # bytes 4..8 of every .tflite file (its flatbuffer's identifier)
+
+
+@dataclass
+class TFLiteConfig(BackboneConfig):
+    """A .tflite file of yours, taken as it is: the job's one variant (``tflite_file``),
+    evaluated and timed, never converted."""
+
+    _target_: str = "pruneflow.steps.model.foreign.tflite_only"
+    path: str = MISSING  # the .tflite file
+    FILE_KEYS: ClassVar[tuple[str, ...]] = ("path",)  # keys by the file's content
+
+    def __post_init__(self) -> None:
+        valid = "the path of a .tflite file that exists"
+        require(os.path.isfile(self.path), "path", self.path, valid)
+        with open(self.path, "rb") as fh:
+            head = fh.read(8)
+        require(head[4:8] == TFLITE_IDENTIFIER, "path", self.path, f"{valid} (this is no .tflite)")
+
+    @property
+    def label(self) -> str:
+        return os.path.splitext(os.path.basename(self.path))[0]
+
+
+SCHEMAS = {"cnn": CNNConfig, "transfer": TransferConfig, "file": FileConfig, "tflite": TFLiteConfig}
