@@ -160,7 +160,13 @@ def test_bad_input_is_one_line(tmp_path, args, words):
 
 
 def _built(overrides: list[str], classes: int):
+    """The model as the command builds it, in a fresh Keras session (the layers' automatic
+    names, `input_1`, count from the session's start: this process has built others)."""
+    import tf_keras as keras
+
     from pruneflow.config import check, instantiate
+
+    keras.backend.clear_session()
 
     config = check(compose(overrides))
     d = config.dataset

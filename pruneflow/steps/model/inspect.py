@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pruneflow.errors import PruneflowError
+from pruneflow.results import MACS
 from pruneflow.steps.cluster.config import CLUSTERABLE_LAYER_TYPES
 from pruneflow.steps.convert.variants import VARIANTS, Variant
 from pruneflow.steps.model.measure import layer_macs, leaf_layers
@@ -68,7 +69,7 @@ class Row:
             "type": self.type,
             "out_channels": "" if self.out_channels is None else self.out_channels,
             "params": self.params,
-            "macs": self.macs,
+            MACS: self.macs,
         }
         for t in TECHNIQUES:
             row[t], row[f"{t}_why"] = self.status[t]
@@ -399,7 +400,7 @@ def write_csv(rows: Sequence[Row], summary: Sequence[Share], path: str | os.Path
     beside = path.with_name(f"{path.stem}_summary.csv")
     with beside.open("w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["technique", "layers", "params", "macs", "params_share", "macs_share"])
+        writer.writerow(["technique", "layers", "params", MACS, "params_share", "macs_share"])
         for s in summary:
             share = (f"{s.params_share:.6f}", f"{s.macs_share:.6f}")
             writer.writerow([s.technique, s.layers, s.params, s.macs, *share])
