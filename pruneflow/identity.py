@@ -55,10 +55,12 @@ def code_digest(files: Iterable[tuple[str, Path]], length: int) -> str:
     return h.hexdigest()[:length]
 
 
-def sources(root: Path, suffixes: tuple[str, ...] = (".py",)) -> list[tuple[str, Path]]:
-    """The source files under ``root`` (``__pycache__`` left out), named relative to it, sorted."""
+def sources(root: Path, suffixes: tuple[str, ...] | None = (".py",)) -> list[tuple[str, Path]]:
+    """The source files under ``root`` (``__pycache__`` left out), named relative to it, sorted;
+    ``suffixes=None``: every file."""
     found = []
-    for path in sorted(p for p in root.rglob("*") if p.suffix in suffixes):
+    files = (p for p in root.rglob("*") if p.is_file())
+    for path in sorted(p for p in files if suffixes is None or p.suffix in suffixes):
         where = path.relative_to(root).parts
         if "__pycache__" not in where:
             found.append(("/".join(where), path))
@@ -78,15 +80,25 @@ def baseline_code() -> str:
     return code_digest(files, 16)
 
 
+def tree_digest(root: str | os.PathLike) -> str:
+    """The sha256 of a folder's files (a SavedModel): each by its relative name and bytes."""
+    h = hashlib.sha256()
+    for name, path in sources(Path(root), suffixes=None):
+        h.update(f"{name}\0{file_digest(path)}\0".encode())
+    return h.hexdigest()
+
+
 def named_files(section: Any) -> dict[str, str]:
-    """``{key: sha256}`` of each file that ``section`` (a config section's dataclass) names by a
-    key of its schema's ``FILE_KEYS``; a value that is no file (``imagenet``, null) adds nothing,
-    so a config naming no file keys as before."""
+    """``{key: sha256}`` of each file (or folder: :func:`tree_digest`) that ``section`` (a
+    config section's dataclass) names by a key of its schema's ``FILE_KEYS``; a value that is
+    no file (``imagenet``, null) adds nothing, so a config naming no file keys as before."""
     found = {}
     for key in getattr(section, "FILE_KEYS", ()):
         value = getattr(section, key, None)
         if isinstance(value, str) and os.path.isfile(value):  # the path as the step reads it
             found[key] = file_digest(value)
+        elif isinstance(value, str) and os.path.isdir(value):
+            found[key] = tree_digest(value)
     return found
 
 
