@@ -90,7 +90,8 @@ class Config:
                 "train.epochs=0 is invalid with backbone.head=new: valid values are integers "
                 ">= 1 (the new classifier head is trained by train.epochs)"
             )
-        self.backbone.adapt(self.dataset)  # a model file sets dataset.image_size
+        with keys_under("backbone."):  # a model file sets dataset.image_size
+            self.backbone.adapt(self.dataset)
         least = least_clusters(preserves_sparsity(self.prune.sparsity))
         if 0 < self.cluster.clusters < least:
             raise ConfigError(

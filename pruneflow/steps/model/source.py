@@ -127,7 +127,7 @@ def load(path: str, modules: Sequence[str] = (), custom_objects: Sequence[str] =
     try:
         model = keras.models.load_model(path, compile=False)
     except (ValueError, TypeError, KeyError, OSError) as exc:
-        raise _load_error(path, exc) from None
+        raise _load_error(path, exc, modules) from None
     if not isinstance(model, keras.Model):
         raise NotKeras2Model(path, f"it loads as a {type(model).__name__}, not a Keras model")
     if not isinstance(model, keras.Sequential) and not getattr(model, "_is_graph_network", False):
@@ -135,22 +135,52 @@ def load(path: str, modules: Sequence[str] = (), custom_objects: Sequence[str] =
     return model
 
 
-def _load_error(path: str, exc: Exception) -> Exception:
-    """A load failure in one line: an unknown layer named, with the keys that bring it in."""
-    import re
-
-    text = str(exc)
-    unknown = re.search(r"Unknown (?:layer|object|class)[^:]*: '?([\w.]+)'?", text)
+def _load_error(path: str, exc: Exception, modules: Sequence[str]) -> Exception:
+    """A load failure in one line: a layer Keras does not know named, with the keys that bring
+    it in (tf_keras itself says ``'str' object is not callable`` of a .keras file's)."""
+    unknown = unknown_layers(path)
     if unknown:
         return ArgumentError(
             "modules",
-            None,
-            f"a module that registers layer {unknown.group(1)} of {path} (backbone.modules="
-            f"[my_layers]), or backbone.custom_objects=[my_layers:{unknown.group(1)}]: "
+            list(modules),
+            f"a module that registers layer {unknown[0]} of {path} (backbone.modules="
+            f"[my_layers]), or backbone.custom_objects=[my_layers:{unknown[0].split('>')[-1]}]: "
             "it cannot be loaded without",
         )
-    first = next((line for line in text.splitlines() if line.strip()), type(exc).__name__)
+    first = next((line for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
     return ArgumentError("path", path, f"{FORMATS} that tf_keras loads ({first.strip()})")
+
+
+def unknown_layers(path: str) -> list[str]:
+    """The layer classes (their registered names) that a .keras or .h5 file's config names and
+    Keras does not know here: neither its own nor registered (by a module, custom_objects)."""
+    import tf_keras as keras
+
+    if zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            config = json.loads(zf.read("config.json"))
+    elif os.path.isfile(path):
+        import h5py
+
+        with h5py.File(path, "r") as fh:
+            raw = fh.attrs.get("model_config", "{}")
+        config = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
+    else:
+        return []  # a SavedModel: tf_keras names the layer itself
+    found: list[str] = []
+
+    def walk(layer: dict) -> None:  # a layer's entry; a model's has layers of its own
+        cls = layer.get("class_name", "")
+        name = layer.get("registered_name") or cls
+        known = getattr(keras.layers, cls, None) or cls in ("Functional", "Sequential", "Model")
+        if not known and keras.saving.get_registered_object(name) is None and name not in found:
+            found.append(name)
+        for inner in (layer.get("config") or {}).get("layers") or []:
+            if isinstance(inner, dict):
+                walk(inner)
+
+    walk(config)
+    return found
 
 
 @dataclass(frozen=True)
