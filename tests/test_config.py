@@ -41,9 +41,24 @@ def folder_root(tmp_path_factory):
     return root
 
 
-def _required(group, option, folder_root):
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory):
+    """A tf_keras model file for backbone=file: 32x32 grayscale, 10 classes."""
+    import tf_keras as keras
+
+    inputs = keras.Input((32, 32, 1))
+    x = keras.layers.Conv2D(4, 3, name="conv")(keras.layers.Rescaling(1 / 255)(inputs))
+    outputs = keras.layers.Dense(10, name="probs")(keras.layers.Flatten()(x))
+    path = tmp_path_factory.mktemp("model") / "model.keras"
+    keras.Model(inputs, outputs).save(path)
+    return path
+
+
+def _required(group, option, folder_root, model_file=None):
     if (group, option) == ("dataset", "folder"):
         return [f"dataset.root={folder_root}"]
+    if (group, option) == ("backbone", "file"):
+        return [f"backbone.path={model_file}"]
     if group == "backbone" and option != "cnn":  # the default digits are 28x28
         return ["backbone.input_size=32"]
     return REQUIRED.get((group, option), [])
@@ -55,8 +70,8 @@ def test_every_group_has_options():
 
 
 @pytest.mark.parametrize("group,option", [(g, o) for g in GROUPS for o in options(g)])
-def test_every_option_composes_checks_and_instantiates(group, option, folder_root):
-    cfg = compose([f"{group}={option}", *_required(group, option, folder_root)])
+def test_every_option_composes_checks_and_instantiates(group, option, folder_root, model_file):
+    cfg = compose([f"{group}={option}", *_required(group, option, folder_root, model_file)])
     config = check(cfg)
     assert isinstance(config, Config)
     node = getattr(config, group)
@@ -91,6 +106,8 @@ def test_option_files_hold_only_what_differs(group):
             else f.default
             for f in dataclasses.fields(_schema_of(group, values))
         }
+        if path.read_text().startswith("# @package _global_"):  # backbone=file: train too
+            values = {"defaults": values["defaults"], **values.get(group, {})}
         for key, value in values.items():
             if key != "defaults":
                 assert key in defaults, f"{path.name}: {key} is not a key of its schema"
@@ -115,9 +132,11 @@ def test_digits_split_is_stratified_and_seeded():
 
 
 @pytest.mark.parametrize("option", options("backbone"))
-def test_every_backbone_instantiates(option):
+def test_every_backbone_instantiates(option, model_file):
     overrides = [f"backbone={option}"]
-    if option != "cnn":  # ImageNet weights need a download: test_backbones.py
+    if option == "file":  # a model of 32x32 images
+        overrides += [f"backbone.path={model_file}"]
+    elif option != "cnn":  # ImageNet weights need a download: test_backbones.py
         overrides += ["backbone.weights=null", "backbone.input_size=32"]
     backbone = check(compose(overrides)).backbone
     model = instantiate(backbone, (32, 32, 1), 10)

@@ -125,9 +125,9 @@ HEADS = ("keep", "new")
 
 @dataclass
 class FileConfig(BackboneConfig):
-    """Your own tf_keras model (.keras, .h5, SavedModel folder) as the baseline
-    (:mod:`.source`). Its input shape sets the dataset's image size; train.epochs=0 (this
-    option's default) evaluates it as it is."""
+    """Your own tf_keras model (.keras, .h5, SavedModel folder) as the baseline. Its input
+    shape sets the dataset's image size; train.epochs=0 (this option's default) evaluates it
+    as it is."""
 
     _target_: str = "pruneflow.steps.model.source.build_file"
     path: str = MISSING  # the model: a .keras or .h5 file, or a SavedModel folder

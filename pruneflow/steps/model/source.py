@@ -271,6 +271,15 @@ def build_file(config: FileConfig, input_shape: Sequence[int], num_classes: int)
             f"new (a new classifier head): the model has {info.classes} classes, the dataset "
             f"{num_classes}",
         )
+    require(
+        all(
+            want in (None, int(got))
+            for want, got in zip(info.input_shape, input_shape, strict=True)
+        ),
+        "path",
+        config.path,
+        f"a model of {tuple(input_shape)} images (the data's); it takes {info.input_shape}",
+    )
     pixels = pixels_of(config, info)
     body = _with_pixels(model, PIXELS[pixels], tuple(int(d) for d in input_shape))
     if config.head == "new":
@@ -278,13 +287,16 @@ def build_file(config: FileConfig, input_shape: Sequence[int], num_classes: int)
         require(bool(dense), "head", config.head, "keep: the model has no Dense layer to replace")
         features = dense[-1].input
         if config.dropout:
-            features = keras.layers.Dropout(float(config.dropout), name="head_dropout")(features)
-        outputs = keras.layers.Dense(num_classes, activation="softmax", name=HEAD_LAYER)(features)
+            drop = _free(body, f"{HEAD_LAYER}_dropout")
+            features = keras.layers.Dropout(float(config.dropout), name=drop)(features)
+        head = keras.layers.Dense(num_classes, activation="softmax", name=_free(body, HEAD_LAYER))
+        outputs = head(features)
     else:
         outputs = body.outputs[0]
         last = body.layers[-1]
         if getattr(getattr(last, "activation", None), "__name__", "") == "linear":
-            outputs = keras.layers.Softmax(name=PROBS_LAYER)(outputs)  # scores to probabilities
+            probs = keras.layers.Softmax(name=_free(body, PROBS_LAYER))  # scores to probabilities
+            outputs = probs(outputs)
     auto = " (auto: the model scales them itself)" if config.pixels == "auto" else ""
     listed = f"; left dense (custom layers): {', '.join(info.custom_layers)}"
     log.info(
@@ -310,7 +322,9 @@ def _with_pixels(model, scaling: tuple[float, float] | None, input_shape: tuple[
         inputs = keras.Input(shape=input_shape, name="image")
         x = inputs
         if scaling is not None:
-            x = keras.layers.Rescaling(scaling[0], offset=scaling[1], name=PIXELS_LAYER)(x)
+            x = keras.layers.Rescaling(
+                scaling[0], offset=scaling[1], name=_free(model, PIXELS_LAYER)
+            )(x)
         for layer in model.layers:  # the same layer objects, called on the new input
             x = layer(x)
         return keras.Model(inputs, x, name=model.name)
@@ -322,17 +336,17 @@ def _with_pixels(model, scaling: tuple[float, float] | None, input_shape: tuple[
     config = model.get_config()
     (name, *_), *more = config["input_layers"]
     require(not more, "path", model.name, "a model of one image input")
-    layers = []
+    layers, pixels = [], _free(model, PIXELS_LAYER)
     for layer in config["layers"]:
         if layer["name"] != name:
-            layer = {**layer, "inbound_nodes": _rename(layer["inbound_nodes"], name)}
+            layer = {**layer, "inbound_nodes": _rename(layer["inbound_nodes"], name, pixels)}
         layers.append(layer)
         if layer["name"] == name:
-            rescaling = keras.layers.Rescaling(scaling[0], offset=scaling[1], name=PIXELS_LAYER)
+            rescaling = keras.layers.Rescaling(scaling[0], offset=scaling[1], name=pixels)
             layers.append(
                 {
                     "class_name": "Rescaling",
-                    "name": PIXELS_LAYER,
+                    "name": pixels,
                     "config": rescaling.get_config(),
                     "inbound_nodes": [[[name, 0, 0, {}]]],
                 }
@@ -343,13 +357,19 @@ def _with_pixels(model, scaling: tuple[float, float] | None, input_shape: tuple[
     return rebuilt
 
 
-def _rename(node, name: str):
+def _free(model, name: str) -> str:
+    """``name``, or ``name_2``, ``name_3``...: the first that no layer of ``model`` has."""
+    taken = {layer.name for layer in model.layers}
+    return next(n for n in (name, *(f"{name}_{i}" for i in range(2, 99))) if n not in taken)
+
+
+def _rename(node, name: str, new: str):
     """``node`` (a layer's serialized inbound nodes) with each reference to tensors of layer
-    ``name`` (``[name, node_index, tensor_index, ...]``) made one to :data:`PIXELS_LAYER`."""
+    ``name`` (``[name, node_index, tensor_index, ...]``) made one to layer ``new``."""
     if isinstance(node, list):
         if len(node) >= 3 and node[0] == name and isinstance(node[1], int):
-            return [PIXELS_LAYER, *node[1:]]
-        return [_rename(n, name) for n in node]
+            return [new, *node[1:]]
+        return [_rename(n, name, new) for n in node]
     if isinstance(node, dict):
-        return {k: _rename(v, name) for k, v in node.items()}
+        return {k: _rename(v, name, new) for k, v in node.items()}
     return node
