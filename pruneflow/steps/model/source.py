@@ -118,7 +118,7 @@ def register(modules: Sequence[str], custom_objects: Sequence[str]) -> dict[str,
     return found
 
 
-def load(path: str, modules: Sequence[str] = (), custom_objects: Sequence[str] = ()):
+def load(path: str, modules: Sequence[str], custom_objects: Sequence[str]):
     """The tf_keras model at ``path`` (uncompiled), its custom layers registered first."""
     import tf_keras as keras
 
