@@ -39,6 +39,8 @@ PIXELS = {"raw": None, "unit": (1.0 / 255.0, 0.0), "symmetric": (1.0 / 127.5, -1
 # Layers that scale pixels inside a model: one right after the input means it takes raw pixels.
 PREPROCESSING = ("Rescaling", "Normalization")
 PIXELS_LAYER, PROBS_LAYER, HEAD_LAYER = "pixels", "probs", "head"
+# Where Keras's own layers live (tfmot's wrappers too): any other layer class is a user's.
+OURS = ("tf_keras.", "keras.", "tensorflow_model_optimization.", "tensorflow.")
 
 
 class NotKeras2Model(ConfigError):
@@ -232,7 +234,7 @@ def _leaves(model):
 def custom_layers(model) -> list[str]:
     """Names of the layers of ``model`` whose class is not Keras's own (a user's layer):
     pruning, clustering and QAT leave them as they are."""
-    return [la.name for la in _leaves(model) if not type(la).__module__.startswith("tf_keras")]
+    return [la.name for la in _leaves(model) if not type(la).__module__.startswith(OURS)]
 
 
 def _scales_pixels(model) -> bool:
