@@ -31,6 +31,17 @@ class Scale(keras.layers.Layer):
 
     def call(self, x):
         return x * self.gain
+
+
+@keras.saving.register_keras_serializable(package="mine")
+class Project(keras.layers.Layer):
+    """A dense layer of the user's own: nothing pruning knows."""
+
+    def build(self, input_shape):
+        self.w = self.add_weight(name="w", shape=(input_shape[-1], 10), initializer="ones")
+
+    def call(self, x):
+        return x @ self.w
 '''
 
 
@@ -145,6 +156,26 @@ def test_a_custom_layer_that_cannot_be_loaded_is_named(tmp_path):
     line = refused(cli(tmp_path, f"backbone.path={path}", "backbone.modules=[no_such_module]"))
     assert "backbone.modules=['no_such_module'] is invalid" in line, line
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_model_of_custom_layers_only_has_nothing_to_optimize(tmp_path):
+    import importlib
+
+    import tf_keras as keras
+
+    with_custom_layer(tmp_path)  # writes my_layers.py
+    sys.path.insert(0, str(tmp_path))
+    try:
+        Project = importlib.import_module("my_layers").Project
+    finally:
+        sys.path.remove(str(tmp_path))
+    inputs = keras.Input((SIZE, SIZE, 1))
+    outputs = keras.layers.Softmax()(Project()(keras.layers.Flatten()(inputs)))
+    path = save(keras.Model(inputs, outputs), tmp_path / "own_only.keras")
+    env = {**clean_env(), "PYTHONPATH": str(tmp_path)}
+    line = refused(cli(tmp_path, f"backbone.path={path}", "backbone.modules=[my_layers]", env=env))
+    assert "prune.layer_types=None is invalid" in line and "nothing to optimize" in line, line
+    assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # refused before any run
 
 
 def test_a_keras3_file_is_refused_as_not_keras2(tmp_path):
