@@ -81,6 +81,18 @@ class Config:
                 f"backbone={self.backbone.label}: valid values are 0 (freezing needs a "
                 "pretrained base: backbone=mobilenetv2|vgg16|resnet50)"
             )
+        if self.train.epochs == 0 and not self.backbone.trained:
+            raise ConfigError(
+                f"train.epochs=0 is invalid for backbone={self.backbone.label}: valid values are "
+                "integers >= 1 (0, evaluating a trained model as it is, is for backbone=file)"
+            )
+        if self.train.epochs == 0 and getattr(self.backbone, "head", "keep") == "new":
+            raise ConfigError(
+                "train.epochs=0 is invalid with backbone.head=new: valid values are integers "
+                ">= 1 (the new classifier head is trained by train.epochs)"
+            )
+        with keys_under("backbone."):  # a model file sets dataset.image_size
+            self.backbone.adapt(self.dataset)
         least = least_clusters(preserves_sparsity(self.prune.sparsity))
         if 0 < self.cluster.clusters < least:
             raise ConfigError(

@@ -47,16 +47,6 @@ def file_digest(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def folder_digest(path: str | os.PathLike) -> str:
-    """The sha256 of every file under a folder, each by its relative name and its bytes."""
-    h = hashlib.sha256()
-    root = Path(path)
-    for file in sorted(p for p in root.rglob("*") if p.is_file()):
-        h.update(file.relative_to(root).as_posix().encode())
-        h.update(file_digest(file).encode())
-    return h.hexdigest()
-
-
 def code_digest(files: Iterable[tuple[str, Path]], length: int) -> str:
     """A hash of pruneflow's version and of source files, each by its name and its bytes."""
     h = hashlib.sha256(__version__.encode())
@@ -66,10 +56,12 @@ def code_digest(files: Iterable[tuple[str, Path]], length: int) -> str:
     return h.hexdigest()[:length]
 
 
-def sources(root: Path, suffixes: tuple[str, ...] = (".py",)) -> list[tuple[str, Path]]:
-    """The source files under ``root`` (``__pycache__`` left out), named relative to it, sorted."""
+def sources(root: Path, suffixes: tuple[str, ...] | None = (".py",)) -> list[tuple[str, Path]]:
+    """The source files under ``root`` (``__pycache__`` left out), named relative to it, sorted;
+    ``suffixes=None``: every file."""
     found = []
-    for path in sorted(p for p in root.rglob("*") if p.suffix in suffixes):
+    files = (p for p in root.rglob("*") if p.is_file())
+    for path in sorted(p for p in files if suffixes is None or p.suffix in suffixes):
         where = path.relative_to(root).parts
         if "__pycache__" not in where:
             found.append(("/".join(where), path))
@@ -89,17 +81,25 @@ def baseline_code() -> str:
     return code_digest(files, 16)
 
 
+def tree_digest(root: str | os.PathLike) -> str:
+    """The sha256 of a folder's files (a SavedModel): each by its relative name and bytes."""
+    h = hashlib.sha256()
+    for name, path in sources(Path(root), suffixes=None):
+        h.update(f"{name}\0{file_digest(path)}\0".encode())
+    return h.hexdigest()
+
+
 def named_files(section: Any) -> dict[str, str]:
-    """``{key: sha256}`` of each file that ``section`` (a config section's dataclass) names by a
-    key of its schema's ``FILE_KEYS``; a value that is no file (``imagenet``, null) adds nothing,
-    so a config naming no file keys as before."""
+    """``{key: sha256}`` of each file (or folder: :func:`tree_digest`) that ``section`` (a
+    config section's dataclass) names by a key of its schema's ``FILE_KEYS``; a value that is
+    no file (``imagenet``, null) adds nothing, so a config naming no file keys as before."""
     found = {}
     for key in getattr(section, "FILE_KEYS", ()):
         value = getattr(section, key, None)
         if isinstance(value, str) and os.path.isfile(value):  # the path as the step reads it
             found[key] = file_digest(value)
-        elif isinstance(value, str) and os.path.isdir(value):  # a SavedModel folder
-            found[key] = folder_digest(value)
+        elif isinstance(value, str) and os.path.isdir(value):
+            found[key] = tree_digest(value)
     return found
 
 

@@ -346,7 +346,8 @@ def _check_layer_selection(config: Config) -> None:
     thinned as the job will thin it (with ``channel_distribution=global`` the trained model's
     layers may come out thinner; the cluster step checks again)."""
     p, c = config.prune, config.cluster
-    selects = p.sparsity > 0 and (p.layer_types or p.exclude_layers or p.keep_first_last)
+    given = config.backbone.trained  # a model file: whether it has layers to prune is unknown
+    selects = p.sparsity > 0 and (p.layer_types or p.exclude_layers or p.keep_first_last or given)
     if selects or p.channels > 0 or c.clusters:
         from pruneflow.steps.cluster import cluster
         from pruneflow.steps.prune import channels
@@ -355,7 +356,8 @@ def _check_layer_selection(config: Config) -> None:
         size, depth = config.dataset.image_size, config.dataset.channels
         # the class count is the data's, unknown before loading it: so many classes that the
         # output layer is never too small here (the cluster step checks it on the real model)
-        model = instantiate(config.backbone, (size, size, depth), _MANY_CLASSES)
+        classes = config.backbone.output_classes() or _MANY_CLASSES
+        model = instantiate(config.backbone, (size, size, depth), classes)
         with keys_under("prune."):
             if selects:
                 select_layers(model, p.layer_types, p.exclude_layers, p.keep_first_last)

@@ -129,6 +129,8 @@ CLAIMED_TAG = "pruneflow.claimed"
 BASELINE_CACHE_TAG, BASELINE_KEY_TAG = "baseline_cache", "baseline_key"
 # selected layers the target sparsity leaves without a single weight (a warning)
 LAYERS_WITHOUT_WEIGHTS_TAG = "prune.layers_without_weights"
+# layers of a model file whose classes are the user's own: no optimization touches them
+LEFT_DENSE_TAG = "prune.left_dense"
 # tflite_int8_qat's quantization-aware scheme: pqat | cqat | pcqat (steps/quantize/qat.py)
 QAT_SCHEME_TAG = "qat.scheme"
 CLUSTERED_LAYERS_TAG = "cluster.layers"  # the layers clustering clustered

@@ -160,6 +160,8 @@ TAGS = {
         r.CLUSTERED_LAYERS_TAG: "the layers clustering clustered",
         r.LAYERS_WITHOUT_WEIGHTS_TAG: "selected layers the target sparsity leaves without a "
         "single weight (also a warning before fine-tuning)",
+        r.LEFT_DENSE_TAG: "backbone=file: the model's own (custom) layers with weights, which no "
+        f"optimization touches (also in {r.LAYERS_DIR}/{r.LAYERS_FILE} and the log)",
     },
     "A run that failed": {
         r.ERROR_TYPE_TAG: "the error's type",

@@ -16,6 +16,7 @@ from pruneflow.steps.data import folder
 from pruneflow.steps.train.config import check_seed
 
 TFDS_DATA_DIR = "~/tensorflow_datasets"  # where tfds keeps prepared datasets by default
+DIGIT_CLASSES = 10  # scikit-learn's digits: 0..9
 
 
 def check_image(image_size: int, channels: int | None, minimum: int = 1) -> None:
@@ -71,6 +72,10 @@ class DatasetConfig:
         option stays the same (a job key includes it); None where they cannot."""
         return None
 
+    def classes(self) -> int | None:
+        """The number of classes, where it is known before loading (None where not)."""
+        return None
+
 
 @dataclass
 class DigitsConfig(DatasetConfig):
@@ -92,6 +97,9 @@ class DigitsConfig(DatasetConfig):
     @property
     def channels(self) -> int:
         return 1  # grayscale digits
+
+    def classes(self) -> int | None:
+        return DIGIT_CLASSES
 
 
 @dataclass
@@ -151,6 +159,9 @@ class FolderConfig(DatasetConfig):
     def content(self) -> str | None:
         """The images below ``root``: paths, sizes, times (:meth:`.folder.Folder.fingerprint`)."""
         return folder.scan(self.root).fingerprint()
+
+    def classes(self) -> int | None:
+        return len(folder.scan(self.root).class_names)
 
 
 # The schemas the group's YAML options extend (`defaults: [/schema/dataset/tfds@_here_]`).

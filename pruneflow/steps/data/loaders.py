@@ -22,7 +22,7 @@ import numpy as np
 
 from pruneflow.errors import PruneflowError, clip
 from pruneflow.steps.data import folder
-from pruneflow.steps.data.config import DigitsConfig, FolderConfig, TfdsConfig
+from pruneflow.steps.data.config import DIGIT_CLASSES, DigitsConfig, FolderConfig, TfdsConfig
 
 log = logging.getLogger(__name__)
 
@@ -172,7 +172,8 @@ def load_digits(config: DigitsConfig) -> ImageDataset:
     x_train, x_val, y_train, y_val = train_test_split(
         images, labels, test_size=val_fraction, stratify=labels, random_state=seed
     )
-    return from_arrays("digits", x_train, y_train, x_val, y_val, [str(i) for i in range(10)])
+    names = [str(i) for i in range(DIGIT_CLASSES)]
+    return from_arrays("digits", x_train, y_train, x_val, y_val, names)
 
 
 def load_tfds(config: TfdsConfig) -> ImageDataset:

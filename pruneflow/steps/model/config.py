@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -11,6 +12,8 @@ from typing import ClassVar
 from omegaconf import MISSING
 
 from pruneflow.errors import require
+
+log = logging.getLogger(__name__)
 
 MIN_TRANSFER_INPUT = 32  # keras.applications bases refuse smaller inputs
 # Framework facts about keras.applications backbones: constructor name, the preprocessing its
@@ -55,10 +58,21 @@ class BackboneConfig:
     dropout: float = 0.2  # dropout before the classification layer
     # A model nested inside the classifier (a keras.applications base): tfmot's QAT refuses it.
     nests_a_model: ClassVar[bool] = False
+    # A model trained already (a file): it may be evaluated as it is (train.epochs=0).
+    trained: ClassVar[bool] = False
 
     @property
     def label(self) -> str:
         raise NotImplementedError
+
+    def adapt(self, dataset) -> None:
+        """Rules across this option and the ``dataset`` section (a model given as a file
+        sets the image size); nothing for a model built here."""
+
+    def output_classes(self) -> int | None:
+        """The class count the model must have, where the option fixes it (a model file
+        keeping its head); None where the dataset's is taken."""
+        return None
 
 
 @dataclass
@@ -105,27 +119,97 @@ class TransferConfig(BackboneConfig):
         return self.arch
 
 
+PIXELS = ("auto", "raw", "unit", "symmetric")
+HEADS = ("keep", "new")
+
+
 @dataclass
 class FileConfig(BackboneConfig):
-    """A model file of yours (a ``.keras`` or ``.h5`` file, a SavedModel folder). One that
-    tfmot cannot take (a Keras 3 file, a subclassed model, a SavedModel not written by
-    tf_keras: :func:`pruneflow.steps.model.foreign.why_not_tfmot`) is converted only."""
+    """Your own tf_keras model (.keras, .h5, SavedModel folder) as the baseline. Its input
+    shape sets the dataset's image size; train.epochs=0 (this option's default) evaluates it
+    as it is. One that tfmot cannot take (a Keras 3 file, a subclassed model, a SavedModel not
+    written by tf_keras: :func:`pruneflow.steps.model.foreign.why_not_tfmot`) is converted
+    only (:func:`pruneflow.steps.model.foreign.route`)."""
 
-    _target_: str = "pruneflow.steps.model.foreign.load_keras"
+    _target_: str = "pruneflow.steps.model.source.build_file"
     path: str = MISSING  # the model: a .keras or .h5 file, or a SavedModel folder
-    FILE_KEYS: ClassVar[tuple[str, ...]] = ("path",)  # keys by the file's (folder's) content
+    # how pixels reach it (the data is 0..255): raw (0..255), unit (0..1), symmetric (-1..1);
+    # auto: raw if the model rescales them itself (a Rescaling/Normalization layer first), else unit
+    pixels: str = "auto"
+    head: str = "keep"  # keep: its classes must be the dataset's; new: a new classifier, trained
+    modules: list[str] = field(default_factory=list)  # modules to import: they register its layers
+    custom_objects: list[str] = field(default_factory=list)  # module:Name, its custom layers
+    dropout: float = 0.0  # dropout before a new head (head=new)
+    FILE_KEYS: ClassVar[tuple[str, ...]] = ("path",)  # keys by the model's content too
+    trained: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        require(
-            os.path.exists(self.path),
-            "path",
-            self.path,
-            "the path of a .keras or .h5 file or of a SavedModel folder that exists",
-        )
+        from pruneflow.steps.model.source import NotKeras2Model, kind_of
+
+        require(self.pixels in PIXELS, "pixels", self.pixels, "|".join(PIXELS))
+        require(self.head in HEADS, "head", self.head, "|".join(HEADS))
+        check_dropout(self.dropout)
+        try:
+            kind_of(self.path)  # light: no TensorFlow
+        except NotKeras2Model:
+            if not self.converted_only:  # else the conversion-only route takes it
+                raise
+
+    @property
+    def converted_only(self) -> bool:
+        """A model tfmot cannot take: the job converts it only (steps/model/foreign.py)."""
+        from pruneflow.steps.model.foreign import why_not_tfmot
+
+        return why_not_tfmot(self.path) is not None
 
     @property
     def label(self) -> str:
         return os.path.splitext(os.path.basename(os.path.normpath(self.path)))[0]
+
+    def output_classes(self) -> int | None:
+        from pruneflow.steps.model.source import describe
+
+        if self.converted_only:  # not loaded by tf_keras; the route reads its output itself
+            return None
+        return describe(self).classes if self.head == "keep" else None
+
+    def adapt(self, dataset) -> None:
+        """The model's input shape sets ``dataset.image_size`` (the data is resized to it);
+        its channels and (with ``head=keep``) its classes must be the dataset's."""
+        from pruneflow.errors import ConfigError
+        from pruneflow.steps.model.source import describe
+
+        if self.converted_only:  # the conversion-only route resizes the data itself
+            return
+        info = describe(self)  # loads the model (TensorFlow): a bad one stops here
+        height, width, channels = info.input_shape
+        where = f"backbone.path={self.path}"
+        if height != width:
+            raise ConfigError(
+                f"{where} takes {height}x{width} images: valid values are models of square "
+                "images (the data is resized to image_size x image_size)"
+            )
+        if channels != dataset.channels:
+            raise ConfigError(
+                f"{where} takes {channels}-channel images, dataset={dataset.label} has "
+                f"{dataset.channels}: valid values are a model of {dataset.channels}-channel "
+                f"input, or a dataset of {channels}-channel images"
+            )
+        classes = dataset.classes()
+        if self.head == "keep" and classes is not None and classes != info.classes:
+            raise ConfigError(
+                f"{where} has {info.classes} classes, dataset={dataset.label} {classes}: "
+                "valid values are a model of as many classes, or backbone.head=new (a new "
+                "classifier head, trained by train.epochs)"
+            )
+        if height is not None and height != dataset.image_size:
+            log.info(
+                "dataset.image_size=%d -> %d: the input of %s (the images are resized to it)",
+                dataset.image_size,
+                height,
+                self.path,
+            )
+            dataset.image_size = int(height)
 
 
 TFLITE_IDENTIFIER = b"TFL3"  # bytes 4..8 of every .tflite file (its flatbuffer's identifier)

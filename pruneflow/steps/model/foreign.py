@@ -167,17 +167,6 @@ def refuse_options(config: Any, overrides: Iterable[str] = ()) -> None:
 # ---- loading: TensorFlow from here on ----
 
 
-def load_keras(config: FileConfig, input_shape=None, num_classes=None):
-    """``backbone=file``'s model for the whole chain: the tf_keras model in the file. A model
-    tfmot cannot take raises :class:`ForeignModel` (the job converts it only: :func:`route`)."""
-    reason = why_not_tfmot(config.path)
-    if reason:
-        raise ForeignModel(f"backbone.path={config.path} is {reason}: tfmot cannot take it")
-    import tf_keras as keras
-
-    return keras.models.load_model(config.path, compile=False)
-
-
 def tflite_only(config: TFLiteConfig, input_shape=None, num_classes=None):
     """``backbone=tflite`` builds no Keras model: the file is the variant."""
     raise ForeignModel(f"backbone.path={config.path} is a .tflite file: there is no Keras model")

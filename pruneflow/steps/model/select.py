@@ -27,6 +27,13 @@ def select_layers(
     selection that leaves nothing to act on; ``acting`` says what the step does ("prune")."""
     types = set(kinds) if layer_types is None else set(layer_types)
     candidates = [la.name for la in leaf_layers(model) if type(la).__name__ in kinds]
+    require(  # a model of its own layers only (backbone=file): nothing to act on
+        bool(candidates),
+        "layer_types",
+        None if layer_types is None else list(layer_types),
+        f"types of layers {model.name} has: it has no layer to {acting} (of {sorted(kinds)}; "
+        "layers of other classes are left as they are), so nothing to optimize",
+    )
     missing = sorted(set(exclude) - {la.name for la in leaf_layers(model)})
     if missing:
         raise ArgumentError(

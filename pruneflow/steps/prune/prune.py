@@ -13,6 +13,7 @@ from pruneflow.steps.data.loaders import ImageDataset
 from pruneflow.steps.model.measure import leaf_layers, macs
 from pruneflow.steps.model.select import map_layers
 from pruneflow.steps.model.select import select_layers as select
+from pruneflow.steps.model.source import custom_layers
 from pruneflow.steps.prune import channels as thin
 from pruneflow.steps.prune.config import PRUNABLE_LAYER_TYPES, PruneConfig
 from pruneflow.steps.prune.distributions import DISTRIBUTIONS
@@ -39,6 +40,7 @@ class Pruned:
     selected: list[str] = field(default_factory=list)  # layers given to magnitude pruning
     targets: dict[str, float] = field(default_factory=dict)  # ... and their target sparsity
     channels_before: dict[str, int] = field(default_factory=dict)  # output channels, by layer
+    left_dense: list[str] = field(default_factory=list)  # custom layers no optimization touches
 
     def layer_table(self, model, clustered: Sequence[str] = ()) -> list[dict]:
         """:func:`layer_table` of ``model`` made from this one by a later step (clustering:
@@ -115,11 +117,13 @@ def layer_table(
 
     Shows where tfmot left kernels dense (DepthwiseConv2D; 2:4 blocks of 1-channel convs)."""
     rows = []
+    own = set(custom_layers(model))
     for layer in leaf_layers(model):
+        custom = layer.name in own
         for w in layer.weights:
-            if _is_kernel(w):
+            if _is_kernel(w) or custom:  # a custom layer's weights: listed, left dense
                 a = w.numpy()
-                now = out_channels(layer)
+                now = int(a.shape[-1]) if custom else out_channels(layer)
                 rows.append(
                     {
                         "layer": layer.name,
@@ -189,6 +193,10 @@ def prune_model(
     kernels = kernel_arrays(model)
     total, nonzero = count_params([w.numpy() for w in model.weights])
     table = layer_table(model, selected, targets, before)
+    weighted = {la.name for la in leaf_layers(model) if la.weights}
+    left_dense = [name for name in custom_layers(model) if name in weighted]
+    if left_dense:
+        log.info("left dense (custom layers, no optimization handles them): %s", left_dense)
     log.info(
         "pruned to measured sparsity %.4f (target %g), channels %.4f removed (target %g)",
         sparsity_of(kernels),
@@ -210,6 +218,7 @@ def prune_model(
         selected=selected,
         targets=targets,
         channels_before=before,
+        left_dense=left_dense,
     )
 
 

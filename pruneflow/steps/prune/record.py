@@ -13,6 +13,7 @@ from pruneflow.results import (
     LAYERS_DIR,
     LAYERS_FILE,
     LAYERS_WITHOUT_WEIGHTS_TAG,
+    LEFT_DENSE_TAG,
     MACS,
     PARAMS_NONZERO,
     PARAMS_TOTAL,
@@ -40,7 +41,10 @@ def for_pruning(pruned: Pruned, baseline_epochs: int, out_dir: Path) -> Record:
             MACS: pruned.macs,
             BASELINE_MACS: pruned.baseline_macs,
         },
-        tags={LAYERS_WITHOUT_WEIGHTS_TAG: ",".join(starved)} if starved else {},
+        tags={
+            **({LAYERS_WITHOUT_WEIGHTS_TAG: ",".join(starved)} if starved else {}),
+            **({LEFT_DENSE_TAG: ",".join(pruned.left_dense)} if pruned.left_dense else {}),
+        },
         steps=curves(pruned.history, baseline_epochs),
         artifacts=[(path, LAYERS_DIR)],
     )

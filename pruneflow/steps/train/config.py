@@ -18,14 +18,14 @@ def check_seed(seed: int) -> None:
 
 @dataclass
 class TrainConfig:
-    epochs: int = 12  # the baseline's training epochs
+    epochs: int = 12  # the baseline's training epochs (backbone=file: 0, evaluated as it is)
     batch_size: int = 32  # images per step, in training and every fine-tuning
     learning_rate: float = 1e-3  # the baseline's learning rate (Adam)
     frozen_epochs: int = 0  # transfer backbones: head-only epochs on a frozen base first
     fine_tune_learning_rate: float | None = None  # after the frozen phase; null: learning_rate
 
     def __post_init__(self) -> None:
-        require(self.epochs >= 1, "epochs", self.epochs, "integers >= 1")
+        require(self.epochs >= 0, "epochs", self.epochs, "integers >= 1 (0: backbone=file)")
         require(self.batch_size >= 1, "batch_size", self.batch_size, "integers >= 1")
         rate = self.learning_rate
         require(positive(rate), "learning_rate", rate, "finite floats > 0")
