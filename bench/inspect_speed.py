@@ -68,7 +68,7 @@ def main(rounds: int) -> None:
             flush=True,
         )
         started = time.perf_counter()
-        loaded = load_model_file(path)
+        loaded = load_model_file(path, [])
         phases["load the .keras file"] = time.perf_counter() - started
         started = time.perf_counter()
         rows = inspect_model(loaded)

@@ -51,6 +51,8 @@ def foreign_stages(
                 foreign.why_not_tfmot(path),
             )
             source = foreign.load_source(path, out / "source")
+            pixels = foreign.pixels_for(config.backbone)
+            source = foreign.with_pixels(source, pixels, out / "source")
             shape = source.shape
         dataset = foreign.adapt_dataset(config.dataset, shape, path)
     with timer("data"):

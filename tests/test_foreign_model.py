@@ -291,3 +291,32 @@ def test_a_tflite_file_is_timed_on_an_ssh_device(tmp_path, tflite_bench):
     assert tags["device"] == "ssh" and tags["timed_on/tflite_file"] == "ssh"
     assert m[metric("tflite_file", latency("p50"))] > 0 and m["device/upload_s"] > 0
     assert "timed_on/keras" not in tags  # no Keras model, none timed anywhere
+
+
+def test_pixels_reach_a_converted_model_as_it_takes_them(files, tmp_path, caplog):
+    """backbone.pixels on the conversion-only route: `auto` reads a .keras file's first layer
+    (a Rescaling: raw 0..255; none: 0..1, as for a tf_keras file); a model whose layers cannot
+    be read gets raw pixels and the log says how to change it; `unit` wraps the model so that
+    it takes raw pixels and sees 0..1 (every variant is converted from that wrapper)."""
+    import logging
+
+    from pruneflow.steps.model import foreign
+    from pruneflow.steps.model.config import FileConfig
+
+    def auto(name):
+        return foreign.pixels_for(FileConfig(path=str(files[name])))
+
+    assert auto("keras3") == "raw"  # its Rescaling(1/255) comes first
+    assert auto("functional") == "unit"  # Flatten first: it takes what it was trained on
+    with caplog.at_level(logging.INFO, logger=foreign.__name__):
+        assert auto("module") == "raw"
+    assert "backbone.pixels=unit gives 0..1" in caplog.text
+    assert foreign.pixels_for(FileConfig(path=str(files["module"]), pixels="symmetric")) == (
+        "symmetric"
+    )
+
+    source = foreign.load_source(str(files["module"]), tmp_path / "source")
+    raw = np.random.default_rng(0).integers(0, 256, (4, 16, 16, 1)).astype(np.float32)
+    unit = foreign.with_pixels(source, "unit", tmp_path / "source")
+    np.testing.assert_allclose(unit.predict(raw), source.predict(raw / 255.0), rtol=1e-5)
+    assert foreign.with_pixels(source, "raw", tmp_path / "source") is source

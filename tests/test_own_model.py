@@ -180,7 +180,7 @@ def test_a_model_of_custom_layers_only_has_nothing_to_optimize(tmp_path):
 
 def test_a_keras3_file_is_refused_as_not_keras2(tmp_path):
     """A model Keras 3 wrote (a child process without TF_USE_LEGACY_KERAS): the typed error
-    the conversion-only route takes over, one line before any work."""
+    the conversion-only route takes over; pruning it is one line before any work."""
     from pruneflow.steps.model.source import NotKeras2Model, kind_of
 
     path = tmp_path / "k3.keras"
@@ -194,8 +194,9 @@ def test_a_keras3_file_is_refused_as_not_keras2(tmp_path):
     subprocess.run([sys.executable, "-c", script], check=True, env=env, capture_output=True)
     with pytest.raises(NotKeras2Model, match="written by Keras 3"):
         kind_of(str(path))
-    line = refused(cli(tmp_path, f"backbone.path={path}"))
-    assert "written by Keras 3" in line and "re-save it with tf_keras" in line, line
+    # converted only (tests/test_foreign_model.py); what needs tfmot is refused in one line
+    line = refused(cli(tmp_path, f"backbone.path={path}", "prune.sparsity=0.5"))
+    assert "a Keras 3 .keras file" in line and "re-save it with tf_keras" in line, line
 
 
 # -- the builder: every format, pixels, heads (in process, no training) ---------------------

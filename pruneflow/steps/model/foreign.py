@@ -283,6 +283,76 @@ def adapt_dataset(dataset: Any, shape: Iterable[int | None], path: str) -> Any:
     return dataset
 
 
+def _scales_itself(path: str) -> bool | None:
+    """Whether the model of a ``.keras`` file (Keras 3 or tf_keras, Functional or Sequential)
+    scales its pixels itself: a Rescaling or Normalization layer before any other, read from
+    its ``config.json``; None where the file does not say (a SavedModel, a subclassed model)."""
+    from pruneflow.steps.model.source import PREPROCESSING
+
+    if not zipfile.is_zipfile(path):
+        return None
+    with zipfile.ZipFile(path) as z:
+        if "config.json" not in z.namelist():
+            return None
+        config = json.loads(z.read("config.json"))
+    if config.get("class_name") not in FUNCTIONAL:
+        return None
+    layers = [la for la in config.get("config", {}).get("layers", []) if isinstance(la, dict)]
+    first = next((la for la in layers if la.get("class_name") != "InputLayer"), None)
+    return first is not None and first.get("class_name") in PREPROCESSING
+
+
+def pixels_for(config: FileConfig) -> str:
+    """``backbone.pixels`` in effect for a model converted only: ``auto`` is ``raw`` for a
+    model that scales its pixels itself and ``unit`` (0..1) for one that does not, as for a
+    tf_keras file (:func:`pruneflow.steps.model.source.pixels_of`); a model whose layers
+    cannot be read (a SavedModel, a subclassed model) gets them raw, and the log says how to
+    change that."""
+    if config.pixels != "auto":
+        return config.pixels
+    scales = _scales_itself(config.path)
+    if scales is None:
+        log.info(
+            "backbone.pixels=auto: %s does not say how it takes its pixels; they reach it raw "
+            "(0..255): backbone.pixels=unit gives 0..1, symmetric -1..1",
+            config.path,
+        )
+        return "raw"
+    return "raw" if scales else "unit"
+
+
+def with_pixels(source: SavedModelSource, pixels: str, workdir: Path) -> SavedModelSource:
+    """``source`` taking raw 0..255 pixels, scaled as ``pixels`` says before its own graph (a
+    SavedModel wrapping it, in ``workdir``): every variant then takes raw pixels, as the
+    whole chain's do; ``raw``: ``source`` itself."""
+    import tensorflow as tf
+
+    from pruneflow.steps.model.source import PIXELS
+
+    scaling = PIXELS[pixels]
+    if scaling is None:
+        return source
+    scale, offset = scaling
+    signature, name, output = source._signature, source._input, source._output
+
+    class Scaled(tf.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = source._loaded  # tracked: saved with it
+
+        @tf.function(input_signature=[tf.TensorSpec(source.shape, source.dtype, name=name)])
+        def serve(self, x):
+            return {output: signature(**{name: x * scale + offset})[output]}
+
+    module = Scaled()
+    folder = Path(workdir) / f"saved_model_{pixels}"
+    if folder.exists():
+        shutil.rmtree(folder)
+    tf.saved_model.save(module, str(folder), signatures={"serving_default": module.serve})
+    log.info("backbone.pixels=%s: the raw pixels are scaled by %g%+g first", pixels, scale, offset)
+    return SavedModelSource(folder, str(folder))
+
+
 def take_tflite(path: str, out_dir: Path) -> dict[str, Path]:
     """``{tflite_file: copy}``: the user's .tflite file as the run's one variant, copied into
     ``out_dir`` under the variant's name (the run's artifacts name variants alike)."""

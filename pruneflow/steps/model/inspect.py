@@ -88,7 +88,7 @@ class Share:
     macs_share: float
 
 
-def load_model_file(path: str | os.PathLike, modules: Sequence[str] = ()):
+def load_model_file(path: str | os.PathLike, modules: Sequence[str]):
     """A tf_keras model from a ``.keras``/``.h5`` file or a SavedModel folder, after importing
     ``modules`` (those that register its custom layers). Raises :class:`ModelFileError`, one
     line naming the path, for a path that does not exist, a file that is no model, a custom
