@@ -240,6 +240,7 @@ def folder_dataset(tmp: Path) -> Path:
 
 def config_md() -> str:
     from omegaconf import OmegaConf
+    from omegaconf.errors import MissingMandatoryValue
 
     from pruneflow.config import SCHEMAS, Config
     from pruneflow.errors import ArgumentError
@@ -281,8 +282,8 @@ def config_md() -> str:
                     node = composed([f"{group}={p.stem}", *more])[group]
                     try:
                         found.append(OmegaConf.to_object(node))
-                    except ArgumentError:  # an option that needs a value of yours (device=ssh)
-                        continue
+                    except (ArgumentError, MissingMandatoryValue):  # an option that needs a
+                        continue  # value of yours (device=ssh, backbone=keras)
             return found
 
         out.append("## Top level\n\n")

@@ -25,6 +25,7 @@ GROUPS = ("dataset", "backbone", "stage", "prune", "device", "delegate")
 REQUIRED = {
     ("device", "ssh"): ["device.host=board.example"],
     ("delegate", "external"): ["delegate.library=/opt/lib/libdelegate.so"],
+    ("backbone", "keras"): ["backbone.arch=mobilenetv3small"],
 }
 
 
@@ -45,7 +46,7 @@ def _required(group, option, folder_root):
     if (group, option) == ("dataset", "folder"):
         return [f"dataset.root={folder_root}"]
     if group == "backbone" and option != "cnn":  # the default digits are 28x28
-        return ["backbone.input_size=32"]
+        return ["backbone.input_size=32", *REQUIRED.get((group, option), [])]
     return REQUIRED.get((group, option), [])
 
 
@@ -116,7 +117,7 @@ def test_digits_split_is_stratified_and_seeded():
 
 @pytest.mark.parametrize("option", options("backbone"))
 def test_every_backbone_instantiates(option):
-    overrides = [f"backbone={option}"]
+    overrides = [f"backbone={option}", *REQUIRED.get(("backbone", option), [])]
     if option != "cnn":  # ImageNet weights need a download: test_backbones.py
         overrides += ["backbone.weights=null", "backbone.input_size=32"]
     backbone = check(compose(overrides)).backbone
