@@ -246,7 +246,8 @@ def rebuild(model, p: Plan):
 
 def masked(model, p: Plan):
     """A copy of ``model`` whose removed channels are zero wherever they are made: each
-    producer's filter and bias, each BatchNorm's gamma and beta, each depthwise bias."""
+    producer's filter and bias, each BatchNorm's gamma, beta and mean, each depthwise filter
+    and bias."""
     copy = _clone(model, lambda _name: None)
     old = {la.name: la for la in leaf_layers(model)}
     for layer in leaf_layers(copy):
@@ -266,10 +267,11 @@ def masked(model, p: Plan):
                 weights[0][:, :, gone, :] = 0
                 for w in weights[1:]:
                     w[gone] = 0
-            else:  # BatchNormalization: gamma and beta (centre and scale) to zero
+            else:  # BatchNormalization: gamma, beta and the mean to zero (its output is 0
+                # there, with scale=False too: 0 in, 0 out)
                 names = [v.name.split("/")[-1].split(":")[0] for v in layer.weights]
                 for name, w in zip(names, weights, strict=True):
-                    if name in ("gamma", "beta"):
+                    if name in ("gamma", "beta", "moving_mean"):
                         w[gone] = 0
         if weights:
             layer.set_weights(weights)

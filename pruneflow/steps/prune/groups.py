@@ -114,6 +114,8 @@ class Graph:
     group_of: dict[str, int] = field(default_factory=dict)  # producer -> its output's group
     bn_after: dict[str, str] = field(default_factory=dict)  # producer -> BatchNorm right after
     order: list[str] = field(default_factory=list)  # producers in graph order
+    # (layer, why) for each layer whose channels are not followed: its inputs' groups stay
+    blocked: list[tuple[str, str]] = field(default_factory=list)
     _parent: dict[int, int] = field(default_factory=dict)
 
     def find(self, g: int) -> int:
@@ -210,7 +212,10 @@ def _walk(model, given: list[_Tensor], graph: Graph) -> list[_Tensor]:
             ins = [seen[id(t)] for t in _flat(node.keras_inputs)]
             outs = _flat(node.outputs)
             if len(nodes) > 1:  # one layer's weights on several inputs: its channels stay
-                made = _kept(ins, outs, graph, f"{layer.name}: a layer called {len(nodes)} times")
+                why = f"a layer called {len(nodes)} times"
+                if node is nodes[0]:
+                    graph.blocked.append((layer.name, why))
+                made = _kept(ins, outs, graph, f"{layer.name}: {why}")
             elif hasattr(layer, "layers") and layer.layers:  # a nested model: its own graph
                 made = _walk(layer, ins, graph)
             else:
@@ -239,7 +244,7 @@ def _join(kind: str, ins: list[_Tensor], graph: Graph) -> _Tensor:
     for t in ins[1:]:
         g = graph.join(g, t.group)
     nonzero = [t.nonzero for t in ins if t.nonzero]
-    if kind in ("Multiply", "Divide"):
+    if kind == "Multiply":
         zero = len(nonzero) < len(ins)
     else:
         zero = not nonzero
@@ -253,6 +258,7 @@ def _visit(layer, node, ins: list[_Tensor], outs: list, graph: Graph) -> list[_T
     changes = None if act in ZERO_KEEPING else layer.name  # removed channels no longer 0
 
     def unknown(why: str) -> list[_Tensor]:
+        graph.blocked.append((layer.name, why))
         return _kept(ins, outs, graph, f"{layer.name}: {why}")
 
     if kind in PRODUCERS and channels_last:
@@ -267,7 +273,7 @@ def _visit(layer, node, ins: list[_Tensor], outs: list, graph: Graph) -> list[_T
                 graph.group(x.group).followers.append(layer.name)
                 return [_Tensor(x.group, nonzero=changes)]
         if groups != 1:
-            return unknown(f"a grouped convolution ({layer.groups} groups, not thinned)")
+            return unknown("a grouped convolution (not thinned)")
         (x,) = ins
         _read(graph, x, layer.name)
         graph.group(x.group).consumers.append((layer.name, x.positions))
@@ -296,10 +302,11 @@ def _visit(layer, node, ins: list[_Tensor], outs: list, graph: Graph) -> list[_T
         graph.group(x.group).followers.append(layer.name)
         if kind == "BatchNormalization" and x.source:
             graph.bn_after[x.source] = layer.name
-        # a masked follower's removed entries (gamma and beta, a depthwise filter and bias)
-        # are 0, so are its outputs there: unless BatchNorm has no gamma (it then gives -mean/std)
+        # a masked follower's removed entries (gamma, beta and the mean; a depthwise filter and
+        # bias) are 0, so are its outputs there; a BatchNorm without gamma (InceptionV3's
+        # scale=False) gives x / std: 0 where its input is
         if kind == "BatchNormalization" and not getattr(layer, "scale", True):
-            changes = changes or layer.name
+            changes = changes or x.nonzero
         return [
             _Tensor(
                 x.group,
@@ -318,8 +325,7 @@ def _visit(layer, node, ins: list[_Tensor], outs: list, graph: Graph) -> list[_T
         ]
     if kind == "Reshape" and len(ins) == 1 and ins[0].positions == 1:
         (x,) = ins
-        before = node.keras_inputs[0].shape if isinstance(node.keras_inputs, list) else None
-        if before is not None and before[-1] == outs[0].shape[-1]:  # the last axis kept
+        if _flat(node.keras_inputs)[0].shape[-1] == outs[0].shape[-1]:  # the last axis kept
             graph.group(x.group).followers.append(layer.name)  # its target shape follows
             return [_Tensor(x.group, nonzero=x.nonzero)]
     if kind == "Flatten" and channels_last:
@@ -327,14 +333,14 @@ def _visit(layer, node, ins: list[_Tensor], outs: list, graph: Graph) -> list[_T
         shape = layer._inbound_nodes[0].input_tensors.shape
         positions = math.prod(int(d) for d in shape[1:-1])
         return [_Tensor(x.group, x.positions * positions, x.nonzero)]
-    same = len({int(t.shape[-1]) for t in _flat(node.keras_inputs)}) == 1
+    same = len({t.shape[-1] for t in _flat(node.keras_inputs)}) == 1  # no broadcast channel
     if kind in MERGES and same and len({t.positions for t in ins}) == 1:
         return [_join(kind, ins, graph)]
     if kind == "TFOpLambda" and TF_OPS.get(layer.symbol):
         op = TF_OPS[layer.symbol]
         args = [*node.call_args, *node.call_kwargs.values()][:2]
         tensors = _flat(node.keras_inputs)
-        if len(ins) == 2 and same and len({t.positions for t in ins}) == 1:
+        if len(ins) == 2 and same and len({t.positions for t in ins}) == 1 and op != "Divide":
             return [_join(op, ins, graph)]
         const = [a for a in args if isinstance(a, (int, float))]
         if len(ins) == 1 and len(tensors) == 1 and len(const) == 1 and len(args) == 2:
