@@ -129,11 +129,39 @@ def one(arch: str, tmp: Path, rounds: int) -> dict:
     return out
 
 
+def table(result: dict) -> str:
+    """The results as docs/models.md's markdown table."""
+    rows = [
+        "| arch | thin vs masked (relative) | channels | channels_all | MACs after | fp32 p50 "
+        "ratio | int8 p50 ratio | kept groups |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for arch in ARCHS:
+        r = result.get(arch)
+        if not r:
+            continue
+        if "refused" in r:
+            rows.append(f"| {arch} | - | 0 | 0 | 1 | - | - | nothing to remove: {r['kept']} |")
+            continue
+        fp32, int8 = (
+            f"{r[k]:.2f}" if k in r else "-" for k in ("tflite_fp32_ratio", "tflite_int8_ratio")
+        )
+        rows.append(
+            f"| {arch} | {r['relative_error']:.1e} | {r['channels']:.2f} | "
+            f"{r['channels_all']:.2f} | {r['macs_ratio']:.2f} | {fp32} | {int8} | {r['kept']} |"
+        )
+    return "\n".join(rows)
+
+
 def main() -> None:
+    import json
     import sys
+
+    from parts import RESULTS
 
     archs = dict.fromkeys([*ARCHS, *sys.argv[2:]])  # any other arch named on the command line
     run_parts("zoo", {a: (lambda tmp, rounds, a=a: one(a, tmp, rounds)) for a in archs}, rounds=3)
+    print(table(json.loads((RESULTS / "zoo.json").read_text())))
 
 
 if __name__ == "__main__":
