@@ -49,6 +49,20 @@ def test_the_table_is_every_keras_applications_classifier_with_its_own_preproces
             constructor(input_shape=(8, 8, 3), include_top=False, weights=None)
 
 
+@pytest.mark.parametrize("mode", zoo.PREPROCESSING)
+def test_the_model_preprocesses_raw_pixels_as_keras_would(mode):
+    """The layers build_transfer puts before the base give keras.applications' own
+    preprocess_input (caffe: in RGB order, the BGR order being folded into the first conv)."""
+    import tf_keras as keras
+
+    from pruneflow.steps.model.build import preprocess
+
+    inputs = keras.Input((1, 1, 3))
+    model = keras.Model(inputs, preprocess(inputs, mode))
+    want = MODES[mode][..., ::-1] if mode == "caffe" else MODES[mode]
+    np.testing.assert_allclose(model(PIXELS.astype("float32")).numpy(), want, rtol=1e-5, atol=1e-4)
+
+
 def test_docs_models_lists_every_arch():
     """The bad-arch line points at docs/models.md: every name is there (B0 ... B7 in one)."""
     from helpers.cli import ROOT

@@ -43,7 +43,7 @@ TORCH_MEAN_RGB, TORCH_STD_RGB = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BASE_LAYER = "base"
 
 
-def _preprocess(x, mode: str):
+def preprocess(x, mode: str):
     """Raw 0..255 RGB pixels as ``mode``'s ImageNet weights expect them (:mod:`.zoo`)."""
     import tf_keras as keras
 
@@ -99,7 +99,7 @@ def build_transfer(config: TransferConfig, input_shape: Sequence[int], num_class
         x = layers.Resizing(size, size, name="resize")(x)
     if channels == 1:
         x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
-    x = _preprocess(x, mode)
+    x = preprocess(x, mode)
     try:
         base = getattr(keras.applications, keras_name(arch))(
             input_shape=(size, size, 3), include_top=False, weights=weights
