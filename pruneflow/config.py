@@ -35,7 +35,7 @@ from pruneflow.steps.convert.config import StageConfig
 from pruneflow.steps.data import config as data
 from pruneflow.steps.data.config import DatasetConfig
 from pruneflow.steps.model import config as model
-from pruneflow.steps.model.config import MIN_TRANSFER_INPUT, BackboneConfig, TransferConfig
+from pruneflow.steps.model.config import BackboneConfig, TransferConfig
 from pruneflow.steps.model.foreign import refuse_options
 from pruneflow.steps.prune.config import PruneConfig
 from pruneflow.steps.train.config import TrainConfig, check_seed
@@ -102,12 +102,13 @@ class Config:
                 f"needs more than {least - 1}; >= {least_clusters(False)} with prune.sparsity=0)"
             )
         if isinstance(self.backbone, TransferConfig) and self.backbone.input_size is None:
-            if self.dataset.image_size < MIN_TRANSFER_INPUT:
+            least = self.backbone.min_input
+            if self.dataset.image_size < least:
                 raise ConfigError(
                     f"dataset.image_size={self.dataset.image_size} is too small for "
-                    f"backbone={self.backbone.label}: set backbone.input_size to at least "
-                    f"{MIN_TRANSFER_INPUT} (images are resized inside the model) or "
-                    f"dataset.image_size >= {MIN_TRANSFER_INPUT}"
+                    f"backbone.arch={self.backbone.arch} (its smallest input is {least}x{least}): "
+                    f"set backbone.input_size to at least {least} (images are resized inside "
+                    f"the model) or dataset.image_size >= {least}"
                 )
 
     @property

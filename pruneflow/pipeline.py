@@ -363,7 +363,9 @@ def _check_layer_selection(config: Config) -> None:
                 select_layers(model, p.layer_types, p.exclude_layers, p.keep_first_last)
             if p.channels > 0:
                 graph = channels.analyze(model)
-                channels.check_selection(graph, p.channel_exclude, p.channel_keep_first_last, model)
+                channels.check_selection(
+                    graph, p.channel_exclude, p.channel_keep_first_last, model, p.channels
+                )
                 if c.clusters:
                     model = channels.rebuild(model, channels.plan(model, p.channels, p))
         with keys_under("cluster."):

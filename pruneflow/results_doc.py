@@ -102,6 +102,10 @@ RUN_METRICS = {
     r.CHANNELS: "measured fraction of prunable output channels removed (`prune.channels`)",
     r.MACS: "multiply-accumulates per image of the model converted",
     r.BASELINE_MACS: "multiply-accumulates per image of its baseline",
+    r.CHANNELS_ALL: "fraction of the output channels of every kernel layer (prunable or kept: "
+    "`pruneflow inspect` says why) removed by channel pruning",
+    r.MACS_REMOVED: "fraction of the baseline's multiply-accumulates per image removed "
+    "(1 - macs / baseline/macs)",
     **{
         curve: f"stepped, one value per epoch: Keras's `{key}` (baseline epochs, then "
         "fine-tuning epochs)"

@@ -283,7 +283,7 @@ def config_md() -> str:
                     try:
                         found.append(OmegaConf.to_object(node))
                     except (ArgumentError, MissingMandatoryValue):  # a value of yours
-                        # (device=ssh's host, backbone=file's path)
+                        # (device=ssh's host, backbone=file's path, backbone=keras's arch)
                         continue
             return found
 

@@ -219,6 +219,9 @@ def test_a_sweep_over_channels_logs_their_cost_and_ends_with_a_report_that_has_t
     assert abs(m[results.CHANNELS] - 0.5) < 0.02 and full.data.metrics[results.CHANNELS] == 0
     assert 0 < m[results.MACS] <= 0.3 * m[results.BASELINE_MACS]
     assert m[results.BASELINE_MACS] == full.data.metrics[results.MACS]
+    # of the whole model: the classifier's 10 outputs stay, so less than 0.5 of all channels
+    assert 0.4 < m[results.CHANNELS_ALL] < m[results.CHANNELS]
+    assert m[results.MACS_REMOVED] == pytest.approx(1 - m[results.MACS] / m[results.BASELINE_MACS])
     assert m["tflite_int8/accuracy"] > 0.5
     path = client.download_artifacts(thin.info.run_id, "prune/layers.csv", str(tmp_path))
     rows = {r["layer"]: r for r in csv.DictReader(open(path))}

@@ -25,6 +25,7 @@ GROUPS = ("dataset", "backbone", "stage", "prune", "device", "delegate")
 REQUIRED = {
     ("device", "ssh"): ["device.host=board.example"],
     ("delegate", "external"): ["delegate.library=/opt/lib/libdelegate.so"],
+    ("backbone", "keras"): ["backbone.arch=mobilenetv3small"],
 }
 
 
@@ -78,7 +79,7 @@ def _required(group, option, folder_root, own_models=None):
     if (group, option) == ("stage", "file"):  # the stage of backbone=tflite only
         return ["backbone=tflite", f"backbone.path={own_models['tflite']}"]
     if group == "backbone" and option != "cnn":  # the default digits are 28x28
-        return ["backbone.input_size=32"]
+        return ["backbone.input_size=32", *REQUIRED.get((group, option), [])]
     return REQUIRED.get((group, option), [])
 
 
@@ -152,7 +153,7 @@ def test_digits_split_is_stratified_and_seeded():
 # tflite builds nothing: it loads the user's file (tests/test_foreign_model.py)
 @pytest.mark.parametrize("option", [o for o in options("backbone") if o != "tflite"])
 def test_every_backbone_instantiates(option, model_file):
-    overrides = [f"backbone={option}"]
+    overrides = [f"backbone={option}", *REQUIRED.get(("backbone", option), [])]
     if option == "file":  # a model of 32x32 images
         overrides += [f"backbone.path={model_file}"]
     elif option != "cnn":  # ImageNet weights need a download: test_backbones.py

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 from pruneflow.errors import PruneflowError, require
-from pruneflow.steps.model.config import ARCHS, MIN_TRANSFER_INPUT
+from pruneflow.steps.model.zoo import keras_name, min_input, preprocessing
 
 if TYPE_CHECKING:
     from pruneflow.steps.model.config import CNNConfig, TransferConfig
@@ -38,7 +38,27 @@ def build_cnn(config: CNNConfig, input_shape: Sequence[int], num_classes: int):
 
 # caffe mode: BGR input minus these ImageNet means (given here in RGB order), no scaling.
 CAFFE_MEAN_RGB = (123.68, 116.779, 103.939)
+# torch mode: 0..1 input minus these means, over these standard deviations (RGB).
+TORCH_MEAN_RGB, TORCH_STD_RGB = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 BASE_LAYER = "base"
+
+
+def preprocess(x, mode: str):
+    """Raw 0..255 RGB pixels as ``mode``'s ImageNet weights expect them (:mod:`.zoo`)."""
+    import tf_keras as keras
+
+    layers = keras.layers
+    if mode == "tf":  # scale to [-1, 1]
+        return layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(x)
+    if mode == "caffe":  # subtract the ImageNet mean; the BGR order is folded into the first conv
+        return layers.Normalization(
+            mean=CAFFE_MEAN_RGB, variance=(1.0, 1.0, 1.0), name="preprocess"
+        )(x)
+    if mode == "torch":  # (x / 255 - mean) / std, as one normalization of 0..255 pixels
+        mean = [255.0 * m for m in TORCH_MEAN_RGB]
+        variance = [(255.0 * s) ** 2 for s in TORCH_STD_RGB]
+        return layers.Normalization(mean=mean, variance=variance, name="preprocess")(x)
+    return x  # none: the base preprocesses 0..255 itself
 
 
 class WeightsUnavailable(PruneflowError, RuntimeError):
@@ -61,9 +81,17 @@ def build_transfer(config: TransferConfig, input_shape: Sequence[int], num_class
         config.input_size,
         config.dropout,
     )
-    constructor, mode, first_conv = ARCHS[arch]
+    mode = preprocessing(arch)
     height, width, channels = (int(d) for d in input_shape)
     size = int(input_size or height)
+    least = min_input(arch)
+    require(
+        size >= least,
+        "input_shape",
+        tuple(input_shape),
+        f"images of at least {least}x{least} for {arch}, or an input_size to resize them to "
+        "inside the model",
+    )
     layers = keras.layers
     inputs = keras.Input(shape=(height, width, channels), name="image")
     x = inputs
@@ -71,21 +99,9 @@ def build_transfer(config: TransferConfig, input_shape: Sequence[int], num_class
         x = layers.Resizing(size, size, name="resize")(x)
     if channels == 1:
         x = layers.Concatenate(name="gray_to_rgb")([x, x, x])
-    if mode == "tf":  # scale to [-1, 1]
-        x = layers.Rescaling(1.0 / 127.5, offset=-1.0, name="preprocess")(x)
-    else:  # subtract the ImageNet mean; the BGR order is folded into the first conv below
-        x = layers.Normalization(mean=CAFFE_MEAN_RGB, variance=(1.0, 1.0, 1.0), name="preprocess")(
-            x
-        )
-    require(
-        size >= MIN_TRANSFER_INPUT,
-        "input_shape",
-        tuple(input_shape),
-        f"images of at least {MIN_TRANSFER_INPUT}x{MIN_TRANSFER_INPUT} for {arch}, or an "
-        "input_size to resize them to inside the model",
-    )
+    x = preprocess(x, mode)
     try:
-        base = getattr(keras.applications, constructor)(
+        base = getattr(keras.applications, keras_name(arch))(
             input_shape=(size, size, 3), include_top=False, weights=weights
         )
     except Exception as exc:  # noqa: BLE001 - keras raises plain Exception for URL failures
@@ -98,9 +114,10 @@ def build_transfer(config: TransferConfig, input_shape: Sequence[int], num_class
         raise
     base._name = BASE_LAYER
     if mode == "caffe" and weights is not None:
-        conv = base.get_layer(first_conv)
+        # RGB input for BGR-trained weights: the first convolution's input channels reversed
+        conv = next(la for la in base.layers if type(la).__name__ == "Conv2D")
         kernel, *rest = conv.get_weights()
-        conv.set_weights([kernel[:, :, ::-1, :], *rest])  # RGB input for BGR-trained weights
+        conv.set_weights([kernel[:, :, ::-1, :], *rest])
     x = base(x)
     x = layers.GlobalAveragePooling2D(name="pool")(x)
     if dropout:

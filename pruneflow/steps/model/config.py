@@ -12,18 +12,9 @@ from typing import ClassVar
 from omegaconf import MISSING
 
 from pruneflow.errors import require
+from pruneflow.steps.model.zoo import arch_name, min_input
 
 log = logging.getLogger(__name__)
-
-MIN_TRANSFER_INPUT = 32  # keras.applications bases refuse smaller inputs
-# Framework facts about keras.applications backbones: constructor name, the preprocessing its
-# ImageNet weights expect, and the first convolution (whose input channels caffe-mode weights
-# expect in BGR order).
-ARCHS = {
-    "mobilenetv2": ("MobileNetV2", "tf", None),
-    "vgg16": ("VGG16", "caffe", "block1_conv1"),
-    "resnet50": ("ResNet50", "caffe", "conv1_conv"),
-}
 
 
 def check_dropout(dropout: float) -> None:
@@ -41,15 +32,18 @@ def check_cnn(filters: Sequence[int], dense_units: int, dropout: float) -> None:
     check_dropout(dropout)
 
 
-def check_transfer(arch: str, input_size: int | None, dropout: float) -> None:
-    require(arch in ARCHS, "arch", arch, str(sorted(ARCHS)))
+def check_transfer(arch: str, input_size: int | None, dropout: float) -> str:
+    """The checked ``arch``'s lower-case name (:mod:`.zoo`)."""
+    arch = arch_name(arch)
+    least = min_input(arch)
     require(
-        input_size is None or input_size >= MIN_TRANSFER_INPUT,
+        input_size is None or input_size >= least,
         "input_size",
         input_size,
-        f"null (the dataset's image size) or integers >= {MIN_TRANSFER_INPUT}",
+        f"null (the dataset's image size) or integers >= {least} (the smallest input of {arch})",
     )
     check_dropout(dropout)
+    return arch
 
 
 @dataclass
@@ -97,14 +91,14 @@ class TransferConfig(BackboneConfig):
     """A keras.applications base with its preprocessing and a new classification head."""
 
     _target_: str = "pruneflow.steps.model.build.build_transfer"
-    arch: str = MISSING  # the keras.applications base
+    arch: str = MISSING  # the keras.applications classifier (steps/model/zoo.py, any spelling)
     weights: str | None = "imagenet"  # imagenet | null (random init, offline) | a file path
     FILE_KEYS: ClassVar[tuple[str, ...]] = ("weights",)  # keys by their file's content too
     input_size: int | None = None  # null: the dataset's image size; else resized in the model
     nests_a_model: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
-        check_transfer(self.arch, self.input_size, self.dropout)
+        self.arch = check_transfer(self.arch, self.input_size, self.dropout)
         w = self.weights
         require(
             w in (None, "imagenet") or os.path.isfile(w),
@@ -117,6 +111,11 @@ class TransferConfig(BackboneConfig):
     @property
     def label(self) -> str:
         return self.arch
+
+    @property
+    def min_input(self) -> int:
+        """The smallest image side the base accepts (:mod:`.zoo`)."""
+        return min_input(self.arch)
 
 
 PIXELS = ("auto", "raw", "unit", "symmetric")

@@ -41,6 +41,12 @@ class Pruned:
     targets: dict[str, float] = field(default_factory=dict)  # ... and their target sparsity
     channels_before: dict[str, int] = field(default_factory=dict)  # output channels, by layer
     left_dense: list[str] = field(default_factory=list)  # custom layers no optimization touches
+    channels_all: float = 0.0  # measured fraction of every kernel layer's output channels removed
+
+    @property
+    def macs_removed(self) -> float:
+        """The fraction of the baseline's multiply-accumulates this model no longer does."""
+        return 1 - self.macs / self.baseline_macs if self.baseline_macs else 0.0
 
     def layer_table(self, model, clustered: Sequence[str] = ()) -> list[dict]:
         """:func:`layer_table` of ``model`` made from this one by a later step (clustering:
@@ -192,17 +198,23 @@ def prune_model(
         history = {k: history.get(k, []) + more.get(k, []) for k in {*history, *more}}
     kernels = kernel_arrays(model)
     total, nonzero = count_params([w.numpy() for w in model.weights])
+    after = {la.name: out_channels(la) for la in leaf_layers(model) if la.name in before}
+    channels_all = 1 - sum(after.values()) / sum(before.values()) if before else 0.0
+    model_macs = macs(model)
     table = layer_table(model, selected, targets, before)
     weighted = {la.name for la in leaf_layers(model) if la.weights}
     left_dense = [name for name in custom_layers(model) if name in weighted]
     if left_dense:
         log.info("left dense (custom layers, no optimization handles them): %s", left_dense)
     log.info(
-        "pruned to measured sparsity %.4f (target %g), channels %.4f removed (target %g)",
+        "pruned to measured sparsity %.4f (target %g), channels %.4f removed (target %g; "
+        "%.4f of all channels, %.4f of the MACs)",
         sparsity_of(kernels),
         c.sparsity,
         removed,
         c.channels,
+        channels_all,
+        1 - model_macs / baseline_macs if baseline_macs else 0.0,
     )
     return Pruned(
         model,
@@ -213,12 +225,13 @@ def prune_model(
         table,
         starved,
         channels=removed,
-        macs=macs(model),
+        macs=model_macs,
         baseline_macs=baseline_macs,
         selected=selected,
         targets=targets,
         channels_before=before,
         left_dense=left_dense,
+        channels_all=channels_all,
     )
 
 
@@ -240,7 +253,7 @@ def thin_model(
 
     c = config
     graph = thin.analyze(model)
-    thin.check_selection(graph, c.channel_exclude, c.channel_keep_first_last, model)
+    thin.check_selection(graph, c.channel_exclude, c.channel_keep_first_last, model, c.channels)
     producers = {p: g for g, grp in graph.prunable().items() for p in grp.producers}
     before = {la.name: out_channels(la) for la in leaf_layers(model) if la.name in producers}
     keras.utils.set_random_seed(seed)

@@ -10,11 +10,13 @@ from typing import TYPE_CHECKING
 from pruneflow.results import (
     BASELINE_MACS,
     CHANNELS,
+    CHANNELS_ALL,
     LAYERS_DIR,
     LAYERS_FILE,
     LAYERS_WITHOUT_WEIGHTS_TAG,
     LEFT_DENSE_TAG,
     MACS,
+    MACS_REMOVED,
     PARAMS_NONZERO,
     PARAMS_TOTAL,
     SPARSITY,
@@ -40,6 +42,8 @@ def for_pruning(pruned: Pruned, baseline_epochs: int, out_dir: Path) -> Record:
             CHANNELS: pruned.channels,
             MACS: pruned.macs,
             BASELINE_MACS: pruned.baseline_macs,
+            CHANNELS_ALL: pruned.channels_all,
+            MACS_REMOVED: pruned.macs_removed,
         },
         tags={
             **({LAYERS_WITHOUT_WEIGHTS_TAG: ",".join(starved)} if starved else {}),
