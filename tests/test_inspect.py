@@ -31,6 +31,12 @@ class Scale(keras.layers.Layer):
         return x * self.factor
 '''
 
+# why b's and c's output channels stay: the channel analyzer's own words
+CAT_KEPT = (
+    "its output channels stay: cat: a Concatenate (its inputs' channels are not followed "
+    "through it)"
+)
+
 
 def inspect_cli(tmp: Path, *args: str, timeout: float = 300):
     return run_cli(["inspect", *args], cwd=tmp, command=pruneflow_command(), timeout=timeout)
@@ -103,12 +109,11 @@ def test_a_model_file_with_a_concatenate_and_a_custom_layer_is_inspected(tmp_pat
     chan = {name: (r["channels"], r["channels_why"]) for name, r in rows.items()}
     assert chan["a"] == ("yes", "")
     # b and c: their input channels (a's) go, their own meet the Concatenate
-    assert (
-        chan["b"] == chan["c"] == ("input", "its output channels stay: meets a Concatenate (cat)")
-    )
+    assert chan["b"] == chan["c"] == ("input", CAT_KEPT)
     assert chan["grouped"][0] == "no" and "grouped convolution (groups=2)" in chan["grouped"][1]
     assert chan["scale"][0] == "no" and "custom layer (Scale)" in chan["scale"][1]
-    assert chan["sig"][0] == "no" and "(sigmoid) is not 0 at 0" in chan["sig"][1]
+    # sig's channels: kept by the PReLU it feeds (the analyzer's first reason for the group)
+    assert chan["sig"] == chan["dw"] == ("no", "prelu: a PReLU (not followed channel by channel)")
     assert chan["probs"] == ("input", "its output channels stay: reaches the model's output")
     assert chan["cat"] == ("-", "")  # no weights: nothing to do
     # tfmot's registries and pruneflow's steps
@@ -241,6 +246,22 @@ def test_an_h5_file_and_a_savedmodel_folder_read_as_the_keras_file(tmp_path, nam
     assert {n: int(r["params"]) for n, r in rows.items()} == {
         la.name: la.count_params() for la in model.layers
     }
-    assert rows["b"]["channels_why"] == "its output channels stay: meets a Concatenate (cat)"
+    assert rows["b"]["channels_why"] == CAT_KEPT
     assert rows["scale"]["prune"] == "no" and "custom layer" in rows["scale"]["prune_why"]
     assert rows["dw"]["prune"] == "no" and rows["wide"]["tflite_dynamic"] == "yes"
+
+
+def test_an_activation_not_0_at_0_names_itself_as_the_reason():
+    """A sigmoid's removed channels would be 0.5, not 0, where the next convolution reads them:
+    its group stays, and the reason names the layer and its activation."""
+    import tf_keras as keras
+
+    from pruneflow.steps.model.inspect import channel_status
+
+    L = keras.layers
+    i = keras.Input((8, 8, 1))
+    x = L.Conv2D(4, 3, activation="sigmoid", name="sig")(i)
+    x = L.Conv2D(4, 3, activation="relu", name="next")(x)
+    model = keras.Model(i, L.Dense(3)(L.GlobalAveragePooling2D()(x)))
+    status, why = channel_status(model)["sig"]
+    assert status == "no" and why.startswith("sig's activation (sigmoid) is not 0 at 0"), why

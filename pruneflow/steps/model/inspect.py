@@ -269,30 +269,21 @@ def _variant(v: Variant, layer, kind: str, status: dict[str, tuple[str, str]]):
 
 
 def _kept_why(reason: str, layers: dict) -> str:
-    """The channel analyzer's reason for keeping a group, in a user's terms: the layer it names
-    and what that layer is (a Concatenate, a grouped convolution, a custom layer). The glue
-    between :func:`~pruneflow.steps.prune.channels.analyze`'s ``kept_because`` and this table."""
+    """The channel analyzer's reason for keeping a group (``<layer>: <why>``, in a user's
+    terms already: :meth:`pruneflow.steps.prune.groups.Graph.kept`), with what the analyzer
+    cannot name itself: the activation that is not 0 at 0, a custom layer's class."""
     if reason in ("the model's output", "the model's input"):
         return f"reaches {reason}"
-    found = re.match(r"(?:kept: )?(.+?)(?:'s activation| \(| is called)", reason)
-    layer = layers.get(found.group(1)) if found else None
-    if layer is None:
+    name, _, why = reason.partition(": ")
+    layer = layers.get(name)
+    if layer is None or not why:
         return reason
-    name, kind = layer.name, type(layer).__name__
-    if " is called " in reason:  # one layer's weights on several inputs
-        return f"meets {name}, one layer used on several inputs"
-    if "activation is not 0 at 0" in reason:
-        act = getattr(layer.activation, "__name__", str(layer.activation))
-        return f"{name}'s activation ({act}) is not 0 at 0"
-    if kind == "Concatenate":
-        return f"meets a Concatenate ({name})"
-    if getattr(layer, "groups", 1) > 1:
-        return f"meets a grouped convolution ({name}, groups={layer.groups})"
+    if why.startswith("a value not 0 at 0"):
+        act = getattr(getattr(layer, "activation", None), "__name__", "its activation")
+        return f"{name}'s activation ({act}) is not 0 at 0: {why}"
     if is_custom(layer):
-        return f"meets a custom layer ({name}, {kind})"
-    if kind in ("TFOpLambda", "SlicingOpLambda"):  # a TensorFlow op called on Keras tensors
-        return f"meets the TensorFlow op {name}, which the analyzer does not follow"
-    return f"meets {name} ({kind}), whose channels the analyzer does not follow"
+        return f"meets a custom layer ({name}, {type(layer).__name__})"
+    return reason
 
 
 def channel_status(model) -> dict[str, tuple[str, str]]:
