@@ -113,6 +113,10 @@ bench: system-deps install ## measure the figures in BENCHMARKS.md (long)
 	$(PYTHON) bench/channels.py
 	$(PYTHON) bench/report_speed.py 3 1000
 	$(PYTHON) bench/failures.py 3
+	$(PYTHON) bench/own_model.py 5
+	$(PYTHON) bench/own_tflite.py
+	$(PYTHON) bench/zoo.py 3
+	$(PYTHON) bench/inspect_speed.py 3
 	@# this version against the previous one: OLD_PYTHON=<a venv's python with it installed>
 	@if [ -n "$(OLD_PYTHON)" ]; then $(PYTHON) bench/previous_version.py 3 $(OLD_PYTHON); fi
 	@# issue #21's side-by-side figures: OLD_CHECKOUT=<a checkout of the previous version>

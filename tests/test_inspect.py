@@ -184,6 +184,9 @@ def test_the_default_cnn_on_digits_as_a_run_builds_it(tmp_path):
     model = _built(["backbone=cnn", "dataset=digits"], 10)  # the digits' ten classes
     rows = {r["layer"]: r for r in read_csv(tmp_path / "cnn.csv")}
     assert list(rows) == [la.name for la in model.layers]
+    # every variant a Keras model is converted to; not backbone=tflite's file (made by nothing)
+    assert "tflite_int8" in rows["conv1"] and "tflite_file" not in rows["conv1"]
+    assert "tflite_file" not in proc.stdout
     assert {n: int(r["params"]) for n, r in rows.items()} == {
         la.name: la.count_params() for la in model.layers
     }

@@ -31,7 +31,7 @@ TITLES = {
     "channels": "channel pruning (prune.channels)",
     "cluster": "weight clustering (cluster.clusters)",
     "qat": "quantization-aware training (stage=qat)",
-    **{name: f"{name} (stage.variants)" for name in VARIANTS},
+    **{name: f"{name} (stage.variants)" for name, v in VARIANTS.items() if not v.given},
 }
 TECHNIQUES = tuple(TITLES)
 # A layer's status for a technique: it applies; it does not (the row says why); only the
@@ -353,7 +353,8 @@ def inspect_model(model) -> list[Row]:
             )
             s["qat"] = _qat(layer, kind, nested, quant_reg)
         for v in VARIANTS.values():
-            s[v.name] = _variant(v, layer, kind, s)
+            if not v.given:  # a .tflite file of yours (backbone=tflite) is made by nothing here
+                s[v.name] = _variant(v, layer, kind, s)
     return rows
 
 
