@@ -23,8 +23,10 @@ from pathlib import Path
 
 import numpy as np
 from parts import run_parts
+from sweeps import clean_env  # noqa: F401 - puts tests/ on sys.path for helpers
 
 import pruneflow  # noqa: F401 - sets the Keras environment first
+from helpers.models import logits_model
 
 SIZE = 96
 ARCHS = [
@@ -41,41 +43,6 @@ ARCHS = [
     "nasnetmobile",
 ]
 VARIANTS = ["tflite_fp32", "tflite_int8"]
-
-
-def _model(arch: str, seed: int = 0):
-    """``arch`` at 96x96, random weights, a logits head, statistics away from their start."""
-    import tf_keras as keras
-
-    from pruneflow.steps.model.build import build_transfer
-    from pruneflow.steps.model.config import TransferConfig
-    from pruneflow.steps.model.measure import leaf_layers
-
-    model = build_transfer(
-        TransferConfig(arch=arch, weights=None, dropout=0.0), (SIZE,) * 2 + (3,), 5
-    )
-    model.get_layer("probs").activation = keras.activations.linear
-    rng = np.random.default_rng(seed)
-    for layer in leaf_layers(model):
-        kind = type(layer).__name__
-        if kind == "BatchNormalization":
-            draw = {
-                "gamma": lambda n: rng.uniform(0.5, 1.5, n),
-                "beta": lambda n: rng.normal(0, 0.3, n),
-                "moving_mean": lambda n: rng.normal(0, 0.3, n),
-                "moving_variance": lambda n: rng.uniform(0.5, 1.5, n),
-            }
-            names = [v.name.split("/")[-1].split(":")[0] for v in layer.weights]
-            layer.set_weights(
-                [
-                    draw[k](w.shape).astype("float32")
-                    for k, w in zip(names, layer.get_weights(), strict=True)
-                ]
-            )
-        elif kind == "LayerScale":
-            (gamma,) = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype("float32")])
-    return model
 
 
 def _out_channels(model) -> int:
@@ -95,7 +62,7 @@ def one(arch: str, tmp: Path, rounds: int) -> dict:
     from pruneflow.steps.prune import channels
     from pruneflow.steps.prune.config import PruneConfig
 
-    model = _model(arch)
+    model = logits_model(arch, SIZE, classes=5)
     graph = channels.analyze(model)
     out: dict = {"kept": graph.summary()}
     try:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from helpers.cli import TINY, outputs_to, pruneflow_command, run_cli
-from helpers.models import prune_quick, transfer
+from helpers.models import logits_model, prune_quick, transfer
 from pruneflow.steps.model import zoo
 
 # keras.applications' own preprocess_input on three pixels, by the mode it implements
@@ -84,46 +84,13 @@ def test_an_arch_is_its_lower_case_name_in_any_spelling(given, name):
     assert zoo.arch_name(given) == name
 
 
-def _logits_model(arch: str, size: int, seed: int = 0):
-    """``arch`` at ``size`` px with random weights, its head giving logits (a softmax of
-    random weights saturates), BatchNorm statistics and ConvNeXt's layer scales away from their
-    initial values, so that a channel that is not zero where it should be shows."""
-    import tf_keras as keras
-
-    from pruneflow.steps.model.measure import leaf_layers
-
-    model = transfer((size, size, 3), 10, arch, weights=None, dropout=0.0)
-    model.get_layer("probs").activation = keras.activations.linear
-    rng = np.random.default_rng(seed)
-    for layer in leaf_layers(model):
-        kind = type(layer).__name__
-        if kind == "BatchNormalization":
-            draw = {
-                "gamma": lambda n: rng.uniform(0.5, 1.5, n),
-                "beta": lambda n: rng.normal(0, 0.3, n),
-                "moving_mean": lambda n: rng.normal(0, 0.3, n),
-                "moving_variance": lambda n: rng.uniform(0.5, 1.5, n),
-            }
-            names = [v.name.split("/")[-1].split(":")[0] for v in layer.weights]
-            layer.set_weights(
-                [
-                    draw[k](w.shape).astype("float32")
-                    for k, w in zip(names, layer.get_weights(), strict=True)
-                ]
-            )
-        elif kind == "LayerScale":  # 1e-6 at first: the blocks would not count
-            (gamma,) = layer.get_weights()
-            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype("float32")])
-    return model
-
-
 def _thin_equals_masked(arch: str, size: int) -> tuple[float, float]:
     """Thin and masked logits on inputs in [-1, 1]: (removed fraction, MACs after / before)."""
     from pruneflow.steps.model.measure import macs
     from pruneflow.steps.prune import channels
     from pruneflow.steps.prune.config import PruneConfig
 
-    model = _logits_model(arch, size)
+    model = logits_model(arch, size)
     plan = channels.plan(model, 0.5, PruneConfig(channels=0.5, channel_criterion="bn"))
     thin, masked = channels.rebuild(model, plan), channels.masked(model, plan)
     x = np.random.default_rng(1).uniform(-1, 1, (4, size, size, 3)).astype("float32")

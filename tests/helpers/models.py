@@ -32,6 +32,40 @@ def transfer(input_shape, num_classes, arch, **options):
     return build_transfer(TransferConfig(arch=arch, **options), input_shape, num_classes)
 
 
+def logits_model(arch: str, size: int, seed: int = 0, classes: int = 10):
+    """``arch`` at ``size`` px with random weights, its head giving logits (a softmax of
+    random weights saturates), BatchNorm statistics and ConvNeXt's layer scales away from their
+    initial values, so that a channel that is not zero where it should be shows."""
+    import numpy as np
+    import tf_keras as keras
+
+    from pruneflow.steps.model.measure import leaf_layers
+
+    model = transfer((size, size, 3), classes, arch, weights=None, dropout=0.0)
+    model.get_layer("probs").activation = keras.activations.linear
+    rng = np.random.default_rng(seed)
+    for layer in leaf_layers(model):
+        kind = type(layer).__name__
+        if kind == "BatchNormalization":
+            draw = {
+                "gamma": lambda n: rng.uniform(0.5, 1.5, n),
+                "beta": lambda n: rng.normal(0, 0.3, n),
+                "moving_mean": lambda n: rng.normal(0, 0.3, n),
+                "moving_variance": lambda n: rng.uniform(0.5, 1.5, n),
+            }
+            names = [v.name.split("/")[-1].split(":")[0] for v in layer.weights]
+            layer.set_weights(
+                [
+                    draw[k](w.shape).astype("float32")
+                    for k, w in zip(names, layer.get_weights(), strict=True)
+                ]
+            )
+        elif kind == "LayerScale":  # 1e-6 at first: the blocks would not count
+            (gamma,) = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape).astype("float32")])
+    return model
+
+
 def digits(seed: int = 42, **options):
     """scikit-learn's digits as the ``dataset=digits`` option loads them."""
     from pruneflow.steps.data.config import DigitsConfig
