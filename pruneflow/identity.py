@@ -82,10 +82,23 @@ def baseline_code() -> str:
 
 
 def tree_digest(root: str | os.PathLike) -> str:
-    """The sha256 of a folder's files (a SavedModel): each by its relative name and bytes."""
+    """The sha256 of a folder's files (a SavedModel of a user's): each by its relative name and
+    bytes. A link is hashed by where it points, never followed (a user's folder may link out
+    of itself, to a pipe, or back into itself)."""
     h = hashlib.sha256()
-    for name, path in sources(Path(root), suffixes=None):
-        h.update(f"{name}\0{file_digest(path)}\0".encode())
+    entries = []
+    for folder, dirs, files in os.walk(root):  # does not descend into linked folders
+        base = Path(folder)
+        entries += [base / d for d in dirs if (base / d).is_symlink()]
+        entries += [base / f for f in files]
+    for path in sorted(entries):
+        name = path.relative_to(root).as_posix()
+        if "__pycache__" in name.split("/"):
+            continue
+        if path.is_symlink():
+            h.update(f"{name}\0link:{os.readlink(path)}\0".encode())
+        elif path.is_file():
+            h.update(f"{name}\0{file_digest(path)}\0".encode())
     return h.hexdigest()
 
 

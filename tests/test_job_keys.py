@@ -124,3 +124,30 @@ def test_a_weights_file_that_is_not_there_is_one_line_before_any_run(tmp_path):
     assert len(lines) == 1 and "backbone.weights='gone.h5' is invalid" in lines[0], lines
     assert "a weights file that exists" in lines[0]
     assert not (tmp_path / "mlruns").exists()
+
+
+def test_a_folder_of_yours_is_keyed_without_following_its_links(tmp_path):
+    """A SavedModel folder keys a job by its files (identity.tree_digest). Its links are keyed
+    by where they point, never followed: one out of the folder (whose file may change or be
+    anything), one to a pipe (reading it would hang), one back to the folder (a loop)."""
+    from pruneflow.identity import tree_digest
+
+    folder, outside = tmp_path / "saved_model", tmp_path / "outside.bin"
+    (folder / "variables").mkdir(parents=True)
+    (folder / "saved_model.pb").write_bytes(b"graph")
+    (folder / "variables" / "variables.data").write_bytes(b"weights")
+    before = tree_digest(folder)
+    outside.write_bytes(b"a")
+    os.mkfifo(tmp_path / "pipe")
+    (folder / "out").symlink_to(outside)
+    (folder / "pipe").symlink_to(tmp_path / "pipe")
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    linked = tree_digest(folder)  # returns: the pipe is not read, the loop not walked
+    assert linked != before
+    outside.write_bytes(b"b" * 10)
+    assert tree_digest(folder) == linked  # the file outside is not read
+    (folder / "out").unlink()
+    (folder / "out").symlink_to(tmp_path / "elsewhere.bin")
+    assert tree_digest(folder) != linked  # where a link points is part of the key
+    (folder / "variables" / "variables.data").write_bytes(b"other weights")
+    assert tree_digest(folder) != linked
