@@ -69,6 +69,28 @@ VS_BASELINE = {
 EVIDENCE = (ACCURACY_CI_LOW, ACCURACY_CI_HIGH, *VS_BASELINE.values())  # every variant
 FILE_SPARSITY, FELL_BACK = "sparsity", "fell_back"
 TFLITE_MEASURES = (FILE_SPARSITY, FELL_BACK)  # .tflite variants only
+# Energy per image (issue #29, device.energy): after a variant's latency pass, power sampled
+# while the device idles, then while it runs the variant back to back for a window. Per
+# variant: the energy of one image while running (mean power x window / images, mJ) with its
+# 95% interval, what running adds to idling per image, mean power running and idle (W), the
+# samples of each and the window (s), and the images run in it. Absent where nothing measured.
+ENERGY, ENERGY_CI_LOW, ENERGY_CI_HIGH = "energy_mj", "energy_mj_ci_low", "energy_mj_ci_high"
+ENERGY_ABOVE_IDLE = "energy_above_idle_mj"
+POWER, IDLE_POWER = "power_w", "idle_power_w"
+POWER_SAMPLES, IDLE_SAMPLES = "power_samples", "idle_samples"
+ENERGY_WINDOW, ENERGY_IMAGES = "energy_window_s", "energy_images"
+ENERGY_MEASURES = (
+    ENERGY,
+    ENERGY_CI_LOW,
+    ENERGY_CI_HIGH,
+    ENERGY_ABOVE_IDLE,
+    POWER,
+    IDLE_POWER,
+    POWER_SAMPLES,
+    IDLE_SAMPLES,
+    ENERGY_WINDOW,
+    ENERGY_IMAGES,
+)
 # Clustered runs (cluster.clusters): the most distinct values in any clustered weight tensor,
 # counted from each file (per channel where int8 scales each channel apart), and in Keras's.
 UNIQUE_WEIGHTS = "unique_weights"
@@ -175,6 +197,9 @@ DEVICE_PYTHON_TAG, GOVERNOR_TAG = "device.executable", "device.governor"
 RUNTIME_TAG, DELEGATE_TAG, GIT_COMMIT_TAG = "runtime", "delegate", "mlflow.source.git.commit"
 DEVICE_TAG, DEVICE_KIND_TAG, DEVICE_ADDRESS_TAG = "device", "device.kind", "device.address"
 DEVICE_NOTES_TAG = "device.check_notes"  # what the device check warned of
+# What measured a run's energy (pmic, or `command: <the meter command> (on device|host)`), and
+# why a run has no energy number where it was asked for (one note, never a made-up value)
+ENERGY_SOURCE_TAG, ENERGY_NOTE_TAG = "energy.source", "energy.note"
 
 
 def kernels_tag(variant: str) -> str:

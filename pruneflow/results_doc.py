@@ -67,6 +67,23 @@ VARIANT_METRICS = {
     r.HYGIENE["freq_mhz"].format(W): ("where the device exposes it", "CPU clock, likewise"),
     r.HYGIENE["load1"].format(W): ("where the device exposes it", "1-minute load, likewise"),
     r.COOLDOWN: ("with `device.cooldown_c`", "seconds waited for the CPU to cool down first"),
+    r.ENERGY: (
+        "where `device.energy` measured",
+        "energy of one image while the variant runs back to back: mean power x window / images "
+        "(mJ)",
+    ),
+    r.ENERGY_CI_LOW: ("where `device.energy` measured", "its 95% interval, low end"),
+    r.ENERGY_CI_HIGH: ("where `device.energy` measured", "its 95% interval, high end"),
+    r.ENERGY_ABOVE_IDLE: (
+        "where `device.energy` measured",
+        "what running adds to idling, per image: (power - idle power) x window / images (mJ)",
+    ),
+    r.POWER: ("where `device.energy` measured", "mean power while running (W)"),
+    r.IDLE_POWER: ("where `device.energy` measured", "mean power while idle, just before (W)"),
+    r.POWER_SAMPLES: ("where `device.energy` measured", "power samples while running"),
+    r.IDLE_SAMPLES: ("where `device.energy` measured", "power samples while idle"),
+    r.ENERGY_WINDOW: ("where `device.energy` measured", "the running window (s)"),
+    r.ENERGY_IMAGES: ("where `device.energy` measured", "images run in the window"),
     r.FILE_SPARSITY: (".tflite only", "fraction of zeros stored in the file's weights"),
     r.FELL_BACK: (
         ".tflite only",
@@ -156,6 +173,8 @@ TAGS = {
         r.DEVICE_PYTHON_TAG: "the python that ran the device runner",
         r.GOVERNOR_TAG: "the CPU frequency governor (where the device exposes it)",
         r.DEVICE_NOTES_TAG: "what the device check warned of",
+        r.ENERGY_SOURCE_TAG: "what measured the energy numbers: `pmic`, or the meter command",
+        r.ENERGY_NOTE_TAG: "why a run asked for energy has no energy number",
         r.TIMING_START_TAG: "start of the device's exclusive timing window (seconds since the "
         "epoch)",
         r.TIMING_END_TAG: "its end",
