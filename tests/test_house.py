@@ -143,15 +143,16 @@ def test_the_summary_headlines_the_variant_the_registry_ranks_first():
 
 
 def test_no_module_of_the_package_is_over_about_500_lines():
-    """The device runner is the exception, under 600: it must stay one self-contained file (a
-    device runs it alone)."""
+    """The device runner is the exception, under 650: its probe must stay one self-contained file
+    (an SSH device runs it with ``python3 -c``, alone). What a run alone needs, such as the energy
+    pass's sampling, goes in files shipped beside it."""
     sizes = {
         str(p.relative_to(PACKAGE)): len(p.read_text().splitlines())
         for p in PACKAGE.rglob("*.py")
         if p.name != "runner.py"
     }
     assert max(sizes.values()) <= 500, sorted(sizes.items(), key=lambda kv: -kv[1])[:3]
-    assert len((PACKAGE / "devices" / "runner.py").read_text().splitlines()) < 600
+    assert len((PACKAGE / "devices" / "runner.py").read_text().splitlines()) < 650
 
 
 def test_a_sweep_over_a_group_with_a_key_its_default_lacks_says_the_way_in_one_line(tmp_path):
