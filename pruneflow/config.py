@@ -79,7 +79,8 @@ class Config:
             raise ConfigError(
                 f"train.frozen_epochs={self.train.frozen_epochs} is invalid for "
                 f"backbone={self.backbone.label}: valid values are 0 (freezing needs a "
-                "pretrained base: backbone=mobilenetv2|vgg16|resnet50)"
+                "pretrained base: backbone=mobilenetv2|vgg16|resnet50, or backbone=keras "
+                "backbone.arch=NAME)"
             )
         if self.train.epochs == 0 and not self.backbone.trained:
             raise ConfigError(

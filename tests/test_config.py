@@ -266,7 +266,7 @@ def test_a_bad_value_is_refused_at_compose_time_naming_key_and_valid_values(over
     [
         # QAT cannot quantize a nested backbone: refused before training, not after pruning
         (["stage=qat", "backbone=mobilenetv2"], ["tflite_int8_qat", "backbone=mobilenetv2"]),
-        (["train.frozen_epochs=2"], ["train.frozen_epochs=2", "backbone=cnn"]),
+        (["train.frozen_epochs=2"], ["train.frozen_epochs=2", "backbone=cnn", "backbone=keras"]),
         (["backbone=vgg16"], ["dataset.image_size=28", "backbone.input_size", "32"]),
     ],
 )

@@ -58,6 +58,8 @@ def logged_metrics(variants: Sequence[str]) -> list[str]:
         results.PARAMS_NONZERO,
         results.CHANNELS,
         results.MACS,
+        results.CHANNELS_ALL,
+        results.MACS_REMOVED,
     ]
     for v in [results.KERAS, *variants]:
         names += [results.metric(v, m) for m in per_variant]
