@@ -4,7 +4,8 @@ over its runs (summary.csv; error bars its 95% interval, the baseline a line in 
 band); where runs removed channels (``prune.channels``), latency and MACs against channels too;
 where runs clustered weights (``cluster.clusters``), gzip size against clusters; a line per
 channels and clusters value in the sparsity plots and the Pareto points labelled by their
-configuration (``s0.5/c0.25/cl16``: the dimensions the study varies).
+configuration (``s0.5/c0.25/cl16``: the dimensions the study varies); where runs measured
+energy (``device.energy``), accuracy against energy per image (:mod:`~.plots_energy`).
 
 Each plot is one function, registered under its file's name with :func:`plot` (and the
 dimension some run must vary for it to be drawn): adding a plot is a function and its
