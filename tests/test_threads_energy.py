@@ -21,6 +21,7 @@ from pruneflow.results import REPORT_MD, RUNS_CSV, SUMMARY_CSV
 from pruneflow.stats import t_interval
 from pruneflow.study.report import PLOTS, summary
 from pruneflow.study.report.plots_energy import ENERGY_PLOTS
+from pruneflow.study.report.plots_threads import THREAD_PLOTS
 
 COUNTS = ("1", "2", "4")  # the preset's thread counts
 THREADS_HEAD = "## Threads (delegate.threads): latency and energy against threads"
@@ -105,7 +106,8 @@ def test_the_threads_preset_reports_latency_against_threads_and_no_energy(thread
     assert not {c for c in pd.read_csv(folder / SUMMARY_CSV) if c.startswith("energy")}
     assert ENERGY_HEAD not in md and "energy mJ" not in md
     assert not (folder / ENERGY_PLOTS[0]).exists() and ENERGY_PLOTS[0] not in md
-    assert {p.name for p in folder.glob("*.png")} == set(PLOTS)
+    assert {p.name for p in folder.glob("*.png")} == {*PLOTS, *THREAD_PLOTS}
+    assert f"[{THREAD_PLOTS[0]}]({THREAD_PLOTS[0]})" in md
 
 
 # Known energy of each .tflite variant at each thread count: (energy mJ, interval low, high,
@@ -200,12 +202,12 @@ def test_energy_per_image_is_reported_beside_latency(threads_sweep, tmp_path):
         known = (_known(int(t), n) for t in COUNTS)
         cells = " | ".join(f"{e:.4g} [{lo:.4g} – {hi:.4g}]" for e, lo, hi, *_ in known)
         assert f"| {variant} | {cells} |" in grid
-    # the plot, listed in report.md
-    name = ENERGY_PLOTS[0]
-    with Image.open(out / name) as img:
-        img.load()
-        assert img.size[0] >= 550 and img.size[1] >= 400
-    assert f"[{name}]({name})" in md
+    # the plots, listed in report.md: accuracy against energy, energy against threads
+    for name in (*ENERGY_PLOTS, "energy_vs_threads.png", *THREAD_PLOTS):
+        with Image.open(out / name) as img:
+            img.load()
+            assert img.size[0] >= 550 and img.size[1] >= 400
+        assert f"[{name}]({name})" in md
 
 
 def test_a_note_without_energy_is_listed_and_makes_no_empty_column(threads_sweep, tmp_path):

@@ -5,7 +5,8 @@ band); where runs removed channels (``prune.channels``), latency and MACs agains
 where runs clustered weights (``cluster.clusters``), gzip size against clusters; a line per
 channels and clusters value in the sparsity plots and the Pareto points labelled by their
 configuration (``s0.5/c0.25/cl16``: the dimensions the study varies); where runs measured
-energy (``device.energy``), accuracy against energy per image (:mod:`~.plots_energy`).
+energy (``device.energy``), accuracy against energy per image (:mod:`~.plots_energy`); where
+runs used several thread counts, latency (and energy) against threads (:mod:`~.plots_threads`).
 
 Each plot is one function, registered under its file's name with :func:`plot` (and the
 dimension some run must vary for it to be drawn): adding a plot is a function and its
@@ -422,7 +423,7 @@ def gzip_vs_clusters(data: Data):
 
 
 # plots in modules of their own, registered (after the above) by importing them
-from pruneflow.study.report import plots_energy  # noqa: E402, F401
+from pruneflow.study.report import plots_energy, plots_threads  # noqa: E402, F401
 
 PLOTS = tuple(name for name, p in REGISTRY.items() if p.needs is None and p.when is None)
 CHANNEL_PLOTS = tuple(name for name, p in REGISTRY.items() if p.needs == col.CHANNELS)
