@@ -202,6 +202,19 @@ def test_energy_per_image_is_reported_beside_latency(threads_sweep, tmp_path):
         known = (_known(int(t), n) for t in COUNTS)
         cells = " | ".join(f"{e:.4g} [{lo:.4g} – {hi:.4g}]" for e, lo, hi, *_ in known)
         assert f"| {variant} | {cells} |" in grid
+    # a budget on energy: the variant of the run whose energy per image meets it
+    proc = run_cli(
+        ["report", "--out", str(tmp_path / "budget"), "--budget", "energy_mj<=0.6"],
+        cwd=tmp_path,
+        command=pruneflow_command(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    (four,) = [r for r in runs if r.data.params["delegate.threads"] == "4"]
+    assert _known(4, 0)[0] <= 0.6 < _known(4, 1)[0]  # only the first variant at 4 threads
+    assert (
+        f"within budget (energy_mj<=0.6): digits-cnn {variants[0]} of run {four.info.run_id} "
+        in proc.stdout
+    )
     # the plots, listed in report.md: accuracy against energy, energy against threads
     for name in (*ENERGY_PLOTS, "energy_vs_threads.png", *THREAD_PLOTS):
         with Image.open(out / name) as img:
