@@ -82,7 +82,8 @@ def plot(name: str, needs: str | None = None, when: Callable[[object], bool] | N
 def plot_names(table) -> tuple[str, ...]:
     """The PNGs :func:`plots` writes for ``table``: :data:`PLOTS`, :data:`CHANNEL_PLOTS` when a
     run removed channels and :data:`CLUSTER_PLOTS` when a run clustered weights, and those
-    registered with a condition on the table where it holds (:mod:`~.plots_energy`)."""
+    registered with a condition on the table where it holds (:mod:`~.plots_energy`,
+    :mod:`~.plots_threads`)."""
     used = {d.column for d in dimensions(table)}
     return tuple(
         name

@@ -228,6 +228,10 @@ def rows(selection: Selection):
     baseline (``vs_baseline_delta``, ``_p``, ``_ci_low``, ``_ci_high``), the baseline's own
     interval (``baseline_ci_low``/``_high``): NaN for runs made before them. And every other
     setting the runs sweep (:func:`swept_params`) as its ``params.<key>`` column.
+
+    Issue #29's energy, only where some run has it (:func:`energy_columns`): each variant's
+    energy measures (``energy_mj`` with its interval, ``power_w`` ...) and ``energy_source``,
+    and ``energy_note``.
     """
     import pandas as pd
 
