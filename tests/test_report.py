@@ -41,6 +41,7 @@ from pruneflow.study.report import (
     summary,
     write_report,
 )
+from pruneflow.study.report.plots_threads import THREAD_PLOTS
 from pruneflow.study.report.selection import UNIQUE_WEIGHTS
 from pruneflow.study.report.tables import best_line, best_variant, has_clusters
 
@@ -623,13 +624,14 @@ def test_report_tables_and_plots_keep_channels_apart(channel_store, tmp_path):
     # configurations at sparsity 0.5 apart, never one row
     assert len(_lines(md, "| digits-cnn | 0.5 | 0 | tflite_int8 | ")) == 2 + 1 + 2
     assert len(_lines(md, "| digits-cnn | 0.5 | 0.5 | tflite_int8 | ")) == 2 + 1 + 2
-    assert _lines(md, "| digits-cnn | 0.5 | 0 | tflite_int8 | – | 0.200 | 0.100 |")  # threads
-    assert _lines(md, "| digits-cnn | 0.5 | 0.5 | tflite_int8 | – | 0.050 | 0.025 |")
+    assert _lines(md, "| digits-cnn | 0.5 | 0 | tflite_int8 | 0.200 | 0.100 |")  # threads
+    assert _lines(md, "| digits-cnn | 0.5 | 0.5 | tflite_int8 | 0.050 | 0.025 |")
     assert "| model | sparsity | channels | variant | raw | gzip |" in md
     assert _lines(md, "| digits-cnn | 0.5 | 0.5 | keras | 9.8 | 4.9 |")  # KB: a quarter
     # the plots: the four of every study, and against channels
-    assert plot_names(table) == (*PLOTS, *CHANNEL_PLOTS)
-    for name in (*PLOTS, *CHANNEL_PLOTS):
+    # runs at 1 and 2 threads: latency against threads too
+    assert plot_names(table) == (*PLOTS, *CHANNEL_PLOTS, *THREAD_PLOTS)
+    for name in (*PLOTS, *CHANNEL_PLOTS, *THREAD_PLOTS):
         with Image.open(tmp_path / name) as img:
             img.load()
             assert img.size[0] >= 550 and img.size[1] >= 400, (name, img.size)

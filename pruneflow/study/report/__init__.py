@@ -2,7 +2,9 @@
 one of the configurations over their seeds (:mod:`~pruneflow.study.report.summary`), plots and
 the best sparsity per model with its evidence (the best (sparsity, channels, clusters)
 configuration where runs removed channels with ``prune.channels`` or clustered weights with
-``cluster.clusters``: only the dimensions the study varies).
+``cluster.clusters``: only the dimensions the study varies); energy per image beside the
+latency where runs measured it (:mod:`~.energy`), latency and energy against threads where
+runs swept ``delegate.threads`` (:mod:`~.threads`).
 
 ``pruneflow report`` (:mod:`pruneflow.cli.report`) and the end of every sweep
 (:func:`report_sweep`, into the parent run) use it. It reads runs with MLflow's

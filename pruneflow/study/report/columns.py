@@ -55,3 +55,13 @@ def ci_low(column: str) -> str:
 def ci_high(column: str) -> str:
     """``<column>_ci_high``: its high end."""
     return f"{column}_ci_high"
+
+
+# -- runs.csv and summary.csv: energy per image, only where some run measured it (device.energy) --
+# runs.csv: a variant's energy measures keep their names (results.ENERGY_MEASURES), beside what
+# measured them (the run's tag results.ENERGY_SOURCE_TAG), and why a run asked for energy has
+# none (results.ENERGY_NOTE_TAG: a column only where some run has that note)
+ENERGY_SOURCE, ENERGY_NOTE = "energy_source", "energy_note"
+# summary.csv: the energy per image over a configuration's runs (energy_mj_mean, _std, _ci_low,
+# _ci_high: col.mean(results.ENERGY) ...), and the means of what it is made of
+ENERGY_MEANS = (results.ENERGY_ABOVE_IDLE, results.POWER, results.IDLE_POWER)

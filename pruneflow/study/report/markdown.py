@@ -13,16 +13,16 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
-
 from pruneflow import results
 from pruneflow.study.report import columns as col
+from pruneflow.study.report import energy
 from pruneflow.study.report.best_table import best_table
 from pruneflow.study.report.budget import pick_line
 from pruneflow.study.report.document import Report
+from pruneflow.study.report.document import config_cells as _config
+from pruneflow.study.report.document import config_head as _config_head
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.selection import (
-    DIMENSION_COLUMNS,
     PARAMS,
     UNIQUE_WEIGHTS,
     Selection,
@@ -35,6 +35,7 @@ from pruneflow.study.report.tables import (
 )
 from pruneflow.study.report.tables import fmt as _fmt
 from pruneflow.study.report.tables import interval as _interval
+from pruneflow.study.report.threads import threads_section
 
 Z95 = 1.959964  # two-sided 95% normal quantile: the mean's confidence interval
 
@@ -106,7 +107,7 @@ def summary_table(r: Report) -> list[str]:
     threads = summary[col.THREADS].nunique() > 2 if col.THREADS in summary else False  # "–" + 2
     head = ["model", "sparsity", *(d.column for d in dims), *(c[len(PARAMS) :] for c in swept)]
     head += [*(["threads"] if threads else []), "variant", "runs", "seeds"]
-    head += ["accuracy", "95% CI", "std", "p50 ms", "95% CI", "std"]
+    head += ["accuracy", "95% CI", "std", "p50 ms", "95% CI", "std", *energy.summary_head(summary)]
     lines = [
         "",
         f"## Accuracy and latency over seeds ({results.SUMMARY_CSV})",
@@ -132,6 +133,7 @@ def summary_table(r: Report) -> list[str]:
             _fmt(s[col.mean(p50)], ".3f"),
             _interval(s[col.ci_low(p50)], s[col.ci_high(p50)], ".3f"),
             _fmt(s[col.std(p50)], ".3f"),
+            *energy.summary_cells(summary, s),
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -215,37 +217,6 @@ def latency_table(r: Report) -> list[str]:
     return lines
 
 
-def threads_table(r: Report) -> list[str]:
-    """p50 per thread count side by side, when the runs swept delegate.threads (the .tflite
-    variants: the Keras model does not take LiteRT's thread count); a column per dimension the
-    study varies."""
-    dims = r.dims
-    table = r.table[r.table[col.VARIANT] != results.KERAS]  # TensorFlow ignores the threads
-    counts = list(dict.fromkeys(table[col.THREADS]))
-    if len(counts) < 2:
-        return []
-    lines = [
-        "",
-        "## Threads (delegate.threads): p50 per image, ms",
-        "",
-        f"| model | {_config_head(dims, False)}variant | timed on | " + " | ".join(counts) + " |",
-        "|---|---|---|---|" + "---|" * len(dims) + "---|" * len(counts),
-    ]
-    # every dimension in the key: runs at one sparsity with different channels or clusters are
-    # never one row
-    keys = [col.MODEL, col.TARGET_SPARSITY, *DIMENSION_COLUMNS, col.VARIANT, col.TIMED_ON]
-    for _, g in table.groupby(keys, sort=False):
-        by = g.groupby(col.THREADS, sort=False)[col.P50].median()  # over seeds, if several
-        first = g.iloc[0]
-        lines.append(
-            f"| {first[col.MODEL]} | {_config(first, dims)} | {first[col.VARIANT]} | "
-            f"{first[col.TIMED_ON] or '–'} | "
-            + " | ".join(_fmt(by.get(c, math.nan), ".3f") for c in counts)
-            + " |"
-        )
-    return lines
-
-
 def sizes_table(r: Report) -> list[str]:
     """Each run variant's file size, raw and gzip-compressed, and with clustered runs its
     unique weights."""
@@ -304,33 +275,9 @@ SECTIONS = (
     summary_table,
     accuracy_table,
     latency_table,
-    threads_table,
+    energy.energy_table,  # where runs measured energy (energy.py)
+    threads_section,  # where runs swept delegate.threads (threads.py)
     sizes_table,
     unfinished_runs,
     plot_list,
 )
-
-
-# -- cells -----------------------------------------------------------------------------------------
-def _config(row, dims, several: bool = False) -> str:
-    """A row's sparsity cell, a cell per dimension the study varies (``dims``: channels,
-    clusters), and its seed cell when the runs have several seeds."""
-    cells = [_fmt(row[col.TARGET_SPARSITY], "g"), *(_fmt(row[d.column], "g") for d in dims)]
-    if several:
-        cells.append(_seed(row))
-    return " | ".join(cells)
-
-
-def _config_head(dims, several: bool) -> str:
-    return "".join(f"{c} | " for c in ("sparsity", *(d.column for d in dims))) + (
-        "seed | " if several else ""
-    )
-
-
-def _seed(row) -> str:
-    seed = row.get(col.SEED)
-    return "–" if seed is None or seed is pd.NA or _isnan(seed) else str(int(seed))
-
-
-def _isnan(v) -> bool:
-    return isinstance(v, float) and math.isnan(v)

@@ -4,7 +4,9 @@ over its runs (summary.csv; error bars its 95% interval, the baseline a line in 
 band); where runs removed channels (``prune.channels``), latency and MACs against channels too;
 where runs clustered weights (``cluster.clusters``), gzip size against clusters; a line per
 channels and clusters value in the sparsity plots and the Pareto points labelled by their
-configuration (``s0.5/c0.25/cl16``: the dimensions the study varies).
+configuration (``s0.5/c0.25/cl16``: the dimensions the study varies); where runs measured
+energy (``device.energy``), accuracy against energy per image (:mod:`~.plots_energy`); where
+runs used several thread counts, latency (and energy) against threads (:mod:`~.plots_threads`).
 
 Each plot is one function, registered under its file's name with :func:`plot` (and the
 dimension some run must vary for it to be drawn): adding a plot is a function and its
@@ -60,16 +62,18 @@ class Plot:
     name: str
     draw: Callable[[Data], object]  # -> a matplotlib Figure
     needs: str | None = None
+    when: Callable[[object], bool] | None = None  # and what runs.csv must hold (energy ...)
 
 
 REGISTRY: dict[str, Plot] = {}  # in the order the plots are listed and drawn
 
 
-def plot(name: str, needs: str | None = None):
-    """Register the decorated function (``Data`` -> Figure) as the plot ``name``."""
+def plot(name: str, needs: str | None = None, when: Callable[[object], bool] | None = None):
+    """Register the decorated function (``Data`` -> Figure) as the plot ``name``, drawn where a
+    run uses the dimension ``needs`` and ``when(runs.csv)`` holds (each where given)."""
 
     def register(draw: Callable[[Data], object]):
-        REGISTRY[name] = Plot(name, draw, needs)
+        REGISTRY[name] = Plot(name, draw, needs, when)
         return draw
 
     return register
@@ -77,9 +81,15 @@ def plot(name: str, needs: str | None = None):
 
 def plot_names(table) -> tuple[str, ...]:
     """The PNGs :func:`plots` writes for ``table``: :data:`PLOTS`, :data:`CHANNEL_PLOTS` when a
-    run removed channels and :data:`CLUSTER_PLOTS` when a run clustered weights."""
+    run removed channels and :data:`CLUSTER_PLOTS` when a run clustered weights, and those
+    registered with a condition on the table where it holds (:mod:`~.plots_energy`,
+    :mod:`~.plots_threads`)."""
     used = {d.column for d in dimensions(table)}
-    return tuple(name for name, p in REGISTRY.items() if p.needs is None or p.needs in used)
+    return tuple(
+        name
+        for name, p in REGISTRY.items()
+        if (p.needs is None or p.needs in used) and (p.when is None or p.when(table))
+    )
 
 
 def plots(table, out: Path, tolerance: float = DEFAULT_TOLERANCE, summary=None) -> list[Path]:
@@ -413,6 +423,9 @@ def gzip_vs_clusters(data: Data):
     return per_model(data, "gzip size, KB (median of runs)", draw, col.CLUSTERS, frame)
 
 
-PLOTS = tuple(name for name, p in REGISTRY.items() if p.needs is None)
+# plots in modules of their own, registered (after the above) by importing them
+from pruneflow.study.report import plots_energy, plots_threads  # noqa: E402, F401
+
+PLOTS = tuple(name for name, p in REGISTRY.items() if p.needs is None and p.when is None)
 CHANNEL_PLOTS = tuple(name for name, p in REGISTRY.items() if p.needs == col.CHANNELS)
 CLUSTER_PLOTS = tuple(name for name, p in REGISTRY.items() if p.needs == col.CLUSTERS)

@@ -228,11 +228,16 @@ def rows(selection: Selection):
     baseline (``vs_baseline_delta``, ``_p``, ``_ci_low``, ``_ci_high``), the baseline's own
     interval (``baseline_ci_low``/``_high``): NaN for runs made before them. And every other
     setting the runs sweep (:func:`swept_params`) as its ``params.<key>`` column.
+
+    Issue #29's energy, only where some run has it (:func:`energy_columns`): each variant's
+    energy measures (``energy_mj`` with its interval, ``power_w`` ...) and ``energy_source``,
+    and ``energy_note``.
     """
     import pandas as pd
 
     runs = selection.runs
     swept, logged = swept_params(runs), variants(runs)
+    energy = energy_columns(runs)
     out = []
     for _, run in runs.iterrows():
         tags = {c[len(TAGS) :]: v for c, v in run.items() if c.startswith(TAGS)}
@@ -248,6 +253,7 @@ def rows(selection: Selection):
                     **settings,
                     col.VARIANT: variant,
                     **_measures(run, variant),
+                    **_energy(run, tags, variant, energy),
                     col.THREADS: _threads(run, variant),
                     **context,
                     **_timed(tags, variant, context[col.DEVICE]),
@@ -301,6 +307,31 @@ def _measures(run, variant: str) -> dict[str, float]:
         m: _metric(run, results.metric(variant, m))
         for m in (*MEASURES, *EXTRA_MEASURES, *results.EVIDENCE)
     }
+
+
+def energy_columns(runs) -> tuple[str, ...]:
+    """The energy columns of runs.csv for ``runs`` (``search_runs``): every energy measure
+    (:data:`~pruneflow.results.ENERGY_MEASURES`) and ``energy_source`` where some run measured
+    a variant's energy, ``energy_note`` where some run has a note saying why it has none;
+    nothing for a study without energy (no empty columns)."""
+    measured = any(
+        c.startswith(METRICS) and c.endswith("/" + results.ENERGY) and runs[c].notna().any()
+        for c in runs
+    )
+    note = TAGS + results.ENERGY_NOTE_TAG
+    noted = note in runs and bool(runs[note].fillna("").astype(str).str.strip().ne("").any())
+    return (*results.ENERGY_MEASURES, col.ENERGY_SOURCE) * measured + (col.ENERGY_NOTE,) * noted
+
+
+def _energy(run, tags: dict, variant: str, wanted: tuple[str, ...]) -> dict:
+    """A variant's energy columns of ``wanted`` (:func:`energy_columns`): its measures (NaN
+    where it has none), the run's energy source where the variant has an energy, the run's
+    note."""
+    found = {m: _metric(run, results.metric(variant, m)) for m in results.ENERGY_MEASURES}
+    source = _text(tags.get(results.ENERGY_SOURCE_TAG))
+    found[col.ENERGY_SOURCE] = "" if math.isnan(found[results.ENERGY]) else source
+    found[col.ENERGY_NOTE] = _text(tags.get(results.ENERGY_NOTE_TAG))
+    return {c: found[c] for c in wanted}
 
 
 def _threads(run, variant: str) -> str:
@@ -396,6 +427,11 @@ def _metric(run, name: str) -> float:
 
 def _param(value) -> str:
     return "–" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
+
+
+def _text(value) -> str:
+    """A tag's text; empty for none (None, or NaN in search_runs' frame)."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
 
 
 def _float(value) -> float:

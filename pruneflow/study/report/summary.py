@@ -37,6 +37,13 @@ SUMMARY_COLUMNS = (  # after the configuration's own columns (:func:`config_colu
     col.mean(results.GZIP),
     col.MACS,
 )
+# Beside them where some run measured energy (device.energy; no empty columns otherwise): the
+# energy per image over the runs like the accuracy (one run: its own interval), the means of
+# what it is made of (above idle, power running and idle)
+ENERGY_SUMMARY = (
+    *(stat(results.ENERGY) for stat in STATS),
+    *(col.mean(m) for m in col.ENERGY_MEANS),
+)
 # The runs.csv columns a configuration's numbers are made of
 NUMBERS = (
     results.ACCURACY,
@@ -52,6 +59,10 @@ NUMBERS = (
     results.SIZE,
     results.GZIP,
     col.MACS,
+    results.ENERGY,
+    results.ENERGY_CI_LOW,
+    results.ENERGY_CI_HIGH,
+    *col.ENERGY_MEANS,
 )
 
 
@@ -100,7 +111,10 @@ def summary(table):
       likewise the higher. A configuration holds only when both hold, so neither a split's few
       images nor two lucky seeds make it;
     - ``baseline_accuracy_mean`` (each seed has its own baseline), ``val_images``, the mean
-      sizes and the median MACs.
+      sizes and the median MACs;
+    - where some run measured energy (and only there: :data:`ENERGY_SUMMARY`), ``energy_mj_mean``,
+      ``_std`` and its 95% interval over the runs that measured it (one run: its own interval),
+      and the mean energy above idle, power and idle power.
     """
     import pandas as pd
 
@@ -130,7 +144,8 @@ def summary(table):
             return column[name][rows] if name in column else np.empty(0)
 
         out.append({**row, **_numbers(of, at)})
-    return pd.DataFrame(out, columns=[*keys, *SUMMARY_COLUMNS])
+    energy = ENERGY_SUMMARY if results.ENERGY in table else ()
+    return pd.DataFrame(out, columns=[*keys, *SUMMARY_COLUMNS, *energy])
 
 
 def _numbers(of, runs) -> dict[str, float]:
@@ -147,6 +162,30 @@ def _numbers(of, runs) -> dict[str, float]:
     for measure in (results.SIZE, results.GZIP):
         row[col.mean(measure)] = _mean(of(measure))
     row[col.MACS] = _median(of(col.MACS))
+    row.update(_energy(of, runs))
+    return row
+
+
+def _energy(of, runs) -> dict[str, float]:
+    """The :data:`ENERGY_SUMMARY` of a configuration's ``runs``: over the runs that measured the
+    energy per image, its mean, spread and 95% interval (Student's t; one run: its own
+    interval over its power samples), and the means of its parts (NaN where none measured)."""
+    energy = of(results.ENERGY, runs)
+    measured = runs[~np.isnan(energy)] if len(energy) else runs[:0]
+    stats = t_interval(of(results.ENERGY, measured))
+    if stats["n"] == 1:
+        low = _first(of(results.ENERGY_CI_LOW, measured))
+        high = _first(of(results.ENERGY_CI_HIGH, measured))
+    else:
+        low, high = stats["ci_low"], stats["ci_high"]
+    row = {
+        col.mean(results.ENERGY): stats["mean"],
+        col.std(results.ENERGY): stats["std"],
+        col.ci_low(results.ENERGY): low,
+        col.ci_high(results.ENERGY): high,
+    }
+    for part in col.ENERGY_MEANS:
+        row[col.mean(part)] = _mean(of(part, measured))
     return row
 
 
