@@ -260,10 +260,15 @@ def _close_parent(sweep: Sweep, parent: Parent, interrupted: bool, client) -> st
     with contextlib.suppress(OSError):
         path.write_text(text + "\n")
     client.log_text(parent.run_id, text + "\n", results.SUMMARY_FILE)
-    if any(r.status in ("FINISHED", "SKIPPED") for r in rows):
+    done = any(r.status in ("FINISHED", "SKIPPED") for r in rows)
+    if sweep.compare_rounds and not interrupted and not done:
+        print(f"pruneflow: no compare for {sweep.name}: no job finished", file=sys.stderr)
+    if done:
         from pruneflow.study.report import DEFAULT_TOLERANCE, report_sweep
 
         out = Path(sweep.folder) / results.REPORT_DIR
+        if sweep.compare_rounds and not interrupted:  # first: the report then shows its ratios
+            _compare(sweep, parent, out)
         try:
             best = report_sweep(parent.uri, parent.experiment, parent.run_id, out)
             dims = ["channels"] * bool(re.search(r"/c\d", best)) + ["clusters"] * ("/cl" in best)
@@ -278,8 +283,6 @@ def _close_parent(sweep: Sweep, parent: Parent, interrupted: bool, client) -> st
             print(f"pruneflow: no report for {sweep.name}: {exc}", file=sys.stderr)
         if sweep.objectives:
             _search_front(sweep, parent, client, children, out)
-        if sweep.compare_rounds and not interrupted:
-            _compare(sweep, parent, out)
     return status
 
 
@@ -305,7 +308,8 @@ def _search_front(sweep: Sweep, parent: Parent, client, children: list, out: Pat
 
 def _compare(sweep: Sweep, parent: Parent, out: Path) -> None:
     """``pruneflow compare --rounds <tracking.compare_rounds>`` on the sweep that just ended,
-    into its report folder and its parent run; a failure is one line, the sweep stands."""
+    into its report folder and its parent run, before its report (which then shows the
+    ratios); a failure is one line, the sweep stands."""
     from pruneflow.study.compare import COLUMNS, TAIL, compare_sweep, lines
     from pruneflow.tracking.config import COMPARE_ROUNDS_KEY
 
