@@ -198,7 +198,8 @@ def test_a_sweep_whose_folder_is_gone_needs_out(swept):
 def test_compare_rounds_is_checked_and_not_in_the_job_key(tmp_path):
     plain = check(compose(TINY))
     on = check(compose([*TINY, f"{COMPARE_ROUNDS_KEY}=5"]))
-    assert on.tracking.compare_rounds == 5 and plain.tracking.compare_rounds == 0
+    assert on.tracking.compare_rounds == 5
+    assert plain.tracking.compare_rounds == TrackingConfig.compare_rounds  # the schema's default
     assert on.job_key == plain.job_key
     assert COMPARE_ROUNDS_KEY == "tracking." + next(
         f for f in TrackingConfig.__dataclass_fields__ if f == "compare_rounds"

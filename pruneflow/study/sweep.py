@@ -319,14 +319,15 @@ def _compare(sweep: Sweep, parent: Parent, out: Path) -> None:
         flush=True,
     )
     try:
-        table, _ = compare_sweep(
-            parent.uri,
-            parent.experiment,
-            parent.run_id,
-            out,
-            sweep.compare_rounds,
-            say=lambda line: print(line, flush=True),
-        )
+        with stderr_held():  # the converter's lines, as `pruneflow compare` holds them
+            table, _ = compare_sweep(
+                parent.uri,
+                parent.experiment,
+                parent.run_id,
+                out,
+                sweep.compare_rounds,
+                say=lambda line: print(line, flush=True),
+            )
     except Exception as exc:  # noqa: BLE001 - the sweep's results stand without it
         print(f"pruneflow: no compare for {sweep.name}: {one_line(exc)}", file=sys.stderr)
         return
