@@ -57,6 +57,20 @@ def test_the_summary_and_the_report_say_the_latencies_are_apart_and_name_compare
     assert f"## {SECTION}" not in report  # no compare yet
 
 
+def test_a_report_of_all_runs_names_the_sweep_they_share(apart, tmp_path):
+    """`report --all` of runs that are one sweep's: its command; no compare yet."""
+    tmp, _ = apart
+    out = tmp_path / "all"
+    proc = run_cli(
+        ["report", "--all", "--tracking-uri", store_uri(tmp), "--out", str(out)],
+        cwd=tmp_path,
+        command=pruneflow_command(),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = f"{APART}: interleaved ratios with `{_command(tmp)}`"
+    assert line in (out / results.REPORT_MD).read_text().splitlines()
+
+
 def test_the_named_command_compares_and_the_report_then_shows_its_numbers(apart, tmp_path):
     tmp, _ = apart
     client, runs = read_runs(tmp)
