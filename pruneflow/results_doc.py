@@ -232,7 +232,8 @@ ARTIFACTS = {
         f"{r.REPORT_DIR}/{r.SUMMARY_CSV}": "one row per configuration and variant: the mean "
         "and spread over its runs (seeds)",
         f"{r.REPORT_DIR}/{r.COMPARE_CSV}": "`pruneflow compare`: every .tflite variant of the "
-        "sweep's runs and of its dense baseline re-timed in interleaved rounds",
+        "sweep's runs and of its dense baseline re-timed in interleaved rounds (beside each, its "
+        "run's measured energy per image, from the run's own pass)",
         f"{r.REPORT_DIR}/{r.COMPARE_ROUNDS_CSV}": "its every round",
         f"{r.REPORT_DIR}/{r.COMPARE_PLOT}": "its plot",
         f"{r.REPORT_DIR}/{r.FRONT_CSV}": "a search's Pareto front of its trials",

@@ -19,6 +19,8 @@ from pruneflow import results
 from pruneflow.config import check, from_settings
 from pruneflow.stats import ratio_interval
 from pruneflow.study.compare import COLUMNS, ROUND_COLUMNS, TAIL
+from pruneflow.study.interleaved import APART
+from pruneflow.study.report.interleaved import SECTION
 from pruneflow.tracking.config import (
     COMPARE_ROUNDS_KEY,
     MAX_ROUNDS,
@@ -83,6 +85,12 @@ def test_a_sweep_with_compare_rounds_ends_with_compare(swept):
     for name in (results.COMPARE_CSV, results.COMPARE_ROUNDS_CSV, results.COMPARE_PLOT):
         assert f"{results.REPORT_DIR}/{name}" in logged, logged
         assert (folder / name).stat().st_size > 0
+    # the compare ran before the report, which shows its ratios; the summary points to them
+    report = (folder / results.REPORT_MD).read_text()
+    assert f"## {SECTION} ({results.COMPARE_CSV})" in report
+    assert f"in {END_ROUNDS} interleaved rounds" in report
+    at_end = f"the compare at this sweep's end ({results.REPORT_DIR}/{results.COMPARE_CSV})"
+    assert f"{APART}: interleaved ratios in {at_end}" in proc.stdout.splitlines()
 
 
 def test_a_thread_sweep_is_reported_per_thread_count(swept):
@@ -190,7 +198,8 @@ def test_a_sweep_whose_folder_is_gone_needs_out(swept):
 def test_compare_rounds_is_checked_and_not_in_the_job_key(tmp_path):
     plain = check(compose(TINY))
     on = check(compose([*TINY, f"{COMPARE_ROUNDS_KEY}=5"]))
-    assert on.tracking.compare_rounds == 5 and plain.tracking.compare_rounds == 0
+    assert on.tracking.compare_rounds == 5
+    assert plain.tracking.compare_rounds == TrackingConfig.compare_rounds  # the schema's default
     assert on.job_key == plain.job_key
     assert COMPARE_ROUNDS_KEY == "tracking." + next(
         f for f in TrackingConfig.__dataclass_fields__ if f == "compare_rounds"

@@ -32,6 +32,7 @@ def _fail(message: str, status: int) -> int:
 
 def main(argv: list[str]) -> int:
     from pruneflow.study.compare import DEFAULT_ROUNDS, DEFAULT_SEED
+    from pruneflow.study.interleaved import DEFAULT_EXPERIMENT
 
     parser = _Parser(
         prog=PROG,
@@ -44,7 +45,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument(
         "--tracking-uri", help="the MLflow store (default: ./mlruns, or $MLFLOW_TRACKING_URI)"
     )
-    parser.add_argument("--experiment", default="pruneflow")
+    parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
     parser.add_argument("--sweep", help="a sweep's parent run id (default: the latest sweep)")
     parser.add_argument(
         "--rounds",

@@ -12,6 +12,7 @@ from pruneflow import results
 from pruneflow.errors import clip
 from pruneflow.pipeline import headline
 from pruneflow.progress import duration
+from pruneflow.study.interleaved import compare_command, note
 from pruneflow.study.jobs import Parent, Sweep, swept
 from pruneflow.tracking import provenance
 from pruneflow.tracking.runs import finished_run, show_command
@@ -86,6 +87,10 @@ def summary(sweep: Sweep, parent: Parent, rows: list[Row], status: str) -> str:
             what += f"  (run {r.run_id[:12]})" if what else f"(run {r.run_id[:12]})"
         ov = r.overrides if len(r.overrides) <= width else r.overrides[: width - 1] + "~"
         lines.append(f"{r.num!s:>4}  {ov:<{width}}  {r.status:<9}{shown:>9}  {what}")
+    if sum(r.status in ("FINISHED", "SKIPPED") for r in rows) > 1:  # p50s side by side
+        command = compare_command(parent.uri, parent.experiment, parent.run_id)
+        at_end = f"the compare at this sweep's end ({results.REPORT_DIR}/{results.COMPARE_CSV})"
+        lines.append(note(command, at_end if sweep.compare_rounds else None))
     again = [r for r in rows if r.replaces]
     if again:
         lines.append("")

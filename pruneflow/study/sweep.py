@@ -260,7 +260,10 @@ def _close_parent(sweep: Sweep, parent: Parent, interrupted: bool, client) -> st
     with contextlib.suppress(OSError):
         path.write_text(text + "\n")
     client.log_text(parent.run_id, text + "\n", results.SUMMARY_FILE)
-    if any(r.status in ("FINISHED", "SKIPPED") for r in rows):
+    done = any(r.status in ("FINISHED", "SKIPPED") for r in rows)
+    if sweep.compare_rounds and not interrupted and not done:
+        print(f"pruneflow: no compare for {sweep.name}: no job finished", file=sys.stderr)
+    if done:
         from pruneflow.study.report import DEFAULT_TOLERANCE, report_sweep
 
         out = Path(sweep.folder) / results.REPORT_DIR
@@ -278,8 +281,11 @@ def _close_parent(sweep: Sweep, parent: Parent, interrupted: bool, client) -> st
             print(f"pruneflow: no report for {sweep.name}: {exc}", file=sys.stderr)
         if sweep.objectives:
             _search_front(sweep, parent, client, children, out)
-        if sweep.compare_rounds and not interrupted:
-            _compare(sweep, parent, out)
+        if sweep.compare_rounds and not interrupted and _compare(sweep, parent, out):
+            # the report again, now with the compare's ratios: written before the compare, a
+            # sweep whose compare fails or is interrupted keeps its report
+            with contextlib.suppress(Exception):
+                report_sweep(parent.uri, parent.experiment, parent.run_id, out)
     return status
 
 
@@ -303,9 +309,10 @@ def _search_front(sweep: Sweep, parent: Parent, client, children: list, out: Pat
     )
 
 
-def _compare(sweep: Sweep, parent: Parent, out: Path) -> None:
+def _compare(sweep: Sweep, parent: Parent, out: Path) -> bool:
     """``pruneflow compare --rounds <tracking.compare_rounds>`` on the sweep that just ended,
-    into its report folder and its parent run; a failure is one line, the sweep stands."""
+    into its report folder and its parent run; whether it was made (a failure is one line,
+    the sweep stands)."""
     from pruneflow.study.compare import COLUMNS, TAIL, compare_sweep, lines
     from pruneflow.tracking.config import COMPARE_ROUNDS_KEY
 
@@ -315,23 +322,26 @@ def _compare(sweep: Sweep, parent: Parent, out: Path) -> None:
         flush=True,
     )
     try:
-        table, _ = compare_sweep(
-            parent.uri,
-            parent.experiment,
-            parent.run_id,
-            out,
-            sweep.compare_rounds,
-            say=lambda line: print(line, flush=True),
-        )
+        with stderr_held():  # the converter's lines, as `pruneflow compare` holds them
+            table, _ = compare_sweep(
+                parent.uri,
+                parent.experiment,
+                parent.run_id,
+                out,
+                sweep.compare_rounds,
+                say=lambda line: print(line, flush=True),
+            )
     except Exception as exc:  # noqa: BLE001 - the sweep's results stand without it
         print(f"pruneflow: no compare for {sweep.name}: {one_line(exc)}", file=sys.stderr)
-        return
+        return False
     settings = [k for k in table[0] if k not in (*COLUMNS, *TAIL)] if table else []
     print(lines(table, settings), flush=True)
     print(
-        f"compare: {out / results.COMPARE_CSV} (also the parent run's {results.REPORT_DIR}/)",
+        f"compare: {out / results.COMPARE_CSV} (also the parent run's {results.REPORT_DIR}/; "
+        f"{results.REPORT_MD} shows its ratios)",
         flush=True,
     )
+    return True
 
 
 def _children(client, parent: Parent) -> list:

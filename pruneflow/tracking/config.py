@@ -26,9 +26,11 @@ class TrackingConfig:
     # true: trained baselines are also kept in the store, so that machines sharing only the
     # tracking server reuse them (the local cache, paths.cache_dir, is looked in first)
     store_baselines: bool = True
-    # > 0: the sweep ends (after its report) with `pruneflow compare --rounds N` on its runs:
-    # every .tflite variant and the dense baseline's re-timed in N interleaved rounds
-    # (compare.csv in <sweep dir>/report/); 0: off. Not in the job key (tracking).
+    # > 0: the sweep ends with `pruneflow compare --rounds N` on its runs: every .tflite
+    # variant and the dense baseline's re-timed in N interleaved rounds (compare.csv in
+    # <sweep dir>/report/; its report is made again to show them); 0: off. Not in the job
+    # key (tracking). Off by default while bench/compare_cost.py finds a short one costly
+    # (BENCHMARKS.md, issue #29)
     compare_rounds: int = 0
 
     def __post_init__(self) -> None:

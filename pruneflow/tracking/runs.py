@@ -35,6 +35,7 @@ from pruneflow.tracking.store import (
     lost,
     no_space,
     sqlite_file,
+    without_password,
 )
 
 # MLflow's limits for one log_batch call, for one param value and for one tag value.
@@ -405,6 +406,7 @@ def end_stale_runs(uri: str, experiment_id: str, host: str | None = None) -> lis
 
 def show_command(uri: str) -> str:
     """The command that shows the runs of store ``uri`` in MLflow's UI."""
+    uri = without_password(uri)
     if is_server(uri):
         return f"open {uri} in a browser"
     return f"pruneflow ui --tracking-uri {uri}"

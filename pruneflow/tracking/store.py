@@ -42,6 +42,19 @@ def is_server(uri: str) -> bool:
     return uri.startswith(("http://", "https://"))
 
 
+def without_password(uri: str) -> str:
+    """``uri`` with the password of its ``user:password@`` left out (``user@``), for anything
+    pruneflow prints or writes into a report: PostgreSQL then takes it from PGPASSWORD or
+    ~/.pgpass, an MLflow server from MLFLOW_TRACKING_PASSWORD."""
+    import urllib.parse
+
+    parts = urllib.parse.urlsplit(uri)
+    user, at, host = parts.netloc.rpartition("@")
+    if not at or ":" not in user:
+        return uri
+    return parts._replace(netloc=f"{user.partition(':')[0]}@{host}").geturl()
+
+
 def server_down(uri: str, timeout: float = SERVER_TIMEOUT_S) -> tuple[str, str] | None:
     """(the server's address without a password, why) when the tracking server ``uri`` does
     not answer an HTTP request within ``timeout`` seconds (any status is an answer: a server

@@ -4,6 +4,7 @@ the console."""
 from __future__ import annotations
 
 import csv
+import math
 from pathlib import Path
 
 from pruneflow import results
@@ -65,17 +66,38 @@ def plot(table: list[dict], settings: list[str], path: Path) -> Path:
     return path
 
 
+ENERGY_NOTE = (
+    "mJ/image: each run's own energy pass (its {metric} metrics), not interleaved; mJ ratio: "
+    "to the sweep's unpruned run (prune.sparsity=0) of the same baseline, where it measured"
+)
+
+
 def lines(table: list[dict], settings: list[str]) -> str:
-    """A fixed-width table of compare.csv for the console."""
+    """A fixed-width table of compare.csv for the console; each run's measured energy per
+    image and its ratio to the dense one's beside the latency ratios, where measured."""
+    energy = any(math.isfinite(r.get(results.ENERGY, math.nan)) for r in table)
     head = f"{'model':<16}{'sparsity':>9}{'channels':>9}"
     head += "".join(f"  {k}" for k in settings)
-    head += f"  {'variant':<20}{'p50 ms':>9}{'ratio':>8}  95% interval"
-    out = [head]
+    head += f"  {'variant':<20}{'p50 ms':>9}{'ratio':>8}  {'95% interval':<16}"
+    head += f"{'mJ/image':>10}  {'95% interval':<18}{'mJ ratio':>8}" if energy else ""
+    out = [head.rstrip()]
     for r in table:
         row = f"{r['model']:<16}{r['sparsity']:>9g}{r['channels']:>9g}"
         row += "".join(f"  {r.get(k, '')!s:>{len(k)}}" for k in settings)
         name = r["variant"] + (" (dense)" if r["dense"] else "")
         row += f"  {name:<20}{r['p50_ms']:>9.4f}{r['ratio_to_dense']:>8.3f}"
-        row += f"  [{r['ratio_ci_low']:.3f}, {r['ratio_ci_high']:.3f}]"
-        out.append(row)
+        ratios = f"[{r['ratio_ci_low']:.3f}, {r['ratio_ci_high']:.3f}]"
+        row += f"  {ratios:<16}"
+        if energy:
+            low, high = r[results.ENERGY_CI_LOW], r[results.ENERGY_CI_HIGH]
+            mj = f"[{_num(low)}, {_num(high)}]"
+            row += f"{_num(r[results.ENERGY]):>10}  {mj:<18}"
+            row += f"{_num(r['energy_ratio_to_dense']):>8}"
+        out.append(row.rstrip())
+    if energy:
+        out.append(ENERGY_NOTE.format(metric=results.ENERGY))
     return "\n".join(out)
+
+
+def _num(v: float) -> str:
+    return f"{v:.3f}" if math.isfinite(v) else "-"

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,13 @@ TAIL = (
     "ratio_to_dense",
     "ratio_ci_low",
     "ratio_ci_high",
+    # each run's energy per image from its own energy pass (device.energy: its metrics), not
+    # interleaved; empty where not measured. The ratio is to the energy of the sweep's unpruned
+    # run of the same baseline and variant (prune.sparsity=0), where it has one that measured
+    results.ENERGY,
+    results.ENERGY_CI_LOW,
+    results.ENERGY_CI_HIGH,
+    "energy_ratio_to_dense",
 )
 # compare_rounds.csv: one row per model and round (group: the timing group it was timed in)
 ROUND_COLUMNS = (
@@ -64,6 +72,10 @@ class Model:
     settings: dict[str, str]
     reference: str  # the stem of the dense model it is compared to (its own for dense ones)
     path: Path | None = None
+    # its run's energy per image and 95% interval (mJ, its own pass: NaN where not measured),
+    # and whether its run is unpruned (its energy is then its dense baseline's)
+    energy: tuple[float, float, float] = (math.nan, math.nan, math.nan)
+    unpruned: bool = False
     p50_ms: list[float] = field(default_factory=list)  # one per round
 
     @property
@@ -129,6 +141,7 @@ def plan(selection, say: Callable[[str], None] = print) -> Plan:
         group = groups.setdefault(key, Group(config))
         group.runs.append((run_id, config, variants))
         dense = f"dense{dense_index(group, config)}"
+        unpruned = not (config.prune.sparsity or config.prune.channels or config.cluster.clusters)
         for variant in variants:
             group.models.append(
                 Model(
@@ -140,6 +153,8 @@ def plan(selection, say: Callable[[str], None] = print) -> Plan:
                     float(config.prune.channels),
                     values.get(run_id, {}),
                     f"{dense}-{variant}",
+                    energy=energy(run, variant),
+                    unpruned=unpruned,
                 )
             )
     for reason in skipped:
@@ -151,6 +166,14 @@ def plan(selection, say: Callable[[str], None] = print) -> Plan:
     return Plan(
         selection.title, selection.parent_id, selection.uri, columns, list(groups.values()), skipped
     )
+
+
+def energy(run, variant: str) -> tuple[float, float, float]:
+    """A run's (a ``search_runs`` row) energy per image of ``variant`` and its 95% interval,
+    mJ, from its metrics (NaN where it measured none)."""
+    measures = (results.ENERGY, results.ENERGY_CI_LOW, results.ENERGY_CI_HIGH)
+    values = [run.get(f"metrics.{results.metric(variant, m)}") for m in measures]
+    return tuple(float(v) if v is not None and v == v else math.nan for v in values)
 
 
 def _timing_key(config) -> str:
@@ -260,7 +283,6 @@ def estimate_s(the_plan: Plan, runs, rounds: int) -> float | None:
     protocol at the per-image p50 its run logged for its variant (a dense model: its pruned
     runs' highest p50 of that variant). Conversion, device set-up and cool-downs come on top.
     None when no run logged a p50 (``runs``: the selection's ``search_runs`` table)."""
-    import math
 
     logged = {}
     for _, run in runs.iterrows():

@@ -189,8 +189,15 @@ def summarise(the_plan: Plan) -> list[dict]:
     out = []
     for group in the_plan.groups:
         by_stem = {m.stem: m for m in group.models}
+        dense_energy = {}  # a dense stem: the energy of an unpruned run of it that measured
+        for m in group.models:
+            if m.unpruned and not math.isnan(m.energy[0]):
+                dense_energy.setdefault(m.reference, m.energy)
         for m in group.models:
             ref = by_stem[m.reference]
+            nan3 = (math.nan, math.nan, math.nan)
+            own = dense_energy.get(m.stem, nan3) if m.dense else m.energy
+            reference = dense_energy.get(m.reference, nan3)[0]
             ratios = [_ratio(a, b) for a, b in zip(m.p50_ms, ref.p50_ms, strict=True)]
             point, low, high = ratio_interval(ratios)
             row = {"model": m.model, "sparsity": m.sparsity, "channels": m.channels}
@@ -206,6 +213,9 @@ def summarise(the_plan: Plan) -> list[dict]:
                 ratio_ci_low=low,
                 ratio_ci_high=high,
             )
+            mj = (results.ENERGY, results.ENERGY_CI_LOW, results.ENERGY_CI_HIGH)
+            row.update(zip(mj, own, strict=True))
+            row["energy_ratio_to_dense"] = _ratio(own[0], reference)
             out.append(row)
     keys = ("model", "dense", "sparsity", "channels", *the_plan.settings, "variant")
     return sorted(out, key=lambda r: tuple((-r[k] if k == "dense" else str(r[k])) for k in keys))

@@ -24,6 +24,7 @@ from pruneflow import results
 from pruneflow.process import process_alive
 from pruneflow.results import REPORT_MD, RUNS_CSV, SUMMARY_CSV
 from pruneflow.study.report import columns as col
+from pruneflow.study.report.interleaved import interleaved
 from pruneflow.study.report.markdown import markdown
 from pruneflow.study.report.plots import CHANNEL_PLOTS, CLUSTER_PLOTS, PLOTS, plot_names, plots
 from pruneflow.study.report.selection import ReportError, Selection, rows, select
@@ -75,9 +76,10 @@ def write_report(
         over_seeds = summary(table)
         over_seeds.to_csv(stage / SUMMARY_CSV, index=False)
         best = best_sparsity(table, tolerance, over_seeds)  # the summary is made once
-        md = markdown(selection, table, best, tolerance, over_seeds, within)
+        said = interleaved(selection)  # the compare of its sweep, or the command for one
+        md = markdown(selection, table, best, tolerance, over_seeds, within, said)
         (stage / REPORT_MD).write_text(md)
-        plots(table, stage, tolerance, over_seeds)
+        plots(table, stage, tolerance, over_seeds, said.plot_line)
     return table, best
 
 

@@ -39,6 +39,7 @@ def best_table(r: Report) -> list[str]:
         *text,
         *_rule_text(r.tolerance),
         "",
+        *([r.note, ""] if chan else []),  # its p50 column: different jobs' latencies
         *worth,
         "| model | variant | baseline accuracy | "
         + " | ".join(head)

@@ -26,6 +26,12 @@ class Report:
     within: dict | None  # the pick within a budget (:func:`~.budget.pick_within`)
     dims: list[Dimension]  # only the dimensions some run uses have a column beside sparsity
     seeds: list[int]
+    interleaved: object = None  # :class:`~.interleaved.Interleaved`: the note beside latencies
+
+    @property
+    def note(self) -> str:
+        """The line beside a table of different jobs' latencies (:mod:`~.interleaved`)."""
+        return self.interleaved.line if self.interleaved is not None else ""
 
     @property
     def several(self) -> bool:

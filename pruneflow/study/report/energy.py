@@ -65,6 +65,8 @@ def energy_table(r: Report) -> list[str]:
         "window; energy per image is the mean power running times the window over the images "
         "run in it, with its 95% interval; `above idle` is what running adds to idling. p50 is "
         "the latency table's, beside it; `source` what measured the power.",
+        "",
+        r.note,
     ]
     if measured:
         lines += [

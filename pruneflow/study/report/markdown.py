@@ -21,6 +21,8 @@ from pruneflow.study.report.budget import pick_line
 from pruneflow.study.report.document import Report
 from pruneflow.study.report.document import config_cells as _config
 from pruneflow.study.report.document import config_head as _config_head
+from pruneflow.study.report.interleaved import interleaved as _interleaved
+from pruneflow.study.report.interleaved import section as interleaved_table
 from pruneflow.study.report.plots import plot_names
 from pruneflow.study.report.selection import (
     PARAMS,
@@ -45,9 +47,12 @@ def seeds(table) -> list[int]:
     return sorted({int(s) for s in table[col.SEED].dropna()}) if col.SEED in table else []
 
 
-def markdown(selection: Selection, table, best, tolerance: float, summary=None, within=None) -> str:
+def markdown(
+    selection: Selection, table, best, tolerance: float, summary=None, within=None, said=None
+) -> str:
     """The report; ``within``: the pick within a budget (:func:`~.budget.pick_within`), its
-    section first."""
+    section first; ``said``: its word on different jobs' latencies (:func:`~.interleaved.
+    interleaved`, read from the store when not given)."""
     report = Report(
         selection,
         table,
@@ -57,6 +62,7 @@ def markdown(selection: Selection, table, best, tolerance: float, summary=None, 
         within,
         dimensions(table),
         seeds(table),
+        _interleaved(selection) if said is None else said,
     )
     return "\n".join(line for section in SECTIONS for line in section(report))
 
@@ -115,6 +121,8 @@ def summary_table(r: Report) -> list[str]:
         "Each configuration's runs together (its seeds): the mean, its 95% interval (Student's "
         "t over the runs; with one run, its accuracy's Wilson interval over the images and no "
         "latency interval) and the runs' standard deviation.",
+        "",
+        r.note,
         "",
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -188,6 +196,8 @@ def latency_table(r: Report) -> list[str]:
         "preprocess) and `invoke` (set_tensor, invoke, get_tensor) are the p50 of its two parts; "
         "`timed on` is the device, or `host` for a model timed on this machine beside a remote "
         "device; peak RSS is the model's own runner process.",
+        "",
+        r.note,
         "",
         f"| model | {_config_head(dims, several)}variant | threads | first | mean "
         "| std | ste | 95% CI of the mean | p50 | p99 | decode | invoke | peak RSS MB | timed on "
@@ -272,6 +282,7 @@ SECTIONS = (
     intro,
     within_budget,
     best_table,  # Table 5: the best configuration, with its evidence (best_table.py)
+    interleaved_table,  # compare.csv's ratios, where a compare of the sweep was logged
     summary_table,
     accuracy_table,
     latency_table,

@@ -63,17 +63,24 @@ class Plot:
     draw: Callable[[Data], object]  # -> a matplotlib Figure
     needs: str | None = None
     when: Callable[[object], bool] | None = None  # and what runs.csv must hold (energy ...)
+    timed: bool = False  # it sets different jobs' latencies side by side: the note under it
 
 
 REGISTRY: dict[str, Plot] = {}  # in the order the plots are listed and drawn
 
 
-def plot(name: str, needs: str | None = None, when: Callable[[object], bool] | None = None):
+def plot(
+    name: str,
+    needs: str | None = None,
+    when: Callable[[object], bool] | None = None,
+    timed: bool = False,
+):
     """Register the decorated function (``Data`` -> Figure) as the plot ``name``, drawn where a
-    run uses the dimension ``needs`` and ``when(runs.csv)`` holds (each where given)."""
+    run uses the dimension ``needs`` and ``when(runs.csv)`` holds (each where given); ``timed``:
+    it sets different jobs' latencies side by side (the note under it)."""
 
     def register(draw: Callable[[Data], object]):
-        REGISTRY[name] = Plot(name, draw, needs, when)
+        REGISTRY[name] = Plot(name, draw, needs, when, timed)
         return draw
 
     return register
@@ -92,14 +99,19 @@ def plot_names(table) -> tuple[str, ...]:
     )
 
 
-def plots(table, out: Path, tolerance: float = DEFAULT_TOLERANCE, summary=None) -> list[Path]:
+def plots(
+    table, out: Path, tolerance: float = DEFAULT_TOLERANCE, summary=None, note: str = ""
+) -> list[Path]:
     """The PNGs of :func:`plot_names` into ``out``; the sparsity plots and the Pareto front
-    from ``summary`` (:func:`~pruneflow.study.report.summary.summary` of ``table``)."""
+    from ``summary`` (:func:`~pruneflow.study.report.summary.summary` of ``table``); ``note``
+    under each plot of different jobs' latencies (:mod:`~.interleaved`)."""
     plt = _pyplot()
     data = _data(table, tolerance, summarize(table) if summary is None else summary)
     paths = []
     for name in plot_names(table):
         fig = REGISTRY[name].draw(data)
+        if note and REGISTRY[name].timed:
+            fig.supxlabel(note, fontsize=7, wrap=True)
         fig.savefig(out / name, dpi=100)
         plt.close(fig)
         paths.append(out / name)
@@ -282,7 +294,7 @@ def accuracy_vs_sparsity(data: Data):
     return per_model(data, "validation accuracy (mean, 95% CI)", draw)
 
 
-@plot("latency_vs_sparsity.png")
+@plot("latency_vs_sparsity.png", timed=True)
 def latency_vs_sparsity(data: Data):
     """Per model, each variant's p50 latency per image against sparsity (mean, 95% interval),
     on a log axis."""
@@ -317,7 +329,7 @@ def size_vs_sparsity(data: Data):
     return per_model(data, "size, KB", draw)
 
 
-@plot("pareto.png")
+@plot("pareto.png", timed=True)
 def pareto(data: Data):
     """Accuracy against p50 latency and against gzip size, every configuration's mean a point,
     the Pareto front over every sparsity and value of the dimensions drawn and circled
@@ -363,7 +375,7 @@ def pareto(data: Data):
     return fig
 
 
-@plot("latency_vs_channels.png", needs=col.CHANNELS)
+@plot("latency_vs_channels.png", needs=col.CHANNELS, timed=True)
 def latency_vs_channels(data: Data):
     """Per model, p50 latency against channels removed on a log axis, the median over a
     configuration's runs (thread counts, repeats)."""

@@ -73,7 +73,7 @@ def _against_threads(data: Data, stem: str, ylabel: str):
     return fig
 
 
-@plot("latency_vs_threads.png", when=varies_threads)
+@plot("latency_vs_threads.png", when=varies_threads, timed=True)
 def latency_vs_threads(data: Data):
     """Per model, each .tflite variant's p50 per image against the thread count (mean over a
     configuration's runs, 95% interval where there is one)."""

@@ -9,6 +9,7 @@ where there is one."""
 from __future__ import annotations
 
 from pruneflow import results
+from pruneflow.study.interleaved import APART
 from pruneflow.study.report import columns as col
 from pruneflow.study.report.document import Report
 from pruneflow.study.report.energy import MJ, has_energy, with_interval
@@ -40,6 +41,9 @@ def threads_section(r: Report) -> list[str]:
         "Python interpreter), a row per configuration and variant: the mean over its runs, its "
         "95% interval in brackets where there is one (several seeds; a run's energy has its "
         "own).",
+        "",
+        f"{APART}; `pruneflow compare` interleaves each count with its own dense model, not "
+        "the counts with each other.",
         "",
         "p50 per image, ms:",
         "",
