@@ -127,6 +127,25 @@ def test_batches_absorb_alternation_and_a_guard_drops_edge_samples():
     assert g.window_s == 10.0  # the window itself is the device's
 
 
+def test_a_meter_here_is_set_in_the_device_clock_by_its_offset():
+    """A meter on this machine samples in this machine's clock; the windows are the device's,
+    whose clock runs 100 s ahead (offset +100 s, known to 0.01 s): a sample at 1.5 s here lies
+    at 101.5 s there. The guard band is the uncertainty and one period."""
+    from types import SimpleNamespace
+
+    from pruneflow.devices.energy import EnergyPlan
+    from pruneflow.devices.result import EnergyTrace
+    from pruneflow.steps.benchmark.benchmark import _energy
+
+    trace = EnergyTrace("host", 100.0, 103.0, 103.0, 113.0, images=200)
+    here_t = [0.05, 1.5, 2.5, 2.99, *(3.25 + i for i in range(10))]  # 0.05, 2.99: in the guard
+    here = SimpleNamespace(times=here_t, watts=[9.0, 2.0, 2.0, 9.0, *[5.0] * 10], failures=[])
+    plan = EnergyPlan("command", "host", "meter", window_s=10.0, idle_s=3.0, period_s=0.1)
+    found, notes = _energy({"m": SimpleNamespace(energy=trace)}, plan, here, (100.0, 0.01))
+    assert notes == [] and found["m"].idle_power_w == 2.0 and found["m"].idle_samples == 2
+    assert found["m"].power_samples == 10 and found["m"].energy_mj == 250.0
+
+
 @pytest.mark.parametrize(
     "times, why",
     [([1.0, 5.0], "1 power sample(s) in the 10 s running window, two needed"),
@@ -308,3 +327,73 @@ def test_a_pi4_asked_for_its_pmic_is_refused_naming_its_answer(tmp_path):
     )
     assert proc.returncode == 1
     assert "exit status 255: 'error_msg=\"Command not registered\"'" in _one_line(proc)
+
+
+# -- over SSH (the test sshd: this machine as the device) ---------------------------------------
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    from helpers.sshd import PrivateSSHD
+
+    with PrivateSSHD(tmp_path_factory.mktemp("sshd")) as server:
+        yield server
+
+
+@pytest.mark.needs("sshd")
+@pytest.mark.parametrize(
+    "energy, watts, label",
+    [
+        ({"source": "pmic"}, PMIC_WATTS, "pmic"),
+        ({"source": "command", "on": "device"}, METER_WATTS, "command: {meter} (on device)"),
+        ({"source": "command", "on": "host"}, METER_WATTS, "command: {meter} (on host)"),
+    ],
+)
+def test_an_ssh_device_measures_energy(sshd, tflite_bench, tmp_path, energy, watts, label):
+    """The device check decides the source from the device's probe (the stand-in vcgencmd on
+    the device's PATH: the runner's python is `env PATH=... python`), the power sampler travels
+    in the bundle beside the runner, and the numbers reach the run's metrics. With on=host the
+    meter runs here while the device runs the windows, set in this machine's clock by the
+    offset measured over the connection."""
+    from pruneflow.devices.base import open_device
+    from pruneflow.devices.config import EnergyConfig
+    from pruneflow.steps.benchmark.benchmark import run_benchmark
+    from pruneflow.steps.benchmark.config import BenchmarkConfig
+    from pruneflow.steps.benchmark.record import for_timing
+
+    paths, images = tflite_bench
+    bin_ = stand_ins(tmp_path)
+    meter = str(bin_ / "meter")
+    windows = {"window_s": 0.5, "idle_s": 0.3, "period_s": 0.05}
+    if energy.get("on") == "host":  # each window less a guard band at each end (the clocks)
+        windows.update(window_s=1.0, idle_s=0.8)
+    options = {"energy": EnergyConfig(**energy, **windows, command=meter)}
+    python = f"env PATH={bin_}:/usr/bin:/bin {sys.executable}"
+    config = sshd.device_config(python=python, **options)
+    ready = open_device(config).check({"name": "xnnpack", "threads": 1}, "off")
+    assert ready.energy.label == label.format(meter=meter) and ready.energy_note == ""
+    models = {v: paths[v] for v in ("tflite_fp32", "tflite_int8")}
+    timing = run_benchmark(
+        None, models, images, BenchmarkConfig(images=12), config, {}, tmp_path, "off", ready.energy
+    )
+    m, tags = for_timing(timing).metrics, for_timing(timing).tags
+    assert tags["energy.source"] == label.format(meter=meter)
+    assert "energy.note" not in tags, tags["energy.note"]
+    for v in models:
+        assert m[f"{v}/power_w"] == pytest.approx(watts, rel=1e-12)
+        assert m[f"{v}/idle_power_w"] == pytest.approx(watts, rel=1e-12)
+        per_image = watts * m[f"{v}/energy_window_s"] / m[f"{v}/energy_images"] * 1e3
+        assert m[f"{v}/energy_mj"] == pytest.approx(per_image, rel=1e-9)
+        assert m[f"{v}/power_samples"] >= 2 and m[f"{v}/idle_samples"] >= 1
+
+
+@pytest.mark.needs("sshd")
+def test_an_ssh_device_without_a_pmic_is_refused_before_any_work(sshd, tmp_path):
+    """device.energy.source=pmic on a device whose vcgencmd is a Pi 4's: the check's one line
+    names the device, the command and its answer."""
+    from pruneflow.devices.base import open_device
+    from pruneflow.devices.config import EnergyConfig
+    from pruneflow.errors import DeviceError
+
+    python = f"env PATH={pi4_vcgencmd(tmp_path)}:/usr/bin:/bin {sys.executable}"
+    config = sshd.device_config(python=python, energy=EnergyConfig(source="pmic"))
+    with pytest.raises(DeviceError, match=r"ssh \(.*:\d+\): check failed: device.energy.source"):
+        open_device(config).check({}, "off")

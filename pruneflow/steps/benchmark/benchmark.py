@@ -126,9 +126,8 @@ def _energy(results: Mapping[str, ModelResult], meter, here, offset) -> tuple[di
         if here is not None:
             times = [t + offset[0] for t in here.times]
             watts, guard = here.watts, offset[1] + meter.period_s
-        failed = here.failures if here is not None else trace.failures
-        if failed:
-            log.warning("energy: %d power reads failed, e.g. %s", len(failed), failed[0][1])
+        elif trace.failures:
+            _failed(variant, trace.failures)
         idle, run = (trace.idle_start, trace.idle_end), (trace.run_start, trace.run_end)
         try:
             found[variant] = energy_numbers(times, watts, idle, run, trace.images, guard)
@@ -140,7 +139,14 @@ def _energy(results: Mapping[str, ModelResult], meter, here, offset) -> tuple[di
             "energy of %s: %.3f mJ/image [%.3f, %.3f], %.3f W running, %.3f W idle",
             *(variant, e.energy_mj, e.ci_low, e.ci_high, e.power_w, e.idle_power_w),
         )
+    if here is not None and here.failures:
+        _failed("the run", here.failures)
     return found, notes
+
+
+def _failed(what: str, failures: list) -> None:
+    """Say that power reads failed (they count for nothing), and what the first printed."""
+    log.warning("energy of %s: %d power reads failed, e.g. %s", what, len(failures), failures[0][1])
 
 
 def _timed(results: Mapping[str, ModelResult], where: str) -> None:

@@ -71,14 +71,15 @@ def energy_numbers(
     idling = w[(t >= idle[0] + guard_s) & (t < idle[1] - guard_s)]
     if images < 1 or window <= 0:
         raise NoEnergy(f"no image ran in the {window:.3g} s window")
+    guarded = f" ({guard_s:.3g} s left out at each end: the clocks' uncertainty)" if guard_s else ""
     if len(running) < 2:
         raise NoEnergy(
-            f"{len(running)} power sample(s) in the {window:.3g} s running window, two needed: "
-            "raise device.energy.window_s"
+            f"{len(running)} power sample(s) in the {window:.3g} s running window{guarded}, two "
+            "needed: raise device.energy.window_s"
         )
     if len(idling) < 1:
         raise NoEnergy(
-            f"no power sample in the {idle[1] - idle[0]:.3g} s idle window: raise "
+            f"no power sample in the {idle[1] - idle[0]:.3g} s idle window{guarded}: raise "
             "device.energy.idle_s"
         )
     power, idle_power = float(np.mean(running)), float(np.mean(idling))
