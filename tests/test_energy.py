@@ -21,51 +21,9 @@ from pathlib import Path
 import pytest
 
 from helpers.cli import TINY, outputs_to, pruneflow_command, read_runs, run_cli
+from helpers.power import METER_WATTS, PMIC_TEXT, PMIC_WATTS, stand_ins
 from pruneflow.devices import power_sampler as ps
 from pruneflow.steps.benchmark.energy import NoEnergy, energy_numbers
-
-# A Raspberry Pi 5's `vcgencmd pmic_read_adc` (its real lines; a voltage-only rail of ours,
-# FAN_V, beside EXT5V_V and BATT_V, and a current without a voltage, NOV_A): power is V x I over
-# the rails with both.
-RAILS = {  # rail: (current A, voltage V)
-    "3V7_WL_SW": (0.0, 3.719676),
-    "3V3_SYS": (0.05562, 3.310842),
-    "1V8_SYS": (0.17078, 1.796695),
-    "DDR_VDD2": (0.02537, 1.112837),
-    "1V1_SYS": (0.18445, 1.107977),
-    "0V8_SW": (0.35625, 0.8014618),
-    "VDD_CORE": (0.56259, 0.7679846),
-}
-PMIC_TEXT = "\n".join(
-    [f"  {r}_A current({i})={a:.8f}A" for i, (r, (a, _)) in enumerate(RAILS.items())]
-    + ["      NOV_A current(30)=1.00000000A"]
-    + [f"  {r}_V volt({i + 8})={v:.8f}V" for i, (r, (_, v)) in enumerate(RAILS.items())]
-    + ["     EXT5V_V volt(24)=5.14794000V", "      BATT_V volt(25)=0.00000000V"]
-    + ["       FAN_V volt(26)=4.90000000V"]
-)
-PMIC_WATTS = sum(a * v for a, v in RAILS.values())
-METER_WATTS = 2.5  # what the stand-in meter prints
-
-
-def stand_ins(folder: Path) -> Path:
-    """A bin folder with `vcgencmd` (a Pi 5's output) and `meter` (prints watts)."""
-    bin_ = folder / "bin"
-    bin_.mkdir(parents=True, exist_ok=True)
-    (bin_ / "pmic.txt").write_text(PMIC_TEXT + "\n")
-    vcgencmd = bin_ / "vcgencmd"
-    vcgencmd.write_text(
-        "#!/bin/sh\n"
-        'case "$1" in\n'
-        f"  pmic_read_adc) cat {bin_ / 'pmic.txt'} ;;\n"
-        "  get_throttled) echo throttled=0x0 ;;\n"
-        "  *) echo 'error_msg=\"Command not registered\"'; exit 255 ;;\n"
-        "esac\n"
-    )
-    meter = bin_ / "meter"
-    meter.write_text(f"#!/bin/sh\necho 'INA219 on bus 1'\necho 'power: {METER_WATTS} W'\n")
-    for f in (vcgencmd, meter):
-        f.chmod(0o755)
-    return bin_
 
 
 def pi4_vcgencmd(folder: Path) -> Path:
