@@ -297,7 +297,10 @@ UNKNOWN_KEYS = [
     ("+foo=1", "foo: the top-level keys are seed, dataset, backbone, stage, device, delegate"),
     ("+foo.bar=1", "foo: the top-level keys are seed, dataset, backbone"),
     # a key only other options of the group have
-    ("device=local +device.host=pi", "device.host: device=local has no key host; device=rpi4|rpi5|ssh"),
+    (
+        "device=local +device.host=pi",
+        "device.host: device=local has no key host; device=rpi4|rpi5|ssh",
+    ),
     ("+device.hots=pi", "device.hots: did you mean device.host? device=local has no key host"),
     ("device=ssh device.host=h +device.hots=x", "device.hots: did you mean device.host?"),
     (
