@@ -142,6 +142,8 @@ class Config:
             spec["prune"] = {k: v for k, v in spec["prune"].items() if not k.startswith("channel")}
         if not self.cluster.clusters:  # off: the key of a job as it was before clustering
             del spec["cluster"]
+        if self.device.energy == devices.EnergyConfig():  # the default: keys as before energy
+            spec["device"].pop("energy", None)
         content = self.dataset.content()  # files that change under the same option
         if content is not None:  # (a folder, a tfds data_dir); none for digits: keys as before
             spec["dataset"]["content"] = content

@@ -28,6 +28,7 @@ def foreign_stages(
     delegate: dict,
     settled: Callable[[], None],
     calibration_sample: Callable,
+    meter=None,
 ) -> None:
     """load -> data -> convert (or take the file) -> evaluate -> benchmark, each recorded as
     :func:`pruneflow.pipeline._stages` records the whole chain's."""
@@ -82,7 +83,7 @@ def foreign_stages(
         images = write_images(
             data.x_val, data.y_val, data.class_names, b.images, out / "images", seed=b.seed
         )
-        timing = run_benchmark(None, paths, images, b, config.device, delegate, out, "off")
+        timing = run_benchmark(None, paths, images, b, config.device, delegate, out, "off", meter)
     so_far = record(for_timing(timing))
     record(job_record.for_models(config, so_far, paths, timing))
     record(job_record.for_stage_times(timer.seconds))

@@ -206,7 +206,7 @@ def _stages(
         from pruneflow.foreign_job import foreign_stages
 
         args = (out, record, timer, delegate, settled, calibration_sample)
-        return foreign_stages(config, way, *args)
+        return foreign_stages(config, way, *args, meter=ready.energy)
 
     import tf_keras as keras
 
@@ -299,7 +299,15 @@ def _stages(
             data.x_val, data.y_val, data.class_names, b.images, out / "images", seed=b.seed
         )
         timing = run_benchmark(
-            paths[KERAS], tflite, images, b, config.device, delegate, out, ready.keras_on
+            paths[KERAS],
+            tflite,
+            images,
+            b,
+            config.device,
+            delegate,
+            out,
+            ready.keras_on,
+            ready.energy,
         )
     so_far = record(for_timing(timing))
     record(job_record.for_models(config, so_far, paths, timing))  # each variant a LoggedModel

@@ -140,7 +140,7 @@ def valid_values(bases: list, name: str) -> str | None:
             try:
                 dataclasses.replace(base, **{name: probe})
             except ArgumentError as exc:
-                if exc.name == name:
+                if exc.name.rsplit(".", 1)[-1] == name:  # a nested section's: energy.source
                     return ("required: " if exc.required else "") + exc.valid
             except Exception:  # a probe of the wrong type that the check does not name
                 continue
@@ -161,6 +161,10 @@ def key_rows(prefix: str, cls: type, bases: list) -> list[list[str]]:
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):  # a nested section (device.energy): its keys
+            nested = [getattr(b, f.name) for b in bases]
+            rows += key_rows(f"{prefix}{f.name}.", hints[f.name], nested)
+            continue
         valid = valid_values(bases, f.name)
         rows.append(
             [

@@ -297,7 +297,10 @@ UNKNOWN_KEYS = [
     ("+foo=1", "foo: the top-level keys are seed, dataset, backbone, stage, device, delegate"),
     ("+foo.bar=1", "foo: the top-level keys are seed, dataset, backbone"),
     # a key only other options of the group have
-    ("device=local +device.host=pi", "device.host: device=local has no key host; device=rpi4|ssh"),
+    (
+        "device=local +device.host=pi",
+        "device.host: device=local has no key host; device=rpi4|rpi5|ssh",
+    ),
     ("+device.hots=pi", "device.hots: did you mean device.host? device=local has no key host"),
     ("device=ssh device.host=h +device.hots=x", "device.hots: did you mean device.host?"),
     (
@@ -520,7 +523,7 @@ def test_cli_rejects_bad_input_before_any_work(tmp_path, folder_root, args, expe
         ),
         (
             ["device=local", "+device.host=pi"],
-            "unknown key device.host: device=local has no key host; device=rpi4|ssh have it",
+            "unknown key device.host: device=local has no key host; device=rpi4|rpi5|ssh have it",
         ),
         # a sweep: refused before job 0, naming the job
         (

@@ -41,6 +41,7 @@ ORDINARY = {
     "benchmark": "a config section (benchmark.*) and the step's name",
     "report": "the `pruneflow report` command",
     "keras": "the variant's name and a config value (benchmark.keras); MLflow's model type",
+    "energy.source": "the config key device.energy.source, named in its own check's message",
 }
 
 # Upper-case constants of results.py that hold words, not names: the stages (a name is

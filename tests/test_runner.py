@@ -59,6 +59,15 @@ def test_runner_imports_nothing_beyond_the_device_stack():
     assert not outside & KERAS_ONLY
 
 
+def test_the_power_sampler_imports_only_the_standard_library():
+    """The energy pass's file ships beside the runner and runs alone on a device: the standard
+    library only, and the runner loads it by path (no import statement names it)."""
+    from pruneflow.devices.base import SAMPLER
+
+    assert _imports(ast.parse(SAMPLER.read_text())) <= set(sys.stdlib_module_names)
+    assert "power_sampler" not in _imports(ast.parse(RUNNER.read_text()))
+
+
 def test_images_are_real_files_in_class_folders(tflite_bench, digits):
     _, images = tflite_bench
     classes, items = read_images(str(images))

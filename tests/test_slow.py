@@ -143,6 +143,48 @@ def test_a_channel_pruned_int8_mobilenetv2_runs_on_the_emulated_pi(emulated_pi, 
     assert m["macs"] <= 0.35 * m["baseline/macs"]
 
 
+@pytest.mark.needs("qemu", "root")
+def test_energy_from_a_stand_in_pmic_inside_the_emulated_pi(emulated_pi, tmp_path):
+    """device.energy.source=pmic on the emulated arm64 Pi, whose PATH has a stand-in
+    `vcgencmd` printing a Pi 5's `pmic_read_adc` format with known rails (inside its root, so
+    the Pi's own shell runs it): the check finds the PMIC, the power sampler travels in the
+    bundle, and every .tflite variant gets its energy per image from the rails' sum."""
+    from helpers.power import PMIC_TEXT, PMIC_WATTS, vcgencmd_script
+
+    root, pi = emulated_pi
+    venv = "/opt/pruneflow-test-venv"
+    device = [*pi, f"device.venv={venv}", "device.timeout_s=1200"]
+    wheels = root / "opt" / "pruneflow-wheels"
+    setup = run_cli(["device", "setup", *device, "--wheels", str(wheels)], tmp_path, 1800)
+    assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-2000:]
+    pmic, vcgencmd = root / "usr/local/share/pmic.txt", root / "usr/local/bin/vcgencmd"
+    for f in (pmic, vcgencmd):
+        f.parent.mkdir(parents=True, exist_ok=True)
+    pmic.write_text(PMIC_TEXT + "\n")
+    vcgencmd.write_text(vcgencmd_script("/usr/local/share/pmic.txt"))
+    vcgencmd.chmod(0o755)
+    try:
+        energy = [
+            "device.energy.source=pmic",
+            "device.energy.window_s=2",
+            "device.energy.idle_s=1",
+        ]
+        check = run_cli(["device", "check", *device, *energy], cwd=tmp_path)
+        assert check.returncode == 0 and "energy: pmic" in check.stdout, check.stderr
+        args = [*TINY, *outputs_to(tmp_path), *device, *energy, "stage=int8"]
+        proc = run_cli(args, cwd=tmp_path, timeout=3600)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        _, (run,) = read_runs(tmp_path)
+        tags, m = run.data.tags, run.data.metrics
+        assert tags["energy.source"] == "pmic" and "energy.note" not in tags
+        assert m["tflite_int8/power_w"] == pytest.approx(PMIC_WATTS, rel=1e-12)
+        per_image = PMIC_WATTS * m["tflite_int8/energy_window_s"] / m["tflite_int8/energy_images"]
+        assert m["tflite_int8/energy_mj"] == pytest.approx(per_image * 1e3, rel=1e-9)
+        assert m["tflite_int8/power_samples"] >= 2
+    finally:
+        vcgencmd.unlink()
+
+
 def test_the_offline_study_runs_whole_and_ends_with_its_report(tmp_path):
     """`pruneflow -m +experiment=paper_offline`: five stand-in models at the paper's nine
     sparsities, 45 FINISHED runs under one parent, and the report with every model."""

@@ -57,6 +57,8 @@ def main(argv: list[str]) -> int:
         return 1 if isinstance(exc, DeviceError) else 2
     for note in ready.notes:
         print(f"  note: {note}")
+    if ready.energy or ready.energy_note:  # what measures energy per image, or why nothing
+        print(f"  energy: {ready.energy.label if ready.energy else ready.energy_note}")
     where = {"device": "on the device", "host": "on this machine", "off": "nowhere (off)"}
     used = facts.get("executable") or python
     print(f"ready: runs will use {used}; the Keras model is timed {where[ready.keras_on]}")

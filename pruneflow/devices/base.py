@@ -22,9 +22,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from pruneflow.devices.energy import plan_energy
 from pruneflow.devices.locks import LockWindow
 from pruneflow.devices.readiness import Ready, has_keras, readiness
 from pruneflow.devices.result import MalformedResult, RunnerResult
+from pruneflow.devices.runner import POWER_SAMPLER
 from pruneflow.errors import DeviceError
 
 if TYPE_CHECKING:
@@ -32,6 +34,7 @@ if TYPE_CHECKING:
 
 RUNNER = Path(__file__).with_name("runner.py")
 RUNNER_NAME = "device_runner.py"  # the runner's file name on a device
+SAMPLER = RUNNER.with_name(POWER_SAMPLER)  # shipped beside it, under its own name
 
 
 @dataclass
@@ -43,9 +46,12 @@ class Protocol:
     repeats: int = 1
     cooldown_c: float | None = None
     cooldown_max_s: float = 300.0
+    energy: dict | None = None  # the energy pass (EnergyPlan.runner_arg), None: none
 
     def args(self) -> list[str]:
         extra = ["--warmup", str(self.warmup), "--repeats", str(self.repeats)]
+        if self.energy:
+            extra += ["--energy", json.dumps(self.energy)]
         if self.cooldown_c is not None:
             extra += [
                 "--cooldown-c",
@@ -137,8 +143,16 @@ class Device(ABC):
 
     def judge(self, facts: dict, python: str, delegate: dict, keras: str) -> Ready:
         """Judge the device's probe (:func:`~.readiness.readiness`): the ready device, or a
-        :class:`DeviceError` naming everything missing and the commands that fix it."""
-        return readiness(self, facts, python, delegate, keras)
+        :class:`DeviceError` naming everything missing and the commands that fix it; with
+        what measures its energy (:func:`~.energy.plan_energy`)."""
+        ready = readiness(self, facts, python, delegate, keras)
+        ready.energy, ready.energy_note = plan_energy(self.config.energy, facts, self.description)
+        return ready
+
+    def clock_offset(self) -> tuple[float, float]:
+        """(the device's clock minus this machine's, its uncertainty), in seconds, for a
+        meter that runs here (``device.energy.on=host``); this machine: (0, 0)."""
+        return 0.0, 0.0
 
     def check(self, delegate: dict, keras: str) -> Ready:
         """Open the device, probe it and judge it (:meth:`judge`): before any work."""
@@ -217,8 +231,18 @@ def device_command(config: DeviceConfig, action: str) -> str:
         preset.pop("defaults", None)
         base = OmegaConf.merge(base, preset)
     words = [f"pruneflow device {action}", f"device={option}"]
-    for f in dataclasses.fields(config):
-        value = getattr(config, f.name)
-        if f.name != "_target_" and value != base.get(f.name):
-            words.append(f"device.{f.name}={'null' if value is None else value}")
+    for key, value in _flat(dataclasses.asdict(config)).items():
+        if key != "_target_" and value != OmegaConf.select(base, key):
+            words.append(f"device.{key}={'null' if value is None else value}")
     return " ".join(words)
+
+
+def _flat(node: dict, prefix: str = "") -> dict:
+    """``{"energy.source": ...}`` from ``{"energy": {"source": ...}}``."""
+    flat = {}
+    for key, value in node.items():
+        if isinstance(value, dict):
+            flat.update(_flat(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = value
+    return flat

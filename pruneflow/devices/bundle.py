@@ -1,5 +1,6 @@
-"""What an SSH device is sent: one tar of the runner, the models and the images, and the
-sha256 of every file in it, checked on the device before the runner runs."""
+"""What an SSH device is sent: one tar of the runner (and its power sampler beside it), the
+models and the images, and the sha256 of every file in it, checked on the device before the
+runner runs."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from pruneflow.devices.base import RUNNER, RUNNER_NAME
+from pruneflow.devices.base import RUNNER, RUNNER_NAME, SAMPLER
 
 
 def sha256(path: Path) -> str:
@@ -24,7 +25,7 @@ def bundle(models: list[Path], images_dir: Path) -> dict[str, bytes]:
     buf = io.BytesIO()
     sums = []
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        entries = [(RUNNER, RUNNER_NAME)]
+        entries = [(RUNNER, RUNNER_NAME), (SAMPLER, SAMPLER.name)]  # the sampler beside it
         entries += [(m, f"models/{m.name}") for m in models]
         entries += [
             (p, f"images/{p.relative_to(images_dir)}")

@@ -22,6 +22,47 @@ from pruneflow.errors import ArgumentError, positive, require
 
 ENTRY_POINTS = "pruneflow.devices"  # the group of the entry points that name kinds of yours
 DEFAULT_VENV = "~/.pruneflow/venv"  # on the device: made by `pruneflow device setup`
+ENERGY_SOURCES = ("auto", "pmic", "command", "none")
+ENERGY_ON = ("device", "host")  # where the meter command runs
+
+
+@dataclass
+class EnergyConfig:
+    """Energy per image (``device.energy``; docs/energy.md): after each variant's timed passes,
+    power sampled while the device idles for ``idle_s``, then while it runs the variant back to
+    back for at least ``window_s``."""
+
+    # auto: the PMIC where the device has a working `vcgencmd pmic_read_adc` (a Raspberry Pi 5),
+    # else no energy numbers and one note | pmic | command (your meter's command) | none
+    source: str = "auto"
+    command: str | None = None  # source=command: prints watts (the first number on its last line)
+    on: str = "device"  # where the command runs: device | host (this machine, beside the device)
+    window_s: float = 10.0  # the running window, at least this long
+    idle_s: float = 3.0  # the idle window before it
+    period_s: float = 0.1  # between power samples (a Pi 5's PMIC read takes ~23 ms)
+
+    def __post_init__(self) -> None:
+        valid = str(list(ENERGY_SOURCES))
+        require(self.source in ENERGY_SOURCES, "energy.source", self.source, valid)
+        require(self.on in ENERGY_ON, "energy.on", self.on, str(list(ENERGY_ON)))
+        require(
+            self.source != "command" or bool(self.command),
+            "energy.command",
+            self.command,
+            "device.energy.source=command runs your meter's command, which prints watts: give it, "
+            "e.g. device.energy.command='cat /run/watts'",
+            required=True,
+        )
+        require(positive(self.period_s), "energy.period_s", self.period_s, "finite seconds > 0")
+        for key in ("window_s", "idle_s"):
+            value = getattr(self, key)
+            require(
+                positive(value) and value >= 2 * self.period_s,
+                f"energy.{key}",
+                value,
+                f"seconds >= 2 x device.energy.period_s = {2 * self.period_s:g} (two power "
+                "samples)",
+            )
 
 
 @dataclass
@@ -37,6 +78,7 @@ class DeviceConfig:
     # at most cooldown_max_s. Where the device has no thermal zone the run says it skipped.
     cooldown_c: float | None = None
     cooldown_max_s: float = 300.0  # the longest wait for cooldown_c
+    energy: EnergyConfig = field(default_factory=EnergyConfig)  # energy per image
 
     def __post_init__(self) -> None:
         require(bool(self.name), "name", self.name, "a non-empty label")

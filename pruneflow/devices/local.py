@@ -16,6 +16,7 @@ from pathlib import Path
 from pruneflow.devices import runner as _runner
 from pruneflow.devices.base import RUNNER, Device, Protocol, runner_args
 from pruneflow.devices.config import LocalDeviceConfig
+from pruneflow.devices.energy import probe_arg
 from pruneflow.devices.locks import LockWindow, check_timing_lock, timing_lock
 from pruneflow.devices.result import ModelResult, RunnerResult
 
@@ -45,9 +46,11 @@ class LocalDevice(Device):
     def probe(self, delegate: dict) -> dict:
         """The runner's ``--probe`` with this device's python; with pruneflow's own Python,
         the runner's probe function in this process."""
+        energy = probe_arg(self.config.energy)
         if self.python is None:
-            return _runner.probe(delegate)
+            return _runner.probe(delegate, energy)
         cmd = [*shlex.split(self.resolved_python), str(RUNNER), "--probe"]
+        cmd += ["--energy", json.dumps(energy)] if energy else []
         try:
             proc = subprocess.run(
                 [*cmd, "--delegate", json.dumps(delegate)],

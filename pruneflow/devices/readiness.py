@@ -6,7 +6,7 @@ commands that fix it, and decides where the Keras model is timed."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from pruneflow.devices import runner as _runner
 from pruneflow.errors import DeviceError
@@ -24,6 +24,8 @@ class Ready:
     facts: dict
     keras_on: str
     notes: list[str]
+    energy: Any = None  # what measures its energy (devices.energy.EnergyPlan), None: nothing
+    energy_note: str = ""  # why nothing does, where energy was asked for
 
 
 class Judged(Protocol):

@@ -19,6 +19,28 @@ class MalformedResult(ValueError):
 
 
 @dataclass
+class EnergyTrace:
+    """The energy pass after a model's timing (``power_sampler.energy_pass``, ``--energy``):
+    its idle and running windows (``time.time()`` on the device), the images run in the
+    second, and the raw power samples (none where the meter ran on this machine:
+    ``source="host"``)."""
+
+    source: str  # pmic | command | host
+    idle_start: float
+    idle_end: float
+    run_start: float
+    run_end: float
+    images: int  # inferences in the running window
+    times: list[float] = field(default_factory=list)  # each sample's time
+    watts: list[float] = field(default_factory=list)
+    failures: list[Any] = field(default_factory=list)  # [time, what the read printed]
+
+    def __post_init__(self) -> None:
+        if len(self.times) != len(self.watts):
+            raise MalformedResult(f"{len(self.times)} times for {len(self.watts)} watts")
+
+
+@dataclass
 class ModelResult:
     """One model timed by the runner's protocol (:func:`pruneflow.devices.runner.
     timed_passes`): times in milliseconds over every timed image of every pass, first pass
@@ -42,6 +64,7 @@ class ModelResult:
     cooldown_s: float = 0.0  # waited for the CPU to cool before the model
     cooldown_note: str = ""  # why it did not cool down (or skipped)
     tensorflow: str | None = None  # a Keras model: the TensorFlow that ran it
+    energy: EnergyTrace | None = None  # with --energy: the energy pass after the timing
 
     def __post_init__(self) -> None:
         n = len(self.times_ms)
@@ -87,6 +110,12 @@ class RunnerResult:
         for name, r in top["results"].items():
             where = f"results.{name}."
             found = _typed(ModelResult, r, where)
+            if found.get("energy") is not None:  # the energy pass's trace
+                trace = _typed(EnergyTrace, found["energy"], f"{where}energy.")
+                try:
+                    found["energy"] = EnergyTrace(**trace)
+                except MalformedResult as exc:
+                    raise MalformedResult(f"{where}energy: {exc}") from None
             try:
                 models[name] = ModelResult(**found)
             except MalformedResult as exc:
@@ -106,6 +135,8 @@ _KINDS: dict[str, tuple[tuple[type, ...], tuple[type, ...] | None]] = {
     "list[float]": ((list,), _NUMBER),
     "list[int]": ((list,), (int,)),
     "list[str]": ((list,), (str,)),
+    "list[Any]": ((list,), None),
+    "EnergyTrace | None": ((dict, _NONE), None),
     "dict[str, Any]": ((dict,), None),
     "dict[str, dict[str, Any]]": ((dict,), None),
     "dict[str, ModelResult]": ((dict,), None),

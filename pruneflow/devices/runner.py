@@ -21,7 +21,7 @@ Usage::
 
     python3 device_runner.py --images DIR --out result.json [--warmup N] [--repeats R] \
         [--delegate '{"name": "xnnpack", "threads": 1, "fallback": "builtin"}'] \
-        [--cooldown-c 60] [--keras MODEL.keras] MODEL.tflite...
+        [--cooldown-c 60] [--keras MODEL.keras] [--energy JSON] MODEL.tflite...
     python3 device_runner.py --probe [--delegate JSON]     # what this device has, as JSON
 
 ``DIR`` holds ``<class>/<image>.png|jpg`` files, optionally with a ``manifest.json``
@@ -63,6 +63,7 @@ REQUIREMENTS = {
 # Device hygiene: where Linux (and a Raspberry Pi's firmware tool) tell what the CPU is doing
 THERMAL = "/sys/class/thermal/thermal_zone0/temp"  # millidegrees Celsius
 CPUFREQ = "/sys/devices/system/cpu/cpu0/cpufreq"  # scaling_cur_freq (kHz), scaling_governor
+POWER_SAMPLER = "power_sampler.py"  # the energy pass, beside this file; loaded only for --energy
 
 
 class ArgumentError(ValueError):
@@ -261,8 +262,10 @@ def time_model(
     delegate: dict,
     warmup: int,
     repeats: int,
+    power: dict | None = None,
 ) -> dict:
-    """Run the protocol for one .tflite model (see :func:`timed_passes`)."""
+    """Run the protocol for one .tflite model (see :func:`timed_passes`); then, with ``power``
+    (``--energy``), the energy pass on the images decoded once (``power_sampler.energy_pass``)."""
     threads_before = _threads()
     t0 = time.perf_counter()
     interp, kernels, note = make_interpreter(model_path, delegate)
@@ -281,6 +284,9 @@ def time_model(
     shape = tuple(int(d) for d in inp["shape"])
     timed = timed_passes(images, shape, decode, predict, warmup, repeats)
     after = _threads()
+    if power:  # after the timed passes: no timing number changes
+        inputs = [decode(path, *shape[1:]) for path, _ in images]
+        timed["energy"] = _power_sampler().energy_pass(power, predict, inputs)
     return {
         "model": os.path.basename(model_path),
         "kernels": kernels,
@@ -326,6 +332,30 @@ def time_keras(model_path: str, images: list[tuple[str, int]], warmup: int, repe
         **timed,
         "tensorflow": tf.__version__,
     }
+
+
+def _power_sampler():
+    """The power sampler beside this file (by path: in the package, and on a device)."""
+    import importlib.util
+
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), POWER_SAMPLER)
+    spec = importlib.util.spec_from_file_location("power_sampler", path)
+    spec.loader.exec_module(module := importlib.util.module_from_spec(spec))
+    return module
+
+
+def energy_facts(energy: dict | None) -> dict:
+    """What `vcgencmd pmic_read_adc` and the meter command (tried once) print: {name: {rc, out}}."""
+    tries = {"pmic": "vcgencmd pmic_read_adc"} if shutil.which("vcgencmd") else {}
+    tries.update({"command": energy["command"]} if (energy or {}).get("command") else {})
+    found = {}
+    for name, cmd in tries.items():
+        try:
+            p = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=10)
+            found[name] = {"rc": p.returncode, "out": (p.stdout or p.stderr)[-3000:]}
+        except (OSError, subprocess.SubprocessError) as exc:
+            found[name] = {"rc": None, "out": f"{type(exc).__name__}: {exc}"}
+    return found
 
 
 # -- the device's state ------------------------------------------------------------------------
@@ -434,7 +464,7 @@ def device_facts() -> dict:
     return facts
 
 
-def probe(delegate: dict | None = None) -> dict:
+def probe(delegate: dict | None = None, power: dict | None = None) -> dict:
     """Everything a run needs to know about this device before any work: Python, the runner's
     packages (each imported, so a broken one shows), TensorFlow (looked up, not imported: it
     takes seconds on a Pi), the delegate's library, free disk, the CPU's state."""
@@ -486,6 +516,7 @@ def probe(delegate: dict | None = None) -> dict:
     facts["free_disk_mb"] = shutil.disk_usage(folder).free / 2**20
     facts["temp_folder"] = folder
     facts["hygiene"] = hygiene()
+    facts["energy"] = energy_facts(power)
     return facts
 
 
@@ -496,8 +527,8 @@ def _one(args) -> int:
     if args.models[0].endswith(KERAS_SUFFIXES):
         result = time_keras(args.models[0], images, args.warmup, args.repeats)
     else:
-        delegate = json.loads(args.delegate)
-        result = time_model(args.models[0], images, delegate, args.warmup, args.repeats)
+        delegate, energy = json.loads(args.delegate), json.loads(args.energy or "null")
+        result = time_model(args.models[0], images, delegate, args.warmup, args.repeats, energy)
     _write_json(result, args.out)
     return 0
 
@@ -509,6 +540,7 @@ def _time_in_child(model: str, args, folder: str) -> dict:
     cmd = [sys.executable, os.path.abspath(__file__), "--one", model, "--images", args.images]
     cmd += ["--out", part, "--delegate", args.delegate]
     cmd += ["--warmup", str(args.warmup), "--repeats", str(args.repeats)]
+    cmd += ["--energy", args.energy] if args.energy else []
     with open(part + ".err", "w+") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stderr=err)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -541,12 +573,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--keras", help="a Keras model to time too (needs TensorFlow)")
     parser.add_argument("--cooldown-c", type=float, help="wait for the CPU to cool below this")
     parser.add_argument("--cooldown-max-s", type=float, default=300.0)
+    parser.add_argument("--energy", help="the energy pass after each model's timing, as JSON")
     parser.add_argument("--probe", action="store_true", help="print what this device has")
     parser.add_argument("--one", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.probe:
-        print(json.dumps(probe(json.loads(args.delegate))))
+        print(json.dumps(probe(json.loads(args.delegate), json.loads(args.energy or "null"))))
         return 0
     if not args.images or not args.out:
         parser.error("--images and --out are required")

@@ -23,6 +23,7 @@ from pathlib import Path
 from pruneflow.devices.base import RUNNER, RUNNER_NAME, Device, Protocol, runner_args
 from pruneflow.devices.bundle import bundle
 from pruneflow.devices.config import DEFAULT_VENV, SSHDeviceConfig
+from pruneflow.devices.energy import probe_arg
 from pruneflow.devices.locks import (
     LOCK_MARK,
     LockWindow,
@@ -170,8 +171,11 @@ class SSHDevice(Device):
         travels in the command itself, nothing is written on the device."""
         q = shlex.quote
         python = self.resolved_python
+        energy = probe_arg(self.config.energy)
+        extra = f" --energy {q(json.dumps(energy))}" if energy else ""
         result = self._shell(
-            f"{python} -c {q(RUNNER.read_text())} --probe --delegate {q(json.dumps(delegate))}",
+            f"{python} -c {q(RUNNER.read_text())} --probe --delegate {q(json.dumps(delegate))}"
+            + extra,
             timeout=120,
         )
         if result.exited == 127:
@@ -186,6 +190,18 @@ class SSHDevice(Device):
             return json.loads(result.stdout)
         except ValueError as exc:
             raise self.error("check", f"the probe printed no JSON: {result.stdout[-500:]}") from exc
+
+    def clock_offset(self) -> tuple[float, float]:
+        """The device's clock minus this machine's, from its ``date`` read between two of
+        ours (the fastest of five round trips), and half that round trip as its uncertainty."""
+        best = (float("inf"), 0.0)
+        for _ in range(5):
+            before = time.time()
+            said = self._run("clock", "date +%s.%N").stdout.strip()
+            after = time.time()
+            if after - before < best[0]:
+                best = (after - before, float(said) - (before + after) / 2)
+        return best[1], best[0] / 2
 
     # -- a venv with the runner's packages -------------------------------------------------
     def setup(self, wheels: Path | None = None, log: Callable[[str], None] = print) -> dict:

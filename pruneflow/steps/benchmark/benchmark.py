@@ -13,19 +13,22 @@ import csv
 import json
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from pruneflow.devices import power_sampler
 from pruneflow.devices.base import Protocol, open_device
 from pruneflow.devices.config import DeviceConfig
+from pruneflow.devices.energy import EnergyPlan
 from pruneflow.devices.local import time_keras
 from pruneflow.devices.locks import LockWindow, timing_lock
 from pruneflow.devices.result import ModelResult
 from pruneflow.results import KERAS, LATENCY_FILE, RUNNER_FILE
 from pruneflow.stats import MIN_TIMES, latency_stats
 from pruneflow.steps.benchmark.config import BenchmarkConfig
+from pruneflow.steps.benchmark.energy import EnergyNumbers, NoEnergy, energy_numbers
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +46,9 @@ class Timing:
     latency_csv: Path  # one row per variant and image
     window: tuple[float, float]  # when the timing held its lock(s), seconds since the epoch
     timed_on: dict[str, str]  # {variant: the device's name, or "host" (this machine)}
+    energy: dict[str, EnergyNumbers] = field(default_factory=dict)  # {variant: per image}
+    energy_source: str = ""  # what measured it (EnergyPlan.label); "": nothing
+    energy_notes: list[str] = field(default_factory=list)  # why a variant has no energy number
 
 
 def run_benchmark(
@@ -54,12 +60,15 @@ def run_benchmark(
     delegate: Mapping,
     out_dir: Path,
     keras_on: str,
+    meter: EnergyPlan | None = None,
 ) -> Timing:
     """Time the .tflite models on ``device`` with ``delegate`` (the ``delegate`` keys) by the
     protocol of ``config`` (warm-up, repeats) and the device's cool-down, and the Keras model
     where ``keras_on`` says (``device``: by the device; ``host``: in this process, beside the
     device; ``off``: not at all; :meth:`pruneflow.devices.base.Device.check` decides). Writes
-    ``runner.json`` and ``latency.csv`` into ``out_dir``.
+    ``runner.json`` and ``latency.csv`` into ``out_dir``. With ``meter`` (what the device check
+    found to measure energy: ``Ready.energy``), each .tflite variant's energy per image after
+    its timing (:mod:`.energy`); a meter that runs here samples for the whole run.
 
     Timing is exclusive: the device's timing lock is held while it times
     (:meth:`~pruneflow.devices.base.Device.timing_lock`), and this machine's while the Keras
@@ -69,10 +78,23 @@ def run_benchmark(
     runner_json = out_dir / RUNNER_FILE
     models = list(tflite_models.values())
     protocol = Protocol(config.warmup, config.repeats, device.cooldown_c, device.cooldown_max_s)
+    protocol.energy = meter.runner_arg() if meter else None
     on_device = keras_model if keras_on == "device" else None
+    here, offset = None, (0.0, 0.0)  # a meter on this machine, and the device's clock offset
     with open_device(device) as dev, dev.timing_lock() as lock:
-        doc = dev.benchmark(models, images_dir, runner_json, dict(delegate), protocol, on_device)
+        if meter and protocol.energy["source"] == "host":
+            offset = dev.clock_offset()
+            read = power_sampler.reader("command", meter.command)
+            here = power_sampler.Sampler(read, meter.period_s).start()
+        try:
+            doc = dev.benchmark(
+                models, images_dir, runner_json, dict(delegate), protocol, on_device
+            )
+        finally:
+            if here is not None:
+                here.stop()
     _timed(doc.results, dev.name)
+    energy, notes = _energy(doc.results, meter, here, offset)
     keras, host = {}, LockWindow(end=lock.end)  # nothing timed beside the device
     if keras_on == "host":
         with timing_lock() as host:  # the Keras model is timed on this machine
@@ -84,7 +106,47 @@ def run_benchmark(
     timed_on = {v: HOST if v in keras else dev.name for v in results}
     csv_path = write_latency_csv(results, doc.images, out_dir / LATENCY_FILE)
     window = (lock.start, host.end)
-    return Timing(results, doc.device, steps, runner_json, csv_path, window, timed_on)
+    source = meter.label if meter else ""
+    timing = Timing(results, doc.device, steps, runner_json, csv_path, window, timed_on)
+    timing.energy, timing.energy_source, timing.energy_notes = energy, source, notes
+    return timing
+
+
+def _energy(results: Mapping[str, ModelResult], meter, here, offset) -> tuple[dict, list[str]]:
+    """({variant: its energy numbers}, [why a variant has none]) from each variant's trace;
+    ``here``: the samples of a meter on this machine, set in the device's clock by ``offset``
+    (the device's minus ours, its uncertainty), a sample counting only when it lies more than
+    the uncertainty and one period inside a window."""
+    found, notes = {}, []
+    for variant, r in results.items():
+        trace = r.energy
+        if meter is None or trace is None:
+            continue
+        times, watts, guard = trace.times, trace.watts, 0.0
+        if here is not None:
+            times = [t + offset[0] for t in here.times]
+            watts, guard = here.watts, offset[1] + meter.period_s
+        elif trace.failures:
+            _failed(variant, trace.failures)
+        idle, run = (trace.idle_start, trace.idle_end), (trace.run_start, trace.run_end)
+        try:
+            found[variant] = energy_numbers(times, watts, idle, run, trace.images, guard)
+        except NoEnergy as exc:
+            notes.append(f"{variant}: {exc}")
+            continue
+        e = found[variant]
+        log.info(
+            "energy of %s: %.3f mJ/image [%.3f, %.3f], %.3f W running, %.3f W idle",
+            *(variant, e.energy_mj, e.ci_low, e.ci_high, e.power_w, e.idle_power_w),
+        )
+    if here is not None and here.failures:
+        _failed("the run", here.failures)
+    return found, notes
+
+
+def _failed(what: str, failures: list) -> None:
+    """Say that power reads failed (they count for nothing), and what the first printed."""
+    log.warning("energy of %s: %d power reads failed, e.g. %s", what, len(failures), failures[0][1])
 
 
 def _timed(results: Mapping[str, ModelResult], where: str) -> None:

@@ -11,12 +11,24 @@ from pruneflow.results import (
     COOLDOWN,
     DEVICE_NOTES_TAG,
     DEVICE_PYTHON_TAG,
+    ENERGY,
+    ENERGY_ABOVE_IDLE,
+    ENERGY_CI_HIGH,
+    ENERGY_CI_LOW,
+    ENERGY_IMAGES,
+    ENERGY_NOTE_TAG,
+    ENERGY_SOURCE_TAG,
+    ENERGY_WINDOW,
     FELL_BACK,
     GOVERNOR_TAG,
     HYGIENE,
+    IDLE_POWER,
+    IDLE_SAMPLES,
     KERAS,
     LOAD,
     PEAK_RSS,
+    POWER,
+    POWER_SAMPLES,
     SPLIT_STATS,
     STEADY_STATS,
     THREADS_USED,
@@ -46,10 +58,12 @@ if TYPE_CHECKING:
 
 def for_device_check(ready: Ready) -> Record:
     """A :class:`~pruneflow.devices.readiness.Ready`: the python that runs the runner, its
-    warnings."""
+    warnings, why nothing measures energy (``device.energy.source=auto`` without a PMIC)."""
     tags = {DEVICE_PYTHON_TAG: ready.facts.get("executable", ready.python)}
     if ready.notes:
         tags[DEVICE_NOTES_TAG] = "; ".join(ready.notes)
+    if ready.energy_note:
+        tags[ENERGY_NOTE_TAG] = ready.energy_note
     return Record(tags=tags)
 
 
@@ -85,11 +99,34 @@ def for_timing(timing: Timing) -> Record:
         if r.note:
             rec.tags[fallback_tag(variant)] = r.note
         _hygiene(rec, variant, r)
+        if variant in timing.energy:
+            _energy(rec, variant, timing.energy[variant])
+    if timing.energy_source:
+        rec.tags[ENERGY_SOURCE_TAG] = timing.energy_source
+    if timing.energy_notes:
+        rec.tags[ENERGY_NOTE_TAG] = "; ".join(timing.energy_notes)
     rec.tags.update({device_tag(k): v for k, v in timing.device.items()})
     rec.metrics.update({device_time(k.removesuffix("_s")): v for k, v in timing.steps.items()})
     rec.tags[TIMING_START_TAG], rec.tags[TIMING_END_TAG] = (f"{t:.3f}" for t in timing.window)
     rec.artifacts += [(timing.runner_json, BENCHMARK_DIR), (timing.latency_csv, BENCHMARK_DIR)]
     return rec
+
+
+def _energy(rec: Record, variant: str, e) -> None:
+    """A variant's energy per image (:class:`~pruneflow.steps.benchmark.energy.EnergyNumbers`)."""
+    values = {
+        ENERGY: e.energy_mj,
+        ENERGY_CI_LOW: e.ci_low,
+        ENERGY_CI_HIGH: e.ci_high,
+        ENERGY_ABOVE_IDLE: e.above_idle_mj,
+        POWER: e.power_w,
+        IDLE_POWER: e.idle_power_w,
+        POWER_SAMPLES: e.power_samples,
+        IDLE_SAMPLES: e.idle_samples,
+        ENERGY_WINDOW: e.window_s,
+        ENERGY_IMAGES: e.images,
+    }
+    rec.metrics.update({metric(variant, k): float(v) for k, v in values.items()})
 
 
 def _hygiene(rec: Record, variant: str, r) -> None:
