@@ -229,6 +229,24 @@ def test_without_a_pmic_auto_measures_nothing_and_says_so_once(tmp_path):
     assert not [k for k in run.data.metrics if "energy" in k or "power" in k]
 
 
+def test_without_vcgencmd_auto_says_nothing_to_the_run(tmp_path):
+    """The default (auto) on a machine that is no Raspberry Pi (no vcgencmd at all, as here):
+    no energy number and no note on the run, so a report of such runs says nothing of energy;
+    `pruneflow device check` says none, and how to measure."""
+    bare = tmp_path / "bare"
+    bare.mkdir()
+    env = env_with(bare)
+    assert shutil.which("vcgencmd", path=env["PATH"]) is None
+    check = run_cli(["device", "check"], cwd=tmp_path, command=pruneflow_command(), env=env)
+    assert check.returncode == 0, check.stderr
+    assert "energy: none (device.energy.source=auto: no PMIC here" in check.stdout
+    proc = run_cli([*TINY, *outputs_to(tmp_path)], cwd=tmp_path, env=env)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    _, (run,) = read_runs(tmp_path)
+    assert not [k for k in run.data.tags if k.startswith("energy.")]
+    assert not [k for k in run.data.metrics if "energy" in k or "power" in k]
+
+
 # -- bad input, one line, before any work -------------------------------------------------------
 def _one_line(proc) -> str:
     lines = [line for line in proc.stderr.splitlines() if "error" in line]

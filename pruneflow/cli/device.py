@@ -57,8 +57,12 @@ def main(argv: list[str]) -> int:
         return 1 if isinstance(exc, DeviceError) else 2
     for note in ready.notes:
         print(f"  note: {note}")
-    if ready.energy or ready.energy_note:  # what measures energy per image, or why nothing
-        print(f"  energy: {ready.energy.label if ready.energy else ready.energy_note}")
+    # what measures energy per image, or why nothing does
+    said = ready.energy_note or "none" + (
+        " (device.energy.source=auto: no PMIC here; a meter of yours: "
+        "device.energy.source=command)" * (config.device.energy.source == "auto")
+    )
+    print(f"  energy: {ready.energy.label if ready.energy else said}")
     where = {"device": "on the device", "host": "on this machine", "off": "nowhere (off)"}
     used = facts.get("executable") or python
     print(f"ready: runs will use {used}; the Keras model is timed {where[ready.keras_on]}")

@@ -4,7 +4,9 @@ against what the device's probe found (``vcgencmd pmic_read_adc``'s output, the 
 when it runs there) or what the meter command prints here (``device.energy.on=host``).
 
 A source asked for by name that cannot measure is refused in one line naming the key, the
-command and what it printed; ``auto`` without a PMIC measures nothing and says so once."""
+command and what it printed; ``auto`` without a PMIC measures nothing: on a Raspberry Pi
+without one (a Pi 4) it says so once, elsewhere (no ``vcgencmd``) it says nothing to the run,
+only to ``pruneflow device check``."""
 
 from __future__ import annotations
 
@@ -76,7 +78,9 @@ def plan_energy(config: EnergyConfig, facts: dict, device: str) -> tuple[EnergyP
                 f"gives no power there ({why}); a Raspberry Pi 5 has a PMIC it reads; elsewhere "
                 "device.energy.source=command with your meter's command, or none"
             )
-        return None, (
+        if tried.get("pmic") is None:  # no vcgencmd: not a Raspberry Pi, nothing to say
+            return None, ""
+        return None, (  # a Pi without a PMIC (a Pi 4): its runs say why they have no energy
             f"device.energy.source=auto: no PMIC on {device} (`{PMIC_READ}`: {why}): no energy "
             "numbers; a meter of yours: device.energy.source=command"
         )
