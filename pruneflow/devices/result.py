@@ -42,6 +42,8 @@ class ModelResult:
     cooldown_s: float = 0.0  # waited for the CPU to cool before the model
     cooldown_note: str = ""  # why it did not cool down (or skipped)
     tensorflow: str | None = None  # a Keras model: the TensorFlow that ran it
+    # a model that asks for FP16 arithmetic: what computed it, float16 | float32 (runner.arithmetic)
+    arithmetic: str | None = None
 
     def __post_init__(self) -> None:
         n = len(self.times_ms)

@@ -60,9 +60,23 @@ REQUIREMENTS = {
     "PIL": ("pillow", "pillow"),
     "ai_edge_litert": ("litert", "ai-edge-litert"),
 }
+ROOT = os.environ.get("PRUNEFLOW_DEVICE_ROOT", "/")  # of /proc, /sys: tests use stand-ins
 # Device hygiene: where Linux (and a Raspberry Pi's firmware tool) tell what the CPU is doing
-THERMAL = "/sys/class/thermal/thermal_zone0/temp"  # millidegrees Celsius
-CPUFREQ = "/sys/devices/system/cpu/cpu0/cpufreq"  # scaling_cur_freq (kHz), scaling_governor
+THERMAL = os.path.join(ROOT, "sys/class/thermal/thermal_zone0/temp")  # millidegrees Celsius
+CPUFREQ = os.path.join(ROOT, "sys/devices/system/cpu/cpu0/cpufreq")  # cur_freq, governor
+# The device described: its board (absent on x86), and the CPU features that decide which
+# variants can be fast: FP16 arithmetic (fphp asimdhp; x86 avx512_fp16), int8 dot product
+# (asimddp), int8 matrix multiply (i8mm), bfloat16, SVE; F16C converts float16, no arithmetic
+BOARD = os.path.join(ROOT, "proc/device-tree/model")  # NUL-terminated
+CPUINFO = os.path.join(ROOT, "proc/cpuinfo")  # "Features" on arm, "flags" on x86
+SPEED_FEATURES = ("fphp", "asimdhp", "asimdfhm", "asimddp", "i8mm", "bf16", "sve", "sve2")
+SPEED_FEATURES += ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16")
+# The same on arm64 as the kernel hands them to a process (AT_HWCAP = 16, AT_HWCAP2 = 26; bits
+# of Linux's asm/hwcap.h): what XNNPACK's cpuinfo reads (under qemu-user: the emulated CPU's)
+HWCAP_BITS = {"fphp": (16, 9), "asimdhp": (16, 10), "asimddp": (16, 20), "sve": (16, 22)}
+HWCAP_BITS.update(asimdfhm=(16, 23), sve2=(26, 1), i8mm=(26, 13), bf16=(26, 14))
+# Reduced-precision metadata that asks for float16 arithmetic (the converter's fp16accfp16)
+FP16_KEY, FP16_ACC = b"reduced_precision_support", b"fp16accfp16"
 
 
 class ArgumentError(ValueError):
@@ -281,6 +295,7 @@ def time_model(
     shape = tuple(int(d) for d in inp["shape"])
     timed = timed_passes(images, shape, decode, predict, warmup, repeats)
     after = _threads()
+    first = decode(images[0][0], *shape[1:])  # which arithmetic ran (float16 variants)
     return {
         "model": os.path.basename(model_path),
         "kernels": kernels,
@@ -289,8 +304,27 @@ def time_model(
         "threads": delegate.get("threads"),
         # threads this model added to the process (the runtime's pool) and the calling one
         "threads_used": None if after is None else after - threads_before + 1,
+        "arithmetic": arithmetic(model_path, delegate, predict(first), first),
         **timed,
     }
+
+
+def arithmetic(model_path: str, delegate: dict, output, x) -> str | None:
+    """For a model whose metadata asks for FP16 arithmetic: ``float16`` where the runtime
+    computed so, else ``float32`` (None for other models). The evidence: ``output`` (on input
+    ``x``) against the same file's with the metadata's key renamed (nothing reads it): float16
+    arithmetic rounds every activation and the outputs differ; float32 gives the same bits."""
+    with open(model_path, "rb") as fh, tempfile.NamedTemporaryFile(suffix=".tflite") as plain:
+        data = fh.read()
+        if FP16_ACC not in data or FP16_KEY not in data:
+            return None
+        plain.write(data.replace(FP16_KEY, b"reduced_precision_ignored"))
+        plain.flush()
+        interp = make_interpreter(plain.name, delegate)[0]
+        interp.set_tensor(interp.get_input_details()[0]["index"], x)
+        interp.invoke()
+        same = np.array_equal(interp.get_tensor(interp.get_output_details()[0]["index"]), output)
+    return "float32" if same else "float16"
 
 
 def time_keras(model_path: str, images: list[tuple[str, int]], warmup: int, repeats: int):
@@ -394,7 +428,7 @@ def device_facts() -> dict:
     cpu = platform.processor() or ""
     info: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo") as fh:
+        with open(CPUINFO) as fh:
             for line in fh:
                 key, sep, value = line.partition(":")
                 if sep:
@@ -415,9 +449,13 @@ def device_facts() -> dict:
                     os_name = line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
+    board, flags = (_read(BOARD) or "").strip("\x00 \n"), info.get("features", info.get("flags"))
     facts = {
         "machine": platform.machine(),
         "cpu": cpu,
+        **({"board": board} if board else {}),
+        "cpu_features": " ".join(f for f in SPEED_FEATURES if f in (flags or "").split()),
+        **hwcap_features(),
         "cores": os.cpu_count(),
         "os": os_name,
         "hostname": platform.node(),
@@ -432,6 +470,19 @@ def device_facts() -> dict:
     except ImportError:
         pass
     return facts
+
+
+def hwcap_features() -> dict:
+    """``{"hwcap_features": ...}``: :data:`HWCAP_BITS` set in AT_HWCAP, AT_HWCAP2 (arm64)."""
+    try:
+        import ctypes
+
+        aux = ctypes.CDLL(None).getauxval
+    except (OSError, AttributeError):
+        return {}
+    aux.restype, arm = ctypes.c_ulong, platform.machine() in ("aarch64", "arm64")
+    on = [f for f, (a, b) in HWCAP_BITS.items() if arm and aux(a) >> b & 1]
+    return {"hwcap_features": " ".join(on)} if arm else {}
 
 
 def probe(delegate: dict | None = None) -> dict:

@@ -24,6 +24,7 @@ from pruneflow.results import (
     TIMING_START_TAG,
     WARMUP_MEAN,
     Record,
+    arithmetic_tag,
     cooldown_tag,
     decode,
     device_tag,
@@ -84,6 +85,8 @@ def for_timing(timing: Timing) -> Record:
         rec.tags[timed_on_tag(variant)] = timing.timed_on[variant]
         if r.note:
             rec.tags[fallback_tag(variant)] = r.note
+        if r.arithmetic:
+            rec.tags[arithmetic_tag(variant)] = r.arithmetic
         _hygiene(rec, variant, r)
     rec.tags.update({device_tag(k): v for k, v in timing.device.items()})
     rec.metrics.update({device_time(k.removesuffix("_s")): v for k, v in timing.steps.items()})
