@@ -75,8 +75,7 @@ SPEED_FEATURES += ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16
 # of Linux's asm/hwcap.h): what XNNPACK's cpuinfo reads (under qemu-user: the emulated CPU's)
 HWCAP_BITS = {"fphp": (16, 9), "asimdhp": (16, 10), "asimddp": (16, 20), "sve": (16, 22)}
 HWCAP_BITS.update(asimdfhm=(16, 23), sve2=(26, 1), i8mm=(26, 13), bf16=(26, 14))
-# Reduced-precision metadata that asks for float16 arithmetic (the converter's fp16accfp16)
-FP16_KEY, FP16_ACC = b"reduced_precision_support", b"fp16accfp16"
+FP16_KEY, FP16_ACC = b"reduced_precision_support", b"fp16accfp16"  # metadata: FP16 arithmetic
 
 
 class ArgumentError(ValueError):
@@ -296,6 +295,8 @@ def time_model(
     timed = timed_passes(images, shape, decode, predict, warmup, repeats)
     after = _threads()
     first = decode(images[0][0], *shape[1:])  # which arithmetic ran (float16 variants)
+    output = predict(first)
+    interp = None  # freed before arithmetic() builds another: peak_rss_kb stays its own
     return {
         "model": os.path.basename(model_path),
         "kernels": kernels,
@@ -304,16 +305,15 @@ def time_model(
         "threads": delegate.get("threads"),
         # threads this model added to the process (the runtime's pool) and the calling one
         "threads_used": None if after is None else after - threads_before + 1,
-        "arithmetic": arithmetic(model_path, delegate, predict(first), first),
+        "arithmetic": arithmetic(model_path, delegate, output, first),
         **timed,
     }
 
 
 def arithmetic(model_path: str, delegate: dict, output, x) -> str | None:
-    """For a model whose metadata asks for FP16 arithmetic: ``float16`` where the runtime
-    computed so, else ``float32`` (None for other models). The evidence: ``output`` (on input
-    ``x``) against the same file's with the metadata's key renamed (nothing reads it): float16
-    arithmetic rounds every activation and the outputs differ; float32 gives the same bits."""
+    """A model whose metadata asks for FP16 arithmetic: ``float16`` where it ran so, else
+    ``float32`` (others: None). ``output`` (on ``x``) against the same file's with the metadata
+    hidden: float16 rounds every activation (the outputs differ), float32 gives the same bits."""
     with open(model_path, "rb") as fh, tempfile.NamedTemporaryFile(suffix=".tflite") as plain:
         data = fh.read()
         if FP16_ACC not in data or FP16_KEY not in data:
