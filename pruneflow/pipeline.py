@@ -25,13 +25,14 @@ from pruneflow import __version__, job_record, results
 from pruneflow.config import Config, check, instantiate, keys_under
 from pruneflow.devices.base import open_device
 from pruneflow.devices.local import host_runtime
+from pruneflow.devices.readiness import float16_note
 from pruneflow.identity import baseline_spec
 from pruneflow.process import Termination, job_log
 from pruneflow.steps import import_libraries
 from pruneflow.steps.benchmark.record import for_device_check, for_timing
 from pruneflow.steps.cluster.record import for_clustering
 from pruneflow.steps.convert.record import for_files
-from pruneflow.steps.convert.variants import VARIANTS
+from pruneflow.steps.convert.variants import VARIANTS, fp16_asked
 from pruneflow.steps.model.foreign import route
 from pruneflow.steps.prune.record import for_pruning
 from pruneflow.steps.quantize.record import for_qat
@@ -201,6 +202,7 @@ def _stages(
         ready = open_device(config.device).check(delegate, keras)
     for note in ready.notes:
         log.warning("device %s: %s", config.device.name, note)
+    _warn_once(float16_note(config.device.name, ready.facts, fp16_asked(config.stage.variants)))
     record(for_device_check(ready))
     if way:
         from pruneflow.foreign_job import foreign_stages
@@ -401,6 +403,15 @@ class _Timer:
             yield
         finally:
             self.seconds[stage] = time.perf_counter() - t0
+
+
+_WARNED: set[str] = set()  # warnings said once per process: once per sweep, not per job
+
+
+def _warn_once(message: str | None) -> None:
+    if message and message not in _WARNED:
+        _WARNED.add(message)
+        log.warning("%s", message)
 
 
 def _headline_variant(metrics: dict[str, float]) -> str:

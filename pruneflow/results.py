@@ -222,6 +222,19 @@ def device_tag(fact: str) -> str:
     return f"device.{fact}"
 
 
+# The device described (issue #29), facts of the runner's, each tagged device_tag(fact): the
+# board (/proc/device-tree/model; none on x86), the CPU features that decide which variants can
+# be fast (/proc/cpuinfo), the same from the kernel's AT_HWCAP on arm64 (what XNNPACK reads), the
+# cores; the governor is GOVERNOR_TAG
+BOARD, CPU_FEATURES, HWCAP_FEATURES, CORES = "board", "cpu_features", "hwcap_features", "cores"
+DEVICE_FACTS = (BOARD, CPU_FEATURES, HWCAP_FEATURES, CORES)
+
+
+def arithmetic_tag(variant: str) -> str:
+    """A variant that asks for FP16 arithmetic: what computed it, ``float16`` or ``float32``."""
+    return f"arithmetic/{variant}"
+
+
 # -- artifacts ---------------------------------------------------------------------------------
 CONFIG_FILE = "config.yaml"
 MODELS_DIR = "models"

@@ -170,6 +170,24 @@ TAGS = {
         "the variant",
         r.cooldown_tag(V): "why the device did not cool down to `device.cooldown_c` first",
         r.device_tag("<fact>"): "CPU, cores, OS, versions, as the runner saw them",
+        r.device_tag(r.BOARD): "the board, from `/proc/device-tree/model` (`Raspberry Pi 5 "
+        "Model B Rev 1.0`; absent on x86)",
+        r.device_tag(r.CPU_FEATURES): "the CPU features that decide which variants can be fast, "
+        "from `/proc/cpuinfo` (`Features` on arm, `flags` on x86), those present of: FP16 "
+        "arithmetic `fphp asimdhp` (a Pi 5's Cortex-A76; not a Pi 4's A72), `asimdfhm`, int8 "
+        "dot product `asimddp`, int8 matrix multiply `i8mm`, `bf16`, `sve`, `sve2`; x86 `avx2`, "
+        "`fma`, `f16c` (float16 conversion only), `avx512f`, `avx512_vnni`, `avx512_bf16`, "
+        "`avx512_fp16`",
+        r.device_tag(r.HWCAP_FEATURES): "arm64 only: the same features as the kernel hands them "
+        "to the process (AT_HWCAP, AT_HWCAP2), which is what XNNPACK reads; under qemu-user the "
+        "emulated CPU's, where `/proc/cpuinfo` can be the host's",
+        r.device_tag(r.CORES): "the CPU's cores",
+        r.arithmetic_tag(V): "a variant that asks for FP16 arithmetic (`tflite_float16_compute`): "
+        "`float16` where the runtime computed it in float16, `float32` where it did not (a CPU "
+        "without FP16 arithmetic). Measured on the device, not guessed: its output on the first "
+        "image against that of the same file with its reduced-precision metadata hidden, both "
+        "built alike: float16 arithmetic rounds every activation (the outputs differ), float32 "
+        "gives the same bits",
         r.DEVICE_PYTHON_TAG: "the python that ran the device runner",
         r.GOVERNOR_TAG: "the CPU frequency governor (where the device exposes it)",
         r.DEVICE_NOTES_TAG: "what the device check warned of",

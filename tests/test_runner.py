@@ -45,27 +45,31 @@ def _imports(node) -> set[str]:
 
 
 def test_runner_imports_nothing_beyond_the_device_stack():
-    """The standard library and the device stack; TensorFlow only in the Keras path."""
-    tree = ast.parse(RUNNER.read_text())
+    """The standard library and the device stack; TensorFlow only in the Keras path, the file
+    shipped beside the runner that it loads for a Keras model alone."""
+    from pruneflow.devices.base import KERAS_TIMER
+
     allowed = set(sys.stdlib_module_names) | DEVICE_STACK
-    assert _imports(tree) - allowed == KERAS_ONLY
-    (keras_path,) = [
-        n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == "time_keras"
-    ]
-    outside = set()
-    for n in tree.body:
-        if n is not keras_path:
-            outside |= _imports(n)
-    assert not outside & KERAS_ONLY
+    assert _imports(ast.parse(RUNNER.read_text())) <= allowed
+    assert _imports(ast.parse(KERAS_TIMER.read_text())) - allowed == KERAS_ONLY
 
 
-def test_the_power_sampler_imports_only_the_standard_library():
+def test_the_files_beside_the_runner_are_loaded_by_path_and_shipped(tmp_path):
     """The energy pass's file ships beside the runner and runs alone on a device: the standard
-    library only, and the runner loads it by path (no import statement names it)."""
-    from pruneflow.devices.base import SAMPLER
+    library only; the runner loads each file beside it by path (no import statement names it)
+    and every one travels in the SSH bundle."""
+    import io
+    import tarfile
+
+    from pruneflow.devices.base import BESIDE, SAMPLER
+    from pruneflow.devices.bundle import bundle
 
     assert _imports(ast.parse(SAMPLER.read_text())) <= set(sys.stdlib_module_names)
-    assert "power_sampler" not in _imports(ast.parse(RUNNER.read_text()))
+    runner_imports = _imports(ast.parse(RUNNER.read_text()))
+    assert not runner_imports & {f.stem for f in BESIDE}
+    with tarfile.open(fileobj=io.BytesIO(bundle([], tmp_path)["bundle.tar"])) as tar:
+        shipped = set(tar.getnames())
+    assert {f.name for f in BESIDE} <= shipped
 
 
 def test_images_are_real_files_in_class_folders(tflite_bench, digits):

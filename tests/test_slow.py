@@ -212,3 +212,93 @@ def test_the_offline_study_runs_whole_and_ends_with_its_report(tmp_path):
     best = parent.data.tags["pruneflow.best_sparsity"]
     print(best)
     assert best.count("offline_") == 5
+
+
+# A Raspberry Pi 5's /proc/cpuinfo (Cortex-A76, MIDR 0x414fd0b1), one block per core
+PI5_CPUINFO = "".join(
+    f"processor\t: {n}\nBogoMIPS\t: 108.00\nFeatures\t: fp asimd evtstrm aes pmull sha1 sha2 "
+    "crc32 atomics fphp asimdhp cpuid asimdrdm lrcpc dcpop asimddp\nCPU implementer\t: 0x41\n"
+    "CPU architecture: 8\nCPU variant\t: 0x4\nCPU part\t: 0xd0b\nCPU revision\t: 1\n\n"
+    for n in range(2)
+)
+
+
+@pytest.mark.needs("qemu", "root")
+def test_the_float16_arithmetic_variant_on_the_emulated_pi(emulated_pi, tmp_path):
+    """The emulated Pi described by its own files, and the float16-arithmetic variant run there.
+
+    Under qemu-user the Pi has no device tree (no board), its /proc is the x86 host's, bound in
+    (/proc/cpuinfo's features are the host's x86 flags), and it has no /sys. The kernel's
+    AT_HWCAP, which is what XNNPACK's cpuinfo reads for the ISA, is qemu's emulated CPU ("max"):
+    FP16 arithmetic, int8 dot product, i8mm, SVE. Yet cpuinfo cannot list the processors
+    (no /sys/devices/system/cpu, an x86 cpuinfo), so XNNPACK keeps to its baseline kernels and
+    the variant is computed in float32: the runner measures it so (its output against that of
+    the same file with the metadata hidden). Given a Pi 5's /proc/cpuinfo and the processor
+    lists (in a mount namespace of its own), the same runner on the same emulated CPU measures
+    float16."""
+    from pruneflow import results as r
+
+    root, pi = emulated_pi
+    venv = "/opt/pruneflow-test-venv"
+    device = [*pi, f"device.venv={venv}", "device.timeout_s=1200"]
+    wheels = root / "opt" / "pruneflow-wheels"
+    setup = run_cli(["device", "setup", *device, "--wheels", str(wheels)], tmp_path, 1800)
+    assert setup.returncode == 0, setup.stdout[-2000:] + setup.stderr[-2000:]
+    assert "board      not named (no /proc/device-tree/model)" in setup.stdout
+    assert "AT_HWCAP: fphp asimdhp asimddp" in setup.stdout
+    assert "(FP16 arithmetic: yes)" in setup.stdout
+    args = [*TINY, *outputs_to(tmp_path), *device, "stage=float", "benchmark.images=40"]
+    proc = run_cli(args, cwd=tmp_path, timeout=3600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "has no FP16 arithmetic" not in proc.stdout + proc.stderr  # AT_HWCAP says it has
+    client, (run,) = read_runs(tmp_path)
+    tags = run.data.tags
+    assert tags["device.machine"] == "aarch64" and r.device_tag(r.BOARD) not in tags
+    hwcap = tags[r.device_tag(r.HWCAP_FEATURES)].split()
+    assert {"fphp", "asimdhp", "asimddp", "i8mm"} <= set(hwcap)
+    assert "fphp" not in tags[r.device_tag(r.CPU_FEATURES)]  # the x86 host's cpuinfo
+    assert tags[r.arithmetic_tag("tflite_float16_compute")] == "float32"
+    assert r.arithmetic_tag("tflite_float16") not in tags
+    doc = json.loads(
+        open(
+            client.download_artifacts(run.info.run_id, "benchmark/runner.json", str(tmp_path))
+        ).read()
+    )
+    got = doc["results"]
+    # computed in float32, it is tflite_float16 (the same weights), image by image
+    assert got["tflite_float16_compute"]["predictions"] == got["tflite_float16"]["predictions"]
+
+    # the same variant, the runner's own measure, with a Pi 5's cpuinfo and processor lists
+    work = root / "tmp" / "pruneflow-fp16"
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "sys" / "devices" / "system" / "cpu").mkdir(parents=True)
+    for name in ("present", "possible"):
+        (work / "sys" / "devices" / "system" / "cpu" / name).write_text("0-1\n")
+    (work / "cpuinfo").write_text(PI5_CPUINFO)
+    model = client.download_artifacts(
+        run.info.run_id, "models/tflite_float16_compute.tflite", str(work)
+    )
+    shutil.copy(ROOT / "pruneflow" / "devices" / "runner.py", work / "runner.py")
+    probe = (
+        "import sys, numpy as np; sys.path.insert(0, '/tmp/pruneflow-fp16'); import runner; "
+        "from ai_edge_litert.interpreter import Interpreter; "
+        f"m = '/tmp/pruneflow-fp16/{Path(model).name}'; i = Interpreter(model_path=m); "
+        "i.allocate_tensors(); d = i.get_input_details()[0]; "
+        "x = np.random.RandomState(0).randint(0, 255, d['shape']).astype(np.float32); "
+        "i.set_tensor(d['index'], x); i.invoke(); "
+        "y = i.get_tensor(i.get_output_details()[0]['index']).copy(); "
+        "print('arithmetic', runner.arithmetic(m, {'name': 'xnnpack'}, y, x))"
+    )
+    mounts = (
+        f"mount --bind {work / 'cpuinfo'} {root / 'proc' / 'cpuinfo'} && "
+        f"mount --bind {work / 'sys'} {root / 'sys'} && "
+        f'chroot {root} {venv}/bin/python -c "{probe}"'
+    )
+    out = subprocess.run(
+        ["unshare", "-m", "--propagation", "private", "sh", "-c", mounts],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "arithmetic float16" in out.stdout, out.stdout + out.stderr[-2000:]

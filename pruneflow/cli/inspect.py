@@ -26,6 +26,7 @@ HEADS = {
     "tflite_fp32_sparse": "sparse",
     "tflite_dynamic": "dyn",
     "tflite_float16": "f16",
+    "tflite_float16_compute": "f16c",
     "tflite_int8": "int8",
     "tflite_int8_qat": "int8qat",
 }

@@ -26,7 +26,7 @@ from pruneflow.devices.energy import plan_energy
 from pruneflow.devices.locks import LockWindow
 from pruneflow.devices.readiness import Ready, has_keras, readiness
 from pruneflow.devices.result import MalformedResult, RunnerResult
-from pruneflow.devices.runner import POWER_SAMPLER
+from pruneflow.devices.runner import KERAS_TIMING, POWER_SAMPLER
 from pruneflow.errors import DeviceError
 
 if TYPE_CHECKING:
@@ -35,6 +35,8 @@ if TYPE_CHECKING:
 RUNNER = Path(__file__).with_name("runner.py")
 RUNNER_NAME = "device_runner.py"  # the runner's file name on a device
 SAMPLER = RUNNER.with_name(POWER_SAMPLER)  # shipped beside it, under its own name
+KERAS_TIMER = RUNNER.with_name(KERAS_TIMING)  # likewise
+BESIDE = (SAMPLER, KERAS_TIMER)  # what the runner loads from its own folder (runner._beside)
 
 
 @dataclass

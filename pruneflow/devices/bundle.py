@@ -9,7 +9,7 @@ import io
 import tarfile
 from pathlib import Path
 
-from pruneflow.devices.base import RUNNER, RUNNER_NAME, SAMPLER
+from pruneflow.devices.base import BESIDE, RUNNER, RUNNER_NAME
 
 
 def sha256(path: Path) -> str:
@@ -25,7 +25,7 @@ def bundle(models: list[Path], images_dir: Path) -> dict[str, bytes]:
     buf = io.BytesIO()
     sums = []
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        entries = [(RUNNER, RUNNER_NAME), (SAMPLER, SAMPLER.name)]  # the sampler beside it
+        entries = [(RUNNER, RUNNER_NAME), *((f, f.name) for f in BESIDE)]  # and what it loads
         entries += [(m, f"models/{m.name}") for m in models]
         entries += [
             (p, f"images/{p.relative_to(images_dir)}")

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from pruneflow.devices import runner as _runner
 from pruneflow.errors import DeviceError
+from pruneflow.results import BOARD, CORES, CPU_FEATURES, HWCAP_FEATURES
 
 APT_FIX = {"numpy": "python3-numpy", "pillow": "python3-pil"}
 PIP_NAMES = {label: pip for label, pip in _runner.REQUIREMENTS.values()}
@@ -107,6 +108,30 @@ def readiness(dev: Judged, facts: dict, python: str, delegate: dict, keras: str)
     return Ready(python, facts, keras_on, notes)
 
 
+# FP16 arithmetic as XNNPACK needs it, in a probe's CPU features: ARMv8.2's half precision,
+# scalar and vector (a Pi 5's Cortex-A76 has both, a Pi 4's A72 neither); on x86 AVX512-FP16
+FP16_FEATURES = (("fphp", "asimdhp"), ("avx512_fp16",))
+
+
+def fp16_arithmetic(facts: dict) -> bool:
+    """Whether a probe's CPU has FP16 arithmetic: on arm64 its features as the kernel hands
+    them to the runner (AT_HWCAP: what XNNPACK reads) or, where not read, /proc/cpuinfo's."""
+    features = (facts.get(HWCAP_FEATURES) or facts.get(CPU_FEATURES) or "").split()
+    return any(all(f in features for f in needs) for needs in FP16_FEATURES)
+
+
+def float16_note(description: str, facts: dict, asked: list[str]) -> str | None:
+    """One line where the variants ``asked`` (of those that ask for FP16 arithmetic) would run
+    on a device without it; None where none is asked or the device has it."""
+    if not asked or fp16_arithmetic(facts):
+        return None
+    return (
+        f"device {description} has no FP16 arithmetic (its CPU features have neither fphp "
+        f"asimdhp nor avx512_fp16): {', '.join(asked)} is computed in float32 there, as "
+        "tflite_float16 is, and cannot be faster (tagged arithmetic/<variant>)"
+    )
+
+
 def describe(facts: dict) -> str:
     """A probe as the lines ``pruneflow device check`` prints."""
     pk = facts.get("packages", {})
@@ -130,11 +155,17 @@ def describe(facts: dict) -> str:
             "loads" if lib.get("loads") else f"does not load ({lib.get('error')})"
         )
     venv = " (venv)" if facts.get("venv") else ""
+    features = facts.get(CPU_FEATURES) or "none of note"
+    if HWCAP_FEATURES in facts:  # arm64: what the kernel hands the process (XNNPACK reads it)
+        features += f"; AT_HWCAP: {facts[HWCAP_FEATURES] or 'none of note'}"
+    features += f" (FP16 arithmetic: {'yes' if fp16_arithmetic(facts) else 'no'})"
     tf = pk.get("tensorflow", "-") + (f", tf_keras {pk['tf_keras']}" if "tf_keras" in pk else "")
     free = f"{facts.get('free_disk_mb', 0) / 1024:.1f} GiB in {facts.get('temp_folder')}"
     rows = [
         ("python", f"{facts.get('executable')} {facts.get('python')}{venv}"),
-        ("cpu", f"{facts.get('cpu', '?')} ({facts.get('machine')}, {facts.get('cores')} cores)"),
+        ("cpu", f"{facts.get('cpu', '?')} ({facts.get('machine')}, {facts.get(CORES)} cores)"),
+        (BOARD, facts.get(BOARD, "not named (no /proc/device-tree/model)")),
+        ("features", features),
         ("os", facts.get("os", "?")),
         ("numpy", package("numpy")),
         ("pillow", package("pillow")),

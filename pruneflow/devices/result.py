@@ -65,6 +65,8 @@ class ModelResult:
     cooldown_note: str = ""  # why it did not cool down (or skipped)
     tensorflow: str | None = None  # a Keras model: the TensorFlow that ran it
     energy: EnergyTrace | None = None  # with --energy: the energy pass after the timing
+    # a model that asks for FP16 arithmetic: what computed it, float16 | float32 (runner.arithmetic)
+    arithmetic: str | None = None
 
     def __post_init__(self) -> None:
         n = len(self.times_ms)

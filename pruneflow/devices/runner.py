@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """pruneflow device runner: timed per-image inference, self-contained.
 
-This one file is what runs on the device (a Raspberry Pi, or this machine for ``device=local``).
-It needs python3, numpy, Pillow and LiteRT (``ai_edge_litert``, or ``tflite_runtime`` where that
-is what the device has) and nothing from pruneflow. TensorFlow only for a Keras model
-(``--keras``), imported only then.
+This file runs on the device (a Raspberry Pi, or this machine for ``device=local``); its probe
+runs alone. It needs python3, numpy, Pillow and LiteRT (``ai_edge_litert``, or
+``tflite_runtime``), nothing from pruneflow; a Keras model (``--keras``: TensorFlow) and the
+energy pass (``--energy``) load the files shipped beside it (:func:`_beside`).
 
 Protocol (the paper's, with its flaws fixed by the host's statistics): every image is loaded from
 disk, decoded, preprocessed and classified one at a time; each image's time covers all of that,
@@ -13,9 +13,8 @@ get_tensor). The first timed image is kept apart by the host (it pays for lazy i
 ``--warmup N`` runs N images before the timed ones (reported apart), ``--repeats R`` makes R
 passes over the images (the paper's statistics use the first; the steady state all of them).
 
-Each model is timed in a fresh process of this script (``--one``), so that its peak resident
-memory is its own; the device's temperature, clock, governor, throttling and load are read
-before and after each model, from the files and tools the device has (absent where it has none).
+Each model is timed in a fresh process (``--one``), so that its peak resident memory is its own;
+the device's temperature, clock, governor, throttling and load are read before and after it.
 
 Usage::
 
@@ -26,8 +25,7 @@ Usage::
 
 ``DIR`` holds ``<class>/<image>.png|jpg`` files, optionally with a ``manifest.json``
 (``{"classes": [...], "images": [[relative path, label index], ...]}``) fixing order and labels.
-Writes one JSON document to ``--out`` (see ``main``; pruneflow reads it as a typed
-``pruneflow.devices.result.RunnerResult``).
+Writes one JSON document to ``--out`` (``main``; pruneflow reads it as a ``RunnerResult``).
 """
 
 from __future__ import annotations
@@ -55,15 +53,26 @@ KERAS = "keras"  # the Keras model's name among the results
 FALLBACKS = ("builtin", "error")  # when a delegate cannot run a model: builtin kernels, or fail
 MIN_PYTHON = (3, 9)
 # What the runner needs on a device: import name -> (what the probe calls it, pip requirement)
-REQUIREMENTS = {
-    "numpy": ("numpy", "numpy"),
-    "PIL": ("pillow", "pillow"),
-    "ai_edge_litert": ("litert", "ai-edge-litert"),
-}
+REQUIREMENTS = {"numpy": ("numpy", "numpy"), "PIL": ("pillow", "pillow")}
+REQUIREMENTS["ai_edge_litert"] = ("litert", "ai-edge-litert")
+ROOT = os.environ.get("PRUNEFLOW_DEVICE_ROOT", "/")  # of /proc, /sys: tests use stand-ins
 # Device hygiene: where Linux (and a Raspberry Pi's firmware tool) tell what the CPU is doing
-THERMAL = "/sys/class/thermal/thermal_zone0/temp"  # millidegrees Celsius
-CPUFREQ = "/sys/devices/system/cpu/cpu0/cpufreq"  # scaling_cur_freq (kHz), scaling_governor
+THERMAL = os.path.join(ROOT, "sys/class/thermal/thermal_zone0/temp")  # millidegrees Celsius
+CPUFREQ = os.path.join(ROOT, "sys/devices/system/cpu/cpu0/cpufreq")  # cur_freq, governor
+# The device described: its board (absent on x86), and the CPU features that decide which
+# variants can be fast: FP16 arithmetic (fphp asimdhp; x86 avx512_fp16), int8 dot product
+# (asimddp), int8 matrix multiply (i8mm), bfloat16, SVE; F16C converts float16, no arithmetic
+BOARD = os.path.join(ROOT, "proc/device-tree/model")  # NUL-terminated
+CPUINFO = os.path.join(ROOT, "proc/cpuinfo")  # "Features" on arm, "flags" on x86
+SPEED_FEATURES = ("fphp", "asimdhp", "asimdfhm", "asimddp", "i8mm", "bf16", "sve", "sve2")
+SPEED_FEATURES += ("avx2", "fma", "f16c", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16")
+# The same on arm64 as the kernel hands them to a process (AT_HWCAP = 16, AT_HWCAP2 = 26; bits
+# of Linux's asm/hwcap.h): what XNNPACK's cpuinfo reads (under qemu-user: the emulated CPU's)
+HWCAP_BITS = {"fphp": (16, 9), "asimdhp": (16, 10), "asimddp": (16, 20), "sve": (16, 22)}
+HWCAP_BITS.update(asimdfhm=(16, 23), sve2=(26, 1), i8mm=(26, 13), bf16=(26, 14))
+FP16_KEY, FP16_ACC = b"reduced_precision_support", b"fp16accfp16"  # metadata: FP16 arithmetic
 POWER_SAMPLER = "power_sampler.py"  # the energy pass, beside this file; loaded only for --energy
+KERAS_TIMING = "keras_timing.py"  # a Keras model's timing (TensorFlow), beside it too
 
 
 class ArgumentError(ValueError):
@@ -286,7 +295,10 @@ def time_model(
     after = _threads()
     if power:  # after the timed passes: no timing number changes
         inputs = [decode(path, *shape[1:]) for path, _ in images]
-        timed["energy"] = _power_sampler().energy_pass(power, predict, inputs)
+        timed["energy"] = _beside(POWER_SAMPLER).energy_pass(power, predict, inputs)
+    first = decode(images[0][0], *shape[1:])  # which arithmetic ran (float16 variants)
+    output = predict(first)
+    interp = None  # freed before arithmetic() builds another: peak_rss_kb stays its own
     return {
         "model": os.path.basename(model_path),
         "kernels": kernels,
@@ -295,51 +307,42 @@ def time_model(
         "threads": delegate.get("threads"),
         # threads this model added to the process (the runtime's pool) and the calling one
         "threads_used": None if after is None else after - threads_before + 1,
+        "arithmetic": arithmetic(model_path, delegate, output, first),
         **timed,
     }
+
+
+def arithmetic(model_path: str, delegate: dict, output, x) -> str | None:
+    """A model whose metadata asks for FP16 arithmetic: ``float16`` where it ran so, else
+    ``float32`` (others: None). ``output`` (on ``x``) against the same file's with the metadata
+    hidden: float16 rounds every activation (the outputs differ), float32 gives the same bits."""
+    with open(model_path, "rb") as fh, tempfile.NamedTemporaryFile(suffix=".tflite") as plain:
+        data = fh.read()
+        if FP16_ACC not in data or FP16_KEY not in data:
+            return None
+        plain.write(data.replace(FP16_KEY, b"reduced_precision_ignored"))
+        plain.flush()
+        interp = make_interpreter(plain.name, delegate)[0]
+        interp.set_tensor(interp.get_input_details()[0]["index"], x)
+        interp.invoke()
+        same = np.array_equal(interp.get_tensor(interp.get_output_details()[0]["index"]), output)
+    return "float32" if same else "float16"
 
 
 def time_keras(model_path: str, images: list[tuple[str, int]], warmup: int, repeats: int):
-    """Run the protocol for a saved Keras model (TensorFlow, imported only here)."""
-    import tensorflow as tf
-
-    try:  # pruneflow saves Keras 2 models (tf_keras); TensorFlow <= 2.15 is Keras 2 itself
-        import tf_keras as keras
-    except ImportError:
-        from tensorflow import keras
-
-    t0 = time.perf_counter()
-    model = keras.models.load_model(model_path)
-    # A traced function costs ~0.6 ms a call against ~32 ms for predict; its tracing falls
-    # in the first image, which is reported apart.
-    infer = tf.function(lambda x: model(x, training=False))
-    load_ms = (time.perf_counter() - t0) * 1e3
-
-    def decode(path, height, width, channels):
-        return tf.constant(load_image(path, height, width, channels).astype(np.float32))
-
-    def predict(x):
-        return infer(x).numpy()
-
-    timed = timed_passes(images, tuple(model.input_shape), decode, predict, warmup, repeats)
-    return {
-        "model": os.path.basename(model_path),
-        "kernels": "tensorflow",
-        "note": "",
-        "load_ms": load_ms,
-        "threads": None,
-        "threads_used": None,
-        **timed,
-        "tensorflow": tf.__version__,
-    }
+    """Run the protocol for a saved Keras model (:data:`KERAS_TIMING`: TensorFlow there only)."""
+    return _beside(KERAS_TIMING).time_keras(
+        sys.modules[__name__], model_path, images, warmup, repeats
+    )
 
 
-def _power_sampler():
-    """The power sampler beside this file (by path: in the package, and on a device)."""
+def _beside(name: str):
+    """The module in the file ``name`` beside this one (by path: in the package, and on a
+    device, where it is shipped beside the runner): the parts only some runs need."""
     import importlib.util
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), POWER_SAMPLER)
-    spec = importlib.util.spec_from_file_location("power_sampler", path)
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), name)
+    spec = importlib.util.spec_from_file_location(name.removesuffix(".py"), path)
     spec.loader.exec_module(module := importlib.util.module_from_spec(spec))
     return module
 
@@ -424,7 +427,7 @@ def device_facts() -> dict:
     cpu = platform.processor() or ""
     info: dict[str, str] = {}
     try:
-        with open("/proc/cpuinfo") as fh:
+        with open(CPUINFO) as fh:
             for line in fh:
                 key, sep, value = line.partition(":")
                 if sep:
@@ -445,9 +448,13 @@ def device_facts() -> dict:
                     os_name = line.split("=", 1)[1].strip().strip('"')
     except OSError:
         pass
+    board, flags = (_read(BOARD) or "").strip("\x00 \n"), info.get("features", info.get("flags"))
     facts = {
         "machine": platform.machine(),
         "cpu": cpu,
+        **({"board": board} if board else {}),
+        "cpu_features": " ".join(f for f in SPEED_FEATURES if f in (flags or "").split()),
+        **hwcap_features(),
         "cores": os.cpu_count(),
         "os": os_name,
         "hostname": platform.node(),
@@ -462,6 +469,19 @@ def device_facts() -> dict:
     except ImportError:
         pass
     return facts
+
+
+def hwcap_features() -> dict:
+    """``{"hwcap_features": ...}``: :data:`HWCAP_BITS` set in AT_HWCAP, AT_HWCAP2 (arm64)."""
+    try:
+        import ctypes
+
+        aux = ctypes.CDLL(None).getauxval
+    except (OSError, AttributeError):
+        return {}
+    aux.restype, arm = ctypes.c_ulong, platform.machine() in ("aarch64", "arm64")
+    on = [f for f, (a, b) in HWCAP_BITS.items() if arm and aux(a) >> b & 1]
+    return {"hwcap_features": " ".join(on)} if arm else {}
 
 
 def probe(delegate: dict | None = None, power: dict | None = None) -> dict:

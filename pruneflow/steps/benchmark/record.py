@@ -36,6 +36,7 @@ from pruneflow.results import (
     TIMING_START_TAG,
     WARMUP_MEAN,
     Record,
+    arithmetic_tag,
     cooldown_tag,
     decode,
     device_tag,
@@ -98,6 +99,8 @@ def for_timing(timing: Timing) -> Record:
         rec.tags[timed_on_tag(variant)] = timing.timed_on[variant]
         if r.note:
             rec.tags[fallback_tag(variant)] = r.note
+        if r.arithmetic:
+            rec.tags[arithmetic_tag(variant)] = r.arithmetic
         _hygiene(rec, variant, r)
         if variant in timing.energy:
             _energy(rec, variant, timing.energy[variant])

@@ -79,8 +79,9 @@ def _converter(
 
 def configure(conv, variant: Variant, representative: np.ndarray):
     """Set a TFLite converter (of a Keras model or a SavedModel) up for ``variant``:
-    optimization, weight type and, for full int8, calibration on ``representative`` (uint8
-    NHWC) with int8 input and output. Returns ``conv``."""
+    optimization, weight type, the accumulation type its metadata records and, for full int8,
+    calibration on ``representative`` (uint8 NHWC) with int8 input and output. Returns
+    ``conv``."""
     import tensorflow as tf
 
     if variant.optimization == "sparsity":
@@ -89,6 +90,10 @@ def configure(conv, variant: Variant, representative: np.ndarray):
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
     if variant.supported_type:
         conv.target_spec.supported_types = [getattr(tf, variant.supported_type)]
+    if variant.accumulation:  # LiteRT's XNNPACK README: how a model asks for FP16 arithmetic
+        conv.target_spec._experimental_supported_accumulation_type = getattr(
+            tf, variant.accumulation
+        )
     if variant.full_int8:
         samples = representative.astype(np.float32)
 
