@@ -22,6 +22,7 @@ EXEMPT = {
     "devices/runner.py": "runs alone on a device, without pruneflow: it cannot import the "
     "contract, and its JSON keys (load_ms, threads_used, cooldown_s, runtime ...) are its own "
     "format, which steps/benchmark/record.py turns into the contract's names",
+    "devices/keras_timing.py": "the runner's Keras timing, shipped beside it: its format too",
 }
 
 # Contract names that are also ordinary words, written as literals with their other meaning.
