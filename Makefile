@@ -117,6 +117,9 @@ bench: system-deps install ## measure the figures in BENCHMARKS.md (long)
 	$(PYTHON) bench/own_tflite.py
 	$(PYTHON) bench/zoo.py 3
 	$(PYTHON) bench/inspect_speed.py 3
+	$(PYTHON) bench/energy.py --rounds 2
+	$(PYTHON) bench/float16_compute.py
+	$(PYTHON) bench/compare_cost.py 2 readme 3 10
 	@# this version against the previous one: OLD_PYTHON=<a venv's python with it installed>
 	@if [ -n "$(OLD_PYTHON)" ]; then $(PYTHON) bench/previous_version.py 3 $(OLD_PYTHON); fi
 	@# issue #21's side-by-side figures: OLD_CHECKOUT=<a checkout of the previous version>

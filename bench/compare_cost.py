@@ -42,8 +42,7 @@ def sweep(work: Path, size: str, short: int | None) -> tuple[float, Path]:
     """The sweep in the empty folder ``work``, ending with a compare of ``short`` rounds (None:
     without); (its wall seconds, its folder)."""
     args = [*SWEEP, *(TINY if size == "tiny" else [])]
-    if short:
-        args.append(f"{COMPARE_ROUNDS_KEY}={short}")
+    args.append(f"{COMPARE_ROUNDS_KEY}={short or 0}")  # without: 0, whatever the default
     t0 = time.perf_counter()
     run_pruneflow(work, *args)
     wall = time.perf_counter() - t0

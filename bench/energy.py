@@ -130,6 +130,19 @@ def main() -> None:
                             "energy_mj": on_run[job]["energy"].get(f"{variant}/energy_mj"),
                         }
                     )
+        # The control: the same check between two studies of one setting (off against off,
+        # on against on). Per-image intervals hold one study's noise, not the drift between
+        # studies timed minutes apart (issue #29's own point): energy moves latency only if
+        # on-against-off fails more often than a setting against itself.
+        control, ctotal = 0, 0
+        for runs in (offs, ons):
+            for first, later in zip(runs, runs[1:], strict=False):
+                for job, found in first.items():
+                    for variant, times in found["times"].items():
+                        low, high = median_interval(times)
+                        p50 = _median(later[job]["times"][variant])
+                        control, ctotal = control + (low <= p50 <= high), ctotal + 1
+        shift = sorted(abs(math.log(c["on_p50_ms"] / c["off_p50_ms"])) for c in checks)
     mean = {k: sum(v) / len(v) for k, v in walls.items()}
     result = {
         "size": "tiny" if args.tiny else "default budget, benchmark.images=100, windows 10 s/3 s",
@@ -137,6 +150,8 @@ def main() -> None:
         "walls_s": walls,
         "wall_ratio_on_off": mean["on"] / mean["off"],
         "p50_inside_off_interval": f"{inside} of {total}",
+        "control_same_setting_inside": f"{control} of {ctotal}",
+        "median_abs_log_ratio_on_off": shift[len(shift) // 2] if shift else None,
         "checks": checks,
     }
     out = HERE / "results" / "energy.json"
@@ -144,7 +159,8 @@ def main() -> None:
     out.write_text(json.dumps(result, indent=1))
     print(
         f"wall on/off {result['wall_ratio_on_off']:.3f} (off {mean['off']:.1f} s, on "
-        f"{mean['on']:.1f} s); p50 with energy on inside the off interval: {inside} of {total}"
+        f"{mean['on']:.1f} s); p50 with energy on inside the off interval: {inside} of {total}; "
+        f"control, a setting against itself: {control} of {ctotal}"
     )
     print(f"wrote {out}")
 

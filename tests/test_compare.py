@@ -102,10 +102,10 @@ def test_a_thread_sweep_is_reported_per_thread_count(swept):
         threads = int(run.data.params["delegate.threads"])
         assert run.data.metrics["tflite_fp32/threads_used"] == threads
     report = (tmp / "multirun" / results.REPORT_DIR / "report.md").read_text()
-    assert "## Threads (delegate.threads): p50 per image, ms" in report
-    assert "| model | sparsity | variant | timed on | 1 | 2 |" in report
+    assert "## Threads (delegate.threads): latency and energy against threads" in report
     threads = report.split("## Threads")[1].split("\n## ")[0]
-    assert "| tflite_int8 | local |" in threads and "keras" not in threads
+    assert "| model | sparsity | variant | 1 | 2 |" in threads, threads
+    assert "| tflite_int8 |" in threads and "keras" not in threads
     assert "| decode | invoke | peak RSS MB | timed on | kernels |" in report
 
 
@@ -196,10 +196,11 @@ def test_a_sweep_whose_folder_is_gone_needs_out(swept):
 
 
 def test_compare_rounds_is_checked_and_not_in_the_job_key(tmp_path):
-    plain = check(compose(TINY))
-    on = check(compose([*TINY, f"{COMPARE_ROUNDS_KEY}=5"]))
+    plain = check(compose([]))
+    on = check(compose([f"{COMPARE_ROUNDS_KEY}=5"]))
     assert on.tracking.compare_rounds == 5
-    assert plain.tracking.compare_rounds == TrackingConfig.compare_rounds  # the schema's default
+    assert plain.tracking.compare_rounds == TrackingConfig.compare_rounds == 3  # the default
+    assert check(compose(TINY)).tracking.compare_rounds == 0  # +debug=tiny: off
     assert on.job_key == plain.job_key
     assert COMPARE_ROUNDS_KEY == "tracking." + next(
         f for f in TrackingConfig.__dataclass_fields__ if f == "compare_rounds"

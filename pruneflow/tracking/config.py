@@ -29,9 +29,10 @@ class TrackingConfig:
     # > 0: the sweep ends with `pruneflow compare --rounds N` on its runs: every .tflite
     # variant and the dense baseline's re-timed in N interleaved rounds (compare.csv in
     # <sweep dir>/report/; its report is made again to show them); 0: off. Not in the job
-    # key (tracking). Off by default while bench/compare_cost.py finds a short one costly
-    # (BENCHMARKS.md, issue #29)
-    compare_rounds: int = 0
+    # key (tracking). 3 by default: on the README's sweep it adds 8.5 s (1.30x), and its
+    # ratios lie within 1.7% (median) of a 10-round compare's (bench/compare_cost.py,
+    # BENCHMARKS.md, issue #29); +debug=tiny turns it off
+    compare_rounds: int = 3
 
     def __post_init__(self) -> None:
         uri, experiment = self.uri, self.experiment

@@ -97,9 +97,9 @@ def run_cli(
 
 def sweep_cli(tmp: Path, *args: str, env=None, timeout: float = 600):
     """``pruneflow -m ARGS`` with the tiny budget, every output under ``tmp``: the console
-    script itself, as a user types it."""
+    script itself, as a user types it (an ARG of a key the tiny budget sets wins over it)."""
     return run_cli(
-        ["-m", *args, *TINY, *outputs_to(tmp)],
+        ["-m", *TINY, *args, *outputs_to(tmp)],
         cwd=tmp,
         timeout=timeout,
         command=pruneflow_command(),
