@@ -86,11 +86,18 @@ def plot(
     return register
 
 
+def _register_all() -> None:
+    """Register the plots of the modules of their own (each imports this one for its
+    decorator, so they are imported here, when the plots are listed, not on loading)."""
+    from pruneflow.study.report import plots_energy, plots_threads  # noqa: F401
+
+
 def plot_names(table) -> tuple[str, ...]:
     """The PNGs :func:`plots` writes for ``table``: :data:`PLOTS`, :data:`CHANNEL_PLOTS` when a
     run removed channels and :data:`CLUSTER_PLOTS` when a run clustered weights, and those
     registered with a condition on the table where it holds (:mod:`~.plots_energy`,
     :mod:`~.plots_threads`)."""
+    _register_all()
     used = {d.column for d in dimensions(table)}
     return tuple(
         name
@@ -434,9 +441,6 @@ def gzip_vs_clusters(data: Data):
 
     return per_model(data, "gzip size, KB (median of runs)", draw, col.CLUSTERS, frame)
 
-
-# plots in modules of their own, registered (after the above) by importing them
-from pruneflow.study.report import plots_energy, plots_threads  # noqa: E402, F401
 
 PLOTS = tuple(name for name, p in REGISTRY.items() if p.needs is None and p.when is None)
 CHANNEL_PLOTS = tuple(name for name, p in REGISTRY.items() if p.needs == col.CHANNELS)
