@@ -10,11 +10,11 @@ only to ``pruneflow device check``."""
 
 from __future__ import annotations
 
-import subprocess
 from dataclasses import dataclass
 
 from pruneflow.devices import power_sampler
 from pruneflow.devices.config import EnergyConfig
+from pruneflow.devices.runner import try_command
 from pruneflow.errors import DeviceError
 
 PMIC_READ = " ".join(power_sampler.PMIC_COMMAND)
@@ -85,7 +85,7 @@ def plan_energy(config: EnergyConfig, facts: dict, device: str) -> tuple[EnergyP
             "numbers; a meter of yours: device.energy.source=command"
         )
     if config.on == "host":
-        result = _here(config.command)
+        result = try_command(config.command)  # as the probe tries it on a device
         where = "this machine"
     else:
         result, where = tried.get("command"), device
@@ -111,12 +111,3 @@ def _fails(result: dict | None, parse, absent: str) -> str | None:
     except power_sampler.SampleError as exc:
         return str(exc)
     return None
-
-
-def _here(command: str) -> dict:
-    """The meter command run once on this machine, as the probe reports one (``{rc, out}``)."""
-    try:
-        p = subprocess.run(["sh", "-c", command], capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.SubprocessError) as exc:
-        return {"rc": None, "out": f"{type(exc).__name__}: {exc}"}
-    return {"rc": p.returncode, "out": (p.stdout or p.stderr)[-3000:]}

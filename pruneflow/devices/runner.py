@@ -59,9 +59,8 @@ ROOT = os.environ.get("PRUNEFLOW_DEVICE_ROOT", "/")  # of /proc, /sys: tests use
 # Device hygiene: where Linux (and a Raspberry Pi's firmware tool) tell what the CPU is doing
 THERMAL = os.path.join(ROOT, "sys/class/thermal/thermal_zone0/temp")  # millidegrees Celsius
 CPUFREQ = os.path.join(ROOT, "sys/devices/system/cpu/cpu0/cpufreq")  # cur_freq, governor
-# The device described: its board (absent on x86), and the CPU features that decide which
-# variants can be fast: FP16 arithmetic (fphp asimdhp; x86 avx512_fp16), int8 dot product
-# (asimddp), int8 matrix multiply (i8mm), bfloat16, SVE; F16C converts float16, no arithmetic
+# The device described: its board (absent on x86), the CPU features that decide speed: FP16
+# arithmetic (fphp asimdhp; avx512_fp16), int8 dot product (asimddp) and matmul (i8mm), bf16, SVE
 BOARD = os.path.join(ROOT, "proc/device-tree/model")  # NUL-terminated
 CPUINFO = os.path.join(ROOT, "proc/cpuinfo")  # "Features" on arm, "flags" on x86
 SPEED_FEATURES = ("fphp", "asimdhp", "asimdfhm", "asimddp", "i8mm", "bf16", "sve", "sve2")
@@ -350,15 +349,17 @@ def _beside(name: str):
 def energy_facts(energy: dict | None) -> dict:
     """What `vcgencmd pmic_read_adc` and the meter command (tried once) print: {name: {rc, out}}."""
     tries = {"pmic": "vcgencmd pmic_read_adc"} if shutil.which("vcgencmd") else {}
-    tries.update({"command": energy["command"]} if (energy or {}).get("command") else {})
-    found = {}
-    for name, cmd in tries.items():
-        try:
-            p = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=10)
-            found[name] = {"rc": p.returncode, "out": (p.stdout or p.stderr)[-3000:]}
-        except (OSError, subprocess.SubprocessError) as exc:
-            found[name] = {"rc": None, "out": f"{type(exc).__name__}: {exc}"}
-    return found
+    tries |= {"command": energy["command"]} if (energy or {}).get("command") else {}
+    return {name: try_command(cmd) for name, cmd in tries.items()}
+
+
+def try_command(cmd: str) -> dict:
+    """``sh -c cmd`` once: {rc, out} (its output's tail; rc None where it cannot run at all)."""
+    try:
+        p = subprocess.run(["sh", "-c", cmd], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.SubprocessError) as exc:
+        return {"rc": None, "out": f"{type(exc).__name__}: {exc}"}
+    return {"rc": p.returncode, "out": (p.stdout or p.stderr)[-3000:]}
 
 
 # -- the device's state ------------------------------------------------------------------------

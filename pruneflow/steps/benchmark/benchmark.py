@@ -107,9 +107,9 @@ def run_benchmark(
     csv_path = write_latency_csv(results, doc.images, out_dir / LATENCY_FILE)
     window = (lock.start, host.end)
     source = meter.label if meter else ""
-    timing = Timing(results, doc.device, steps, runner_json, csv_path, window, timed_on)
-    timing.energy, timing.energy_source, timing.energy_notes = energy, source, notes
-    return timing
+    return Timing(
+        results, doc.device, steps, runner_json, csv_path, window, timed_on, energy, source, notes
+    )
 
 
 def _energy(results: Mapping[str, ModelResult], meter, here, offset) -> tuple[dict, list[str]]:
