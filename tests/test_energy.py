@@ -168,7 +168,7 @@ def test_the_runner_script_runs_the_energy_pass_from_its_own_folder(tflite_bench
     assert e.run_end - e.run_start >= 0.5 and e.idle_end - e.idle_start >= 0.3
     assert e.images > 12  # cycling over the 12 decoded images
     assert len(e.watts) >= 4 and set(e.watts) == {ps.pmic_watts(PMIC_TEXT)}
-    assert e.idle_start < e.times[0] and e.times[-1] <= e.run_end + 0.1
+    assert e.idle_start <= e.times[0] and e.times[-1] <= e.run_end + 0.5  # a last read in flight
 
 
 # -- end to end through the console script, on this machine ------------------------------------

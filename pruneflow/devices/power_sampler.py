@@ -132,11 +132,11 @@ def energy_pass(energy: dict, predict, inputs: list) -> dict:
     (``source="host"``: none here, the meter runs on pruneflow's machine). Returns the phases'
     times (``time.time()``), the images run, and the raw samples."""
     sampler = None
+    idle_start = time.time()  # before the sampler starts: no sample comes before the idle phase
     if energy["source"] != "host":
         read = reader(energy["source"], energy.get("command"))
         sampler = Sampler(read, float(energy["period_s"])).start()
     try:
-        idle_start = time.time()
         time.sleep(float(energy["idle_s"]))
         idle_end = run_start = time.time()
         images = 0
