@@ -44,6 +44,9 @@ from pruneflow.tracking.config import PathsConfig, SearchConfig, TrackingConfig
 # Sections that say where things go (or what a search optimizes), not what is computed: not
 # part of a job's identity.
 NOT_IN_JOB_KEY = ("paths", "tracking", "search")
+# Sections that say where and how a job's models are timed: jobs that differ only in them time
+# the same models (pruneflow.models_cache).
+NOT_IN_MODELS_KEY = ("device", "delegate", "benchmark")
 # Groups whose options extend one of several schemas, registered as `schema/<group>/<name>`
 # (an option's YAML starts with `defaults: [/schema/<group>/<name>@_here_]`), out of the
 # groups a user picks from. The device kinds are found from their schemas (devices.kinds).
@@ -136,6 +139,16 @@ class Config:
         the code that does it lives (``_target_``), of the dataset's files where they can
         change under the same config (:meth:`DatasetConfig.content`), and of any file a section
         names (:func:`pruneflow.identity.by_content`)."""
+        return digest(self._work(), 16)
+
+    @property
+    def models_key(self) -> str:
+        """Identity of the models a job makes: its :attr:`job_key`'s description without the
+        sections that say only where and how they are timed (:data:`NOT_IN_MODELS_KEY`)."""
+        work = self._work()
+        return digest({k: v for k, v in work.items() if k not in NOT_IN_MODELS_KEY}, 16)
+
+    def _work(self) -> dict[str, Any]:
         spec = {k: v for k, v in self.as_dict().items() if k not in NOT_IN_JOB_KEY}
         spec = without_targets(spec)
         if not self.prune.channels:  # off: the keys of a job as it was before channel pruning
@@ -147,7 +160,7 @@ class Config:
         content = self.dataset.content()  # files that change under the same option
         if content is not None:  # (a folder, a tfds data_dir); none for digits: keys as before
             spec["dataset"]["content"] = content
-        return digest(by_content(spec, self), 16)  # backbone.weights=<path>: the file's bytes
+        return by_content(spec, self)  # backbone.weights=<path>: the file's bytes
 
 
 def register() -> None:

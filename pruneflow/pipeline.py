@@ -1,11 +1,12 @@
 """The job: one composed config in, one MLflow run out.
 
 device check -> data -> baseline (cached) -> prune -> cluster -> QAT -> convert -> evaluate
--> benchmark -> record. Each step is one function in ``pruneflow/steps/<step>/`` that receives
-its config section and returns a small typed result; the step's record (``record.py`` beside
-it) turns it into the names of :mod:`pruneflow.results` as soon as it exists, so a run that
-fails midway is marked FAILED (KILLED when interrupted) with its partial artifacts, its error
-and its log.
+-> benchmark -> record; the models (baseline to evaluate) are cached too, for jobs that differ
+only in where and how they are timed (:mod:`pruneflow.models_cache`). Each step is one
+function in ``pruneflow/steps/<step>/`` that receives its config section and returns a small
+typed result; the step's record (``record.py`` beside it) turns it into the names of
+:mod:`pruneflow.results` as soon as it exists, so a run that fails midway is marked FAILED
+(KILLED when interrupted) with its partial artifacts, its error and its log.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from pruneflow import __version__, job_record, results
+from pruneflow import __version__, job_record, models_cache, results
 from pruneflow.config import Config, check, instantiate, keys_under
 from pruneflow.devices.base import open_device
 from pruneflow.devices.local import host_runtime
@@ -149,7 +150,7 @@ def _run(config: Config, output_dir: str | Path | None, job: JobContext | None):
 
             try:
                 with termination.guard():
-                    _stages(config, out, tr, record, uri, settled)
+                    _stages(config, out, tr, record, uri, settled, code)
                 keras = [] if route(config.backbone) else [results.KERAS]
                 variants = [*keras, *config.stage.variants]
                 log.info("results\n%s", job_record.table(metrics, variants, tags))
@@ -189,6 +190,7 @@ def _stages(
     record: Callable[[results.Record], dict],
     uri: str,
     settled: Callable[[], None],
+    code: str,
 ) -> None:
     timer = _Timer()
     settings = config.as_dict()
@@ -212,15 +214,7 @@ def _stages(
 
     import tf_keras as keras
 
-    from pruneflow.results import KERAS
     from pruneflow.steps.benchmark.benchmark import run_benchmark, write_images
-    from pruneflow.steps.cluster.cluster import cluster_model
-    from pruneflow.steps.cluster.config import preserves_sparsity
-    from pruneflow.steps.convert.convert import describe, export_models
-    from pruneflow.steps.evaluate import for_accuracy, predict
-    from pruneflow.steps.prune.prune import prune_model
-    from pruneflow.steps.quantize.qat import quantize_aware, scheme_for
-    from pruneflow.steps.train.train import load_model
 
     keras.backend.clear_session()  # the jobs of a sweep share this process
 
@@ -230,9 +224,68 @@ def _stages(
     if config.job_key != key:  # the files changed as they loaded (tfds downloaded them): the
         tr.set_tags({results.JOB_KEY_TAG: config.job_key})  # key the next run will have
 
+    # the models of a job that differed only in where and how they were timed: timed again
+    cache = models_cache.ModelsCache(
+        config.paths.cache_dir, models_cache.models_key(config.models_key, code)
+    )
+    with cache.locked():
+        made = cache.load(out)
+        if made is not None:
+            log.info("models %s (cache hit): made by run %s, timed here", cache.key, made.run_id)
+            for rec in made.records:
+                record(rec)
+            record(results.Record(tags={results.MODELS_FROM_TAG: made.run_id}))
+            settled()
+        else:
+            models_cache.detach(out)
+            made = _make_models(config, data, out, record, timer, uri, settled)
+            cache.save(out, made, tr.run_id)
+    paths = made.paths
+
+    with timer("benchmark"):
+        b = config.benchmark
+        images = write_images(
+            data.x_val, data.y_val, data.class_names, b.images, out / "images", seed=b.seed
+        )
+        tflite = {v: p for v, p in paths.items() if v != results.KERAS}
+        timing = run_benchmark(
+            paths[results.KERAS],
+            tflite,
+            images,
+            b,
+            config.device,
+            delegate,
+            out,
+            ready.keras_on,
+            ready.energy,
+        )
+    so_far = record(for_timing(timing))
+    record(job_record.for_models(config, so_far, paths, timing))  # each variant a LoggedModel
+
+    record(job_record.for_stage_times(timer.seconds))
+
+
+def _make_models(config: Config, data, out: Path, record, timer, uri: str, settled):
+    """Baseline (cached) -> prune -> cluster -> QAT -> convert -> evaluate: the job's models and
+    the records that say how they were made (:class:`pruneflow.models_cache.Made`)."""
+    from pruneflow.results import KERAS
+    from pruneflow.steps.cluster.cluster import cluster_model
+    from pruneflow.steps.cluster.config import preserves_sparsity
+    from pruneflow.steps.convert.convert import describe, export_models
+    from pruneflow.steps.evaluate import for_accuracy, predict
+    from pruneflow.steps.prune.prune import prune_model
+    from pruneflow.steps.quantize.qat import quantize_aware, scheme_for
+    from pruneflow.steps.train.train import load_model
+
+    kept: list[results.Record] = []
+
+    def keep(rec: results.Record) -> dict:
+        kept.append(rec)
+        return record(rec)
+
     with timer("train"):
         baseline = get_baseline(config, data, uri)
-    record(for_baseline(baseline))
+    keep(for_baseline(baseline))
 
     with timer("prune"), keys_under("prune."):  # layer names are checked against the model
         pruned = prune_model(
@@ -243,7 +296,7 @@ def _stages(
             seed=config.seed,
         )
     epochs = len(baseline.history.get("loss", []))
-    record(for_pruning(pruned, epochs, out))
+    keep(for_pruning(pruned, epochs, out))
     # still the run of this config that goes on (a concurrent sweep's may be older): asked
     # once fine-tuning has taken the second this look waits for, so a job rarely waits
     settled()
@@ -262,7 +315,7 @@ def _stages(
         model = clustered.model
         epochs += len(pruned.history.get("loss", []))
         table = pruned.layer_table(model, clustered.layers)
-        record(for_clustering(clustered, table, epochs, out))
+        keep(for_clustering(clustered, table, epochs, out))
 
     stage, qat = config.stage, None
     if stage.needs_qat:
@@ -276,7 +329,7 @@ def _stages(
                 seed=config.seed,
                 scheme=scheme,
             )
-        record(for_qat(scheme))
+        keep(for_qat(scheme))
     with timer("convert"):
         calibration = calibration_sample(config, data)
         paths = export_models(
@@ -286,35 +339,15 @@ def _stages(
             files = describe(paths)
         else:
             files = describe(paths, clustered.layers, clustered.unique_weights)
-    record(for_files(files))
+    keep(for_files(files))
 
     with timer("evaluate"):  # every model on the same images, the baseline's too (paired)
         tflite = {v: p for v, p in paths.items() if v != KERAS}
         dense = load_model(baseline.model_path)
         models = {results.BASELINE: dense, KERAS: model, **tflite}
         predictions = predict(models, data.x_val)
-    record(for_accuracy(predictions, data.y_val, out))
-
-    with timer("benchmark"):
-        b = config.benchmark
-        images = write_images(
-            data.x_val, data.y_val, data.class_names, b.images, out / "images", seed=b.seed
-        )
-        timing = run_benchmark(
-            paths[KERAS],
-            tflite,
-            images,
-            b,
-            config.device,
-            delegate,
-            out,
-            ready.keras_on,
-            ready.energy,
-        )
-    so_far = record(for_timing(timing))
-    record(job_record.for_models(config, so_far, paths, timing))  # each variant a LoggedModel
-
-    record(job_record.for_stage_times(timer.seconds))
+    keep(for_accuracy(predictions, data.y_val, out))
+    return models_cache.Made(kept, paths)
 
 
 def get_baseline(config: Config, data, uri: str):

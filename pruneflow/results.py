@@ -177,6 +177,9 @@ BEST_TAG = "pruneflow.best_sparsity"
 FRONT_TAG, OBJECTIVES_TAG = "pruneflow.search.front", "pruneflow.search.objectives"
 # Where the baseline came from: cache (this machine's), store (the tracking store), trained
 BASELINE_FROM_TAG = "baseline_from"
+# On a run that timed the models of an earlier job that differed only in device, delegate or
+# benchmark (this machine's models cache): the run that made them, whose model measures it has
+MODELS_FROM_TAG = "models_from"
 BASELINE_EXPERIMENT = "pruneflow-baselines"  # one run per cached baseline, found by its key
 # The device's exclusive timing window (seconds since the epoch) and the wait for it
 TIMING_START_TAG, TIMING_END_TAG = "timing.started_at", "timing.ended_at"

@@ -162,6 +162,9 @@ TAGS = {
         r.BASELINE_CACHE_TAG: "`hit` (a trained baseline was found) or `miss` (it was trained)",
         r.BASELINE_KEY_TAG: "the baseline's key: a hash of what determines it",
         r.BASELINE_FROM_TAG: "`cache` (this machine's), `store` (the tracking store), `trained`",
+        r.MODELS_FROM_TAG: "the run whose models this run timed: an earlier job that differed "
+        "only in `device`, `delegate` or `benchmark` (the models cache); absent where the job "
+        "made its own",
         r.kernels_tag(V): "what really ran the variant: `xnnpack`, `builtin`, a delegate, "
         "`tensorflow`",
         r.fallback_tag(V): "why the delegate fell back to builtin kernels (only when it did)",

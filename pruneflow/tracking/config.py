@@ -51,7 +51,9 @@ class TrackingConfig:
 
 @dataclass
 class PathsConfig:
-    cache_dir: str = ".pruneflow_cache"  # trained baselines, keyed by what determines them
+    # trained baselines and each job's models (for jobs timing the same models: threads,
+    # delegates, devices), keyed by what determines them
+    cache_dir: str = ".pruneflow_cache"
     output_dir: str | None = None  # null: the Hydra job's folder (the current one outside Hydra)
 
 
