@@ -117,9 +117,14 @@ class ModelsCache:
                 "paths": {v: rels[Path(p)] for v, p in made.paths.items()},
                 "files": {rel: file_digest(tmp / FILES_DIR / rel) for rel in set(rels.values())},
             }
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=1))
+            (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_number))
             shutil.rmtree(self.entry, ignore_errors=True)  # a corrupt one, removed on reading
             os.replace(tmp, self.entry)
+        except (OSError, TypeError, ValueError) as exc:
+            if isinstance(exc, OSError) and not _entry_fault(exc):
+                raise  # a full disk: the job's fault to say, as anywhere else
+            log.warning("models not cached (the run goes on): %s", exc)
+            return False
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return True
@@ -154,7 +159,8 @@ def _safe(rel: str) -> bool:
 
 
 def _entry_fault(exc: OSError) -> bool:
-    """Whether ``exc`` says the entry is not whole, rather than that nothing can be written."""
+    """Whether ``exc`` is the entry's own fault (not whole, not placed), rather than that the
+    disk takes nothing (full, read-only, forbidden): that is the job's to say."""
     import errno
 
     return exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
@@ -170,6 +176,13 @@ def _place(src: Path, dst: Path) -> None:
         os.link(src, dst)
     except OSError:
         shutil.copyfile(src, dst)
+
+
+def _number(value):
+    """A numpy number as the Python number it holds (JSON has no numpy types)."""
+    if hasattr(value, "item"):
+        return value.item()
+    raise TypeError(f"{type(value).__name__} {value!r} is not a number JSON can hold")
 
 
 def _plain(rec: Record, rels: dict[Path, str]) -> dict:

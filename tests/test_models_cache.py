@@ -8,6 +8,7 @@ from __future__ import annotations
 import filecmp
 import os
 
+import numpy as np
 import pytest
 
 from helpers.cli import TINY, compose, outputs_to, pruneflow_command, read_runs, run_cli
@@ -114,7 +115,8 @@ def test_an_entry_is_saved_from_files_under_the_job_s_folder_only(tmp_path):
     model.write_bytes(b"model")
     outside = tmp_path / "elsewhere.csv"
     outside.write_text("x\n")
-    rec = results.Record(metrics={"m/accuracy": 0.5}, steps={1: {"train/loss": 0.1}})
+    numbers = {"m/accuracy": np.float32(0.5), "params_total": np.int64(7)}  # as numpy gives
+    rec = results.Record(metrics=numbers, steps={1: {"train/loss": np.float64(0.1)}})
     cache = models_cache.ModelsCache(tmp_path / "cache", "k")
     with cache.locked():
         bad = results.Record(artifacts=[(outside, "eval")])
@@ -124,7 +126,7 @@ def test_an_entry_is_saved_from_files_under_the_job_s_folder_only(tmp_path):
         assert cache.save(out, models_cache.Made([rec, good], {"m": model}), "r1")
     back = cache.load(tmp_path / "other")
     assert back.run_id == "r1" and back.paths == {"m": tmp_path / "other" / "models" / "m.tflite"}
-    assert back.records[0].metrics == {"m/accuracy": 0.5}
+    assert back.records[0].metrics == {"m/accuracy": 0.5, "params_total": 7}
     assert back.records[0].steps == {1: {"train/loss": 0.1}}
     assert back.records[1].artifacts == [(back.paths["m"], "models")]
     assert back.paths["m"].read_bytes() == b"model"
