@@ -43,8 +43,9 @@ def models_key(models_spec: str, code: str) -> str:
 
 @dataclass
 class Made:
-    """What the stages that make a job's models left: their records, in order, and the
-    variants' files (``{variant: path}``, the Keras model under ``keras``)."""
+    """What the stages that make a job's models left: their records, in order (the
+    baseline's first), and the variants' files (``{variant: path}``, the Keras model under
+    ``keras``)."""
 
     records: list[Record]
     paths: dict[str, Path]

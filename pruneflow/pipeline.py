@@ -232,7 +232,11 @@ def _stages(
         made = cache.load(out)
         if made is not None:
             log.info("models %s (cache hit): made by run %s, timed here", cache.key, made.run_id)
-            for rec in made.records:
+            # the baseline as this job finds it (and shares it with a store that lacks it);
+            # where no cache has it any more, as the models' maker had it
+            baseline = get_baseline(config, data, uri, train=False)
+            record(for_baseline(baseline) if baseline else made.records[0])
+            for rec in made.records[1:]:
                 record(rec)
             record(results.Record(tags={results.MODELS_FROM_TAG: made.run_id}))
             settled()
@@ -350,11 +354,11 @@ def _make_models(config: Config, data, out: Path, record, timer, uri: str, settl
     return models_cache.Made(kept, paths)
 
 
-def get_baseline(config: Config, data, uri: str):
+def get_baseline(config: Config, data, uri: str, train: bool = True):
     """The job's dense baseline (:class:`~pruneflow.steps.train.train.Baseline`): from the
-    local cache, else the tracking store, else trained (and kept in both), by the key of what
-    determines it (dataset, backbone, training, seed, the data itself). ``pruneflow compare``
-    finds a run's baseline through it too."""
+    local cache, else the tracking store, else trained (and kept in both; ``train=False``:
+    None), by the key of what determines it (dataset, backbone, training, seed, the data
+    itself). ``pruneflow compare`` finds a run's baseline through it too."""
     from pruneflow.steps.train.train import train_baseline
 
     return train_baseline(
@@ -369,6 +373,7 @@ def get_baseline(config: Config, data, uri: str):
             else None
         ),
         key_spec=baseline_spec(config, data.fingerprint()),
+        train=train,
     )
 
 

@@ -145,8 +145,10 @@ def train_baseline(
     cache_dir: str | os.PathLike,
     key_spec: dict,
     store=None,
-) -> Baseline:
-    """Return the baseline for ``key_spec``, training it only when no cache has it.
+    train: bool = True,
+) -> Baseline | None:
+    """Return the baseline for ``key_spec``, training it only when no cache has it
+    (``train=False``: None then).
 
     Looks in the local cache (``<cache_dir>/baselines/<key>/{model.keras,meta.json}``, its
     model checked against the sha256 in its metadata), then in ``store`` (a
@@ -199,6 +201,8 @@ def train_baseline(
             return Baseline(
                 entry / MODEL_FILE, key, meta["accuracy"], meta["history"], True, source
             )
+        if not train:
+            return None
 
         keras.utils.set_random_seed(seed)
         model = build_model()
