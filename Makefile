@@ -125,3 +125,7 @@ bench: system-deps install ## measure the figures in BENCHMARKS.md (long)
 	@# issue #21's side-by-side figures: OLD_CHECKOUT=<a checkout of the previous version>
 	@if [ -n "$(OLD_CHECKOUT)" ]; then $(PYTHON) bench/sweep_overhead.py 3 $(OLD_CHECKOUT) && \
 	  OLD_CHECKOUT=$(OLD_CHECKOUT) $(PYTHON) bench/study_speed.py 2 mobilenet growth; fi
+	@# the models cache's gain: PRE_CACHE_CHECKOUT=<a checkout of a97ccbb, before the cache>
+	@if [ -n "$(PRE_CACHE_CHECKOUT)" ]; then \
+	  $(PYTHON) bench/models_cache.py 2 $(PRE_CACHE_CHECKOUT) digits && \
+	  $(PYTHON) bench/models_cache.py 1 $(PRE_CACHE_CHECKOUT) mobilenet; fi
