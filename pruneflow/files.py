@@ -1,4 +1,5 @@
-"""Lock files, opened one safe way: every ``flock`` pruneflow takes goes through :func:`locked`.
+"""Lock files, opened one safe way: every ``flock`` pruneflow takes goes through :func:`locked`;
+and cache entries written whole (:func:`written_whole`).
 
 A lock file may sit in a folder others can write (the timing lock in the temporary folder, which
 every user of the machine shares), so opening it follows no symbolic link (``O_NOFOLLOW``),
@@ -15,7 +16,9 @@ import contextlib
 import fcntl
 import logging
 import os
+import shutil
 import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -88,3 +91,18 @@ def locked(path: str | os.PathLike, *, shared: bool = False, wait_note: str = ""
         yield waited
     finally:
         os.close(fd)  # releases the lock
+
+
+@contextlib.contextmanager
+def written_whole(entry: Path) -> Iterator[Path]:
+    """A new temporary folder beside the folder ``entry`` for the block to write it in; when the
+    block ends without an error it becomes ``entry`` at once (one there before is removed), and
+    is removed either way: a crash leaves no half-written entry."""
+    entry.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{entry.name}-", dir=entry.parent))
+    try:
+        yield tmp
+        shutil.rmtree(entry, ignore_errors=True)
+        os.replace(tmp, entry)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -16,18 +16,19 @@ and said) and never written by a job whose records name a file outside its folde
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from pruneflow.files import locked
+from pruneflow.files import locked, written_whole
 from pruneflow.identity import digest, file_digest
 from pruneflow.results import Record
+from pruneflow.tracking.store import no_space
 
 log = logging.getLogger(__name__)
 
@@ -107,27 +108,24 @@ class ModelsCache:
                 log.info("models not cached: %s is not under %s", path, out)
                 return False
             rels[Path(path)] = resolved.relative_to(out).as_posix()
-        tmp = Path(tempfile.mkdtemp(prefix=f".{self.key}-", dir=self.entry.parent))
         try:
-            for rel in set(rels.values()):
-                _place(out / rel, tmp / FILES_DIR / rel)
-            _linked(out, set(rels.values()))
-            meta = {
-                "run_id": run_id,
-                "records": [_plain(rec, rels) for rec in made.records],
-                "paths": {v: rels[Path(p)] for v, p in made.paths.items()},
-                "files": {rel: file_digest(tmp / FILES_DIR / rel) for rel in set(rels.values())},
-            }
-            (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_number))
-            shutil.rmtree(self.entry, ignore_errors=True)  # a corrupt one, removed on reading
-            os.replace(tmp, self.entry)
+            with written_whole(self.entry) as tmp:
+                for rel in set(rels.values()):
+                    _place(out / rel, tmp / FILES_DIR / rel)
+                _linked(out, set(rels.values()))
+                files = {rel: file_digest(tmp / FILES_DIR / rel) for rel in set(rels.values())}
+                meta = {
+                    "run_id": run_id,
+                    "records": [_plain(rec, rels) for rec in made.records],
+                    "paths": {v: rels[Path(p)] for v, p in made.paths.items()},
+                    "files": files,
+                }
+                (tmp / META_FILE).write_text(json.dumps(meta, indent=1, default=_number))
         except (OSError, TypeError, ValueError) as exc:
             if isinstance(exc, OSError) and not _entry_fault(exc):
                 raise  # a full disk: the job's fault to say, as anywhere else
             log.warning("models not cached (the run goes on): %s", exc)
             return False
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         return True
 
 
@@ -161,10 +159,9 @@ def _safe(rel: str) -> bool:
 
 def _entry_fault(exc: OSError) -> bool:
     """Whether ``exc`` is the entry's own fault (not whole, not placed), rather than that the
-    disk takes nothing (full, read-only, forbidden): that is the job's to say."""
-    import errno
-
-    return exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES)
+    disk takes nothing (full: :func:`~pruneflow.tracking.store.no_space`; read-only,
+    forbidden): that is the job's to say."""
+    return not no_space(exc) and exc.errno not in (errno.EROFS, errno.EACCES)
 
 
 def _place(src: Path, dst: Path) -> None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from pruneflow.errors import PruneflowError, require
-from pruneflow.files import locked
+from pruneflow.files import locked, written_whole
 from pruneflow.identity import baseline_key, file_digest
 from pruneflow.steps.data.loaders import ImageDataset
 from pruneflow.steps.evaluate import keras_accuracy
@@ -239,9 +239,7 @@ def train_baseline(
             )
         accuracy = keras_accuracy(model, data.x_val, data.y_val)
 
-        entry.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}-", dir=entry.parent))
-        try:
+        with written_whole(entry) as tmp:
             model.save(tmp / MODEL_FILE)
             meta = {
                 "accuracy": accuracy,
@@ -250,9 +248,6 @@ def train_baseline(
                 "sha256": file_digest(tmp / MODEL_FILE),
             }
             (tmp / META_FILE).write_text(json.dumps(meta, indent=2, default=str))
-            os.replace(tmp, entry)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
         if store is not None:
             try:
                 run_id = store.publish(key, entry)
