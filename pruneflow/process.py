@@ -1,5 +1,6 @@
 """What a job needs from the process it runs in, installed per job so that it works in any
-Hydra launcher's worker: its log file (libraries' output captured into it) and SIGTERM handling.
+Hydra launcher's worker: its log file (libraries' output captured into it) and SIGTERM handling;
+and the command line's own handling of SIGTERM and Ctrl-C (:func:`interrupts_kept`).
 """
 
 from __future__ import annotations
@@ -110,6 +111,64 @@ class Interrupted(KeyboardInterrupt):
     """The job was interrupted (Ctrl-C, SIGTERM); its run ends KILLED."""
 
 
+# the interrupt the command line's handler last raised, as (type, message), until the command
+# handles it (interrupt_handled) or interrupt_point raises it again
+_kept: list[tuple[type[KeyboardInterrupt], str]] = []
+
+
+def _interrupt(signum, frame) -> None:
+    kind, message = (
+        (KeyboardInterrupt, "")
+        if signum == signal.SIGINT
+        else (Interrupted, f"terminated by {signal.Signals(signum).name}")
+    )
+    _kept[:] = [(kind, message)]
+    raise kind(message)
+
+
+@contextlib.contextmanager
+def interrupts_kept() -> Iterator[None]:
+    """The command line's handling of SIGTERM and Ctrl-C (SIGINT, unless the shell ignores it:
+    ``nohup``, ``&``): each raises in the main thread as usual, and is also kept until the
+    command handles it (:func:`interrupt_handled`). Python swallows an exception raised where
+    a signal lands inside a weakref callback or a ``__del__`` (a garbage collection while a
+    report's plots are drawn: it prints "Exception ignored" and goes on), and some C code
+    swallows it without a word; a kept one is raised again at the next
+    :func:`interrupt_point`, and not printed as ignored."""
+    signals = [signal.SIGTERM]
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signals.append(signal.SIGINT)
+    previous = {s: signal.signal(s, _interrupt) for s in signals}
+    hook = sys.unraisablehook
+
+    def quiet(unraisable) -> None:
+        if not (_kept and isinstance(unraisable.exc_value, KeyboardInterrupt)):
+            hook(unraisable)
+
+    sys.unraisablehook = quiet
+    try:
+        yield
+    finally:
+        sys.unraisablehook = hook
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        _kept.clear()
+
+
+def interrupt_handled() -> None:
+    """The command caught the interrupt and ends as interrupted: nothing more to raise."""
+    _kept.clear()
+
+
+def interrupt_point() -> None:
+    """Raise again, once, an interrupt that :func:`interrupts_kept` kept and that has not
+    reached the command: before something is published or ended as whole (a report, a
+    sweep's parent run, a job's next stage)."""
+    if _kept:
+        kind, message = _kept.pop()
+        raise kind(message)
+
+
 class Termination:
     """``with Termination() as term:`` makes SIGTERM end the job like Ctrl-C, and remembers it.
 
@@ -141,9 +200,11 @@ class Termination:
             self._previous = None
 
     def check(self) -> None:
-        """Raise :class:`Interrupted` if a termination was requested."""
+        """Raise :class:`Interrupted` if a termination was requested (or the command line's
+        kept interrupt: :func:`interrupt_point`)."""
         if self.requested:
             raise Interrupted(f"terminated by {self.requested}")
+        interrupt_point()
 
     @contextlib.contextmanager
     def guard(self) -> Iterator[None]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import math
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -170,13 +171,13 @@ def test_an_out_that_is_a_file_is_one_line_naming_out(swept, tmp_path, out):
     assert (tmp_path / "taken.md").read_text() == "mine\n"
 
 
+@pytest.mark.parametrize("sent", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 @pytest.mark.parametrize("command", ["report", "compare"])
-def test_ctrl_c_is_one_line_and_status_130(tmp_path, command):
-    """A real SIGINT to the console script while it waits on a tracking server that accepted
-    the connection and never answers (a real listening socket: the test knows the command
-    is inside its work, no sleep): one line, exit 130, not a KeyboardInterrupt traceback."""
-    import signal
-
+def test_ctrl_c_is_one_line_and_status_130(tmp_path, command, sent):
+    """A real SIGINT (or SIGTERM: before, it killed the command at once) to the console
+    script while it waits on a tracking server that accepted the connection and never
+    answers (a real listening socket: the test knows the command is inside its work, no
+    sleep): one line, exit 130, not a KeyboardInterrupt traceback."""
     with socket.socket() as server:
         server.bind(("127.0.0.1", 0))
         server.listen(8)
@@ -193,7 +194,7 @@ def test_ctrl_c_is_one_line_and_status_130(tmp_path, command):
         try:
             conn, _ = server.accept()  # it asks the server: now it is inside its work
             with conn:
-                proc.send_signal(signal.SIGINT)
+                proc.send_signal(sent)
                 out, err = proc.communicate(timeout=120)
         finally:
             proc.kill()

@@ -122,6 +122,45 @@ def test_an_interrupt_swallowed_by_library_code_still_ends_the_job():
                 # ... and the work goes on to its end, where the guard stops it
 
 
+def test_a_signal_swallowed_in_a_weakref_callback_is_raised_at_the_next_point(capfd):
+    """The command line's SIGTERM and Ctrl-C: one that landed where Python swallows it is
+    raised again, once, at the next interrupt_point, with no "Exception ignored" printed;
+    a SIGINT the shell ignores stays ignored; the handlers are restored after."""
+    import signal
+
+    from helpers.signals import swallowed_in_a_weakref_callback
+    from pruneflow.process import (
+        Interrupted,
+        interrupt_handled,
+        interrupt_point,
+        interrupts_kept,
+    )
+
+    before = signal.getsignal(signal.SIGTERM)
+    with interrupts_kept():
+        swallowed_in_a_weakref_callback(signal.SIGTERM)
+        with pytest.raises(Interrupted, match="terminated by SIGTERM"):
+            interrupt_point()
+        interrupt_point()  # raised once
+        swallowed_in_a_weakref_callback(signal.SIGINT)
+        with pytest.raises(KeyboardInterrupt) as err:
+            interrupt_point()
+        assert type(err.value) is KeyboardInterrupt  # Ctrl-C's own, as before
+        with pytest.raises(Interrupted):  # one that reaches the command ...
+            signal.raise_signal(signal.SIGTERM)
+        interrupt_handled()  # ... is handled there, not raised again
+        interrupt_point()
+    assert "Exception ignored" not in capfd.readouterr().err
+    assert signal.getsignal(signal.SIGTERM) is before
+
+    ignored = signal.signal(signal.SIGINT, signal.SIG_IGN)  # nohup, a shell's &
+    try:
+        with interrupts_kept():
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, ignored)
+
+
 def test_a_new_store_is_made_by_a_child_while_this_process_works(tmp_path):
     """prepare_store(..., meanwhile): a new sqlite store is made by another process while
     ``meanwhile`` runs here; for a store that exists, ``meanwhile`` is not run at all."""

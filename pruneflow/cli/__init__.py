@@ -14,11 +14,10 @@ from __future__ import annotations
 import difflib
 import importlib
 import re
-import signal
 import sys
 from typing import NoReturn
 
-from pruneflow.process import Interrupted
+from pruneflow.process import interrupt_handled, interrupt_point, interrupts_kept
 
 INTERRUPTED = 130  # the shell's status for a command ended by Ctrl-C
 # each pruneflow.cli.<command>.main(argv)
@@ -37,10 +36,6 @@ def unknown_command(word: str) -> str:
     )
 
 
-def _terminate(signum, frame) -> None:
-    raise Interrupted(f"terminated by {signal.Signals(signum).name}")
-
-
 def _interrupted() -> NoReturn:
     """Ctrl-C (or SIGTERM where it is turned into one): one line, the shell's status 130."""
     print("pruneflow: interrupted", file=sys.stderr)
@@ -51,9 +46,12 @@ def _subcommand(name: str, argv: list[str]) -> NoReturn:
     """``pruneflow NAME ARGV``: its ``main``'s status; Ctrl-C at any point (its imports
     included) is :func:`_interrupted`'s line, not a traceback."""
     try:
-        raise SystemExit(importlib.import_module(f"{__name__}.{name}").main(argv))
+        with interrupts_kept():
+            status = importlib.import_module(f"{__name__}.{name}").main(argv)
+            interrupt_point()  # one that landed where it was swallowed
     except KeyboardInterrupt:
         _interrupted()
+    raise SystemExit(status)
 
 
 def cli() -> None:
@@ -74,22 +72,24 @@ def cli() -> None:
     from pruneflow.study.sweep import end_open_sweeps
 
     check_swept_group_keys(sys.argv[1:])
-    signal.signal(signal.SIGTERM, _terminate)  # jobs install their own while they run
-    try:
-        with config_errors_exit_2():
-            main()
-    except KeyboardInterrupt:
-        _sweep_interrupted()
-    finally:
+    with interrupts_kept():  # jobs install their own SIGTERM handler while they run
         try:
-            end_open_sweeps(interrupted=False)  # a failed sweep (Hydra exits); no-op otherwise
-        except KeyboardInterrupt:  # a second signal as it ends
+            with config_errors_exit_2():
+                main()
+            interrupt_point()  # one that landed where it was swallowed, after the last point
+        except KeyboardInterrupt:
             _sweep_interrupted()
+        finally:
+            try:
+                end_open_sweeps(interrupted=False)  # a failed sweep (Hydra exits); else no-op
+            except KeyboardInterrupt:  # a second signal as it ends
+                _sweep_interrupted()
 
 
 def _sweep_interrupted() -> NoReturn:
     """:func:`_interrupted`, with a sweep's parent run (an open sweep's) ended KILLED first."""
     from pruneflow.study.sweep import end_open_sweeps
 
+    interrupt_handled()
     end_open_sweeps(interrupted=True)
     _interrupted()

@@ -39,7 +39,7 @@ from omegaconf import DictConfig, OmegaConf
 from pruneflow import __version__, results
 from pruneflow.config import check
 from pruneflow.errors import ConfigError, exit_on_user_error, one_line
-from pruneflow.process import process_alive, stderr_held
+from pruneflow.process import interrupt_point, process_alive, stderr_held
 from pruneflow.steps import import_libraries
 from pruneflow.study import search, summary
 from pruneflow.study.jobs import Job, Parent, Sweep, listed_ahead, skipped_jobs, sweep_jobs
@@ -232,6 +232,7 @@ def _end_parent(sweep: Sweep, parent: Parent, interrupted: bool) -> None:
     client = store_client(parent.uri)
     try:
         status = _close_parent(sweep, parent, interrupted, client)
+        interrupt_point()  # one swallowed on the way (a report's plots): the parent is KILLED
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):  # the parent still ends
             why = error_tags("interrupted as the sweep ended", "Interrupted")

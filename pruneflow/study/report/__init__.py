@@ -21,7 +21,7 @@ import shutil
 from pathlib import Path
 
 from pruneflow import results
-from pruneflow.process import process_alive
+from pruneflow.process import interrupt_point, process_alive
 from pruneflow.results import REPORT_MD, RUNS_CSV, SUMMARY_CSV
 from pruneflow.study.report import columns as col
 from pruneflow.study.report.interleaved import interleaved
@@ -104,6 +104,7 @@ def staged(out: Path, last: str):
     stage.mkdir()
     try:
         yield stage
+        interrupt_point()  # a Ctrl-C or SIGTERM swallowed while it was written: not published
         (out / last).unlink(missing_ok=True)
         for path in sorted(stage.iterdir(), key=lambda p: p.name == last):
             os.replace(path, out / path.name)
