@@ -167,12 +167,14 @@ def test_the_runner_script_runs_the_energy_pass_from_its_own_folder(tflite_bench
     assert len(r.times_ms) == 12 and e.source == "pmic" and e.failures == []
     assert e.run_end - e.run_start >= 0.5 and e.idle_end - e.idle_start >= 0.3
     assert e.images > 12  # cycling over the 12 decoded images
-    assert len(e.watts) >= 4 and set(e.watts) == {ps.pmic_watts(PMIC_TEXT)}
-    assert e.idle_start <= e.times[0] and e.times[-1] <= e.run_end + 0.5  # a last read in flight
+    assert len(e.watts) >= 2 and set(e.watts) == {ps.pmic_watts(PMIC_TEXT)}
+    # a last read in flight as the run ends: stamped at its middle, at most its timeout after
+    assert e.idle_start <= e.times[0] and e.times[-1] <= e.run_end + ps.READ_TIMEOUT_S
 
 
 # -- end to end through the console script, on this machine ------------------------------------
-SMALL = ["device.energy.window_s=0.5", "device.energy.idle_s=0.3", "device.energy.period_s=0.05"]
+# short, and still several reads of a stand-in meter (a shell script) each on a loaded machine
+SMALL = ["device.energy.window_s=0.8", "device.energy.idle_s=0.5", "device.energy.period_s=0.05"]
 TFLITE = ("tflite_fp32", "tflite_dynamic", "tflite_float16", "tflite_int8")
 
 

@@ -246,12 +246,13 @@ def test_an_ssh_device_times_only_while_it_holds_its_own_lock(sshd, tflite_bench
     def other_job():
         with timing_lock():
             held.set()
-            release.wait(10)
+            release.wait(60)
 
     thread = threading.Thread(target=other_job)
     thread.start()
-    held.wait(10)
-    threading.Timer(3.0, release.set).start()
+    assert held.wait(120)  # after any job of the other test process timing on this machine
+    # connecting, uploading and verifying come first: a few seconds on a loaded machine
+    threading.Timer(8.0, release.set).start()
     try:
         t0 = time.monotonic()
         with remote(sshd) as dev:
@@ -260,5 +261,4 @@ def test_an_ssh_device_times_only_while_it_holds_its_own_lock(sshd, tflite_bench
     finally:
         release.set()
         thread.join()
-    # connecting, uploading and verifying (well under a second here) go on while it waits
-    assert dev.timings["lock_wait_s"] >= 1.0 and waited >= 3.0, dev.timings
+    assert dev.timings["lock_wait_s"] >= 1.0 and waited >= 8.0, dev.timings

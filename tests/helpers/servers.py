@@ -49,7 +49,7 @@ class MlflowServer:
         folder: str | os.PathLike,
         port: int | None = None,
         backend_store_uri: str | None = None,
-        timeout_s: float = 60,
+        timeout_s: float = 180,
     ):
         self.dir = Path(folder).absolute()
         self.port = port or free_port()
@@ -175,7 +175,7 @@ class PostgresServer:
 
     database = "mlflow"
 
-    def __init__(self, folder: str | os.PathLike, port: int | None = None, timeout_s: float = 60):
+    def __init__(self, folder: str | os.PathLike, port: int | None = None, timeout_s: float = 180):
         self.dir = Path(folder).absolute()
         self.port = port or free_port()
         self.timeout_s = timeout_s
