@@ -16,16 +16,12 @@ Writes bench/results/models_cache_<MODEL>.json.
 from __future__ import annotations
 
 import json
-import os
-import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-from study_speed import MOBILENET
-from sweeps import clean_env, read_runs
+from study_speed import MOBILENET, pruneflow
+from sweeps import read_runs, spread
 
 from pruneflow.results import MODELS_FROM_TAG
 
@@ -38,16 +34,7 @@ SAME = ("baseline/accuracy", "sparsity", "tflite_int8/accuracy", "tflite_int8/si
 def study(work: Path, old: str | None, model: list[str]) -> tuple[float, list]:
     """Wall seconds of the threads study in ``work`` (with ``old``'s code first on the path)
     and its runs."""
-    env = clean_env()
-    if old:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [old, env.get("PYTHONPATH")]))
-    t0 = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, "-m", "pruneflow", *STUDY, *model], cwd=work, env=env, capture_output=True
-    )
-    wall = time.perf_counter() - t0
-    if proc.returncode != 0:
-        raise RuntimeError(proc.stderr.decode()[-3000:])
+    wall = pruneflow(work, [*STUDY, *model], old)["wall_s"]
     return wall, [r for r in read_runs(work) if "delegate.threads" in r.data.params]
 
 
@@ -72,11 +59,7 @@ def main() -> None:
         "model": name,
         "rounds": rounds,
         "walls_s": walls,
-        "ratio_cached_to_before": {
-            "min": min(ratios),
-            "median": statistics.median(ratios),
-            "max": max(ratios),
-        },
+        "ratio_cached_to_before": spread(ratios),
         "jobs_that_timed_another_job_s_models": reused,
         "one_set_of_measures": same,
     }

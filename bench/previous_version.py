@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from sweeps import clean_env, read_runs
+from sweeps import clean_env, read_runs, spread
 
 from pruneflow.results import JOB_KEY_TAG
 
@@ -92,11 +92,7 @@ def main() -> None:
     result = {
         "rounds": rounds,
         "walls_s": walls,
-        "ratio_this_to_previous": {
-            "min": min(ratios),
-            "median": statistics.median(ratios),
-            "max": max(ratios),
-        },
+        "ratio_this_to_previous": spread(ratios),
         "latency_p50_ratio_median": p50,
         "figures_that_differ": differ,
         "numbers": numbers,

@@ -33,7 +33,7 @@ from datetime import datetime
 from pathlib import Path
 
 from parts import run_parts
-from sweeps import clean_env, read_runs
+from sweeps import clean_env, read_runs, spread
 
 STAGES = ("check", "data", "train", "prune", "cluster", "qat", "convert", "evaluate", "benchmark")
 MOBILENET = [
@@ -118,8 +118,8 @@ def mobilenet(tmp: Path, rounds: int) -> dict:
     return {
         "this": rows["this"],
         "previous": rows["previous"],
-        "job_ratio": _spread([a["wall_s"] / b["wall_s"] for a, b in pairs]),
-        "convert_ratio": _spread(
+        "job_ratio": spread([a["wall_s"] / b["wall_s"] for a, b in pairs]),
+        "convert_ratio": spread(
             [a["stages_s"]["convert"] / b["stages_s"]["convert"] for a, b in pairs]
         ),
     }
@@ -149,14 +149,14 @@ def growth(tmp: Path, rounds: int) -> dict:
         )
         for name in result["this_9"][0]["runs_s"]
     ]
-    result["same_jobs_9_over_45"] = _spread(same)
+    result["same_jobs_9_over_45"] = spread(same)
     result["between_runs_per_job_s"] = {
         k: statistics.median(r["between_runs_s"] / r["jobs"] for r in v)
         for k, v in result.items()
         if k.startswith(("this_", "previous_")) and isinstance(v, list)
     }
     if old:
-        result["this_over_previous_45"] = _spread(
+        result["this_over_previous_45"] = spread(
             [
                 a["wall_s"] / b["wall_s"]
                 for a, b in zip(result["this_45"], result["previous_45"], strict=True)
@@ -197,16 +197,12 @@ def workers(tmp: Path, rounds: int) -> dict:
             "auto_workers": conversion_workers(model, len(variants)),
             "serial_s": seconds[0],
             "worker_s": seconds[1],
-            "worker_over_serial": _spread(
+            "worker_over_serial": spread(
                 [a / b for a, b in zip(seconds[1], seconds[0], strict=True)]
             ),
             "same_files": files[0] == files[1],
         }
     return result
-
-
-def _spread(values: list[float]) -> dict:
-    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
 
 if __name__ == "__main__":

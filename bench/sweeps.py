@@ -4,6 +4,7 @@ They are the tests' own helpers (tests/helpers/), so both run pruneflow the same
 
 from __future__ import annotations
 
+import statistics
 import sys
 from pathlib import Path
 
@@ -12,7 +13,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from helpers.cli import clean_env, run_cli  # noqa: E402
 from helpers.cli import read_runs as _read_runs  # noqa: E402
 
-__all__ = ["PAPER_METHOD", "clean_env", "read_runs", "run_pruneflow"]
+__all__ = ["PAPER_METHOD", "clean_env", "read_runs", "run_pruneflow", "spread"]
 
 # The paper's pruning recipe (and pruneflow's default before issue #11): the prune=paper option
 # (conf/prune/paper.yaml).
@@ -29,3 +30,9 @@ def run_pruneflow(cwd: str | Path, *args: str) -> None:
 def read_runs(cwd: str | Path) -> list:
     """Every MLflow run in ``cwd``'s default store, oldest first."""
     return _read_runs(Path(cwd))[1]
+
+
+def spread(values: list[float]) -> dict:
+    """Min, median and max of ``values`` (ratios measured pair by pair, as BENCHMARKS.md gives
+    them)."""
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}

@@ -141,12 +141,13 @@ class Config:
         names (:func:`pruneflow.identity.by_content`)."""
         return digest(self._work(), 16)
 
-    @property
-    def models_key(self) -> str:
-        """Identity of the models a job makes: its :attr:`job_key`'s description without the
-        sections that say only where and how they are timed (:data:`NOT_IN_MODELS_KEY`)."""
+    def keys(self) -> tuple[str, str]:
+        """The :attr:`job_key`, and the identity of the models a job makes: the same
+        description without the sections that say only where and how they are timed
+        (:data:`NOT_IN_MODELS_KEY`); from one description, each file it names read once."""
         work = self._work()
-        return digest({k: v for k, v in work.items() if k not in NOT_IN_MODELS_KEY}, 16)
+        models = {k: v for k, v in work.items() if k not in NOT_IN_MODELS_KEY}
+        return digest(work, 16), digest(models, 16)
 
     def _work(self) -> dict[str, Any]:
         spec = {k: v for k, v in self.as_dict().items() if k not in NOT_IN_JOB_KEY}

@@ -38,7 +38,7 @@ LINKS_FILE = ".models-cache-links"  # in a job's output folder: its files linked
 
 
 def models_key(models_spec: str, code: str) -> str:
-    """The key of an entry: the job's models identity (``Config.models_key``) and the code."""
+    """The key of an entry: the job's models identity (``Config.keys``) and the code."""
     return digest({"models": models_spec, "code": code}, 24)
 
 
@@ -108,12 +108,13 @@ class ModelsCache:
                 log.info("models not cached: %s is not under %s", path, out)
                 return False
             rels[Path(path)] = resolved.relative_to(out).as_posix()
+        kept = set(rels.values())
         try:
             with written_whole(self.entry) as tmp:
-                for rel in set(rels.values()):
+                for rel in kept:
                     _place(out / rel, tmp / FILES_DIR / rel)
-                _linked(out, set(rels.values()))
-                files = {rel: file_digest(tmp / FILES_DIR / rel) for rel in set(rels.values())}
+                _linked(out, kept)
+                files = {rel: file_digest(tmp / FILES_DIR / rel) for rel in kept}
                 meta = {
                     "run_id": run_id,
                     "records": [_plain(rec, rels) for rec in made.records],

@@ -221,12 +221,13 @@ def _stages(
     key = config.job_key  # the run's tag
     with timer("data"):
         data = instantiate(config.dataset)
-    if config.job_key != key:  # the files changed as they loaded (tfds downloaded them): the
-        tr.set_tags({results.JOB_KEY_TAG: config.job_key})  # key the next run will have
+    job_key, models_key = config.keys()
+    if job_key != key:  # the files changed as they loaded (tfds downloaded them): the
+        tr.set_tags({results.JOB_KEY_TAG: job_key})  # key the next run will have
 
     # the models of a job that differed only in where and how they were timed: timed again
     cache = models_cache.ModelsCache(
-        config.paths.cache_dir, models_cache.models_key(config.models_key, code)
+        config.paths.cache_dir, models_cache.models_key(models_key, code)
     )
     with cache.locked():
         made = cache.load(out)

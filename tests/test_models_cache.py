@@ -21,7 +21,7 @@ MADE_HERE = ("time/train_s", "time/prune_s", "time/convert_s", "time/evaluate_s"
 
 def _key(*overrides: str) -> tuple[str, str]:
     config = check(compose([*TINY, *overrides]))
-    return config.job_key, config.models_key
+    return config.keys()
 
 
 def test_the_models_key_leaves_out_only_where_and_how_the_models_are_timed():
